@@ -1,0 +1,45 @@
+# The README's two commands: `make demo` and `make test`. Both start from nothing:
+# they create .venv, install bcai (with a pinned CPU PyTorch), then run.
+#
+# CUDA users: override the torch requirement, e.g.
+#   make test TORCH_SPEC="torch==2.13.0" PIP_TORCH_ARGS="--index-url https://download.pytorch.org/whl/cu128"
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PIP_TORCH_ARGS ?=
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-slow test-e2e bench sysdeps clean
+
+# System libraries the sandboxes need (libseccomp); installed only when missing.
+sysdeps:
+	@if ! ldconfig -p 2>/dev/null | grep -q libseccomp.so.2; then \
+		echo "installing libseccomp2 (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libseccomp2 >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml | sysdeps
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH_SPEC)" $(PIP_TORCH_ARGS)
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/bcai demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Long soaks and big simulations.
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .hypothesis
