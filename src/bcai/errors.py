@@ -112,3 +112,46 @@ class KeyStoreError(BcaiError):
 
     code = "keystore"
     exit_code = 2
+
+
+# --- node -----------------------------------------------------------------------------
+
+
+class NodeError(BcaiError):
+    """Base for errors of the node process: mempool, configuration, lifecycle."""
+
+    code = "node"
+
+
+class MempoolError(NodeError):
+    """Base for transactions the mempool will not hold (the tx may be valid later)."""
+
+    code = "mempool"
+    http_status = 409
+
+
+class MempoolFull(MempoolError):
+    """Raised when the mempool is at its limit and the tx does not pay more than what it holds."""
+
+    code = "mempool_full"
+    http_status = 503
+    retryable = True
+
+
+class TxAlreadyKnown(MempoolError):
+    """Raised when the mempool already holds (or just committed) a tx with the same hash."""
+
+    code = "tx_already_known"
+
+
+class NonceTooFarAhead(MempoolError):
+    """Raised when a tx's nonce leaves a gap larger than the per-sender queue allows."""
+
+    code = "nonce_too_far_ahead"
+    retryable = True
+
+
+class FeeTooLowToReplace(MempoolError):
+    """Raised when a tx replaces a pending one (same sender and nonce) without a 10% higher fee."""
+
+    code = "fee_too_low_to_replace"
