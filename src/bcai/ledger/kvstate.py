@@ -96,6 +96,7 @@ class KVState:
         self._levels: list[dict[int, bytes]] = [{} for _ in range(BUCKET_BITS + 1)]
         self._journal: list[tuple[bytes, object]] | None = None
         self._marks: list[int] = []  # journal length at each open checkpoint
+        self._changed: set[bytes] = set()  # keys written since the last `take_changes`
 
     # -- reads -------------------------------------------------------------------------
 
@@ -129,6 +130,7 @@ class KVState:
             self._index(key)
         self._data[key] = value
         self._dirty.add(compute_bucket(key))
+        self._changed.add(key)
 
     def delete(self, key: bytes) -> None:
         old = self._data.get(key, _MISSING)
@@ -139,6 +141,13 @@ class KVState:
         del self._data[key]
         self._unindex(key)
         self._dirty.add(compute_bucket(key))
+        self._changed.add(key)
+
+    def take_changes(self) -> dict[bytes, bytes | None]:
+        """Entries written since the last call (None: deleted), for incremental persistence."""
+        changes = {key: self._data.get(key) for key in self._changed}
+        self._changed = set()
+        return changes
 
     def _index(self, key: bytes) -> None:
         self._bucket_keys.setdefault(compute_bucket(key), set()).add(key)
@@ -181,6 +190,7 @@ class KVState:
                     self._index(key)
                 self._data[key] = old  # type: ignore[assignment]
             self._dirty.add(compute_bucket(key))
+            self._changed.add(key)
         self._close(token)
 
     def commit(self, token: int) -> None:
@@ -241,4 +251,5 @@ class KVState:
             other._index(key)
         self.root()
         other._levels = [dict(level) for level in self._levels]
+        other._changed = set(self._changed)
         return other
