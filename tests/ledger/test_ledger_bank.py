@@ -133,6 +133,7 @@ def test_invalid_tx_too_large(chain):
         encode({"a": 1}),
         encode([encode({"kind": "transfer"}), b"\x00" * 64]),
     ],
+    ids=["empty", "not_cbor", "one_item", "ints", "map", "bad_payload"],
 )
 def test_invalid_malformed_bytes(chain, raw):
     chain.reject(raw, error=MalformedTransaction)
