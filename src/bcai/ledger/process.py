@@ -110,6 +110,19 @@ def process_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
     return tx
 
 
+def check_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
+    """Would `tx` apply on `state` now? Raises `InvalidTransaction` if not; never changes the state.
+
+    For mempool admission and the API: it applies the tx inside a checkpoint and rolls back.
+    """
+    kv = state.kv
+    mark = kv.checkpoint()
+    try:
+        return process_tx(state, tx)
+    finally:
+        kv.rollback(mark)
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerBlock:
     """What the ledger needs from a block: the consensus engine builds it from the real one.
