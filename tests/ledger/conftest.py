@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -153,5 +154,5 @@ def chain(request: pytest.FixtureRequest) -> Any:
     c = Chain()
     yield c
     if os.environ.get("BCAI_WRITE_VECTORS") == "1" and c.steps:
-        name = request.node.name.replace("[", "_").replace("]", "").replace("/", "_")
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", request.node.name).strip("_")
         c.write_vector(name)
