@@ -62,9 +62,18 @@ class PythonSandbox:
 
     `run_as_uid`: the uid children drop to when this process is root (default `nobody`);
     ignored when not root (children keep our uid, and RLIMIT_NPROC=0 binds them).
+    `workdir_root`: where the private work dirs are made (default: the system temp dir).
     """
 
-    def __init__(self, *, run_as_uid: int = NOBODY_UID, run_as_gid: int = NOBODY_GID, startup_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        run_as_uid: int = NOBODY_UID,
+        run_as_gid: int = NOBODY_GID,
+        workdir_root: str | None = None,
+        startup_timeout_s: float = 60.0,
+    ) -> None:
+        self._workdir_root = workdir_root
         self._lock = threading.Lock()
         self._startup_timeout_s = startup_timeout_s
         self._drop = (run_as_uid, run_as_gid) if os.geteuid() == 0 else None
@@ -73,6 +82,11 @@ class PythonSandbox:
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def zygote_pid(self) -> int | None:
+        """The fork server's pid while it runs (its children are the live executions)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def start(self) -> None:
         """Start the zygote now (otherwise the first `run` does)."""
@@ -175,7 +189,7 @@ class PythonSandbox:
         if not isinstance(code, str):
             raise ConfigError("code must be a str")
         expected = _check_expected(expected_outputs)
-        workdir = tempfile.mkdtemp(prefix="bcai-sandbox-")
+        workdir = tempfile.mkdtemp(prefix="bcai-sandbox-", dir=self._workdir_root)
         try:
             job = _encode_job(code, inputs or {}, constraints, workdir, self._drop)
             if self._drop is not None:

@@ -42,7 +42,8 @@ from bcai.sandbox.python.frames import Frame, FrameError, decode_frame, encode_f
 JOB_FD = 3
 RESULT_FD = 4
 PROGRAM_NAME = "<sandbox>"
-_NOBODY = 65534
+#: The main thread's stack: deep C recursion ends in SIGSEGV here, not in a swapping host.
+_STACK_BYTES = 8 << 20
 
 
 class SandboxViolation(Exception):
@@ -230,6 +231,7 @@ def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: int | None) -
         resource.RLIMIT_FSIZE: int(constraints["max_file_size_mb"]) << 20,
         resource.RLIMIT_AS: _vm_size() + (int(constraints["max_memory_mb"]) << 20),
         resource.RLIMIT_MEMLOCK: 0,
+        resource.RLIMIT_STACK: _STACK_BYTES,
         resource.RLIMIT_MSGQUEUE: 0,
     }
     for which, value in limits.items():

@@ -63,7 +63,7 @@ def encode_frame(header: Mapping[str, Any], tensors: Mapping[str, Any]) -> bytes
         array = np.asarray(value)
         if array.dtype.kind not in "biufc":
             raise FrameError(f"tensor {name!r} has dtype {array.dtype}, not a numeric or bool dtype")
-        array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        array = np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C")
         dtype = compute_dtype_str(array)
         if dtype not in ALLOWED_DTYPES:
             raise FrameError(f"tensor {name!r} has dtype {dtype}, which cannot cross the boundary")

@@ -93,9 +93,9 @@ def compute_module_bytes(source: bytes | str) -> bytes:
 
 
 def _first_line(exc: BaseException) -> str:
-    if isinstance(exc, wasmtime.Trap):
-        text = exc.message.strip()
-        return text.splitlines()[0] if text else "trap"
+    text = str(exc).strip()
+    if "Caused by:" in text:  # wasmtime: "error while executing at ... Caused by: <reason>"
+        return text.split("Caused by:")[-1].strip().splitlines()[0]
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
