@@ -26,7 +26,9 @@ from bcai.sandbox.wasm.limits import WasmLimits
 
 WASM_MAGIC = b"\0asm"
 MAX_MODULE_BYTES = 64 * 1024 * 1024
-_PAGE = 65536
+#: How close to its memory cap a failed module must be for the failure to count as
+#: memory_limit (covers grow loops of up to 16 pages per step).
+GROW_SLACK_BYTES = 16 * 65536
 _MODULE_CACHE_SIZE = 32
 
 
@@ -237,10 +239,10 @@ def _classify(
     if state.fault is not None:
         return state.fault.kind, str(state.fault)
     if isinstance(failure, wasmtime.Trap):
-        # memory.grow past the store limit returns -1 instead of trapping; a module that
-        # then fails in any way (trap, fuel, deadline) with its memory at the cap failed
-        # because of the cap.
-        if memory + _PAGE > limits.max_memory_bytes:
+        # memory.grow past the store limit returns -1 instead of trapping (wasmtime-py
+        # exposes no grow hook); a module that then fails in any way (trap, fuel,
+        # deadline) with its memory within GROW_SLACK of the cap failed because of it.
+        if memory > 0 and memory + GROW_SLACK_BYTES > limits.max_memory_bytes:
             return "memory_limit", f"the module reached its memory limit ({limits.max_memory_bytes} bytes) and then failed: {_first_line(failure)}"
         code = failure.trap_code
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
