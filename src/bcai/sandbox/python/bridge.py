@@ -37,6 +37,7 @@ from bcai.sandbox.python.frames import (
     encode_frame,
     is_valid_name,
 )
+from bcai.sandbox.python.privileges import get_python_paths, is_world_readable
 from bcai.sandbox.python.zygote import READY, STATUS
 from bcai.sandbox.result import (
     PYTHON_ERROR_KINDS,
@@ -60,8 +61,10 @@ _REAP_GRACE_S = 10.0
 class PythonSandbox:
     """Runs Python programs, each in its own fresh process. Thread-safe; close() when done.
 
-    `run_as_uid`: the uid children drop to when this process is root (default `nobody`);
-    ignored when not root (children keep our uid, and RLIMIT_NPROC=0 binds them).
+    `run_as_uid`: the uid children drop to when this process is root (default `nobody`)
+    and that uid can read the Python installation; otherwise root children keep uid 0
+    with every capability dropped; `drop_root` ("auto", "user", "capabilities") forces
+    one mode. Not root: children keep our uid, RLIMIT_NPROC=0.
     `workdir_root`: where the private work dirs are made (default: the system temp dir).
     """
 
@@ -71,17 +74,31 @@ class PythonSandbox:
         run_as_uid: int = NOBODY_UID,
         run_as_gid: int = NOBODY_GID,
         workdir_root: str | None = None,
+        drop_root: str = "auto",
         startup_timeout_s: float = 60.0,
     ) -> None:
         self._workdir_root = workdir_root
         self._lock = threading.Lock()
         self._startup_timeout_s = startup_timeout_s
-        self._drop = (run_as_uid, run_as_gid) if os.geteuid() == 0 else None
+        # Root children become `run_as_uid` when it can read the Python installation,
+        # otherwise they stay uid 0 with no capabilities (see privileges.py).
+        if drop_root not in ("auto", "user", "capabilities"):
+            raise ConfigError(f"drop_root must be auto, user or capabilities, not {drop_root!r}")
+        if drop_root == "auto":
+            drop_root = "user" if is_world_readable([*get_python_paths(), _SRC_ROOT]) else "capabilities"
+        self._drop = (run_as_uid, run_as_gid) if os.geteuid() == 0 and drop_root == "user" else None
         self._proc: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def privilege_mode(self) -> str:
+        """How children give up root: "user <uid>", "no-capabilities" or "unprivileged"."""
+        if os.geteuid() != 0:
+            return "unprivileged"
+        return f"user {self._drop[0]}" if self._drop else "no-capabilities"
 
     @property
     def zygote_pid(self) -> int | None:
@@ -329,7 +346,7 @@ def _encode_job(code: str, inputs: Mapping[str, Any], constraints: PythonConstra
         "code": code,
         "constraints": constraints.to_wire(),
         "workdir": workdir,
-        "drop_to_uid": drop[0] if drop else None,
+        "drop_to": list(drop) if drop else None,
     }
     try:
         return encode_frame(header, inputs)

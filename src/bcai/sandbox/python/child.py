@@ -8,7 +8,9 @@ done; no process is ever reused. Order matters, each step before untrusted code 
    address space = current size + `max_memory_mb`), stdout/stderr to /dev/null;
 3. Landlock: read-only access to the Python installation and system libraries, full
    access to the work dir, nothing else (and no TCP unless granted);
-4. when running as root: drop to `nobody` (no groups), then RLIMIT_NPROC = 0;
+4. when running as root: drop to `nobody` (no groups) or, where `nobody` cannot read the
+   Python installation, keep uid 0 with every capability dropped (`privileges.py`);
+   not root: RLIMIT_NPROC = 0;
 5. seccomp (see `seccomp_filter.py`);
 6. empty the environment, install the audit hook and the import guard, run the code.
 
@@ -36,7 +38,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from bcai.sandbox.python import landlock, seccomp_filter
+from bcai.sandbox.python import landlock, privileges, seccomp_filter
 from bcai.sandbox.python.frames import Frame, FrameError, decode_frame, encode_frame
 
 JOB_FD = 3
@@ -217,7 +219,7 @@ def _vm_size() -> int:
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: int | None) -> None:
+def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, int] | None) -> None:
     os.chdir(workdir)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -244,9 +246,9 @@ def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: int | None) -
         deny_network=not constraints["network_access"],
     )
     if drop_to is not None:
-        os.setgroups([])
-        os.setresgid(drop_to, drop_to, drop_to)
-        os.setresuid(drop_to, drop_to, drop_to)
+        privileges.drop_to_user(drop_to[0], drop_to[1])
+    elif os.geteuid() == 0:
+        privileges.drop_capabilities()
     if os.geteuid() != 0:
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
     seccomp_filter.load_filter(os.getpid(), bool(constraints["network_access"]))
@@ -298,7 +300,8 @@ def _run(frame: Frame) -> bytes:
     header = frame.header
     constraints = header["constraints"]
     workdir = os.path.realpath(header["workdir"])
-    drop_to = header.get("drop_to_uid")
+    drop = header.get("drop_to")
+    drop_to = (int(drop[0]), int(drop[1])) if isinstance(drop, list) and len(drop) == 2 else None
     code = header["code"]
     try:
         compiled = compile(code, PROGRAM_NAME, "exec", dont_inherit=True)
@@ -308,7 +311,7 @@ def _run(frame: Frame) -> bytes:
     for name, array in frame.tensors.items():
         array.flags.writeable = False
         inputs[name] = array
-    _lock_down(constraints, workdir, drop_to if isinstance(drop_to, int) else None)
+    _lock_down(constraints, workdir, drop_to)
     os.environ.clear()
     guard = _Guard(constraints, workdir, tuple(p + os.sep if os.path.isdir(p) else p for p in _trusted_read_paths()))
     program: dict[str, Any] = {"__name__": "__sandbox__", "inputs": inputs, "outputs": {}}
