@@ -191,3 +191,15 @@ def test_root_children_give_up_root(workroot, mode, uid):
 def test_invalid_drop_root_mode():
     with pytest.raises(ConfigError):
         PythonSandbox(drop_root="sometimes")
+
+
+def test_concurrent_runs_do_not_mix(sandbox):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int):
+        return i, sandbox.run("outputs['y'] = inputs['x'] + 1", {"x": np.full(3, i)}, FAST)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for i, result in pool.map(one, range(12)):
+            assert result.ok, result.message
+            assert result.outputs["y"].tolist() == [i + 1] * 3

@@ -231,11 +231,8 @@ class PythonSandbox:
             return self._supervise(pidfd, job, job_w, result_r, status_r, constraints, expected)
         finally:
             _kill(pidfd)
-            for fd in (pidfd, job_w, result_r, status_r):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            for fd in (pidfd, result_r, status_r):  # _supervise closes job_w itself
+                os.close(fd)
 
     def _supervise(
         self, pidfd: int, job: bytes, job_w: int, result_r: int, status_r: int,
@@ -245,7 +242,8 @@ class PythonSandbox:
             _write_all(job_w, job)
         except BrokenPipeError:
             pass  # the child died before reading: its status says why
-        os.close(job_w)
+        finally:
+            os.close(job_w)
         start = time.perf_counter()
         deadline = start + constraints.max_execution_time_ms / 1000
         cap = constraints.max_output_bytes + MAX_HEADER_BYTES + 4 * constraints.max_log_bytes

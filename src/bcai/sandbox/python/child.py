@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import functools
 import fcntl
 import io
 import math
@@ -203,7 +204,10 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _trusted_read_paths() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def get_trusted_read_paths() -> tuple[str, ...]:
+    """The Python installation and system libraries (read-only). Cached: the zygote
+    computes it once before its first fork, so children inherit the answer."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         paths.add(sysconfig.get_paths()[key])
@@ -211,7 +215,12 @@ def _trusted_read_paths() -> list[str]:
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     paths.add(package_root)
     paths.update(("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", "/etc/ld.so.cache"))
-    return sorted(os.path.realpath(p) for p in paths)
+    return tuple(sorted(os.path.realpath(p) for p in paths))
+
+
+@functools.lru_cache(maxsize=1)
+def get_trusted_prefixes() -> tuple[str, ...]:
+    return tuple(p + os.sep if os.path.isdir(p) else p for p in get_trusted_read_paths())
 
 
 def _vm_size() -> int:
@@ -239,7 +248,7 @@ def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, in
     for which, value in limits.items():
         resource.setrlimit(which, (value, value))
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
-    trusted = _trusted_read_paths()
+    trusted = get_trusted_read_paths()
     landlock.restrict_filesystem(
         read_only=[*trusted, "/dev/urandom", "/dev/null"],
         read_write=[workdir],
@@ -313,7 +322,7 @@ def _run(frame: Frame) -> bytes:
         inputs[name] = array
     _lock_down(constraints, workdir, drop_to)
     os.environ.clear()
-    guard = _Guard(constraints, workdir, tuple(p + os.sep if os.path.isdir(p) else p for p in _trusted_read_paths()))
+    guard = _Guard(constraints, workdir, get_trusted_prefixes())
     program: dict[str, Any] = {"__name__": "__sandbox__", "inputs": inputs, "outputs": {}}
     guarded = _make_import(guard, builtins.__import__, program)
     program["__builtins__"] = compute_safe_builtins(guarded)

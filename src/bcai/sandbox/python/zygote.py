@@ -31,6 +31,7 @@ def main(control_fd: int) -> None:
 
     from bcai.sandbox.python import child, constraints  # noqa: F401
 
+    child.get_trusted_prefixes()
     for name in constraints.DEFAULT_ALLOWED_IMPORTS:
         try:
             __import__(name)
