@@ -2,7 +2,7 @@
 
 Three engines run the same modules side by side: production (fuel + epoch deadline),
 epoch deadline only (fuel off), and bare (neither: the physical floor of wasmtime's
-code). Goal: metered at most 1.5x the unmetered time. Each figure is the fastest of 7
+code). Goal: metered at most 1.5x the unmetered time. Each figure is the fastest of 15
 interleaved executions (compile cached, so this is instantiate + run).
 
 Run: .venv/bin/python benchmarks/sandbox_wasm.py
@@ -77,7 +77,7 @@ FNV = f"""(module {OUT} (memory (export "memory") 65)
 WORKLOADS = {"collatz (int, branches)": COLLATZ, "matmul 160 (f64, memory)": MATMUL, "fnv-1a 4 MiB x6 (bytes)": FNV}
 
 
-def _best_ms(engines: list[WasmEngine], module: str, limits: WasmLimits, rounds: int = 7) -> tuple[list[float], set[str], int | None]:
+def _best_ms(engines: list[WasmEngine], module: str, limits: WasmLimits, rounds: int = 15) -> tuple[list[float], set[str], int | None]:
     """Interleave the engines round by round (so machine load hits all alike); keep each
     engine's fastest run, the least noisy estimate on a shared machine."""
     best = [float("inf")] * len(engines)
