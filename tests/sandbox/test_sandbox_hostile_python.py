@@ -1,8 +1,9 @@
 """The hostile corpus (tests/sandbox/hostile/python/*.py): each program must end in the
 error kind its `# expect:` line names and leave no trace outside its sandbox.
 
-Programs that start by disarming the audit hook (a frame walk any program can do) check
-that the OS layers (seccomp, Landlock, rlimits, uid) hold on their own.
+Programs with a `# prelude: disarm` line get `hostile/disarm_prelude.txt` there: it
+disarms the audit hook (a frame walk any program can do), so those cases check that the
+OS layers (seccomp, Landlock, rlimits, uid/capabilities) hold on their own.
 """
 
 import os
@@ -13,12 +14,13 @@ import pytest
 from bcai.sandbox.python import PythonConstraints
 
 CORPUS = Path(__file__).parent / "hostile" / "python"
+DISARM = (Path(__file__).parent / "hostile" / "disarm_prelude.txt").read_text()
 CANARY = Path("/tmp/bcai-hostile-canary")
 CASES = sorted(CORPUS.glob("*.py"))
 
 
 def _parse(path: Path) -> tuple[str, str, dict[str, object]]:
-    code = path.read_text()
+    code = path.read_text().replace("# prelude: disarm\n", DISARM)
     expect, overrides = None, {}
     for line in code.splitlines():
         if line.startswith("# expect:"):

@@ -1,6 +1,7 @@
 """The Python bridge: the program interface, tensors in and out, constraints, metrics."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,20 +163,11 @@ def test_invalid_inputs_are_refused(sandbox):
         sandbox.run("pass", {}, FAST, expected_outputs="y")
 
 
-DISARMED_UID = '''
-try:
-    1/0
-except ZeroDivisionError as e:
-    _f = e.__traceback__.tb_frame
-    while _f is not None and "guard" not in _f.f_locals:
-        _f = _f.f_back
-    _f.f_locals["guard"].armed = False
-    del _f
-OS = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == "_wrap_close"][0].__init__.__globals__
+DISARMED_UID = (Path(__file__).parent / "hostile" / "disarm_prelude.txt").read_text() + """
 outputs["uid"] = OS["getuid"]()
 import numpy as np
 outputs["y"] = np.arange(3) * 2
-'''
+"""
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root children change uid")

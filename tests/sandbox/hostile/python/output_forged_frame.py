@@ -1,13 +1,5 @@
 # expect: output_invalid
 # Write a forged, malformed result frame straight into the result pipe and leave.
-try:
-    1/0
-except ZeroDivisionError as e:
-    _f = e.__traceback__.tb_frame
-    while _f is not None and "guard" not in _f.f_locals:
-        _f = _f.f_back
-    _f.f_locals["guard"].armed = False
-    del _f
-OS = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == "_wrap_close"][0].__init__.__globals__
+# prelude: disarm
 OS["write"](4, b"BCSB\x00\x00\x00\x05garbage-and-more")
 OS["_exit"](0)

@@ -1,14 +1,6 @@
 # expect: forbidden
 # os.system gets EPERM from seccomp (returns an error status); we then refuse to go on.
-try:
-    1/0
-except ZeroDivisionError as e:
-    _f = e.__traceback__.tb_frame
-    while _f is not None and "guard" not in _f.f_locals:
-        _f = _f.f_back
-    _f.f_locals["guard"].armed = False
-    del _f
-OS = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == "_wrap_close"][0].__init__.__globals__
+# prelude: disarm
 status = OS["system"]("touch /tmp/bcai-hostile-canary")
 if status != 0:
     raise PermissionError(1, "system() could not start a shell")
