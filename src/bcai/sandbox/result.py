@@ -111,8 +111,3 @@ def compute_error(
     if kind not in SANDBOX_ERRORS:
         raise ValueError(f"unknown sandbox error kind {kind!r}")
     return ExecutionResult("error", kind, message, MappingProxyType({}), metrics, log)
-
-
-def raise_for_kind(kind: str, message: str) -> SandboxError:
-    """The exception for `kind` (to `raise` at the call site)."""
-    return SANDBOX_ERRORS.get(kind, SandboxError)(message)

@@ -5,7 +5,8 @@
 - `constraints.py`: `PythonConstraints` and the import allow-lists;
 - `frames.py`: the tensor wire format (raw bytes + dtype/shape header, never pickle);
 - `zygote.py`: the fork server; `child.py`: what each child does to lock itself down and
-  run the program; `seccomp_filter.py` and `landlock.py`: the kernel filters it loads.
+  run the program; `seccomp_filter.py` and `landlock.py`: the kernel filters it loads;
+  `privileges.py`: giving up root (become `nobody`, or uid 0 without capabilities).
 """
 
 from bcai.sandbox.python.bridge import PythonSandbox, get_default_sandbox, run_python

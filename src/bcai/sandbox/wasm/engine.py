@@ -14,7 +14,8 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Sequence
 
 import wasmtime
@@ -227,9 +228,6 @@ class WasmEngine:
 
 
 def _with_return(result: ExecutionResult, returned: object) -> ExecutionResult:
-    from dataclasses import replace
-    from types import MappingProxyType
-
     return replace(result, extra=MappingProxyType({"return_value": returned}))
 
 
