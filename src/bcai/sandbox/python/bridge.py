@@ -300,8 +300,8 @@ def _classify(
     except FrameError as exc:
         return compute_error("output_invalid", f"the result frame is malformed: {exc}", metrics)
     header = frame.header
-    log = header.get("log") if isinstance(header.get("log"), str) else ""
-    log = log[: constraints.max_log_bytes]
+    raw_log = header.get("log")
+    log = raw_log[: constraints.max_log_bytes] if isinstance(raw_log, str) else ""
     if header.get("status") == "error":
         kind, message = header.get("kind"), header.get("message")
         if kind not in PYTHON_ERROR_KINDS or not isinstance(message, str):

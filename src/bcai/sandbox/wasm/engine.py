@@ -193,17 +193,18 @@ class WasmEngine:
         if self.interruptible:
             store.set_epoch_deadline(math.ceil(limits.timeout_ms / self.tick_ms) + 1)
         linker = wasmtime.Linker(self.engine)
-        for name, func in compute_host_functions(state).items():
-            linker.define_func(HOST_MODULE, name, compute_func_type(name), func, access_caller=True)
+        for name, host_func in compute_host_functions(state).items():
+            linker.define_func(HOST_MODULE, name, compute_func_type(name), host_func, access_caller=True)
         instance: wasmtime.Instance | None = None
         failure: BaseException | None = None
         returned = None
         with self._ticker:
             try:
                 instance = linker.instantiate(store, module)
-                func = instance.exports(store)[entry]
-                assert isinstance(func, wasmtime.Func)
-                returned = func(store)
+                entry_func = instance.exports(store)[entry]
+                if not isinstance(entry_func, wasmtime.Func):  # check_entry ruled this out
+                    raise wasmtime.WasmtimeError(f"export {entry!r} is not a function")
+                returned = entry_func(store)
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
                 failure = exc
             except Exception as exc:  # a host function's own exception, re-raised by wasmtime-py
