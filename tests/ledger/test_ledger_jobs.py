@@ -13,7 +13,7 @@ from bcai.ledger import (
 )
 from bcai.ledger.jobs import compute_evaluator_assignment
 from bcai.ledger.state import Evaluator
-from conftest import CAPS
+from ledger_support import CAPS
 
 SPEC = Cid.of(b"job spec")
 MODEL = Cid.of(b"model weights")

@@ -8,7 +8,7 @@ from bcai.ledger import (
     Attest, Bond, Burn, CancelJob, PostJob, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, Unbond,
     Volunteer, check_invariants, compute_supply_breakdown, compute_total_supply,
 )
-from conftest import CAPS, Chain
+from ledger_support import CAPS, Chain
 
 ACTORS = ("alice", "bob", "carol", "worker1", "worker2", "eval1", "eval2", "eval3", "val1")
 MODELS = (Cid.of(b"m1"), Cid.of(b"m2"))

@@ -32,7 +32,7 @@ def test_bond_creates_validator_effective_two_heights_later(chain):
 
 
 def test_unbond_releases_at_maturity():
-    from conftest import Chain
+    from ledger_support import Chain
     from bcai.ledger import Params
 
     chain = Chain(Params(block_reward=0))
@@ -98,7 +98,7 @@ def test_equivocation_slashes_five_percent_and_jails(chain):
 
 
 def test_equivocation_burns_when_switch_is_on():
-    from conftest import Chain
+    from ledger_support import Chain
     from bcai.ledger import Params
 
     chain = Chain(Params(burn_protocol_share=True))

@@ -11,7 +11,7 @@ import pytest
 
 from bcai.errors import InvalidBlock, InvalidTransaction
 from bcai.ledger import process_block, process_tx
-from conftest import VECTOR_DIR, block_from_json, dump_state, load_state
+from ledger_support import VECTOR_DIR, block_from_json, dump_state, load_state
 
 VECTORS = sorted(VECTOR_DIR.glob("*.json"))
 
