@@ -174,3 +174,9 @@ def test_invalid_rule_parameters_are_rejected():
         compute_proximal_term({"w": torch.zeros(1)}, {"v": torch.zeros(1)}, mu=0.1)
     with pytest.raises(InvalidUpdate):
         compute_proximal_term({"w": torch.zeros(1)}, {"w": torch.zeros(2)}, mu=0.1)
+
+
+def test_huge_finite_values_are_accepted_even_when_their_sum_overflows():
+    big = torch.full((4,), 3e38)
+    out = Median().aggregate([ModelUpdate({"w": big}), ModelUpdate({"w": big}), ModelUpdate({"w": big})])
+    assert torch.equal(out["w"], big)
