@@ -153,3 +153,7 @@ def test_invalid_breaker_input_is_rejected():
         SafetyPolicy(recovery_samples=0)
     with pytest.raises(InvalidTelemetry):
         SafetyPolicy(max_error_count=-1)
+    with pytest.raises(InvalidTelemetry):
+        SafetyPolicy(max_temperature_c=float("nan"))
+    with pytest.raises(InvalidTelemetry):
+        SafetyPolicy(max_latency_ms="100")

@@ -84,6 +84,14 @@ class Volunteer:
 
     def __post_init__(self) -> None:
         check_name(InvalidNodeRecord, "node_id", self.node_id)
+        if not isinstance(self.capabilities, NodeCapabilities):
+            raise InvalidNodeRecord("capabilities must be a NodeCapabilities")
+        if not isinstance(self.telemetry, OnchainTelemetry):
+            raise InvalidNodeRecord("telemetry must be an OnchainTelemetry")
+        if not isinstance(self.reputation, Reputation):
+            raise InvalidNodeRecord("reputation must be a Reputation")
+        if not isinstance(self.deleted, bool):
+            raise InvalidNodeRecord(f"deleted must be a bool, got {self.deleted!r}")
         check_name(InvalidNodeRecord, "node_type", self.node_type)
         check_count(InvalidNodeRecord, "active_tasks", self.active_tasks)
 

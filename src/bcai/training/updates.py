@@ -63,10 +63,10 @@ def check_updates(updates: Sequence[ModelUpdate]) -> list[dict[str, torch.Tensor
         tensors = {}
         for name, ref in first.items():
             tensor = _to_tensor(name, update.params[name])
-            if tensor.shape != ref.shape or tensor.dtype != ref.dtype:
+            if tensor.shape != ref.shape or tensor.dtype != ref.dtype or tensor.device != ref.device:
                 raise InvalidUpdate(
-                    f"update {index} parameter {name!r} is {tuple(tensor.shape)} {tensor.dtype}, "
-                    f"expected {tuple(ref.shape)} {ref.dtype}"
+                    f"update {index} parameter {name!r} is {tuple(tensor.shape)} {tensor.dtype} on {tensor.device}, "
+                    f"expected {tuple(ref.shape)} {ref.dtype} on {ref.device}"
                 )
             tensors[name] = tensor
         out.append(tensors)
@@ -96,7 +96,7 @@ def is_numpy_update(update: ModelUpdate) -> bool:
 def compute_output(params: Mapping[str, torch.Tensor], as_numpy: bool) -> dict[str, Array]:
     """Results in the caller's kind: numpy arrays when the updates came as numpy."""
     if as_numpy:
-        return {name: t.numpy() for name, t in params.items()}
+        return {name: t.cpu().numpy() for name, t in params.items()}
     return dict(params)
 
 

@@ -115,7 +115,7 @@ def compute_masked_update(
     words: dict[str, np.ndarray] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     for name in sorted(params):
-        scaled = params[name].detach().to(torch.float64).reshape(-1).numpy() * (update.num_samples * _SCALE)
+        scaled = params[name].detach().cpu().to(torch.float64).reshape(-1).numpy() * (update.num_samples * _SCALE)
         if scaled.size and float(np.abs(scaled).max()) >= bound:
             raise InvalidMaskedUpdate(f"parameter {name!r} is too large for the fixed-point range of {len(peers) + 1} clients")
         total = np.rint(scaled).astype(np.int64).view(np.uint64)
