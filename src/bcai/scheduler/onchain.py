@@ -35,8 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bcai.errors import InvalidJobPolicy, InvalidNodeRecord
-from bcai.scheduler.checks import check_count, check_name
 from bcai.scheduler.admission import DEFAULT_MAX_CONCURRENT_TASKS, JobPolicy, NodeCapabilities, compute_capability_rejections
+from bcai.scheduler.checks import check_count, check_name
 from bcai.scheduler.telemetry import Reputation, TelemetrySample
 
 PPM = 1_000_000
