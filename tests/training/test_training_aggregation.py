@@ -143,6 +143,8 @@ def test_invalid_update_is_rejected(make):
         [upd([1.0]), upd([1.0, 2.0])],
         [upd([1.0]), ModelUpdate({"w": torch.tensor([1.0], dtype=torch.float64)})],
         [ModelUpdate({"w": torch.tensor([1, 2])})],
+        [ModelUpdate({"w": np.array(["a", "b"], dtype=object)})],
+        [ModelUpdate({"w": torch.tensor([1 + 1j])})],
         [upd([1.0]), upd([float("nan")])],
         [upd([float("inf")])],
         "not a list",

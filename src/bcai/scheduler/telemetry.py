@@ -38,7 +38,11 @@ WEIGHT_REPUTATION = 0.1
 def _check_real(name: str, value: object, *, low: float | None = 0.0, high: float | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidTelemetry(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        finite = False
+    if not finite:
         raise InvalidTelemetry(f"{name} must be finite, got {value!r}")
     if low is not None and value < low:
         raise InvalidTelemetry(f"{name} must be >= {low}, got {value!r}")
@@ -125,7 +129,8 @@ def compute_reputation_score(reputation: Reputation) -> float:
     if total == 0:
         return NEUTRAL_REPUTATION
     success_rate = reputation.completed_tasks / total
-    penalty = min(reputation.disputes * DISPUTE_PENALTY, MAX_DISPUTE_PENALTY)
+    # Capping the count first keeps a huge dispute count from overflowing the float.
+    penalty = min(min(reputation.disputes, 1000) * DISPUTE_PENALTY, MAX_DISPUTE_PENALTY)
     return min(max(success_rate - penalty, 0.0), 1.0)
 
 

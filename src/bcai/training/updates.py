@@ -43,7 +43,13 @@ class ModelUpdate:
 
 
 def _to_tensor(name: str, value: Array) -> torch.Tensor:
-    tensor = torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else value
+    if isinstance(value, np.ndarray):
+        try:
+            tensor = torch.from_numpy(np.ascontiguousarray(value))
+        except TypeError:  # object, string and other dtypes torch cannot hold
+            raise InvalidUpdate(f"parameter {name!r} has unsupported dtype {value.dtype}") from None
+    else:
+        tensor = value
     if not torch.is_floating_point(tensor):
         raise InvalidUpdate(f"parameter {name!r} must have a floating dtype, got {tensor.dtype}")
     return tensor.detach()
