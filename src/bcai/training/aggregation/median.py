@@ -7,23 +7,10 @@ count and move the median on its own.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from bcai.training.aggregation.base import AggregationRule
-
-_NUMPY_SORTABLE = {torch.float16, torch.float32, torch.float64}
-
-
-def compute_sorted_stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """The tensors stacked on a new first axis and sorted along it (coordinate-wise).
-
-    On CPU this uses numpy's sort, measured ~2.5x faster than `torch.sort(dim=0)` for
-    10 x 1M float32 here; other devices and dtypes use torch.
-    """
-    if all(t.device.type == "cpu" and t.dtype in _NUMPY_SORTABLE for t in tensors):
-        return torch.from_numpy(np.sort(np.stack([t.numpy() for t in tensors]), axis=0))
-    return torch.sort(torch.stack(tensors), dim=0).values
+from bcai.training.aggregation.sorting import compute_sorted_stack
 
 
 def compute_coordinate_median(params: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ import torch
 
 from bcai.errors import InvalidAggregationParameter
 from bcai.training.aggregation.base import AggregationRule
-from bcai.training.aggregation.median import compute_sorted_stack
+from bcai.training.aggregation.sorting import compute_sorted_stack
 
 
 class TrimmedMean(AggregationRule):
