@@ -191,3 +191,10 @@ def test_invalid_non_canonical_integer_in_payload(chain):
     assert wide != payload
     key = chain.keys["alice"]
     chain.reject(encode([wide, key.sign("tx", "bcai-test-1", wide)]), error=MalformedTransaction)
+
+
+def test_decoded_addresses_equal_checked_ones(chain):
+    tx = decode_tx(chain.sign("alice", Transfer(chain.addr("bob"), 42)), 1 << 16)
+    assert tx.sender_address == chain.keys["alice"].public_key.address == chain.addr("alice")
+    assert tx.body.to == chain.addr("bob") and hash(tx.body.to) == hash(chain.addr("bob"))
+    assert str(tx.sender_address) == str(chain.addr("alice"))

@@ -70,10 +70,11 @@ def decode_transaction(state: State, data: bytes) -> SignedTx:
 
 def process_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
     """Apply one transaction, or raise `InvalidTransaction` leaving the state unchanged."""
+    params = state.params
     if not isinstance(tx, SignedTx):
-        tx = decode_tx(tx, state.params.max_tx_bytes)
-    elif len(tx.raw) > state.params.max_tx_bytes:
-        tx = decode_tx(tx.raw, state.params.max_tx_bytes)  # raises TransactionTooLarge
+        tx = decode_tx(tx, params.max_tx_bytes)
+    elif len(tx.raw) > params.max_tx_bytes:
+        tx = decode_tx(tx.raw, params.max_tx_bytes)  # raises TransactionTooLarge
     chain_id = state.chain_id
     # the tx is for this chain and signed by its sender
     if tx.chain_id != chain_id:
@@ -85,8 +86,8 @@ def process_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
     except (BadSignatureError, NaclValueError):
         raise BadTransactionSignature("transaction signature does not verify") from None
     # the fee reaches the minimum, the nonce is the next one, the balance covers the fee
-    if tx.fee < state.params.min_fee:
-        raise FeeTooLow(f"fee {tx.fee} < minimum {state.params.min_fee}")
+    if tx.fee < params.min_fee:
+        raise FeeTooLow(f"fee {tx.fee} < minimum {params.min_fee}")
     sender = tx.sender_address
     balance, nonce = state.get_account(sender)
     if tx.nonce != nonce:
