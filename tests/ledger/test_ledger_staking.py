@@ -175,3 +175,19 @@ def test_state_root_changes_with_every_block(chain, signers):
         chain.block(signers=signers) if chain.state.height else chain.block()
         roots.add(chain.state.root())
     assert len(roots) == 4
+
+
+def test_invalid_validator_set_height_before_genesis(chain):
+    with pytest.raises(UnknownEntity):
+        get_validator_set(chain.state, 0)
+
+
+def test_validator_set_respects_max_validators():
+    from conftest import Chain
+    from bcai.ledger import Params
+
+    chain = Chain(Params(max_validators=2))
+    chain.tx("alice", Bond(5000))
+    chain.block()
+    assert [a for a, _ in powers(chain, 3)] == [chain.addr("alice"), min(chain.addr("val1"), chain.addr("val2"),
+                                                                         key=lambda a: a.raw)]
