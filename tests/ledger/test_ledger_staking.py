@@ -191,3 +191,23 @@ def test_validator_set_respects_max_validators():
     chain.block()
     assert [a for a, _ in powers(chain, 3)] == [chain.addr("alice"), min(chain.addr("val1"), chain.addr("val2"),
                                                                          key=lambda a: a.raw)]
+
+
+def test_proposer_selects_only_txs_that_apply_in_the_block(chain):
+    from bcai.ledger import PostJob, compute_block_txs
+    from bcai.crypto import Cid
+
+    good = chain.sign("alice", Transfer(chain.addr("bob"), 5))
+    replay = good  # the same tx twice: the second has a stale nonce once the first applies
+    broke = chain.sign("carol", Transfer(chain.addr("bob"), 10**9))
+    # valid now (height 0), but its deadline is not after the block's height 1
+    late = chain.sign("bob", PostJob(Cid.of(b"s"), 100, 1, 0, 1, 1, 1, 20))
+    second = chain.sign("alice", Transfer(chain.addr("carol"), 7), nonce=1)
+    before = chain.state.dump()
+    template = chain.make_block()
+    chosen = compute_block_txs(chain.state, template, [good, replay, broke, late, second])
+    assert chosen == (good, second)
+    assert chain.state.dump() == before
+    chain.block(txs=chosen)
+    with pytest.raises(InvalidBlock):
+        compute_block_txs(chain.state, LedgerBlock(9, chain.addr("val1")), [good])

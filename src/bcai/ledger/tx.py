@@ -306,8 +306,8 @@ def _dec_int_map(v: Any) -> dict[str, int]:
         raise _bad("map keys are not in canonical order")
     for key, item in v.items():
         _dec_text(key)
-        if type(item) is not int:
-            raise _bad(f"map value for {key!r} must be an integer")
+        if type(item) is not int or not -(2**63) <= item < 2**63:
+            raise _bad(f"map value for {key!r} must be a 64-bit signed integer")
     return dict(v)
 
 
