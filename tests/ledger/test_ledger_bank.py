@@ -212,3 +212,10 @@ def test_invalid_metric_values(chain, value):
               "chain": "bcai-test-1", "nonce": 0, "sender": key.public_key.raw}
     payload = cbor2.dumps(fields)  # cbor2 writes bignums as tag 2/3, which the value model forbids
     chain.reject(cbor2.dumps([payload, key.sign("tx", "bcai-test-1", payload)]), error=MalformedTransaction)
+
+
+def test_transfer_fast_decoder_matches_generic_one(chain):
+    from bcai.ledger.tx import _decode_fields, decode_body
+
+    value = {"to": chain.addr("bob").raw, "amount": 77}
+    assert decode_body("transfer", value) == _decode_fields(Transfer, value) == Transfer(chain.addr("bob"), 77)

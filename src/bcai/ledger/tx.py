@@ -390,11 +390,17 @@ def encode_body(body: TxBody) -> dict[str, Any]:
 
 
 def decode_body(kind: str, value: Any) -> TxBody:
+    if kind == "transfer" and type(value) is dict and list(value) == _TRANSFER_ORDER:
+        # the bulk of traffic: the same checks as `_decode_fields`, without its generic loop
+        return Transfer(_dec_address(value["to"]), Amount(_dec_amount(value["amount"])))
     cls = TX_KINDS.get(kind)
     if cls is None:
         raise _bad(f"unknown transaction kind {kind!r}")
     body: TxBody = _decode_fields(cls, value)
     return body
+
+
+_TRANSFER_ORDER = ["to", "amount"]  # canonical order: shorter keys first
 
 
 # --- envelope -------------------------------------------------------------------------
