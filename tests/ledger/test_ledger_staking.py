@@ -2,6 +2,8 @@
 
 import pytest
 
+from bcai.ledger.slashing import get_evidence_height
+
 from bcai.errors import InsufficientFunds, InsufficientStake, InvalidAmount, InvalidBlock, UnknownEntity, WrongState
 from bcai.ledger import (
     Bond, LedgerBlock, Misbehaviour, Transfer, Unbond, Unjail, compute_supply_breakdown, compute_total_supply,
@@ -80,7 +82,9 @@ def test_equivocation_slashes_five_percent_and_jails(chain):
     supply = chain.state.supply
     treasury = chain.state.treasury
     evidence = Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x11" * 32)
+    assert get_evidence_height(chain.state, evidence) is None
     chain.block(misbehaviour=(evidence,))
+    assert get_evidence_height(chain.state, evidence) == 2
     v = chain.state.get_validator(chain.addr("val2"))
     assert v.bonded == 950 and v.jailed
     assert chain.state.treasury == treasury + 50
