@@ -161,3 +161,57 @@ def test_sqlite_survives_sigkill_mid_write(tmp_path):
     for h in committed:
         assert store.get_block(h).state_root.hex() == committed[h]
     store.close()
+
+
+WRITER_PAUSED_MID_COMMIT = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_store_chain import apply_block, genesis_state
+    from bcai.store import SqliteChainStore
+
+    class PauseBeforeCommit:
+        # wraps the connection: at block 6, every row is written but COMMIT never runs
+        def __init__(self, db, state):
+            self.db, self.state = db, state
+        def execute(self, sql, *args):
+            if sql == "COMMIT" and self.state.height == 6:
+                print("mid", flush=True)
+                time.sleep(600)
+            return self.db.execute(sql, *args)
+        def executemany(self, sql, rows):
+            return self.db.executemany(sql, rows)
+
+    store = SqliteChainStore({path!r})
+    state = genesis_state()
+    store.commit_genesis(state)
+    store._db = PauseBeforeCommit(store._db, state)
+    while True:
+        result = apply_block(state, store, n_txs=50)
+        print(state.height, result.state_root.hex(), flush=True)
+    """
+)
+
+
+def test_sqlite_kill_inside_a_block_transaction_keeps_exactly_the_earlier_blocks(tmp_path):
+    path = str(tmp_path / "chain.db")
+    code = WRITER_PAUSED_MID_COMMIT.format(tests=os.path.dirname(__file__), path=path)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    roots = {}
+    try:
+        for line in proc.stdout:
+            if line.strip() == "mid":
+                break
+            height, root = line.split()
+            roots[int(height)] = root
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert sorted(roots) == [1, 2, 3, 4, 5]
+    store = SqliteChainStore(path)
+    assert store.get_height() == 5
+    assert store.load_state().root().hex() == roots[5]
+    with pytest.raises(BlockNotFound):
+        store.get_block(6)
+    store.close()
