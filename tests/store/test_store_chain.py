@@ -137,25 +137,32 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_sqlite_survives_sigkill_mid_write(tmp_path):
-    path = str(tmp_path / "chain.db")
-    code = WRITER.format(tests=os.path.dirname(__file__), path=path)
+def run_writer_and_kill(code: str, enough) -> dict[int, str]:
+    """Run a writer script, read its "height root" lines until `enough(lines)`, then SIGKILL it."""
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    committed = {}
+    committed: dict[int, str] = {}
     try:
         for line in proc.stdout:
+            if line.strip() == "mid":
+                break
             height, root = line.split()
             committed[int(height)] = root
-            if len(committed) >= 15:
+            if enough(committed):
                 break
-        proc.send_signal(signal.SIGKILL)  # the writer is in the middle of its next block
+        proc.send_signal(signal.SIGKILL)  # mid-way through whatever it was writing
     finally:
         proc.kill()
         proc.wait()
+    return committed
+
+
+def test_sqlite_survives_sigkill_mid_write(tmp_path):
+    path = str(tmp_path / "chain.db")
+    committed = run_writer_and_kill(WRITER.format(tests=os.path.dirname(__file__), path=path),
+                                    lambda done: len(done) >= 15)
     store = SqliteChainStore(path)
     height = store.get_height()
-    last_reported = max(committed)
-    assert height >= last_reported  # nothing reported as committed was lost
+    assert height >= max(committed)  # nothing reported as committed was lost
     root = store.load_state().root()  # checked against the stored root
     assert root == store.get_block(height).state_root
     for h in committed:
@@ -196,18 +203,7 @@ WRITER_PAUSED_MID_COMMIT = textwrap.dedent(
 def test_sqlite_kill_inside_a_block_transaction_keeps_exactly_the_earlier_blocks(tmp_path):
     path = str(tmp_path / "chain.db")
     code = WRITER_PAUSED_MID_COMMIT.format(tests=os.path.dirname(__file__), path=path)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    roots = {}
-    try:
-        for line in proc.stdout:
-            if line.strip() == "mid":
-                break
-            height, root = line.split()
-            roots[int(height)] = root
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    roots = run_writer_and_kill(code, lambda done: False)  # runs until the writer says "mid"
     assert sorted(roots) == [1, 2, 3, 4, 5]
     store = SqliteChainStore(path)
     assert store.get_height() == 5
