@@ -1,6 +1,7 @@
 """Worker registry, evaluator pool, jobs and escrow: every path of the job lifecycle."""
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from bcai.crypto import Address, Cid, PrivateKey
 from bcai.errors import (
@@ -291,3 +292,35 @@ def test_invalid_accuracy_out_of_range(chain, accuracy):
 
 def test_worker_address_type():
     assert isinstance(PrivateKey.from_label("worker1").address, Address)
+
+
+def test_invalid_update_worker_unfunded_and_volunteer_unfunded(chain):
+    chain.tx("worker1", RegisterWorker(100, CAPS))
+    chain.reject("worker1", UpdateWorker(CAPS, 5_000_000), InsufficientFunds)
+    job_id = post(chain, stake=999_000, workers=1)  # worker1 still holds ~999,900
+    chain.tx("worker1", Volunteer(job_id))
+    job2 = post(chain, stake=999_000, workers=1)
+    chain.reject("worker1", Volunteer(job2), InsufficientFunds)
+
+
+@settings(max_examples=30, deadline=None)
+@given(budget=st.integers(min_value=1, max_value=10**12), samples=st.lists(st.integers(0, 10**6), min_size=3,
+                                                                           max_size=3))
+def test_payment_accounts_for_every_token(budget, samples):
+    from conftest import Chain
+
+    chain = Chain()
+    for w in ("worker1", "worker2", "worker3"):
+        chain.tx(w, RegisterWorker(100, CAPS))
+    body = PostJob(SPEC, min(budget, 900_000), 2, 100, 50, 3, 3, 20)
+    job_id = chain.tx("alice", body).hash
+    run_to_evaluation(chain, job_id, samples=tuple(samples))
+    supply, treasury = chain.state.supply, chain.state.treasury
+    balances = {n: chain.balance(n) for n in ("worker1", "worker2", "worker3", *EVAL_NAMES)}
+    for e in evaluator_names(chain, job_id):
+        chain.tx(e, Attest(job_id, MODEL, 9000, True))
+    paid = sum(chain.balance(n) - balances[n] for n in balances) + 2  # two attestation fees
+    escrow = body.budget
+    assert paid - 60 + chain.state.treasury - treasury == escrow  # stakes returned, the rest to treasury
+    assert chain.state.supply == supply
+    assert chain.state.treasury - treasury >= escrow * 500 // 10_000

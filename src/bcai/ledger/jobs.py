@@ -212,10 +212,14 @@ def distribute_payment(state: State, job_id: bytes, job: Job, model: bytes) -> N
 
 def process_job_failure(state: State, job_id: bytes, job: Job, rejected: set[bytes]) -> None:
     """Evaluators rejected: refund the client; workers whose model was rejected lose their stake."""
-    state.add_balance(job.client, job.escrow)
     slashed = {addr for addr, (cid, _) in job.results.items() if cid in rejected}
-    _return_worker_stakes(state, job, slash=slashed)
-    _close(state, job_id, job, "failed")
+    _refund_and_close(state, job_id, job, "failed", slash=slashed)
+
+
+def _refund_and_close(state: State, job_id: bytes, job: Job, status: str, slash: set[bytes]) -> None:
+    state.add_balance(job.client, job.escrow)
+    _return_worker_stakes(state, job, slash=slash)
+    _close(state, job_id, job, status)
 
 
 def _return_worker_stakes(state: State, job: Job, slash: set[bytes]) -> None:
@@ -248,9 +252,7 @@ def process_cancel_job(state: State, tx: SignedTx, body: CancelJob) -> None:
         raise NotAuthorized("only the job's client cancels it")
     if job.status != "open":
         raise WrongState(f"job is {job.status}; only open jobs can be cancelled")
-    state.add_balance(job.client, job.escrow)
-    _return_worker_stakes(state, job, slash=set())
-    _close(state, body.job_id, job, "cancelled")
+    _refund_and_close(state, body.job_id, job, "cancelled", slash=set())
 
 
 def process_job_expiry(state: State, height: int) -> None:
@@ -259,8 +261,4 @@ def process_job_expiry(state: State, height: int) -> None:
         job = state.get_job(job_id)
         if job is None or job.status in TERMINAL_JOB_STATES:
             continue
-        state.add_balance(job.client, job.escrow)
-        _return_worker_stakes(state, job, slash=set())
-        job.escrow = 0
-        job.status = "expired"
-        state.set_job(job_id, job)
+        _refund_and_close(state, job_id, job, "expired", slash=set())
