@@ -7,7 +7,7 @@ from bcai.encoding import decode as reference_decode
 from bcai.errors import InvalidTransaction
 from bcai.ledger import PostJob, Transfer, decode_tx, encode_tx, process_tx
 from bcai.crypto import Cid
-from conftest import Chain
+from ledger_support import Chain
 
 KEY = PrivateKey.from_label("alice")
 VALID = [

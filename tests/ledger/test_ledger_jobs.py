@@ -307,7 +307,7 @@ def test_invalid_update_worker_unfunded_and_volunteer_unfunded(chain):
 @given(budget=st.integers(min_value=1, max_value=10**12), samples=st.lists(st.integers(0, 10**6), min_size=3,
                                                                            max_size=3))
 def test_payment_accounts_for_every_token(budget, samples):
-    from conftest import Chain
+    from ledger_support import Chain
 
     chain = Chain()
     for w in ("worker1", "worker2", "worker3"):

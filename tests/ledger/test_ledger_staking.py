@@ -187,7 +187,7 @@ def test_invalid_validator_set_height_before_genesis(chain):
 
 
 def test_validator_set_respects_max_validators():
-    from conftest import Chain
+    from ledger_support import Chain
     from bcai.ledger import Params
 
     chain = Chain(Params(max_validators=2))
