@@ -1,10 +1,12 @@
 """Discovery: bootstrap, Kademlia lookups and capability queries over the host's own
 authenticated connections (requests `kad/find_node` and `kad/find_capable`).
 
-Records are learned from hellos (every connected peer sends its signed record) and from
-lookup answers; each is verified before use. The capability query is answered from the
-records a node and its neighbours hold: right for networks where records spread within a
-few hops (tens to hundreds of nodes), not a global index.
+Records are learned from hellos (every connected peer sends its signed record), from
+lookup answers, and from the `records` gossip topic (every node announces its record
+after bootstrap and on each update); each is verified before use. The capability query is
+answered from the records a node and its neighbours hold. With records flooded, every
+node's cache holds the whole network (up to 10,000 records): right for networks of tens
+to thousands of nodes, not a global index for millions.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from bcai.p2p.kademlia import LookupState, RoutingTable
 from bcai.p2p.records import CapabilityQuery, NodeId, NodeRecord, SignedNodeRecord, parse_peer_address
 
 if TYPE_CHECKING:
-    from bcai.p2p.host import Host
+    from bcai.p2p.host import GossipMessage, Host
 
+RECORDS_TOPIC = "records"
 FIND_NODE = "kad/find_node"
 FIND_CAPABLE = "kad/find_capable"
 MAX_CACHED_RECORDS = 10_000
@@ -54,6 +57,15 @@ class Discovery:
             self.records.popitem(last=False)
         self.table.process_seen(signed)
 
+    async def process_record_gossip(self, message: GossipMessage) -> None:
+        """A record announced on the `records` topic (verified; a bad one is the sender's fault)."""
+        self.process_record(SignedNodeRecord.from_bytes(message.data, self.host.config.network_id))
+
+    async def announce(self) -> None:
+        """Publish our current record on the `records` topic."""
+        if self.own is not None:
+            await self.host.publish(RECORDS_TOPIC, self.own.to_bytes())
+
     def get_record(self, node: NodeId) -> SignedNodeRecord | None:
         return self.records.get(node)
 
@@ -69,8 +81,8 @@ class Discovery:
             except BcaiError:
                 continue
         if connected:
-            await asyncio.sleep(0)  # let the hellos arrive
             await self.lookup(self.host.node_id)
+            await self.announce()
         return connected
 
     async def lookup(self, target: NodeId) -> list[SignedNodeRecord]:

@@ -38,7 +38,7 @@ from bcai.errors import (
 )
 from bcai.p2p import scoring
 from bcai.p2p.clock import Clock, SystemClock
-from bcai.p2p.discovery import Discovery
+from bcai.p2p.discovery import RECORDS_TOPIC, Discovery
 from bcai.p2p.gossip import Priority, SeenCache, compute_forward_targets, compute_message_id, get_topic_policy
 from bcai.p2p.peer import Peer
 from bcai.p2p.records import NodeId, NodeRecord, SignedNodeRecord
@@ -129,6 +129,7 @@ class Host:
     async def start(self, listen: str = "127.0.0.1:0") -> str:
         """Listen on `listen` ("host:port", port 0 picks one); return the bound address."""
         self.address = await self.transport.listen(listen, self._on_inbound)
+        await self.subscribe(RECORDS_TOPIC, self.discovery.process_record_gossip)
         self.update_record()
         return self.address
 
@@ -155,6 +156,8 @@ class Host:
         self.discovery.process_own_record(self.record)
         for peer in list(self._peers.values()):
             self._spawn(self._send_quietly(peer, self._hello()))
+        if self._peers:
+            self._spawn(self.discovery.announce())
         return self.record
 
     # --- connections ----------------------------------------------------------------
@@ -180,8 +183,17 @@ class Host:
             stream, self.key, self.config.network_id, expected, self.config.handshake_timeout, self.config.max_frame
         )
         self._add_peer(channel, outbound=True)
-        if expected not in self._peers:
+        peer = self._peers.get(expected)
+        if peer is None:
             raise PeerBanned(f"{expected!r} is banned")
+        # Return once the peer's hello (record, topics) is in, so callers can rely on it.
+        try:
+            await asyncio.wait_for(peer.hello_received.wait(), self.config.handshake_timeout)
+        except asyncio.TimeoutError:
+            peer.close()
+            raise HandshakeFailed(f"{expected!r} sent no hello") from None
+        if peer.closed:
+            raise ConnectionClosed(f"{expected!r} hung up")
         return expected
 
     def disconnect(self, node: NodeId) -> None:
@@ -308,6 +320,7 @@ class Host:
         if peer.record is None or signed.record.seq >= peer.record.record.seq:
             peer.record = signed
         peer.topics = set(hello.topics)
+        peer.hello_received.set()
         self.discovery.process_record(signed)
 
     # --- gossip ---------------------------------------------------------------------

@@ -85,6 +85,7 @@ class Peer:
         self.topics: set[str] = set()
         self.record: SignedNodeRecord | None = None
         self.closed = False
+        self.hello_received = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.requests_in_flight = asyncio.Semaphore(16)
 
@@ -107,5 +108,6 @@ class Peer:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self.hello_received.set()  # wake anyone waiting for it; they see `closed`
             self.queue.close()
             self.channel.close()
