@@ -11,6 +11,7 @@ import pytest
 from p2p_netkit import TRANSPORTS, Net, connect_all, eventually, run
 
 from bcai.crypto import PrivateKey
+from bcai.encoding import encode
 from bcai.errors import (
     HandshakeFailed,
     InvalidGossip,
@@ -293,7 +294,7 @@ def test_dial_checks_the_expected_identity(kind: str) -> None:
         await eventually(lambda: a.peers == [b.node_id] and b.peers == [a.node_id])
         await asyncio.sleep(0.02)
         assert a.peers == [b.node_id] and b.peers == [a.node_id]
-        assert await a.request(b.node_id, "kad/find_node", __import__("bcai.encoding").encoding.encode({"target": a.node_id.raw}))
+        assert await a.request(b.node_id, "kad/find_node", encode({"target": a.node_id.raw}))
         await net.close()
 
     run(main)
