@@ -168,12 +168,13 @@ class ContentExchange:
                 if peer in alive:
                     alive.remove(peer)
                 return
-            if not chunk.matches(data):
+            try:
+                self.store.put_verified(chunk, data)  # the one hash check of this chunk
+            except InvalidCid:
                 self.metrics["corrupt_chunks"] += 1
                 self.host.penalize(peer, scoring.PENALTY_BAD_CONTENT, f"wrong bytes for chunk {chunk}")
                 missing.append(chunk)
                 if peer in alive:
                     alive.remove(peer)
                 return
-            self.store.put_verified(chunk, data)
             self.metrics["chunks_fetched"] += 1

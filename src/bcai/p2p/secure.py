@@ -108,7 +108,8 @@ class SecureChannel:
     async def send(self, plaintext: bytes) -> None:
         if len(plaintext) > self.max_frame:
             raise FrameTooLarge(f"refusing to send a {len(plaintext)}-byte frame (max {self.max_frame})")
-        await self.stream.write(seal_frame(self, plaintext))
+        header, ciphertext = seal_frame(self, plaintext)
+        await self.stream.write_parts(header, ciphertext)
 
     async def recv(self) -> bytes:
         header = await self.stream.read_exactly(4)
@@ -122,8 +123,8 @@ class SecureChannel:
         self.stream.close()
 
 
-def seal_frame(channel: SecureChannel, plaintext: bytes) -> bytes:
-    """Encrypt one frame with the next send nonce; returns header + ciphertext."""
+def seal_frame(channel: SecureChannel, plaintext: bytes) -> tuple[bytes, bytes]:
+    """Encrypt one frame with the next send nonce; returns (length header, ciphertext)."""
     if channel._send_nonce >= _NONCE_LIMIT:
         raise ConnectionClosed("send nonce space exhausted; reconnect")
     header = _LENGTH.pack(len(plaintext) + TAG_SIZE)
@@ -131,7 +132,7 @@ def seal_frame(channel: SecureChannel, plaintext: bytes) -> bytes:
         plaintext, header, _nonce(channel._send_nonce), channel._send_key
     )
     channel._send_nonce += 1
-    return header + ciphertext
+    return header, ciphertext
 
 
 def open_frame(channel: SecureChannel, header: bytes, ciphertext: bytes) -> bytes:

@@ -39,6 +39,16 @@ class TcpStream(ByteStream):
         except (ConnectionError, OSError) as exc:
             raise ConnectionClosed(f"stream to {self.remote_address} broke: {exc}") from None
 
+    async def write_parts(self, first: bytes, second: bytes) -> None:
+        if self._writer.is_closing():
+            raise ConnectionClosed(f"stream to {self.remote_address} is closed")
+        try:
+            self._writer.write(first)
+            self._writer.write(second)
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise ConnectionClosed(f"stream to {self.remote_address} broke: {exc}") from None
+
     def close(self) -> None:
         if not self._writer.is_closing():
             self._writer.close()

@@ -24,6 +24,10 @@ class ByteStream(ABC):
     async def write(self, data: bytes) -> None:
         """Queue `data`; waits while the stream's buffer is full (backpressure)."""
 
+    async def write_parts(self, first: bytes, second: bytes) -> None:
+        """Write two buffers back to back (lets TCP skip joining a header to a large body)."""
+        await self.write(first + second)
+
     @abstractmethod
     def close(self) -> None:
         """Close both directions (idempotent)."""
