@@ -272,7 +272,7 @@ def test_invalid_unsolicited_topic_and_stray_responses_lower_the_score(kind: str
         frame = await channel.recv()  # the hello
         while frame[0] != 5:
             frame = await channel.recv()
-        assert frame[9] == 1 and b"unknown protocol" in frame
+        assert frame[9] == 1 and b"unknown protocol" in bytes(frame)
         await net.close()
 
     run(main)
@@ -303,18 +303,18 @@ def test_dial_checks_the_expected_identity(kind: str) -> None:
 def test_send_queue_blocks_consensus_and_drops_bulk_with_a_count() -> None:
     async def main() -> None:
         queue = SendQueue(max_bytes=10)
-        assert await queue.put(b"x" * 8, Priority.BULK, drop_when_full=True)
-        assert not await queue.put(b"y" * 8, Priority.BULK, drop_when_full=True)
+        assert await queue.put((b"x", b"x" * 7), Priority.BULK, drop_when_full=True)
+        assert not await queue.put((b"y", b"y" * 7), Priority.BULK, drop_when_full=True)
         assert queue.dropped == 1
-        assert await queue.put(b"c" * 8, Priority.CONSENSUS, drop_when_full=False)
-        blocked = asyncio.ensure_future(queue.put(b"d" * 8, Priority.CONSENSUS, drop_when_full=False))
+        assert await queue.put((b"c", b"c" * 7), Priority.CONSENSUS, drop_when_full=False)
+        blocked = asyncio.ensure_future(queue.put((b"d", b"d" * 7), Priority.CONSENSUS, drop_when_full=False))
         await asyncio.sleep(0)
         assert not blocked.done()  # the producer waits, nothing is lost
-        assert await queue.get() == b"c" * 8  # consensus first
+        assert await queue.get() == (b"c", b"c" * 7)  # consensus first
         await asyncio.sleep(0)
         assert blocked.done() and blocked.result()
-        assert await queue.get() == b"d" * 8
-        assert await queue.get() == b"x" * 8
+        assert await queue.get() == (b"d", b"d" * 7)
+        assert await queue.get() == (b"x", b"x" * 7)
         assert queue.queued_bytes == 0
 
     run(main)

@@ -114,7 +114,7 @@ def test_invalid_frames_kill_the_channel(kind: str, attack: str) -> None:
         (ours, theirs), _, _ = await _pair(Net(kind))
         from bcai.p2p.secure import seal_frame
 
-        first, second = b"".join(seal_frame(ours, b"one")), b"".join(seal_frame(ours, b"two"))
+        first, second = bytes(seal_frame(ours, b"one")), bytes(seal_frame(ours, b"two"))
         if attack == "tamper":
             wire = first[:-1] + bytes([first[-1] ^ 1])
         elif attack == "replay":

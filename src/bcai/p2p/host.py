@@ -135,9 +135,9 @@ class Host:
 
     async def stop(self) -> None:
         self._stopped = True
-        await self.transport.close()
         for peer in list(self._peers.values()):
             peer.close()
+        await self.transport.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -183,18 +183,24 @@ class Host:
             stream, self.key, self.config.network_id, expected, self.config.handshake_timeout, self.config.max_frame
         )
         self._add_peer(channel, outbound=True)
-        peer = self._peers.get(expected)
-        if peer is None:
+        if self.is_banned(expected):
             raise PeerBanned(f"{expected!r} is banned")
         # Return once the peer's hello (record, topics) is in, so callers can rely on it.
-        try:
-            await asyncio.wait_for(peer.hello_received.wait(), self.config.handshake_timeout)
-        except asyncio.TimeoutError:
-            peer.close()
-            raise HandshakeFailed(f"{expected!r} sent no hello") from None
-        if peer.closed:
-            raise ConnectionClosed(f"{expected!r} hung up")
-        return expected
+        # If both sides dialed at once, the connection we waited on may lose the tie-break
+        # to the other one: then wait on the survivor.
+        for _ in range(3):
+            peer = self._peers.get(expected)
+            if peer is None:
+                break
+            try:
+                await asyncio.wait_for(peer.hello_received.wait(), self.config.handshake_timeout)
+            except asyncio.TimeoutError:
+                peer.close()
+                raise HandshakeFailed(f"{expected!r} sent no hello") from None
+            if not peer.closed:
+                return expected
+            await asyncio.sleep(0)
+        raise ConnectionClosed(f"{expected!r} hung up")
 
     def disconnect(self, node: NodeId) -> None:
         peer = self._peers.get(node)

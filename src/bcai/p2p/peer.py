@@ -17,22 +17,23 @@ from bcai.p2p.gossip import Priority
 from bcai.p2p.records import NodeId, SignedNodeRecord
 from bcai.p2p.scoring import TokenBucket
 from bcai.p2p.secure import SecureChannel
-from bcai.p2p.wire import Message, encode_message
+from bcai.p2p.wire import Message, encode_message_parts
 
 
 class SendQueue:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._lanes: dict[Priority, deque[bytes]] = {p: deque() for p in Priority}
+        self._lanes: dict[Priority, deque[tuple[bytes, bytes]]] = {p: deque() for p in Priority}
         self._bytes: dict[Priority, int] = {p: 0 for p in Priority}
         self._nonempty = asyncio.Event()
         self._space = asyncio.Event()
         self.closed = False
         self.dropped = 0
 
-    async def put(self, frame: bytes, priority: Priority, drop_when_full: bool) -> bool:
-        """Queue `frame`; False if it was dropped because the lane is full."""
-        while self._bytes[priority] and self._bytes[priority] + len(frame) > self.max_bytes:
+    async def put(self, frame: tuple[bytes, bytes], priority: Priority, drop_when_full: bool) -> bool:
+        """Queue `frame` (head, body); False if it was dropped because the lane is full."""
+        size = len(frame[0]) + len(frame[1])
+        while self._bytes[priority] and self._bytes[priority] + size > self.max_bytes:
             if self.closed:
                 raise ConnectionClosed("connection closed")
             if drop_when_full:
@@ -43,11 +44,11 @@ class SendQueue:
         if self.closed:
             raise ConnectionClosed("connection closed")
         self._lanes[priority].append(frame)
-        self._bytes[priority] += len(frame)
+        self._bytes[priority] += size
         self._nonempty.set()
         return True
 
-    async def get(self) -> bytes:
+    async def get(self) -> tuple[bytes, bytes]:
         while True:
             if self.closed:
                 raise ConnectionClosed("connection closed")
@@ -55,7 +56,7 @@ class SendQueue:
                 lane = self._lanes[priority]
                 if lane:
                     frame = lane.popleft()
-                    self._bytes[priority] -= len(frame)
+                    self._bytes[priority] -= len(frame[0]) + len(frame[1])
                     self._space.set()
                     return frame
             self._nonempty.clear()
@@ -90,16 +91,17 @@ class Peer:
         self.requests_in_flight = asyncio.Semaphore(16)
 
     async def send(self, message: Message, priority: Priority, drop_when_full: bool = False) -> bool:
-        frame = encode_message(message)
-        if len(frame) > self.channel.max_frame:
-            raise FrameTooLarge(f"message of {len(frame)} bytes exceeds the {self.channel.max_frame}-byte frame limit")
+        frame = encode_message_parts(message)
+        size = len(frame[0]) + len(frame[1])
+        if size > self.channel.max_frame:
+            raise FrameTooLarge(f"message of {size} bytes exceeds the {self.channel.max_frame}-byte frame limit")
         return await self.queue.put(frame, priority, drop_when_full)
 
     async def run_writer(self) -> None:
         try:
             while True:
-                frame = await self.queue.get()
-                await self.channel.send(frame)
+                head, body = await self.queue.get()
+                await self.channel.send(head, body)
         except ConnectionClosed:
             pass
         finally:

@@ -32,6 +32,8 @@ import struct
 
 import nacl.bindings as sodium
 import nacl.exceptions
+from nacl._sodium import ffi as _ffi  # PyNaCl's libsodium binding: in-place AEAD on buffers
+from nacl._sodium import lib as _lib
 
 from bcai.crypto import PrivateKey, PublicKey
 from bcai.errors import (
@@ -105,15 +107,17 @@ class SecureChannel:
         self.remote_id = NodeId.of(remote_key)
         self.max_frame = max_frame
 
-    async def send(self, plaintext: bytes) -> None:
-        if len(plaintext) > self.max_frame:
-            raise FrameTooLarge(f"refusing to send a {len(plaintext)}-byte frame (max {self.max_frame})")
-        header, ciphertext = seal_frame(self, plaintext)
-        await self.stream.write_parts(header, ciphertext)
+    async def send(self, head: bytes, body: bytes = b"") -> None:
+        """Send `head + body` as one frame (two parts so a large body is copied only once)."""
+        size = len(head) + len(body)
+        if size > self.max_frame:
+            raise FrameTooLarge(f"refusing to send a {size}-byte frame (max {self.max_frame})")
+        await self.stream.write(seal_frame(self, head, body))
 
-    async def recv(self) -> bytes:
+    async def recv(self) -> memoryview:
+        """The next frame's plaintext (a view the caller owns)."""
         header = await self.stream.read_exactly(4)
-        (length,) = _LENGTH.unpack(header)
+        (length,) = _LENGTH.unpack(header)  # checked before the body is read or allocated
         if length > self.max_frame + TAG_SIZE or length < TAG_SIZE:
             raise FrameTooLarge(f"peer announced a {length}-byte frame (max {self.max_frame + TAG_SIZE})")
         ciphertext = await self.stream.read_exactly(length)
@@ -123,32 +127,44 @@ class SecureChannel:
         self.stream.close()
 
 
-def seal_frame(channel: SecureChannel, plaintext: bytes) -> tuple[bytes, bytes]:
-    """Encrypt one frame with the next send nonce; returns (length header, ciphertext)."""
+def seal_frame(channel: SecureChannel, head: bytes, body: bytes = b"") -> bytearray:
+    """Encrypt `head + body` as one frame with the next send nonce; return the wire bytes.
+
+    The plaintext is copied once into the frame buffer and encrypted in place there
+    (libsodium allows it), so a 1 MiB chunk costs one copy plus the cipher.
+    """
     if channel._send_nonce >= _NONCE_LIMIT:
         raise ConnectionClosed("send nonce space exhausted; reconnect")
-    header = _LENGTH.pack(len(plaintext) + TAG_SIZE)
-    ciphertext = sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
-        plaintext, header, _nonce(channel._send_nonce), channel._send_key
+    size = len(head) + len(body)
+    frame = bytearray(4 + size + TAG_SIZE)
+    _LENGTH.pack_into(frame, 0, size + TAG_SIZE)
+    frame[4 : 4 + len(head)] = head
+    frame[4 + len(head) : 4 + size] = body
+    buf = _ffi.from_buffer("unsigned char[]", frame, require_writable=True)
+    rc = _lib.crypto_aead_chacha20poly1305_ietf_encrypt(
+        buf + 4, _ffi.NULL, buf + 4, size, buf, 4, _ffi.NULL, _nonce(channel._send_nonce), channel._send_key
     )
+    if rc != 0:
+        raise ConnectionClosed("encryption failed")
     channel._send_nonce += 1
-    return header, ciphertext
+    return frame
 
 
-def open_frame(channel: SecureChannel, header: bytes, ciphertext: bytes) -> bytes:
-    """Decrypt one frame with the next receive nonce; raise `FrameAuthenticationFailed`."""
+def open_frame(channel: SecureChannel, header: bytes, ciphertext: bytearray) -> memoryview:
+    """Authenticate and decrypt one frame in place with the next receive nonce; return the
+    plaintext (a view into `ciphertext`) or raise `FrameAuthenticationFailed`."""
     if channel._recv_nonce >= _NONCE_LIMIT:
         raise ConnectionClosed("receive nonce space exhausted")
-    try:
-        plaintext = sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
-            ciphertext, header, _nonce(channel._recv_nonce), channel._recv_key
-        )
-    except nacl.exceptions.CryptoError:
+    buf = _ffi.from_buffer("unsigned char[]", ciphertext, require_writable=True)
+    rc = _lib.crypto_aead_chacha20poly1305_ietf_decrypt(
+        buf, _ffi.NULL, _ffi.NULL, buf, len(ciphertext), bytes(header), 4, _nonce(channel._recv_nonce), channel._recv_key
+    )
+    if rc != 0:
         raise FrameAuthenticationFailed(
             f"frame {channel._recv_nonce} from {channel.remote_id!r} failed authentication"
-        ) from None
+        )
     channel._recv_nonce += 1
-    return plaintext
+    return memoryview(ciphertext)[: len(ciphertext) - TAG_SIZE]
 
 
 async def perform_handshake(
@@ -182,7 +198,7 @@ async def _handshake(
     ephemeral_secret = os.urandom(32)
     ephemeral_public = sodium.crypto_scalarmult_base(ephemeral_secret)
     await stream.write(MAGIC + ephemeral_public)
-    hello = await stream.read_exactly(_HELLO_SIZE)
+    hello = bytes(await stream.read_exactly(_HELLO_SIZE))
     # Anything that does not open with our magic (plaintext, another protocol) is refused.
     if hello[: len(MAGIC)] != MAGIC:
         raise HandshakeFailed(f"{stream.remote_address} does not speak the bcai p2p protocol")
@@ -203,7 +219,7 @@ async def _handshake(
     signature = identity.sign(HANDSHAKE_DOMAIN, network_id, challenge)
     await channel.send(identity.public_key.raw + signature)
     try:
-        proof = await channel.recv()
+        proof = bytes(await channel.recv())
     except (FrameAuthenticationFailed, FrameTooLarge) as exc:
         raise HandshakeFailed(f"bad handshake proof from {stream.remote_address}: {exc}") from None
     if len(proof) != _AUTH_SIZE:

@@ -17,16 +17,13 @@ class ByteStream(ABC):
     remote_address: str
 
     @abstractmethod
-    async def read_exactly(self, n: int) -> bytes:
-        """Exactly `n` bytes, or raise `ConnectionClosed` when the stream ends first."""
+    async def read_exactly(self, n: int) -> bytearray:
+        """Exactly `n` bytes in a new buffer the caller owns (it may decrypt in place), or
+        raise `ConnectionClosed` when the stream ends first."""
 
     @abstractmethod
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Queue `data`; waits while the stream's buffer is full (backpressure)."""
-
-    async def write_parts(self, first: bytes, second: bytes) -> None:
-        """Write two buffers back to back (lets TCP skip joining a header to a large body)."""
-        await self.write(first + second)
 
     @abstractmethod
     def close(self) -> None:
