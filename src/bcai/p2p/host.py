@@ -18,8 +18,9 @@ import asyncio
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from bcai.crypto import PrivateKey
 from bcai.errors import (
@@ -288,7 +289,7 @@ class Host:
         finally:
             self._remove_peer(peer)
 
-    async def _process_frame(self, peer: Peer, frame: bytes) -> None:
+    async def _process_frame(self, peer: Peer, frame: memoryview) -> None:
         try:
             message = decode_message(frame)
         except MalformedMessage as exc:
@@ -481,8 +482,8 @@ class Host:
         except FrameTooLarge as exc:
             log.warning("not sending to %r: %s", peer.id, exc)
 
-    def _spawn(self, coroutine: Awaitable[None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -150,7 +150,7 @@ def seal_frame(channel: SecureChannel, head: bytes, body: bytes = b"") -> bytear
     return frame
 
 
-def open_frame(channel: SecureChannel, header: bytes, ciphertext: bytearray) -> memoryview:
+def open_frame(channel: SecureChannel, header: bytes | bytearray, ciphertext: bytearray) -> memoryview:
     """Authenticate and decrypt one frame in place with the next receive nonce; return the
     plaintext (a view into `ciphertext`) or raise `FrameAuthenticationFailed`."""
     if channel._recv_nonce >= _NONCE_LIMIT:

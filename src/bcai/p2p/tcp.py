@@ -46,9 +46,10 @@ class _StreamProtocol(asyncio.BufferedProtocol):
             self.on_connect.set_result(None)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        self.gave_target = self.target is not None and not self.spill and self.filled < len(self.target)
-        if self.gave_target:
-            return memoryview(self.target)[self.filled :]  # type: ignore[index]
+        target = self.target
+        self.gave_target = target is not None and not self.spill and self.filled < len(target)
+        if target is not None and self.gave_target:
+            return memoryview(target)[self.filled :]
         return memoryview(self.staging)
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -153,7 +154,7 @@ class TcpTransport(Transport):
         return f"{host}:{server.sockets[0].getsockname()[1]}"
 
     def _accepted(self, protocol: _StreamProtocol, on_stream: StreamHandler) -> None:
-        task = asyncio.get_running_loop().create_task(on_stream(TcpStream(protocol)))  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(on_stream(TcpStream(protocol)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -8,7 +8,8 @@ line of handshake, framing, scoring and gossip code, and one test suite runs on 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 
 class ByteStream(ABC):
@@ -34,7 +35,7 @@ class ByteStream(ABC):
     def is_closed(self) -> bool: ...
 
 
-StreamHandler = Callable[[ByteStream], Awaitable[None]]
+StreamHandler = Callable[[ByteStream], Coroutine[Any, Any, None]]
 
 
 class Transport(ABC):
