@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
+import statistics
 import struct
 import tempfile
 import time
@@ -139,7 +140,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--store", choices=["memory", "file"], default="memory")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     size = args.mb * 1024 * 1024
     ctx = mp.get_context("spawn")
@@ -168,14 +169,17 @@ def main() -> None:
         parent.send("stop")
         proc.join()
         p2p_rates.append(size / elapsed / 1e6)
-    raw, channel, p2p = max(raw_rates), max(channel_rates), max(p2p_rates)
-    print(f"object: {args.mb} MiB in 1 MiB chunks, fetcher store: {args.store}, window {args.window}, best of {args.repeat}")
-    print(f"raw asyncio TCP loopback : {raw:8.1f} MB/s  (runs: {', '.join(f'{r:.0f}' for r in raw_rates)})")
-    print(f"encrypted frames only    : {channel:8.1f} MB/s  (runs: {', '.join(f'{r:.0f}' for r in channel_rates)})")
-    print(f"bcai p2p content fetch   : {p2p:8.1f} MB/s  (runs: {', '.join(f'{r:.0f}' for r in p2p_rates)})")
-    print(f"ratio encrypted / raw    : {channel / raw:8.2f}")
-    print(f"ratio p2p / raw          : {p2p / raw:8.2f}  (goal >= 0.50)")
-
+    med = statistics.median
+    ratios_channel = [c / r for c, r in zip(channel_rates, raw_rates)]
+    ratios_p2p = [p / r for p, r in zip(p2p_rates, raw_rates)]
+    runs = lambda rates: ", ".join(f"{r:.0f}" for r in rates)  # noqa: E731
+    print(f"object: {args.mb} MiB in 1 MiB chunks, fetcher store: {args.store}, window {args.window}; "
+          f"{args.repeat} rounds, each round measures all three back to back; medians")
+    print(f"raw asyncio TCP loopback : {med(raw_rates):8.1f} MB/s  (rounds: {runs(raw_rates)})")
+    print(f"encrypted frames only    : {med(channel_rates):8.1f} MB/s  (rounds: {runs(channel_rates)})")
+    print(f"bcai p2p content fetch   : {med(p2p_rates):8.1f} MB/s  (rounds: {runs(p2p_rates)})")
+    print(f"ratio encrypted / raw    : {med(ratios_channel):8.2f}  (per round: {', '.join(f'{r:.2f}' for r in ratios_channel)})")
+    print(f"ratio p2p / raw          : {med(ratios_p2p):8.2f}  (per round: {', '.join(f'{r:.2f}' for r in ratios_p2p)}; goal >= 0.50)")
 
 if __name__ == "__main__":
     main()

@@ -333,3 +333,19 @@ def test_record_update_reaches_connected_peers(kind: str) -> None:
         await net.close()
 
     run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_invalid_half_open_connections_are_capped(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind)
+        host = await net.host("target", HostConfig(max_inbound=3, handshake_timeout=5))
+        silent = [await net.raw_dial(host.address) for _ in range(6)]
+        await eventually(lambda: host.metrics["refused_inbound"] == 3)
+        for stream in silent:
+            stream.close()
+        await eventually(lambda: host._handshaking == 0)
+        await _still_works(net, host)
+        await net.close()
+
+    run(main)

@@ -123,6 +123,7 @@ class Host:
         self._request_ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
+        self._handshaking = 0
         self.discovery = Discovery(self)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -210,9 +211,12 @@ class Host:
 
     async def _on_inbound(self, stream: ByteStream) -> None:
         inbound = sum(1 for p in self._peers.values() if not p.outbound)
-        if self._stopped or inbound >= self.config.max_inbound:
+        # Half-open handshakes are capped too, so a swarm of silent sockets cannot pile up.
+        if self._stopped or inbound >= self.config.max_inbound or self._handshaking >= self.config.max_inbound:
+            self.metrics["refused_inbound"] += 1
             stream.close()
             return
+        self._handshaking += 1
         try:
             channel = await perform_handshake(
                 stream, self.key, self.config.network_id, None, self.config.handshake_timeout, self.config.max_frame
@@ -225,6 +229,8 @@ class Host:
             self.metrics["handshake_failures"] += 1
             stream.close()
             return
+        finally:
+            self._handshaking -= 1
         self._add_peer(channel, outbound=False)
 
     def _add_peer(self, channel: SecureChannel, outbound: bool) -> None:
