@@ -148,6 +148,11 @@ def test_request_response_errors_and_timeouts(kind: str) -> None:
             b.register_handler("test/echo", echo)
         with pytest.raises(PeerNotConnected):
             await a.request(b.node_id, "test/echo", b"abc")
+        for bad in ("records", "Upper", ""):
+            with pytest.raises(InvalidGossip):
+                await a.subscribe(bad, Inbox())
+        with pytest.raises(InvalidGossip):
+            await a.publish("blocks", bytes(a.config.max_frame))
         await a.connect(b.address, b.node_id)
         assert await a.request(b.node_id, "test/echo", b"abc") == b"cba"
         big = bytes(range(256)) * 8192

@@ -128,12 +128,17 @@ class Host:
 
     # --- lifecycle ------------------------------------------------------------------
 
-    async def start(self, listen: str = "127.0.0.1:0") -> str:
-        """Listen on `listen` ("host:port", port 0 picks one); return the bound address."""
-        self.address = await self.transport.listen(listen, self._on_inbound)
-        await self.subscribe(RECORDS_TOPIC, self.discovery.process_record_gossip)
+    async def start(self, listen: str = "127.0.0.1:0", advertise: str | None = None) -> str:
+        """Listen on `listen` ("host:port", port 0 picks one); return the bound address.
+
+        `advertise` is the address put in our node record when it differs from the bound
+        one (listening on 0.0.0.0, or behind a port mapping).
+        """
+        bound = await self.transport.listen(listen, self._on_inbound)
+        self.address = advertise or bound
+        self._topics[RECORDS_TOPIC] = self.discovery.process_record_gossip
         self.update_record()
-        return self.address
+        return bound
 
     async def stop(self) -> None:
         self._stopped = True
@@ -324,7 +329,7 @@ class Host:
 
     def _process_hello(self, peer: Peer, hello: Hello) -> None:
         try:
-            signed = SignedNodeRecord.from_bytes(hello.record, self.config.network_id)
+            signed = self.discovery.decode_record(hello.record)
             if signed.node_id != peer.id:
                 raise InvalidNodeRecord("hello carries another node's record")
         except InvalidNodeRecord as exc:
@@ -341,15 +346,15 @@ class Host:
     async def subscribe(self, topic: str, handler: GossipHandler) -> None:
         """Receive `topic`'s messages in `handler` (raise `InvalidGossip` to reject one:
         it is not forwarded and the sender's score drops); tell peers to send it to us."""
-        if not is_valid_name(topic):
-            raise InvalidGossip(f"bad topic name {topic!r}")
+        if not is_valid_name(topic) or topic == RECORDS_TOPIC:
+            raise InvalidGossip(f"bad or reserved topic name {topic!r}")
         new = topic not in self._topics
         self._topics[topic] = handler
         if new:
             await self._announce(Subscribe(topic, True))
 
     async def unsubscribe(self, topic: str) -> None:
-        if self._topics.pop(topic, None) is not None:
+        if topic != RECORDS_TOPIC and self._topics.pop(topic, None) is not None:
             await self._announce(Subscribe(topic, False))
 
     @property
