@@ -354,3 +354,40 @@ def test_invalid_half_open_connections_are_capped(kind: str) -> None:
         await net.close()
 
     run(main)
+
+
+def test_backpressure_blocks_consensus_publishers_and_sheds_txs_with_a_count() -> None:
+    async def main() -> None:
+        net = Net("memory")
+        net.memory.pipe_limit = 32 * 1024
+        config = HostConfig(queue_bytes=32 * 1024)
+        a, b = await net.host("producer", config), await net.host("stalled", config)
+        release = asyncio.Event()
+        consensus = Inbox()
+
+        async def stall(message: GossipMessage) -> None:
+            await release.wait()  # b stops reading from a while this runs
+
+        await b.subscribe(TOPIC_TXS, stall)
+        await b.subscribe(TOPIC_CONSENSUS, consensus)
+        await a.connect(b.address, b.node_id)
+        await a.publish(TOPIC_TXS, b"the tx that stalls b")
+        votes = [i.to_bytes(4, "big") + bytes(8 * 1024) for i in range(40)]  # 320 KiB >> buffers
+
+        async def vote_all() -> None:
+            for vote in votes:
+                await a.publish(TOPIC_CONSENSUS, vote)
+
+        producer = asyncio.ensure_future(vote_all())
+        await asyncio.sleep(0.05)
+        assert not producer.done()  # blocked, not dropping
+        for i in range(20):
+            await a.publish(TOPIC_TXS, b"tx %d" % i + bytes(8 * 1024))
+        assert a.metrics["dropped"] > 0  # txs shed, and counted
+        release.set()
+        await asyncio.wait_for(producer, 5)
+        await eventually(lambda: len(consensus.got) == len(votes))
+        assert [m.data for m in consensus.got] == votes  # every vote, in order
+        await net.close()
+
+    run(main)
