@@ -294,6 +294,11 @@ def test_dial_checks_the_expected_identity(kind: str) -> None:
         assert a.peers == []
         with pytest.raises(HandshakeFailed):
             await a.connect(a.address, a.node_id)
+        with pytest.raises(HandshakeFailed):
+            await a.connect(b.address, PrivateKey.from_label("not b").address)
+        assert await a.connect(b.address, b.key.address) == b.node_id  # by account address
+        a.disconnect(b.node_id)
+        await eventually(lambda: a.peers == [] and b.peers == [])
         # both dial at once: one connection survives on both sides
         await asyncio.gather(a.connect(b.address, b.node_id), b.connect(a.address, a.node_id))
         await eventually(lambda: a.peers == [b.node_id] and b.peers == [a.node_id])

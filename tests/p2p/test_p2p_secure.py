@@ -133,6 +133,17 @@ def test_invalid_frames_kill_the_channel(kind: str, attack: str) -> None:
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
+def test_invalid_frame_shorter_than_its_tag(kind: str) -> None:
+    async def main() -> None:
+        (ours, theirs), _, _ = await _pair(Net(kind))
+        await ours.stream.write(struct.pack(">I", 5) + b"12345")
+        with pytest.raises(FrameAuthenticationFailed):
+            await theirs.recv()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
 def test_invalid_oversized_frame_is_refused_before_reading_it(kind: str) -> None:
     async def main() -> None:
         (ours, theirs), _, _ = await _pair(Net(kind))

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from bcai.crypto import PrivateKey
+from bcai.crypto import Address, PrivateKey
 from bcai.errors import (
     BcaiError,
     ConnectionClosed,
@@ -177,18 +177,24 @@ class Host:
         peer = self._peers.get(node)
         return peer.record if peer else None
 
-    async def connect(self, address: str, expected: NodeId) -> NodeId:
-        """Dial `address` and prove it is `expected` (raise `HandshakeFailed` otherwise)."""
-        if expected == self.node_id:
+    async def connect(self, address: str, expected: NodeId | Address) -> NodeId:
+        """Dial `address`, check that the node there proves to be `expected` (its node id,
+        or its account address), and return its node id once its hello has arrived.
+
+        Raises `PeerIdentityMismatch`, `HandshakeFailed`, `PeerBanned`, `ConnectionClosed`.
+        """
+        if expected in (self.node_id, self.key.address):
             raise HandshakeFailed("refusing to connect to ourselves")
-        if expected in self._peers:
-            return expected
-        if self.scores.is_banned(expected, self.clock.now()):
-            raise PeerBanned(f"{expected!r} is banned")
+        if isinstance(expected, NodeId):
+            if expected in self._peers:
+                return expected
+            if self.scores.is_banned(expected, self.clock.now()):
+                raise PeerBanned(f"{expected!r} is banned")
         stream = await self.transport.dial(address)
         channel = await perform_handshake(
             stream, self.key, self.config.network_id, expected, self.config.handshake_timeout, self.config.max_frame
         )
+        expected = channel.remote_id
         self._add_peer(channel, outbound=True)
         if self.is_banned(expected):
             raise PeerBanned(f"{expected!r} is banned")

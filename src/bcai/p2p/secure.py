@@ -35,7 +35,7 @@ import nacl.exceptions
 from nacl._sodium import ffi as _ffi  # PyNaCl's libsodium binding: in-place AEAD on buffers
 from nacl._sodium import lib as _lib
 
-from bcai.crypto import PrivateKey, PublicKey
+from bcai.crypto import Address, PrivateKey, PublicKey
 from bcai.errors import (
     BcaiError,
     ConnectionClosed,
@@ -118,8 +118,10 @@ class SecureChannel:
         """The next frame's plaintext (a view the caller owns)."""
         header = await self.stream.read_exactly(4)
         (length,) = _LENGTH.unpack(header)  # checked before the body is read or allocated
-        if length > self.max_frame + TAG_SIZE or length < TAG_SIZE:
+        if length > self.max_frame + TAG_SIZE:
             raise FrameTooLarge(f"peer announced a {length}-byte frame (max {self.max_frame + TAG_SIZE})")
+        if length < TAG_SIZE:
+            raise FrameAuthenticationFailed(f"a {length}-byte frame cannot even hold its tag")
         ciphertext = await self.stream.read_exactly(length)
         return open_frame(self, header, ciphertext)
 
@@ -171,14 +173,14 @@ async def perform_handshake(
     stream: ByteStream,
     identity: PrivateKey,
     network_id: str,
-    expected: NodeId | None = None,
+    expected: NodeId | Address | None = None,
     timeout: float = 10.0,
     max_frame: int = MAX_FRAME,
 ) -> SecureChannel:
     """Run the handshake on `stream`; return the channel or raise `HandshakeFailed`.
 
-    `expected` is the node id the dialer meant to reach (None when accepting: the
-    listener learns who called). The stream is closed on failure.
+    `expected` is the node the dialer meant to reach, by node id or by account address
+    (None when accepting: the listener learns who called). The stream is closed on failure.
     """
     try:
         return await asyncio.wait_for(_handshake(stream, identity, network_id, expected, max_frame), timeout)
@@ -193,7 +195,7 @@ async def perform_handshake(
 
 
 async def _handshake(
-    stream: ByteStream, identity: PrivateKey, network_id: str, expected: NodeId | None, max_frame: int
+    stream: ByteStream, identity: PrivateKey, network_id: str, expected: NodeId | Address | None, max_frame: int
 ) -> SecureChannel:
     ephemeral_secret = os.urandom(32)
     ephemeral_public = sodium.crypto_scalarmult_base(ephemeral_secret)
@@ -230,8 +232,9 @@ async def _handshake(
     if remote_key == identity.public_key:
         raise HandshakeFailed("connected to ourselves")
     remote_id = NodeId.of(remote_key)
-    if expected is not None and remote_id != expected:
-        raise PeerIdentityMismatch(f"expected node {expected!r} at {stream.remote_address}, found {remote_id!r}")
+    found: NodeId | Address = remote_key.address if isinstance(expected, Address) else remote_id
+    if expected is not None and found != expected:
+        raise PeerIdentityMismatch(f"expected {expected!r} at {stream.remote_address}, found {found!r}")
     channel.remote_key = remote_key
     channel.remote_id = remote_id
     return channel
