@@ -16,8 +16,12 @@ from bcai.errors import ConnectionClosed, FrameTooLarge
 from bcai.p2p.gossip import Priority
 from bcai.p2p.records import NodeId, SignedNodeRecord
 from bcai.p2p.scoring import TokenBucket
-from bcai.p2p.secure import SecureChannel
+from bcai.p2p.secure import SecureChannel, seal_frame
 from bcai.p2p.wire import Message, encode_message_parts
+
+
+# Frames at least this large are encrypted off the event loop thread.
+_OFFLOAD_BYTES = 256 * 1024
 
 
 class SendQueue:
@@ -62,6 +66,17 @@ class SendQueue:
             self._nonempty.clear()
             await self._nonempty.wait()
 
+    def get_nowait(self) -> tuple[bytes, bytes] | None:
+        """The next frame if one is queued, else None."""
+        for priority in Priority:
+            lane = self._lanes[priority]
+            if lane:
+                frame = lane.popleft()
+                self._bytes[priority] -= len(frame[0]) + len(frame[1])
+                self._space.set()
+                return frame
+        return None
+
     def close(self) -> None:
         self.closed = True
         for lane in self._lanes.values():
@@ -98,14 +113,34 @@ class Peer:
         return await self.queue.put(frame, priority, drop_when_full)
 
     async def run_writer(self) -> None:
+        """Seal and write queued frames in order. Large frames are encrypted on a worker
+        thread (libsodium releases the GIL), and the next frame is sealed while the
+        current one is written, so the cipher and the socket work overlap."""
+        sealing: asyncio.Future[bytearray] | None = None
         try:
             while True:
-                head, body = await self.queue.get()
-                await self.channel.send(head, body)
+                if sealing is None:
+                    sealing = self._seal(await self.queue.get())
+                frame = await sealing
+                following = self.queue.get_nowait()
+                sealing = self._seal(following) if following is not None else None
+                await self.channel.stream.write(frame)
         except ConnectionClosed:
             pass
         finally:
+            if sealing is not None:
+                sealing.cancel()
             self.close()
+
+    def _seal(self, frame: tuple[bytes, bytes]) -> asyncio.Future[bytearray]:
+        # One seal at a time, in queue order: the nonce counter advances in frame order.
+        head, body = frame
+        loop = asyncio.get_running_loop()
+        if len(body) >= _OFFLOAD_BYTES:
+            return loop.run_in_executor(None, seal_frame, self.channel, head, body)
+        future: asyncio.Future[bytearray] = loop.create_future()
+        future.set_result(seal_frame(self.channel, head, body))
+        return future
 
     def close(self) -> None:
         if not self.closed:

@@ -17,7 +17,7 @@ from bcai.p2p.transport import ByteStream, StreamHandler, Transport, split_host_
 
 _STAGING = 256 * 1024
 _SPILL_LIMIT = 1024 * 1024
-_WRITE_HIGH = 4 * 1024 * 1024
+_WRITE_HIGH = 64 * 1024
 
 
 class _StreamProtocol(asyncio.BufferedProtocol):
