@@ -161,7 +161,9 @@ def test_request_response_errors_and_timeouts(kind: str) -> None:
             await a.request(b.node_id, "test/nothing", b"")
         with pytest.raises(RequestTimeout):
             await a.request(b.node_id, "test/never", b"", timeout=0.05)
-        slow.set()
+        slow.set()  # the late answer arrives: counted, not held against b
+        await eventually(lambda: a.metrics["late_responses"] == 1)
+        assert a.scores.get_score(b.node_id, a.clock.now()) == 0
         await net.close()
 
     run(main)

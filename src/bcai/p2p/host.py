@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -121,6 +121,7 @@ class Host:
         self._handlers: dict[str, RequestHandler] = {}
         self._pending: dict[int, tuple[NodeId, asyncio.Future[tuple[bool, bytes]]]] = {}
         self._request_ids = itertools.count(1)
+        self._timed_out: OrderedDict[int, None] = OrderedDict()  # recent ids, for late answers
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
         self._handshaking = 0
@@ -453,6 +454,9 @@ class Host:
             await peer.send(Request(request_id, protocol, payload), Priority.NORMAL)
             ok, body = await asyncio.wait_for(future, timeout or self.config.request_timeout)
         except asyncio.TimeoutError:
+            self._timed_out[request_id] = None
+            while len(self._timed_out) > 4096:
+                self._timed_out.popitem(last=False)
             raise RequestTimeout(f"{protocol} request to {node!r} timed out") from None
         finally:
             self._pending.pop(request_id, None)
@@ -462,8 +466,11 @@ class Host:
 
     def _process_response(self, peer: Peer, response: Response) -> None:
         pending = self._pending.get(response.request_id)
+        if pending is None and response.request_id in self._timed_out:
+            del self._timed_out[response.request_id]
+            self.metrics["late_responses"] += 1  # slow, not hostile: no penalty
+            return
         if pending is None or pending[0] != peer.id:
-            # Late answers to timed-out requests land here too: a small penalty only.
             self.metrics["unsolicited"] += 1
             self.penalize(peer.id, scoring.PENALTY_UNSOLICITED, "response to no request of ours")
             return
