@@ -53,16 +53,13 @@ class SendQueue:
         return True
 
     async def get(self) -> tuple[bytes, bytes]:
+        """The next frame, most urgent lane first; waits while all lanes are empty."""
         while True:
             if self.closed:
                 raise ConnectionClosed("connection closed")
-            for priority in Priority:
-                lane = self._lanes[priority]
-                if lane:
-                    frame = lane.popleft()
-                    self._bytes[priority] -= len(frame[0]) + len(frame[1])
-                    self._space.set()
-                    return frame
+            frame = self.get_nowait()
+            if frame is not None:
+                return frame
             self._nonempty.clear()
             await self._nonempty.wait()
 
