@@ -16,12 +16,8 @@ from bcai.errors import ConnectionClosed, FrameTooLarge
 from bcai.p2p.gossip import Priority
 from bcai.p2p.records import NodeId, SignedNodeRecord
 from bcai.p2p.scoring import TokenBucket
-from bcai.p2p.secure import SecureChannel, seal_frame
+from bcai.p2p.secure import OFFLOAD_BYTES, SecureChannel, seal_frame
 from bcai.p2p.wire import Message, encode_message_parts
-
-
-# Frames at least this large are encrypted off the event loop thread.
-_OFFLOAD_BYTES = 256 * 1024
 
 
 class SendQueue:
@@ -133,7 +129,7 @@ class Peer:
         # One seal at a time, in queue order: the nonce counter advances in frame order.
         head, body = frame
         loop = asyncio.get_running_loop()
-        if len(body) >= _OFFLOAD_BYTES:
+        if len(body) >= OFFLOAD_BYTES:
             return loop.run_in_executor(None, seal_frame, self.channel, head, body)
         future: asyncio.Future[bytearray] = loop.create_future()
         future.set_result(seal_frame(self.channel, head, body))

@@ -51,6 +51,7 @@ MAGIC = b"BCAIP2P1"
 HANDSHAKE_DOMAIN = "p2p-handshake"
 MAX_FRAME = 16 * 1024 * 1024  # plaintext bytes per frame, hard limit
 TAG_SIZE = 16
+OFFLOAD_BYTES = 256 * 1024  # frames this large are encrypted / decrypted off the event loop
 _HELLO_SIZE = len(MAGIC) + 32
 _AUTH_SIZE = 32 + 64
 _LENGTH = struct.Struct(">I")
@@ -123,6 +124,10 @@ class SecureChannel:
         if length < TAG_SIZE:
             raise FrameAuthenticationFailed(f"a {length}-byte frame cannot even hold its tag")
         ciphertext = await self.stream.read_exactly(length)
+        if length >= OFFLOAD_BYTES:
+            # Large frames are decrypted on a worker thread (libsodium releases the GIL)
+            # while the event loop keeps reading the socket.
+            return await asyncio.get_running_loop().run_in_executor(None, open_frame, self, header, ciphertext)
         return open_frame(self, header, ciphertext)
 
     def close(self) -> None:
