@@ -134,7 +134,7 @@ def build_training_program(model: ModelFn, input_spec: isa.TensorSpec, *, num_ou
 
     return Program(init=tuple(b.init), entries=(forward, train, evaluate), parameters=params,
                    buffers=tuple(b.buffers), limits=limits or Limits(), requirements=requirements, seed=seed,
-                   training=TrainingPlan(epochs, batch_size, dataset))
+                   training=TrainingPlan(epochs, batch_size, dataset, feature_input=x))
 
 
 def _optimizer_step(b: ProgramBuilder, params: tuple[str, ...], grads: tuple[str, ...],
