@@ -314,8 +314,9 @@ TENSOR_OPS = UNARY_OPS + BINARY_OPS + SHAPE_OPS + REDUCE_OPS + ("matmul", "conca
 class TensorOp(Instruction):
     """A generic op on `inputs` (see TENSOR_OPS). `dims` is the new shape (reshape, expand),
     the two swapped axes (transpose), the permutation (permute), the axes (squeeze,
-    unsqueeze, reductions; empty = all) or `(axis,)` (concat). A binary op with one input
-    uses the scalar `value` as its second operand."""
+    unsqueeze, reductions; empty = all: for squeeze every size-1 dim) or `(axis,)` (concat). A binary op with one input
+    uses the scalar `value` as its second operand. `expand` broadcasts to `dims` by numpy
+    rules; `where` selects between inputs 2 and 3 by the condition in input 1."""
 
     op: Str
     inputs: Ids

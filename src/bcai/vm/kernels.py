@@ -152,7 +152,7 @@ def _tensor_op(i: isa.TensorOp, ctx: KernelContext) -> Kernel:
     if op == "reshape":
         return lambda x: x.reshape(dims)
     if op == "expand":
-        return lambda x: x.expand(dims)
+        return lambda x: x.expand(torch.broadcast_shapes(x.shape, dims))
     if op == "transpose":
         if len(dims) != 2:
             raise ShapeMismatch("TensorOp transpose needs dims=(a, b)")
