@@ -19,7 +19,7 @@ program looks like, for BML and for `compile_torch(..., training=...)`:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from bcai.errors import InvalidProgram
@@ -67,6 +67,15 @@ class ProgramBuilder:
     def emit(self, instr: isa.Instruction) -> None:
         self.body.append(instr)
 
+    def name_output(self, current: str, wanted: str) -> str:
+        """Give the body's final result a readable id (`logits`, `y`) when the last
+        instruction is the one writing it; otherwise keep `current`."""
+        last = self.body[-1] if self.body else None
+        if last is None or getattr(last, "output", None) != current or wanted in self._shapes:
+            return current
+        self.body[-1] = replace(last, output=wanted)
+        return wanted
+
     def take_body(self) -> tuple[isa.Instruction, ...]:
         body, self.body = tuple(self.body), []
         return body
@@ -105,7 +114,7 @@ def build_training_program(model: ModelFn, input_spec: isa.TensorSpec, *, num_ou
     x = input_spec.name
     label = isa.TensorSpec("y", (-1,), "int64") if loss == "cross_entropy" else isa.TensorSpec("y", (-1, num_outputs))
 
-    logits = model(b, x, False)
+    logits = b.name_output(model(b, x, False), "logits")
     forward = Entry("forward", (input_spec,), b.take_body(), (logits,))
 
     out = model(b, x, True)

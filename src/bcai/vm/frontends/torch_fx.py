@@ -9,7 +9,7 @@ Nodes the VM cannot express are all collected first and reported in one
 With `loss=` (and `optimizer=`), the result is a training program with `forward`,
 `train_step` and `evaluate` entries (`frontends/builder.py`); otherwise one `forward`
 entry. The first dimension of every input is dynamic (the batch). A single input is named
-`x`; several keep the names of the forward method's arguments.
+`x` and a single output `y`; several keep the names of the forward arguments.
 """
 
 from __future__ import annotations
@@ -323,6 +323,8 @@ def compile_torch(module: nn.Module, example_inputs: Sequence[torch.Tensor] | to
     b = ProgramBuilder()
     if loss is None:
         outputs = lowering.emit(b, placeholders, training=False)
+        if len(outputs) == 1:
+            outputs = (b.name_output(outputs[0], "y"),)
         program = Program(init=tuple(b.init), entries=(Entry("forward", specs, b.take_body(), outputs),),
                           parameters=tuple(b.parameters), buffers=tuple(b.buffers), limits=limits or Limits(),
                           seed=seed)
