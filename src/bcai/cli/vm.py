@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import typer
@@ -13,9 +13,12 @@ from rich.table import Table
 
 from bcai.cli.output import console, emit_json, fail
 from bcai.errors import BcaiError, ConfigError, InvalidModel
-from bcai.vm.backends import detect_backends
-from bcai.vm.interpreter import VM
-from bcai.vm.program import Program, compute_program_cid, decode_program, encode_program
+
+if TYPE_CHECKING:
+    from bcai.vm.program import Program
+
+# bcai.vm imports torch (seconds); it is imported inside the commands so that other
+# `bcai` commands start fast.
 
 app = typer.Typer(help="The ML virtual machine: compile models to programs and run them.", no_args_is_help=True)
 
@@ -71,6 +74,8 @@ def compile_cmd(
 
     Example: bcai vm compile --bml examples/bml/digits_cnn.yaml -o digits.bcvm
     """
+    from bcai.vm.program import compute_program_cid, encode_program
+
     try:
         program = _compile(onnx_file, bml_file, torch_factory, example_shape)
         data = encode_program(program)
@@ -117,6 +122,9 @@ def run_cmd(
 
     Example: bcai vm run model.bcvm --input x=batch.npy --out results --json
     """
+    from bcai.vm.interpreter import VM
+    from bcai.vm.program import compute_program_cid, decode_program
+
     try:
         try:
             data = program_file.read_bytes()
@@ -151,6 +159,8 @@ def run_cmd(
 @app.command("devices")
 def devices_cmd(as_json: bool = JsonOption) -> None:
     """List the hardware backends and whether this node has them."""
+    from bcai.vm.backends import detect_backends
+
     infos = detect_backends()
     if as_json:
         emit_json({"backends": [{"name": i.name, "available": i.available, "detail": i.detail} for i in infos]})

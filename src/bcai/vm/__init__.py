@@ -23,3 +23,17 @@ from bcai.vm.backends import detect_backends, select_backend
 from bcai.vm.program import (Entry, Limits, Program, TrainingPlan, compute_program_cid, decode_program,
                              encode_program)
 from bcai.vm.tensors import compute_tensors_hash, decode_tensors, encode_tensors
+from bcai.vm.frontends.bml import from_bml, parse_bml
+from bcai.vm.frontends.builder import OptimizerConfig, ProgramBuilder, build_training_program
+from bcai.vm.frontends.onnx import from_onnx
+from bcai.vm.frontends.torch_fx import compile_torch
+from bcai.vm.loop import evaluate, train_epochs
+
+__all__ = [
+    "VM", "Entry", "INSTRUCTIONS", "Instruction", "Limits", "Metrics", "OptimizerConfig", "Program",
+    "ProgramBuilder", "PythonBridge", "PythonConstraints", "Session", "TensorSpec", "TrainingPlan",
+    "build_training_program", "compile_torch", "compute_program_cid", "compute_tensors_hash", "decode_program",
+    "decode_tensors", "detect_backends", "deterministic_mode", "encode_program", "encode_tensors", "evaluate",
+    "from_bml", "from_onnx", "parse_bml", "select_backend", "train_epochs",
+    *INSTRUCTIONS,
+]

@@ -721,3 +721,6 @@ class PythonExecute(Instruction):
 
 # Instructions whose writes are computed in place on ids they read.
 IN_PLACE = (SGDStep, AdamStep)
+
+__all__ = ["DTYPES", "INSTRUCTIONS", "Instruction", "PythonConstraints", "TensorSpec", "canonical_dec",
+           "instruction_from_obj", *INSTRUCTIONS]
