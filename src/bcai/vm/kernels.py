@@ -7,7 +7,8 @@ absent optional id) and returns one tensor, a tuple of tensors (one per write sl
 None allowed) or None (in-place instructions).
 
 The same kernels run on `meta` tensors during planning (shape/dtype inference, FLOPs,
-memory): the few that cannot (random draws, optimizer steps, LSTM) branch on `ctx.meta`.
+memory): the few that cannot (random draws, optimizer steps, device moves, Python) branch
+on `ctx.meta`.
 """
 
 from __future__ import annotations
@@ -317,7 +318,7 @@ def _dropout(i: isa.Dropout, ctx: KernelContext) -> Kernel:
 
     def run(x: torch.Tensor) -> torch.Tensor:
         if ctx.meta:
-            return torch.empty_like(x)
+            return x * 1.0  # same shape, and still connected to the autograd graph
         mask = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p, generator=ctx.dropout_generator)
         return x * mask * (1.0 / (1.0 - p))
 
@@ -344,13 +345,6 @@ def _lstm(i: isa.LSTM, ctx: KernelContext) -> Kernel:
             h0 = torch.zeros(shape, dtype=x.dtype, device=x.device)
         if c0 is None:
             c0 = torch.zeros(shape, dtype=x.dtype, device=x.device)
-        if ctx.meta:
-            expected_in = x.shape[-1]
-            if weights[0].shape != (4 * hidden, expected_in) or tuple(h0.shape) != shape or tuple(c0.shape) != shape:
-                raise ShapeMismatch(f"LSTM: weight_ih_l0 {list(weights[0].shape)} / h0 {list(h0.shape)} do not fit "
-                                    f"input {list(x.shape)} with hidden_size {hidden}")
-            seq = x.shape[:2] + (dirs * hidden,)
-            return torch.empty(seq, dtype=x.dtype, device="meta"), torch.empty_like(h0), torch.empty_like(c0)
         out, h, c = torch.lstm(x, (h0, c0), weights, i.has_bias, layers, 0.0, False, i.bidirectional, batch_first)
         return out, h, c
 

@@ -31,6 +31,7 @@ class Step:
     reads: tuple[int | None, ...]
     writes: tuple[int | None, ...]
     frees: tuple[int, ...]
+    single: bool  # the kernel returns one tensor (else a tuple, one per write slot)
     label: str
     instr: isa.Instruction
 
@@ -107,7 +108,9 @@ def compile_steps(section: str, body: Sequence[isa.Instruction], state_slots: di
             raise type(exc)(f"{label}: {exc}") from None
         steps.append(Step(kernel, tuple(None if n is None else slots[n] for n in _flat_reads(instr)),
                           tuple(None if n is None else slots[n] for n in _flat_writes(instr)),
-                          tuple(frees_at.get(index, ())), label, instr))
+                          tuple(frees_at.get(index, ())),
+                          len(instr.writes) == 1 and not isinstance(getattr(instr, instr.writes[0]), tuple),
+                          label, instr))
     needs_grad = any(isinstance(i, isa.Backward) for i in body)
     return CompiledSteps(steps, len(slots), tuple(slots[n] for n in inputs), tuple(slots[n] for n in outputs), needs_grad)
 
@@ -120,7 +123,7 @@ def execute(compiled: CompiledSteps, env: list[Any]) -> None:
             for step in compiled.steps:
                 result = step.kernel(*[None if s is None else env[s] for s in step.reads])
                 writes = step.writes
-                if len(writes) == 1:
+                if step.single:
                     env[writes[0]] = result  # type: ignore[index]
                 elif writes:
                     for slot, value in zip(writes, result):
@@ -160,7 +163,7 @@ def compute_costs(meta: CompiledSteps, env: list[Any]) -> Costs:
             for step in meta.steps:
                 ins = [None if s is None else env[s] for s in step.reads]
                 result = step.kernel(*ins)
-                outs = (result,) if len(step.writes) == 1 else (result or ())
+                outs = (result,) if step.single else (result or ())
                 written = 0
                 out_shapes = []
                 for slot, value in zip(step.writes, outs):
