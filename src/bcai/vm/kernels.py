@@ -64,6 +64,10 @@ def _tensor_create(i: isa.TensorCreate, ctx: KernelContext) -> Kernel:
     dtype = TORCH_DTYPES[i.dtype]
     shape = tuple(i.shape)
     a, b = float(i.a), float(i.b)
+    if i.data is not None:
+        expected = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        if len(i.data) != expected:
+            raise ShapeMismatch(f"data has {len(i.data)} bytes; {list(shape)} of {i.dtype} needs {expected}")
 
     def run() -> torch.Tensor:
         if ctx.meta:
@@ -514,7 +518,11 @@ def _adam_step(i: isa.AdamStep, ctx: KernelContext) -> Kernel:
 def _python_execute(i: isa.PythonExecute, ctx: KernelContext) -> Kernel:
     def run(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if ctx.meta:
-            return tuple(torch.empty(s.shape, dtype=TORCH_DTYPES[s.dtype], device="meta") for s in i.outputs)
+            # A dynamic (-1) output dim is planned as the same dim of the first input (or 1).
+            first = inputs[0].shape if inputs else ()
+            return tuple(torch.empty(tuple((first[k] if k < len(first) else 1) if d == -1 else d
+                                           for k, d in enumerate(s.shape)),
+                                     dtype=TORCH_DTYPES[s.dtype], device="meta") for s in i.outputs)
         if ctx.python_bridge is None:
             raise PythonBridgeUnavailable(
                 "PythonExecute needs the sandboxed Python bridge (bcai.sandbox.python), which is not wired "

@@ -146,6 +146,34 @@ def _classify(label: str, exc: Exception) -> BcaiError:
     return cls(f"{label}: {message}")
 
 
+_FLOAT_ONLY = (isa.Linear, isa._ConvBase, isa._PoolBase, isa.BatchNorm, isa.LayerNorm, isa.LSTM, isa.Attention,
+               isa.ReLU, isa.GELU, isa.Sigmoid, isa.Tanh, isa.SiLU, isa.Softsign, isa.SELU, isa.LeakyReLU, isa.ELU,
+               isa.Softplus, isa.HardSigmoid, isa.Softmax, isa.LogSoftmax, isa.PReLU, isa.MSELoss, isa.Dropout)
+_INT_DTYPES = (torch.int64, torch.int32, torch.uint8)
+
+
+def check_dtypes(instr: isa.Instruction, ins: list[Any]) -> None:
+    """Dtype rules that meta tensors do not enforce (real kernels would fail mid-run)."""
+    def names(ts: list[torch.Tensor]) -> str:
+        return ", ".join(str(t.dtype).removeprefix("torch.") for t in ts)
+
+    tensors = [t for t in ins if isinstance(t, torch.Tensor)]
+    if isinstance(instr, _FLOAT_ONLY) or (isinstance(instr, isa.TensorOp) and instr.op == "matmul"):
+        if not all(t.is_floating_point() for t in tensors) or len({t.dtype for t in tensors}) > 1:
+            raise DtypeMismatch(f"inputs must share one floating dtype, got {names(tensors)}")
+    elif isinstance(instr, isa.CrossEntropyLoss):
+        x, target = ins
+        if not x.is_floating_point() or (target.dtype != torch.int64 and target.dtype != x.dtype):
+            raise DtypeMismatch(f"logits must be floating and targets int64 (or class probabilities of the "
+                                f"logits' dtype), got {names([x, target])}")
+    elif isinstance(instr, (isa.Embedding, isa.Gather)):
+        idx, table = (ins[0], ins[1]) if isinstance(instr, isa.Embedding) else (ins[1], ins[0])
+        if idx.dtype not in _INT_DTYPES:
+            raise DtypeMismatch(f"indices must be an integer dtype, got {names([idx])}")
+        if isinstance(instr, isa.Embedding) and not table.is_floating_point():
+            raise DtypeMismatch(f"the embedding table must be floating, got {names([table])}")
+
+
 def _nbytes(t: Any) -> int:
     return t.numel() * t.element_size() if isinstance(t, torch.Tensor) else 0
 
@@ -162,6 +190,7 @@ def compute_costs(meta: CompiledSteps, env: list[Any]) -> Costs:
         with torch.set_grad_enabled(meta.needs_grad):
             for step in meta.steps:
                 ins = [None if s is None else env[s] for s in step.reads]
+                check_dtypes(step.instr, ins)
                 result = step.kernel(*ins)
                 outs = (result,) if step.single else (result or ())
                 written = 0
