@@ -312,7 +312,8 @@ TENSOR_OPS = UNARY_OPS + BINARY_OPS + SHAPE_OPS + REDUCE_OPS + ("matmul", "conca
 
 @instruction
 class TensorOp(Instruction):
-    """A generic op on `inputs` (see TENSOR_OPS). `dims` is the new shape (reshape, expand),
+    """A generic op on `inputs` (see TENSOR_OPS). `dims` is the new shape (reshape: -1 is
+    inferred and 0 copies the input's size at that index, as in ONNX; expand),
     the two swapped axes (transpose), the permutation (permute), the axes (squeeze,
     unsqueeze, reductions; empty = all: for squeeze every size-1 dim) or `(axis,)` (concat). A binary op with one input
     uses the scalar `value` as its second operand. `expand` broadcasts to `dims` by numpy

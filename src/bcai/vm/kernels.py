@@ -155,6 +155,8 @@ def _tensor_op(i: isa.TensorOp, ctx: KernelContext) -> Kernel:
     if op == "concat":
         return lambda *xs: torch.cat(xs, dim=dims[0])
     if op == "reshape":
+        if 0 in dims:  # 0 copies the input's size at that index (ONNX Reshape semantics)
+            return lambda x: x.reshape([x.shape[k] if d == 0 else d for k, d in enumerate(dims)])
         return lambda x: x.reshape(dims)
     if op == "expand":
         return lambda x: x.expand(torch.broadcast_shapes(x.shape, dims))

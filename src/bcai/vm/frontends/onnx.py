@@ -140,6 +140,11 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         return True
     if not ins or not all(i == "" or i in g.consts for i in ins):
         return False
+    if op == "ConstantOfShape":
+        value = numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
+        g.consts[node.output[0]] = np.full(tuple(int(d) for d in g.consts[ins[0]]), value.reshape(-1)[0],
+                                           dtype=value.dtype)
+        return True
     c = [g.consts[i] if i else None for i in ins]
     if op == "Identity":
         r = c[0]
@@ -159,6 +164,8 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         r = np.squeeze(c[0], axis=None if axes is None else tuple(int(x) for x in axes))
     elif op == "Concat":
         r = np.concatenate(c, axis=a["axis"])
+    elif op == "Transpose":
+        r = np.transpose(c[0], a.get("perm"))
     elif op == "Reshape":
         r = c[0].reshape(c[1])
     elif op == "Expand":
@@ -319,11 +326,8 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         emit(lambda o: isa.LayerNorm(x, s, bias, o, nd, a.get("epsilon", 1e-5)))
     elif op == "Reshape":
         target = [int(d) for d in const(1)]  # type: ignore[union-attr]
-        if 0 in target and not a.get("allowzero", 0):
-            src = g.shape(ins[0])
-            target = [(src[k] if src[k] is not None else -1) if d == 0 else d for k, d in enumerate(target)]
-        if target.count(-1) > 1:
-            raise UnsupportedOperators("Reshape with more than one unknown dimension")
+        if 0 in target and a.get("allowzero", 0):
+            raise UnsupportedOperators("Reshape(allowzero=1) to a zero-size dimension")
         emit(lambda o: isa.TensorOp("reshape", (x,), o, dims=tuple(target)))
     elif op == "Expand":
         dims = tuple(int(d) for d in const(1))  # type: ignore[union-attr]
@@ -509,7 +513,7 @@ SUPPORTED_OPS = frozenset(
      "Gelu", "Softmax", "LogSoftmax", "Gemm", "Conv", "ConvTranspose", "MaxPool", "AveragePool",
      "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Reshape", "Flatten",
      "Transpose", "Concat", "Split", "Pad", "ArgMax", "ArgMin", "Gather", "Squeeze", "Unsqueeze", "Cast", "Clip",
-     "Where", "Slice", "LSTM", "Expand"] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
+     "Where", "Slice", "LSTM", "Expand", "ConstantOfShape"] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
 
 
 def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None) -> Program:

@@ -87,7 +87,8 @@ class _Lowering:
             elif node.op == "call_function":
                 fn = node.target
                 if fn not in _UNARY_FUNCS and fn not in _BINARY_FUNCS and fn not in (
-                        operator.getitem, torch.flatten, torch.cat, F.softmax, F.log_softmax, torch.softmax, F.linear):
+                        operator.getitem, torch.flatten, torch.cat, F.softmax, F.log_softmax, torch.softmax,
+                        torch.log_softmax, F.linear):
                     bad.append(f"function {getattr(fn, '__name__', fn)}")
             elif node.op == "call_method":
                 if node.target not in _UNARY_METHODS and node.target not in (
@@ -253,9 +254,9 @@ class _Lowering:
         if fn is torch.cat:
             dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
             return self._out(b, lambda o: isa.TensorOp("concat", tuple(args[0]), o, dims=(dim,)), "cat")
-        if fn in (F.softmax, F.log_softmax, torch.softmax):
+        if fn in (F.softmax, F.log_softmax, torch.softmax, torch.log_softmax):
             dim = args[1] if len(args) > 1 else kwargs.get("dim", -1)
-            cls = isa.LogSoftmax if fn is F.log_softmax else isa.Softmax
+            cls = isa.LogSoftmax if fn in (F.log_softmax, torch.log_softmax) else isa.Softmax
             return self._out(b, lambda o: cls(args[0], o, dim), "softmax")
         raise UnsupportedOperators(f"function {getattr(fn, '__name__', fn)}")
 
@@ -269,10 +270,11 @@ class _Lowering:
             return x
         if method in ("view", "reshape"):
             dims = args[1:] if len(args) > 2 or not isinstance(args[1], (tuple, list)) else tuple(args[1])
-            # x.size(0) (the batch) becomes -1: the one dimension allowed to vary.
-            shape = tuple(-1 if isinstance(d, tuple) and d[:1] == ("size",) else d for d in dims)
-            if not all(isinstance(d, int) for d in shape):
-                raise UnsupportedOperators("reshape with computed sizes other than x.size(0)")
+            # x.size(0) (the batch) becomes 0: "copy the input's size here" (reshape's ONNX rule).
+            shape = tuple(0 if isinstance(d, tuple) and d[:1] == ("size",) and d[2] == 0 and k == 0 else d
+                          for k, d in enumerate(dims))
+            if not all(isinstance(d, int) and d != 0 or k == 0 and d == 0 for k, d in enumerate(shape)):
+                raise UnsupportedOperators("reshape with computed sizes other than x.size(0) in front")
             return self._out(b, lambda o: isa.TensorOp("reshape", (x,), o, dims=shape), "reshape")
         if method == "flatten":
             start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
