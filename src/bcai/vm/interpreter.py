@@ -41,6 +41,7 @@ from bcai.vm.validate import validate_program
 _DYNAMIC_DIM_FOR_PLANNING = 2
 _DROPOUT_SEED_OFFSET = 0x5EED
 _MAX_CACHED_SHAPES = 32
+_RNG_KEY = "#dropout_rng"  # '#' cannot appear in a tensor id, so it never collides
 
 
 class PythonBridge(Protocol):
@@ -243,16 +244,25 @@ class Session:
         self.state.set(values, self.state.ids)
 
     def export_state(self) -> bytes:
-        """Canonical bytes of all state (a checkpoint)."""
-        return encode_tensors(self.get_state())
+        """Canonical bytes of all state plus the dropout generator's state (a checkpoint:
+        resuming from it replays bitwise like an uninterrupted run)."""
+        rng = self.ctx.dropout_generator.get_state() if self.ctx.dropout_generator is not None else None
+        extra = {} if rng is None else {_RNG_KEY: rng}
+        return encode_tensors({**self.get_state(), **extra})
 
     def import_state(self, data: bytes) -> None:
         """Restore a checkpoint made by `export_state` (every state id must be present)."""
         values = decode_tensors(data)
+        rng = values.pop(_RNG_KEY, None)
         missing = set(self.state.ids) - set(values)
         if missing:
             raise InvalidFeed(f"checkpoint lacks state ids {sorted(missing)}")
         self.set_state(values)
+        if rng is not None and self.ctx.dropout_generator is not None:
+            try:
+                self.ctx.dropout_generator.set_state(rng)
+            except RuntimeError as exc:
+                raise InvalidFeed(f"checkpoint's generator state does not fit this backend: {exc}") from None
 
     def compute_model_hash(self) -> Cid:
         """Content id of the canonical bytes of the parameters and buffers."""
