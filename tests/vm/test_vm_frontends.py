@@ -320,7 +320,7 @@ def test_bml_hyperparameters_land_in_the_program_as_decimal_strings():
     program = from_bml(EXAMPLES / "digits_cnn.yaml")
     step = program.entry("train_step").body[-1]
     assert isinstance(step, isa.AdamStep) and step.lr == "0.002"
-    assert program.training.epochs == 20 and program.training.batch_size == 64 and program.seed == 7
+    assert program.training.epochs == 10 and program.training.batch_size == 32 and program.seed == 1
     assert program.limits.max_memory_bytes == 256 << 20
 
 
