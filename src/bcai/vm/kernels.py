@@ -459,8 +459,20 @@ def _backward(i: isa.Backward, ctx: KernelContext) -> Kernel:
             raise ShapeMismatch(f"Backward: loss must be a scalar, got shape {list(loss.shape)}")
         if not loss.requires_grad:
             raise ShapeMismatch("Backward: loss does not depend on any tensor that requires grad")
-        grads = torch.autograd.grad(loss, wrt, allow_unused=True)
-        return tuple(torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt))
+        if ctx.meta:
+            grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+            return tuple(torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt))
+        # backward() into .grad, then take the buffers: the same engine path as eager
+        # training (loss.backward(); optimizer.step()), so the VM adds no work of its own.
+        for w in wrt:
+            w.grad = None
+        loss.backward(inputs=list(wrt))
+        out = []
+        for w in wrt:
+            g = w.grad
+            w.grad = None
+            out.append(torch.zeros_like(w) if g is None else g)
+        return tuple(out)
 
     return run
 
