@@ -8,7 +8,7 @@ import cbor2
 import numpy as np
 import pytest
 import torch
-from vm_harness import feed_program, state
+from vm_harness import feed_program
 
 import bcai.vm
 from bcai.encoding import decode, encode

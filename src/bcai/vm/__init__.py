@@ -1,7 +1,8 @@
 """The Enhanced VM: ML programs as data, executed on PyTorch.
 
-- `isa.py`: the instruction set (one frozen dataclass per instruction), `TensorSpec`,
+- `records.py`: the typed field schema (ids, decimal strings, dtypes), `TensorSpec`,
   `PythonConstraints`.
+- `isa.py`: the instruction set (one frozen dataclass per instruction).
 - `program.py`: `Program`, `Entry`, `Limits`, `TrainingPlan`; canonical encoding
   (`encode_program` / `decode_program`) and `compute_program_cid`.
 - `validate.py`: structural validation (ids defined before use, state updates).

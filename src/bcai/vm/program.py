@@ -30,7 +30,8 @@ from bcai.crypto import Cid
 from bcai.crypto.cid import CODEC_DAG_CBOR
 from bcai.encoding import decode, encode
 from bcai.errors import EncodingError, MalformedProgram
-from bcai.vm.isa import Instruction, TensorSpec, _check_id, instruction_from_obj
+from bcai.vm.isa import Instruction, TensorSpec, instruction_from_obj
+from bcai.vm.records import _check_id
 
 PROGRAM_VERSION = 1
 BACKEND_NAMES = ("cuda", "mps", "cpu", "wgpu")
