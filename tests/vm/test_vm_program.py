@@ -12,7 +12,7 @@ from vm_harness import feed_program
 
 import bcai.vm
 from bcai.encoding import decode, encode
-from bcai.errors import (DeviceUnavailable, DtypeMismatch, GasExhausted, InvalidFeed, InvalidProgram,
+from bcai.errors import (DeviceUnavailable, DtypeMismatch, ExecutionFailed, GasExhausted, InvalidFeed, InvalidProgram,
                          MalformedProgram, MemoryLimitExceeded, PythonBridgeUnavailable, ShapeMismatch,
                          UndefinedTensor, UnknownInstruction, VMError)
 from bcai.vm import (VM, Entry, Limits, Program, PythonConstraints, TensorSpec, compute_program_cid,
@@ -185,6 +185,21 @@ def test_invalid_gas_exhausted_leaves_state_untouched():
     session.run("train_step", {"x": torch.zeros(8, 4), "y": torch.zeros(8, dtype=torch.int64)})  # a small batch fits
     assert session.compute_state_hash() != before
     assert issubclass(GasExhausted, VMError) and GasExhausted.code == "vm_gas_exhausted"
+
+
+def test_invalid_node_caps_tighten_program_limits():
+    with pytest.raises(MemoryLimitExceeded):
+        VM("cpu", max_memory_bytes=50).load(linear_program())  # its state alone is 60 bytes
+    session = VM("cpu", max_gas=5_000).load(linear_program())
+    with pytest.raises(GasExhausted):
+        session.run("forward", {"x": torch.ones(100, 4)})
+
+
+def test_invalid_runtime_failure_names_the_instruction():
+    p = feed_program([isa.Gather("x", "i", "y", axis=0)], [X, TensorSpec("i", (2,), "int64")], ["y"])
+    session = VM("cpu").load(p)
+    with pytest.raises(ExecutionFailed, match=r"instruction 0 \(Gather\)"):
+        session.run("main", {"x": torch.ones(3, 4), "i": torch.tensor([0, 7])})  # index out of range
 
 
 def test_metrics_count_instructions_flops_gas_and_peak_bytes():

@@ -109,11 +109,15 @@ class VM:
     deterministic algorithms and `threads` threads (default 1), so that two runs of the
     same program on the same feeds give bitwise identical outputs and state.
     `python_bridge`: the sandbox `PythonExecute` runs in (None: it raises
-    `PythonBridgeUnavailable`)."""
+    `PythonBridgeUnavailable`). `max_memory_bytes` / `max_gas`: this node's own caps; a
+    program gets the smaller of its declared limits and these."""
 
     def __init__(self, device: str = "auto", *, deterministic: bool = False, threads: int | None = None,
-                 python_bridge: PythonBridge | None = None) -> None:
+                 python_bridge: PythonBridge | None = None, max_memory_bytes: int | None = None,
+                 max_gas: int | None = None) -> None:
         self.device = device
+        self.max_memory_bytes = max_memory_bytes
+        self.max_gas = max_gas
         self.deterministic = deterministic
         self.threads = threads if threads is not None else (1 if deterministic else torch.get_num_threads())
         self.python_bridge = python_bridge
@@ -144,6 +148,9 @@ class Session:
         self.program = program
         self.cid: Cid = compute_program_cid(program)
         state_ids = validate_program(program)
+        self.max_gas = min(program.limits.max_gas, vm.max_gas or program.limits.max_gas)
+        self.max_memory_bytes = min(program.limits.max_memory_bytes,
+                                    vm.max_memory_bytes or program.limits.max_memory_bytes)
         self.backend: Backend = select_backend(vm.device, program.requirements)
         if any(isinstance(i, isa.ToGPU) for e in program.entries for i in e.body) and not self.backend.accelerator:
             raise DeviceUnavailable(f"the program moves tensors to a GPU (ToGPU) but runs on the "
@@ -160,7 +167,7 @@ class Session:
             init_meta = compile_steps("init", program.init, {}, (), state_ids, self._meta_ctx)
             meta_env: list[Any] = [None] * init_meta.n_slots
             init_costs = compute_costs(init_meta, meta_env)
-            check_limits(init_meta, init_costs, program.limits.max_gas, program.limits.max_memory_bytes)
+            check_limits(init_meta, init_costs, self.max_gas, self.max_memory_bytes)
             state_slots = {name: i for i, name in enumerate(state_ids)}
             self._entries: dict[str, tuple[Entry, CompiledSteps, CompiledSteps]] = {}
             meta_state = meta_env[:len(state_ids)]
@@ -206,10 +213,9 @@ class Session:
         spec, real, meta = self._entries[entry]
         tensors = _check_feeds(spec, feeds)
         shapes = tuple(tuple(t.shape) for t in tensors)
-        limits = self.program.limits
         with self.vm.mode():
             costs = self._costs_for(spec, meta, shapes)
-            check_limits(meta, costs, limits.max_gas, limits.max_memory_bytes)
+            check_limits(meta, costs, self.max_gas, self.max_memory_bytes)
             start = time.perf_counter_ns()
             env: list[Any] = [None] * real.n_slots
             env[:len(self.state.tensors)] = self.state.tensors

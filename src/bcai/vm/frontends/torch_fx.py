@@ -333,7 +333,13 @@ def compile_torch(module: nn.Module, example_inputs: Sequence[torch.Tensor] | to
     else:
         if len(specs) != 1:
             raise InvalidModel("a training program needs a module with exactly one input")
-        sample = module(*example_inputs)
+        was_training = module.training
+        module.eval()  # probe the output size without touching batch-norm statistics
+        try:
+            with torch.no_grad():
+                sample = module(*example_inputs)
+        finally:
+            module.train(was_training)
         if not isinstance(sample, torch.Tensor) or sample.dim() != 2:
             raise InvalidModel("a training program needs a module returning (batch, outputs)")
 
