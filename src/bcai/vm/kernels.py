@@ -462,17 +462,14 @@ def _backward(i: isa.Backward, ctx: KernelContext) -> Kernel:
         if ctx.meta:
             grads = torch.autograd.grad(loss, wrt, allow_unused=True)
             return tuple(torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt))
-        # backward() into .grad, then take the buffers: the same engine path as eager
-        # training (loss.backward(); optimizer.step()), so the VM adds no work of its own.
+        # backward() into .grad, as eager training does (zero_grad(); loss.backward()). The
+        # buffers stay attached to the parameters until the next Backward, the lifetime they
+        # have in eager training: freeing them at once makes the allocator return and
+        # re-fault large blocks on every step (measured: several % on a 4096-wide MLP).
         for w in wrt:
             w.grad = None
         loss.backward(inputs=list(wrt))
-        out = []
-        for w in wrt:
-            g = w.grad
-            w.grad = None
-            out.append(torch.zeros_like(w) if g is None else g)
-        return tuple(out)
+        return tuple(torch.zeros_like(w) if w.grad is None else w.grad for w in wrt)
 
     return run
 
