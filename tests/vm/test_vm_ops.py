@@ -362,6 +362,17 @@ def test_optimizer_steps_match_torch_optim_bitwise():
         assert torch.equal(session.get_parameters()["w"], ref_w.detach()), name
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_dtypes(dtype):
+    g = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(s, generator=g).to(dtype) for s in ((4, 6), (3, 6), (3,)))
+    check(isa.Linear("x", "w", "b", "out"), {"x": x, "w": w, "b": b}, lambda x, w, b: F.linear(x, w, b))
+    check(isa.ReLU("x", "out"), {"x": x}, lambda x: F.relu(x))
+    check(isa.Softmax("x", "out", 1), {"x": x}, lambda x: F.softmax(x, 1))
+    check(isa.TensorOp("mul", ("x", "x2"), "out"), {"x": x, "x2": x.flip(0)}, lambda x, x2: x * x2)
+    check(isa.LayerNorm("x", None, None, "out"), {"x": x}, lambda x: F.layer_norm(x, (6,)))
+
+
 def test_every_instruction_is_covered_here():
     import inspect
     import sys

@@ -9,7 +9,8 @@ import torch
 from bcai.vm import VM, Entry, Program, TensorSpec, isa
 from bcai.vm.kernels import DTYPE_NAMES, tensor_to_bytes
 
-TOLERANCES = {torch.float32: dict(rtol=2e-5, atol=2e-5), torch.float64: dict(rtol=1e-9, atol=1e-9)}
+TOLERANCES = {torch.float32: dict(rtol=2e-5, atol=2e-5), torch.float64: dict(rtol=1e-9, atol=1e-9),
+              torch.float16: dict(rtol=2e-3, atol=2e-3), torch.bfloat16: dict(rtol=1.6e-2, atol=1.6e-2)}
 
 
 def state(name: str, t: torch.Tensor, requires_grad: bool = False) -> isa.TensorCreate:
