@@ -99,6 +99,14 @@ def test_invalid_malformed_encoding():
     with pytest.raises(MalformedProgram, match="version"):
         decode_program(encode(obj))
     obj = linear_program().to_obj()
+    obj["training"] = {"epochs": 1, "batch_size": 0, "dataset": None, "train_entry": "t", "eval_entry": "e",
+                       "feature_input": "x", "label_input": "y"}
+    with pytest.raises(MalformedProgram, match="batch_size"):
+        decode_program(encode(obj))
+    obj["training"]["batch_size"], obj["training"]["dataset"] = 8, 5
+    with pytest.raises(MalformedProgram, match="dataset"):
+        decode_program(encode(obj))
+    obj = linear_program().to_obj()
     obj["init"][0]["dtype"] = "complex64"
     with pytest.raises(MalformedProgram, match="dtype"):
         decode_program(encode(obj))

@@ -109,8 +109,14 @@ class TrainingPlan:
             plan = cls(**obj)
         except TypeError as exc:
             raise MalformedProgram(f"TrainingPlan: {exc}") from None
-        if not isinstance(plan.epochs, int) or not isinstance(plan.batch_size, int) or plan.batch_size <= 0:
-            raise MalformedProgram("TrainingPlan: epochs and batch_size must be ints (batch_size > 0)")
+        if isinstance(plan.epochs, bool) or not isinstance(plan.epochs, int) or plan.epochs < 0 \
+                or isinstance(plan.batch_size, bool) or not isinstance(plan.batch_size, int) or plan.batch_size <= 0:
+            raise MalformedProgram("TrainingPlan: epochs and batch_size must be ints (epochs >= 0, batch_size > 0)")
+        if plan.dataset is not None and not isinstance(plan.dataset, str):
+            raise MalformedProgram("TrainingPlan.dataset must be a CID string or null")
+        for name in ("train_entry", "eval_entry", "feature_input", "label_input"):
+            if not isinstance(getattr(plan, name), str):
+                raise MalformedProgram(f"TrainingPlan.{name} must be a string")
         return plan
 
 
