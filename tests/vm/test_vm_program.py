@@ -8,6 +8,8 @@ import cbor2
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from vm_harness import feed_program
 
 import bcai.vm
@@ -318,3 +320,38 @@ def test_invalid_tensor_create_data_size():
     with pytest.raises(ShapeMismatch, match="12|16|bytes"):
         VM("cpu").load(p)
     assert decode(encode(p.to_obj()))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(position=st.integers(0, 10_000), value=st.integers(0, 255), cut=st.booleans())
+def test_invalid_corrupted_program_bytes_give_malformed_program(position, value, cut):
+    data = bytearray(encode_program(linear_program()))
+    position %= len(data)
+    if cut:
+        data = data[:position]
+    else:
+        data[position] = value
+    try:
+        program = decode_program(bytes(data))
+    except MalformedProgram:
+        return
+    try:  # a mutation that still decodes must load, or fail with a VMError
+        VM("cpu").load(program)
+    except VMError:
+        pass
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(field=st.sampled_from(["input", "weight", "bias", "output", "op_kind"]),
+       value=st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=5), st.binary(max_size=3), st.lists(st.integers(), max_size=2)))
+def test_invalid_mistyped_fields_give_malformed_program(field, value):
+    obj = linear_program().to_obj()
+    obj["entries"][0]["body"][0][field] = value
+    try:
+        program = decode_program(encode(obj))
+    except MalformedProgram:
+        return
+    try:
+        VM("cpu").load(program)
+    except VMError:
+        pass
