@@ -379,3 +379,21 @@ def test_every_instruction_is_covered_here():
     source = inspect.getsource(sys.modules[__name__])
     missing = [k for k in isa.INSTRUCTIONS if k not in source and k not in ("TensorCreate", "ToGPU", "ToCPU", "PythonExecute")]
     assert not missing, f"instructions without a reference test: {missing}"
+
+
+def test_tensor_create_inits_match_torch_generators():
+    from bcai.vm import VM, Program
+    program = Program(init=(
+        isa.TensorCreate("u", (1000,), init="uniform", a=-0.25, b=0.5),
+        isa.TensorCreate("n", (1000,), init="normal", a=1.0, b=2.0),
+        isa.TensorCreate("f", (2, 2), "float64", init="full", a=3.5),
+        isa.TensorCreate("o", (3,), "int64", init="ones"),
+        isa.TensorCreate("d", (2,), "int32", init="data", data=(7).to_bytes(4, "little") + (-1).to_bytes(4, "little", signed=True)),
+    ), entries=(), buffers=("u", "n", "f", "o", "d"), seed=42)
+    state = VM("cpu").load(program).get_parameters()
+    g = torch.Generator().manual_seed(42)  # the program's init generator, drawn in init order
+    assert torch.equal(state["u"], torch.empty(1000).uniform_(-0.25, 0.5, generator=g))
+    assert torch.equal(state["n"], torch.empty(1000).normal_(1.0, 2.0, generator=g))
+    assert torch.equal(state["f"], torch.full((2, 2), 3.5, dtype=torch.float64))
+    assert torch.equal(state["o"], torch.ones(3, dtype=torch.int64))
+    assert state["d"].tolist() == [7, -1] and state["d"].dtype == torch.int32
