@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import typer
@@ -84,7 +84,7 @@ def compile_cmd(
         fail(e, as_json)
     except OSError as e:
         fail(ConfigError(f"cannot write {output}: {e}"), as_json)
-    info = {"program": str(output), "cid": str(compute_program_cid(program)), "bytes": len(data),
+    info: dict[str, Any] = {"program": str(output), "cid": str(compute_program_cid(program)), "bytes": len(data),
             "entries": list(program.entry_names), "init_instructions": len(program.init),
             "parameters": len(program.parameters)}
     if as_json:
@@ -142,7 +142,7 @@ def run_cmd(
                 written[name] = str(path)
     except BcaiError as e:
         fail(e, as_json)
-    summary = {name: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for name, t in outputs.items()}
+    summary: dict[str, dict[str, Any]] = {name: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for name, t in outputs.items()}
     if as_json:
         emit_json({"cid": str(compute_program_cid(program)), "outputs": summary, "files": written,
                    "metrics": metrics.to_dict()})

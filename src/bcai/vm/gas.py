@@ -27,7 +27,7 @@ shapes, so every node computes the same gas for the same program and feeds.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 from bcai.vm import isa
 
@@ -65,13 +65,15 @@ def compute_flops(instr: isa.Instruction, ins: Sequence[Shape | None], outs: Seq
         k = first_in[-1] if first_in else 1
         return 2 * n_out * k + (n_out if instr.bias is not None else 0)
     if isinstance(instr, isa._ConvBase):
+        conv: Any = instr
         weight = ins[1] or ()
         volume = math.prod(weight[2:])
         if type(instr).__name__.startswith("ConvTranspose"):
             return 2 * n_in * weight[1] * volume
-        return 2 * n_out * weight[1] * volume + (n_out if instr.bias is not None else 0)
+        return 2 * n_out * weight[1] * volume + (n_out if conv.bias is not None else 0)
     if isinstance(instr, isa._PoolBase):
-        return n_out * math.prod(instr.kernel)
+        pool: Any = instr
+        return n_out * math.prod(pool.kernel)
     if isinstance(instr, isa.LSTM):
         seq, batch = (first_in[1], first_in[0]) if instr.batch_first else (first_in[0], first_in[1])
         h, dirs = instr.hidden_size, 2 if instr.bidirectional else 1

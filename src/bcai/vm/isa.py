@@ -10,7 +10,7 @@ declared in `reads` / `writes`, and the validator and the tensor manager use onl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from bcai.errors import MalformedProgram, UnknownInstruction
 from bcai.vm.records import (DTYPES, Bool, Constraints, Dec, Dtype, Id, Ids, Int, Ints, OptBytes,
@@ -52,13 +52,18 @@ def _collect(instr: Instruction, names: tuple[str, ...]) -> tuple[str, ...]:
 INSTRUCTIONS: dict[str, type[Instruction]] = {}
 
 
-def _register(cls: type) -> type:
+def _register(cls: Any) -> Any:
     cls.KIND = cls.__name__
     INSTRUCTIONS[cls.__name__] = cls
     return cls
 
 
-def instruction(cls: type) -> type[Instruction]:
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True)
+def instruction(cls: type[_T]) -> type[_T]:
+    """Make `cls` a frozen dataclass and register it under its class name."""
     return _register(dataclass(frozen=True, slots=True)(cls))
 
 
@@ -272,12 +277,12 @@ def _conv(nd: int, transpose: bool) -> type[Instruction]:
     return instruction(type(name, (_ConvBase,), namespace))
 
 
-Conv1D = _conv(1, False)
-Conv2D = _conv(2, False)
-Conv3D = _conv(3, False)
-ConvTranspose1D = _conv(1, True)
-ConvTranspose2D = _conv(2, True)
-ConvTranspose3D = _conv(3, True)
+Conv1D: Any = _conv(1, False)
+Conv2D: Any = _conv(2, False)
+Conv3D: Any = _conv(3, False)
+ConvTranspose1D: Any = _conv(1, True)
+ConvTranspose2D: Any = _conv(2, True)
+ConvTranspose3D: Any = _conv(3, True)
 
 
 class _PoolBase(Instruction):
@@ -304,12 +309,12 @@ def _pool(nd: int, kind: str) -> type[Instruction]:
     return instruction(type(name, (_PoolBase,), namespace))
 
 
-MaxPool1D = _pool(1, "Max")
-MaxPool2D = _pool(2, "Max")
-MaxPool3D = _pool(3, "Max")
-AvgPool1D = _pool(1, "Avg")
-AvgPool2D = _pool(2, "Avg")
-AvgPool3D = _pool(3, "Avg")
+MaxPool1D: Any = _pool(1, "Max")
+MaxPool2D: Any = _pool(2, "Max")
+MaxPool3D: Any = _pool(3, "Max")
+AvgPool1D: Any = _pool(1, "Avg")
+AvgPool2D: Any = _pool(2, "Avg")
+AvgPool3D: Any = _pool(3, "Avg")
 
 
 @instruction
@@ -420,21 +425,21 @@ def _activation(name: str, doc: str, **params: tuple[str, Any]) -> type[Instruct
     return instruction(type(name, (Instruction,), namespace))
 
 
-ReLU = _activation("ReLU", "max(x, 0)")
-GELU = _activation("GELU", "Gaussian error linear unit; approximate is 'none' or 'tanh'.", approximate=("Str", "none"))
-Sigmoid = _activation("Sigmoid", "1 / (1 + exp(-x))")
-Tanh = _activation("Tanh", "tanh(x)")
-SiLU = _activation("SiLU", "x * sigmoid(x)")
-Softsign = _activation("Softsign", "x / (1 + |x|)")
-SELU = _activation("SELU", "scaled ELU with the fixed SELU constants")
-LeakyReLU = _activation("LeakyReLU", "x if x > 0 else slope * x", slope=("Dec", "0.01"))
-ELU = _activation("ELU", "x if x > 0 else alpha * (exp(x) - 1)", alpha=("Dec", "1.0"))
-Softplus = _activation("Softplus", "log(1 + exp(beta x)) / beta (linear above threshold)",
+ReLU: Any = _activation("ReLU", "max(x, 0)")
+GELU: Any = _activation("GELU", "Gaussian error linear unit; approximate is 'none' or 'tanh'.", approximate=("Str", "none"))
+Sigmoid: Any = _activation("Sigmoid", "1 / (1 + exp(-x))")
+Tanh: Any = _activation("Tanh", "tanh(x)")
+SiLU: Any = _activation("SiLU", "x * sigmoid(x)")
+Softsign: Any = _activation("Softsign", "x / (1 + |x|)")
+SELU: Any = _activation("SELU", "scaled ELU with the fixed SELU constants")
+LeakyReLU: Any = _activation("LeakyReLU", "x if x > 0 else slope * x", slope=("Dec", "0.01"))
+ELU: Any = _activation("ELU", "x if x > 0 else alpha * (exp(x) - 1)", alpha=("Dec", "1.0"))
+Softplus: Any = _activation("Softplus", "log(1 + exp(beta x)) / beta (linear above threshold)",
                        beta=("Dec", "1.0"), threshold=("Dec", "20.0"))
-HardSigmoid = _activation("HardSigmoid", "clamp(alpha x + beta, 0, 1) (ONNX HardSigmoid)",
+HardSigmoid: Any = _activation("HardSigmoid", "clamp(alpha x + beta, 0, 1) (ONNX HardSigmoid)",
                           alpha=("Dec", "0.2"), beta=("Dec", "0.5"))
-Softmax = _activation("Softmax", "softmax along `dim`", dim=("Int", -1))
-LogSoftmax = _activation("LogSoftmax", "log-softmax along `dim`", dim=("Int", -1))
+Softmax: Any = _activation("Softmax", "softmax along `dim`", dim=("Int", -1))
+LogSoftmax: Any = _activation("LogSoftmax", "log-softmax along `dim`", dim=("Int", -1))
 
 
 @instruction

@@ -53,7 +53,7 @@ def make_kernel(instr: isa.Instruction, ctx: KernelContext) -> Kernel:
     return factory(instr, ctx)
 
 
-def _f(dec: str | None) -> float | None:
+def _f(dec: str | float | None) -> float | None:
     return None if dec is None else float(dec)
 
 
@@ -176,17 +176,17 @@ def _tensor_op(i: isa.TensorOp, ctx: KernelContext) -> Kernel:
             return x
         return unsqueeze
     if op in ("sum", "mean", "prod"):
-        fn = {"sum": torch.sum, "mean": torch.mean, "prod": torch.prod}[op]
+        reduce: Any = {"sum": torch.sum, "mean": torch.mean, "prod": torch.prod}[op]
         if op == "prod":
             def prod(x: torch.Tensor) -> torch.Tensor:
                 for d in sorted((d % max(x.dim(), 1) for d in dims), reverse=True) if dims else ():
                     x = torch.prod(x, d, keepdim=keep)
                 return x if dims else torch.prod(x)
             return prod
-        return (lambda x: fn(x, dims, keepdim=keep)) if dims else (lambda x: fn(x))
+        return (lambda x: reduce(x, dims, keepdim=keep)) if dims else (lambda x: reduce(x))
     if op in ("max", "min"):
-        fn = torch.amax if op == "max" else torch.amin
-        return (lambda x: fn(x, dims, keepdim=keep)) if dims else (lambda x: fn(x))
+        extreme: Any = torch.amax if op == "max" else torch.amin
+        return (lambda x: extreme(x, dims, keepdim=keep)) if dims else (lambda x: extreme(x))
     if op in ("argmax", "argmin"):
         fn = torch.argmax if op == "argmax" else torch.argmin
         if len(dims) > 1:
@@ -486,13 +486,14 @@ def _sgd_step(i: isa.SGDStep, ctx: KernelContext) -> Kernel:
     momentum = float(i.momentum)
     if len(i.grads) != n or (momentum > 0) != (len(i.momentum_buffers) == n) or (momentum == 0 and i.momentum_buffers):
         raise ShapeMismatch("SGDStep: one grad per param, and one momentum buffer per param exactly when momentum > 0")
-    kwargs = dict(weight_decay=float(i.weight_decay), momentum=momentum, lr=float(i.lr),
+    kwargs: dict[str, Any] = dict(weight_decay=float(i.weight_decay), momentum=momentum, lr=float(i.lr),
                   dampening=float(i.dampening), nesterov=i.nesterov, maximize=False)
 
     def run(*args: torch.Tensor) -> None:
-        params, grads, bufs = list(args[:n]), list(args[n:2 * n]), list(args[2 * n:])
+        params, grads = list(args[:n]), list(args[n:2 * n])
+        bufs: list[torch.Tensor | None] = list(args[2 * n:])
         if ctx.meta:
-            _check_same_shapes("SGDStep", tuple(params), tuple(grads), tuple(bufs or grads), tuple(params))
+            _check_same_shapes("SGDStep", tuple(params), tuple(grads), tuple(args[2 * n:] or grads), tuple(params))
             return None
         with torch.no_grad():
             if momentum > 0:
@@ -508,7 +509,7 @@ def _sgd_step(i: isa.SGDStep, ctx: KernelContext) -> Kernel:
 
 def _adam_step(i: isa.AdamStep, ctx: KernelContext) -> Kernel:
     n = len(i.params)
-    kwargs = dict(amsgrad=False, beta1=float(i.beta1), beta2=float(i.beta2), lr=float(i.lr),
+    kwargs: dict[str, Any] = dict(amsgrad=False, beta1=float(i.beta1), beta2=float(i.beta2), lr=float(i.lr),
                   weight_decay=float(i.weight_decay), eps=float(i.eps), maximize=False)
     decoupled = i.decoupled
 

@@ -87,15 +87,15 @@ def compile_steps(section: str, body: Sequence[isa.Instruction], state_slots: di
     for name in inputs:
         slots[name] = len(slots)
     for instr in body:
-        for name in _flat_writes(instr):
-            if name is not None and name not in slots:
-                slots[name] = len(slots)
+        for written in _flat_writes(instr):
+            if written is not None and written not in slots:
+                slots[written] = len(slots)
     keep = set(state_slots) | set(outputs)
     last_use: dict[str, int] = {}
     for index, instr in enumerate(body):
-        for name in _flat_reads(instr) + _flat_writes(instr):
-            if name is not None:
-                last_use[name] = index
+        for used in _flat_reads(instr) + _flat_writes(instr):
+            if used is not None:
+                last_use[used] = index
     frees_at: dict[int, list[int]] = {}
     for name, index in last_use.items():
         if name not in keep:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional, Union
 
 from bcai.errors import MalformedProgram
 
@@ -171,16 +171,16 @@ class PythonConstraints(_Record):
 
 # Annotation aliases: the strings above are the schema; these keep type checkers informed.
 Id = str
-OptId = "str | None"
+OptId = Optional[str]
 Ids = tuple[str, ...]
 Int = int
-OptInt = "int | None"
+OptInt = Optional[int]
 Ints = tuple[int, ...]
 Bool = bool
 Str = str
-Dec = str
-OptDec = "str | None"
-OptBytes = "bytes | None"
+Dec = Union[str, float]  # stored as str; constructors accept numbers
+OptDec = Optional[Union[str, float]]
+OptBytes = Optional[bytes]
 Dtype = str
 Specs = tuple[TensorSpec, ...]
 Constraints = PythonConstraints

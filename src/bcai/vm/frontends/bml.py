@@ -181,10 +181,11 @@ def from_bml(source: str | bytes | Path) -> Program:
     """Compile a BML document (YAML text, bytes, or a path) into a training program with
     entries `forward`, `train_step` and `evaluate` (see `build_training_program`)."""
     if isinstance(source, Path):
+        path = source
         try:
-            source = source.read_bytes()
+            source = path.read_bytes()
         except OSError as exc:
-            raise InvalidBml(f"cannot read {source}: {exc}") from None
+            raise InvalidBml(f"cannot read {path}: {exc}") from None
     spec = parse_bml(source)
     model, input_spec = _model(spec["template"], spec["model"])
     t = spec["training"]

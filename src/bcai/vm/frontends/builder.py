@@ -73,7 +73,7 @@ class ProgramBuilder:
         last = self.body[-1] if self.body else None
         if last is None or getattr(last, "output", None) != current or wanted in self._shapes:
             return current
-        self.body[-1] = replace(last, output=wanted)
+        self.body[-1] = replace(last, output=wanted)  # type: ignore[type-var]
         return wanted
 
     def take_body(self) -> tuple[isa.Instruction, ...]:

@@ -145,7 +145,7 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         g.consts[node.output[0]] = np.full(tuple(int(d) for d in g.consts[ins[0]]), value.reshape(-1)[0],
                                            dtype=value.dtype)
         return True
-    c = [g.consts[i] if i else None for i in ins]
+    c: list[Any] = [g.consts[i] if i else None for i in ins]
     if op == "Identity":
         r = c[0]
     elif op == "Cast":
@@ -155,7 +155,7 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
     elif op == "Gather":
         r = np.take(c[0], c[1], axis=a.get("axis", 0))
     elif op == "Unsqueeze":
-        axes = a.get("axes", c[1] if len(c) > 1 else None)
+        axes: Any = a.get("axes", c[1] if len(c) > 1 else None)
         r = c[0]
         for ax in sorted(int(x) % (r.ndim + len(axes)) for x in axes):
             r = np.expand_dims(r, ax)
@@ -226,7 +226,7 @@ def _conv_pads(g: _Graph, x: str, pads: list[int], nd: int) -> tuple[str, tuple[
 def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
     op, b = node.op_type, g.b
     ins = list(node.input)
-    x = g.id(ins[0]) if ins and ins[0] else None
+    x = g.id(ins[0]) if ins and ins[0] else ""  # "" is not a valid id: an op that needs x fails
 
     def emit(make: Callable[[str], isa.Instruction], k: int = 0) -> None:
         b.emit(make(g.out(node.output[k])))

@@ -30,7 +30,7 @@ from bcai.vm.program import Entry, Limits, Program
 
 Value = Any  # a tensor id (str), a Python scalar, or a tuple of values
 
-_SIMPLE_MODULES: dict[type, Callable[[nn.Module, str, str], isa.Instruction]] = {
+_SIMPLE_MODULES: dict[type, Callable[[Any, str, str], isa.Instruction]] = {
     nn.ReLU: lambda m, x, o: isa.ReLU(x, o),
     nn.GELU: lambda m, x, o: isa.GELU(x, o, m.approximate),
     nn.Sigmoid: lambda m, x, o: isa.Sigmoid(x, o),
@@ -98,7 +98,7 @@ class _Lowering:
         return sorted(set(bad))
 
     @staticmethod
-    def _module_supported(mod: nn.Module) -> bool:
+    def _module_supported(mod: Any) -> bool:
         t = type(mod)
         if t in _SIMPLE_MODULES or t in _MAXPOOL or t in _AVGPOOL or t in (nn.Identity, nn.Dropout):
             return True
@@ -121,7 +121,7 @@ class _Lowering:
             return b.param(name, tuple(tensor.shape), "data", data=data, dtype=dtype)
         return b.buffer(name, tuple(tensor.shape), "data", data=data, dtype=dtype)
 
-    def module_state(self, b: ProgramBuilder, target: str, attr: str) -> str | None:
+    def module_state(self, b: ProgramBuilder, target: str, attr: str) -> Any:
         mod = self.modules[target]
         t = getattr(mod, attr, None)
         if t is None:
@@ -160,7 +160,8 @@ class _Lowering:
         return out
 
     def call_module(self, b: ProgramBuilder, target: str, args: tuple, kwargs: dict, training: bool) -> Value:
-        mod, x = self.modules[target], args[0]
+        mod: Any = self.modules[target]
+        x = args[0]
         t = type(mod)
         st = lambda attr: self.module_state(b, target, attr)  # noqa: E731
         name = target.replace(".", "_")
@@ -211,7 +212,9 @@ class _Lowering:
                             mod.bias, h0, c0, h, c))
             return (out, (h, c))
         if t is nn.MultiheadAttention:
-            q, k, v = args[0], args[1] if len(args) > 1 else kwargs.get("key"), args[2] if len(args) > 2 else kwargs.get("value")
+            q: Any = args[0]
+            k: Any = args[1] if len(args) > 1 else kwargs.get("key")
+            v: Any = args[2] if len(args) > 2 else kwargs.get("value")
             if kwargs.get("attn_mask") is not None or kwargs.get("key_padding_mask") is not None:
                 raise UnsupportedOperators("MultiheadAttention masks are not supported (use causal in BML)")
             w_in, b_in = st("in_proj_weight"), st("in_proj_bias")
