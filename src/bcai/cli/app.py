@@ -7,6 +7,7 @@ import typer
 from bcai.cli import genesis
 from bcai.cli import keys
 from bcai.cli import sandbox
+from bcai.cli import vm
 
 app = typer.Typer(
     help="bcai: a decentralized network for training AI models.",
@@ -16,6 +17,7 @@ app = typer.Typer(
 app.add_typer(genesis.app, name="genesis")
 app.add_typer(keys.app, name="keys")
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(vm.app, name="vm")
 
 
 def main() -> None:

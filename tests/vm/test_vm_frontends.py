@@ -1,0 +1,356 @@
+"""Front ends: torch.fx, ONNX (exported from torch and hand-built), BML."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from onnx import TensorProto, helper, numpy_helper
+
+from bcai.errors import InvalidBml, InvalidModel, UnsupportedOperators
+from bcai.vm import VM, compile_torch, from_bml, from_onnx, isa, parse_bml
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "bml"
+
+
+def run_forward(program, **feeds):
+    out, _ = VM("cpu").run(program, feeds, "forward")
+    return out
+
+
+# --- torch.fx ---------------------------------------------------------------------------
+
+
+def test_seed_example_linear_compiles_to_tensor_create_and_linear():
+    lin = nn.Linear(784, 10)
+    program = compile_torch(lin, torch.randn(1, 784))
+    assert [type(i) for i in program.init] == [isa.TensorCreate, isa.TensorCreate]
+    assert [type(i) for i in program.entries[0].body] == [isa.Linear]
+    assert program.parameters == ("weight", "bias")
+    x = torch.randn(5, 784)
+    assert torch.equal(run_forward(program, x=x)["y"], lin(x).detach())
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(64, 10)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x):
+        h = self.pool(torch.relu(self.bn(self.conv(x))))
+        h = h.view(x.size(0), -1)
+        return torch.log_softmax(self.fc(self.drop(h)) * 2.0 + 1.0, dim=1)
+
+
+class SeqModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.lstm = nn.LSTM(8, 8, batch_first=True, bidirectional=True)
+        self.att = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.norm = nn.LayerNorm(16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, tokens):
+        h, _ = self.lstm(self.emb(tokens))
+        a, _ = self.att(h, h, h)
+        return self.head(nn.functional.gelu(self.norm(a + h)).mean(1))
+
+
+@pytest.mark.parametrize("factory,example", [
+    (Net, torch.randn(3, 1, 8, 8)),
+    (SeqModel, torch.randint(0, 20, (2, 5))),
+    (lambda: nn.Sequential(nn.Conv1d(2, 4, 3, groups=2, dilation=2), nn.ELU(), nn.AvgPool1d(2), nn.Flatten(),
+                           nn.Linear(8, 2), nn.Softmax(-1)), torch.randn(2, 2, 8)),
+    (lambda: nn.Sequential(nn.ConvTranspose2d(2, 3, 2, stride=2), nn.SiLU(), nn.MaxPool2d(2), nn.Tanh(),
+                           nn.LeakyReLU(0.1), nn.Softplus()), torch.randn(1, 2, 4, 4)),
+])
+def test_compile_torch_matches_module(factory, example):
+    torch.manual_seed(0)
+    module = factory().eval()
+    program = compile_torch(module, example)
+    got = run_forward(program, x=example)["y"]
+    torch.testing.assert_close(got, module(example).detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_compile_torch_training_program_trains_like_torch():
+    torch.manual_seed(1)
+    module = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    program = compile_torch(module, torch.zeros(1, 4), loss="cross_entropy")
+    assert program.entry_names == ("forward", "train_step", "evaluate")
+    session = VM("cpu").load(program)
+    ref = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+    ref.load_state_dict(module.state_dict())
+    opt = torch.optim.Adam(ref.parameters(), lr=0.001)
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    for _ in range(3):
+        out, _ = session.run("train_step", {"x": x, "y": y})
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(ref(x), y)
+        loss.backward()
+        opt.step()
+        assert torch.equal(out["loss"], loss.detach())
+    params = session.get_parameters()
+    assert torch.equal(params["0.weight"], ref[0].weight.detach())
+
+
+def test_invalid_torch_unsupported_lists_all():
+    class Odd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gru = nn.GRU(4, 4)
+            self.up = nn.Upsample(scale_factor=2)
+
+        def forward(self, x):
+            return torch.cumsum(self.up(self.gru(x)[0]), 0)
+
+    with pytest.raises(UnsupportedOperators) as info:
+        compile_torch(Odd(), torch.zeros(2, 1, 4))
+    assert "GRU" in str(info.value) and "Upsample" in str(info.value) and "cumsum" in str(info.value)
+
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(InvalidModel, match="torch.fx cannot trace"):
+        compile_torch(Branchy(), torch.zeros(2))
+
+
+# --- ONNX: exported from torch ------------------------------------------------------------
+
+
+def export(module: nn.Module, x: torch.Tensor, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (x,), buf, dynamo=False, input_names=["x"], output_names=["y"], **kwargs)
+    return buf.getvalue()
+
+
+class OnnxLSTM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(5, 6, bidirectional=True)
+
+    def forward(self, x):
+        out, (h, c) = self.lstm(x)
+        return out + h.sum() + c.mean()
+
+
+@pytest.mark.parametrize("factory,x,kwargs", [
+    (lambda: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.LeakyReLU(0.2), nn.MaxPool2d(2),
+                           nn.Flatten(), nn.Linear(64, 10), nn.LogSoftmax(1)), torch.randn(2, 3, 8, 8), {}),
+    (lambda: nn.Sequential(nn.Conv1d(4, 4, 3, padding=2, dilation=2, groups=2), nn.ELU(), nn.AvgPool1d(2), nn.SELU(),
+                           nn.Softplus(), nn.Softsign(), nn.Sigmoid()), torch.randn(2, 4, 8), {}),
+    (lambda: nn.Sequential(nn.Conv3d(2, 2, 3, padding=1), nn.PReLU(2), nn.ConvTranspose3d(2, 3, 2, stride=2),
+                           nn.AdaptiveAvgPool3d(1), nn.Flatten()), torch.randn(1, 2, 4, 4, 4), {}),
+    (OnnxLSTM, torch.randn(4, 2, 5), {}),
+    (lambda: nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.GELU(), nn.Hardsigmoid(), nn.Softmax(-1)),
+     torch.randn(3, 6), {"opset_version": 17}),
+    (lambda: nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 2), nn.Tanh()),
+     torch.randn(3, 6), {"dynamic_axes": {"x": {0: "batch"}}}),
+    (lambda: nn.Sequential(nn.ZeroPad2d((1, 2, 0, 1)), nn.Conv2d(1, 2, 2, stride=2), nn.ReLU()),
+     torch.randn(1, 1, 5, 5), {}),
+])
+def test_onnx_exported_from_torch_matches_module(factory, x, kwargs):
+    torch.manual_seed(0)
+    module = factory().eval()
+    program = from_onnx(export(module, x, **kwargs))
+    got = run_forward(program, x=x)["y"]
+    torch.testing.assert_close(got, module(x).detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_dynamic_batch_axis_runs_other_batch_sizes(tmp_path):
+    module = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
+    path = tmp_path / "m.onnx"
+    path.write_bytes(export(module, torch.randn(3, 6), dynamic_axes={"x": {0: "batch"}}))
+    program = from_onnx(path)
+    assert program.entries[0].inputs[0].shape == (-1, 6)
+    x = torch.randn(11, 6)
+    torch.testing.assert_close(run_forward(program, x=x)["y"], module(x).detach())
+
+
+# --- ONNX: hand-built graphs ----------------------------------------------------------------
+
+
+def make_model(nodes, inputs, outputs, inits=(), opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
+
+
+def vi(name, shape, elem=TensorProto.FLOAT):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def test_onnx_hand_built_gemm_with_transposes_alpha_beta():
+    a = np.random.randn(3, 4).astype(np.float32)
+    b = np.random.randn(5, 3).astype(np.float32)
+    c = np.random.randn(5).astype(np.float32)
+    node = helper.make_node("Gemm", ["a", "B", "C"], ["y"], transA=1, transB=1, alpha=0.5, beta=2.0)
+    model = make_model([node], [vi("a", [3, 4])], [vi("y", [4, 5])],
+                       [numpy_helper.from_array(b, "B"), numpy_helper.from_array(c, "C")])
+    got = run_forward(from_onnx(model), a=torch.from_numpy(a))["y"]
+    np.testing.assert_allclose(got.numpy(), 0.5 * a.T @ b.T + 2.0 * c, rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_hand_built_shape_ops_and_reductions():
+    x = np.random.randn(2, 3, 4).astype(np.float32)
+    idx = np.array([2, 0], dtype=np.int64)
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1]),                       # (2,4,3)
+        helper.make_node("Split", ["t", "sizes"], ["s1", "s2"], axis=1),                   # (2,1,3) (2,3,3)
+        helper.make_node("Concat", ["s2", "s1"], ["c"], axis=1),                           # (2,4,3)
+        helper.make_node("Pad", ["c", "pads"], ["p"], mode="reflect"),                     # (2,4,5)
+        helper.make_node("ReduceMean", ["p", "axes"], ["r"], keepdims=0),                 # (2,5)
+        helper.make_node("Gather", ["r", "idx"], ["g"], axis=1),                          # (2,2)
+        helper.make_node("Clip", ["g", "lo", "hi"], ["k"]),
+        helper.make_node("Unsqueeze", ["k", "ax0"], ["u"]),                               # (1,2,2)
+        helper.make_node("Flatten", ["u"], ["f"], axis=2),                                 # (2,2)
+        helper.make_node("Softmax", ["f"], ["y"], axis=0),
+    ]
+    inits = [numpy_helper.from_array(np.array([1, 3], dtype=np.int64), "sizes"),
+             numpy_helper.from_array(np.array([0, 0, 1, 0, 0, 1], dtype=np.int64), "pads"),
+             numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+             numpy_helper.from_array(idx, "idx"),
+             numpy_helper.from_array(np.array(-0.3, dtype=np.float32), "lo"),
+             numpy_helper.from_array(np.array(0.4, dtype=np.float32), "hi"),
+             numpy_helper.from_array(np.array([0], dtype=np.int64), "ax0")]
+    model = make_model(nodes, [vi("x", [2, 3, 4])], [vi("y", [2, 2])], inits, opset=18)
+    got = run_forward(from_onnx(model), x=torch.from_numpy(x))["y"].numpy()
+    t = x.transpose(0, 2, 1)
+    c = np.concatenate([t[:, 1:], t[:, :1]], axis=1)
+    p = np.pad(c, ((0, 0), (0, 0), (1, 1)), mode="reflect")
+    r = p.mean(axis=1)
+    k = np.clip(r[:, idx], -0.3, 0.4)
+    f = k.reshape(2, 2)
+    expected = np.exp(f) / np.exp(f).sum(axis=0, keepdims=True)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_onnx_constant_folding_of_shape_chains():
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Constant", [], ["zero"], value=numpy_helper.from_array(np.array(0, dtype=np.int64))),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "ax"], ["b1"]),
+        helper.make_node("Concat", ["b1", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array([0], dtype=np.int64), "ax"),
+             numpy_helper.from_array(np.array([-1], dtype=np.int64), "minus1")]
+    model = make_model(nodes, [vi("x", [3, 2, 2])], [vi("y", [3, 4])], inits)
+    program = from_onnx(model)
+    assert [type(i) for i in program.entries[0].body] == [isa.TensorOp]
+    x = torch.randn(3, 2, 2)
+    assert torch.equal(run_forward(program, x=x)["y"], x.reshape(3, 4))
+
+
+def test_invalid_onnx_unsupported_operators_listed_together():
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Hardmax", ["a"], ["b"]),
+             helper.make_node("Einsum", ["b"], ["y"], equation="ij->ji"),
+             helper.make_node("Conv", ["x", "w"], ["z"], auto_pad="SAME_UPPER")]
+    graph = helper.make_graph(nodes, "g", [vi("x", [2, 2])], [vi("y", [2, 2]), vi("z", [2, 2])],
+                              [numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(UnsupportedOperators) as info:
+        from_onnx(model.SerializeToString())
+    message = str(info.value)
+    assert "Hardmax" in message and "Einsum" in message and "Conv(auto_pad=SAME_UPPER)" in message
+
+
+def test_invalid_onnx_bytes_and_paths(tmp_path):
+    with pytest.raises(InvalidModel, match="not a valid ONNX"):
+        from_onnx(b"definitely not protobuf")
+    with pytest.raises(InvalidModel):
+        from_onnx(tmp_path / "missing.onnx")
+
+
+# --- BML ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_bml_examples_compile_and_train_one_step(path):
+    program = from_bml(path)
+    assert program.training is not None and program.entry_names == ("forward", "train_step", "evaluate")
+    spec = program.entry("train_step").inputs[0]
+    shape = tuple(2 if d == -1 else d for d in spec.shape)
+    x = torch.randint(0, 5, shape) if spec.dtype == "int64" else torch.rand(shape)
+    session = VM("cpu").load(program)
+    label = program.entry("train_step").inputs[1]
+    y = torch.zeros(2, dtype=torch.int64) if label.dtype == "int64" else torch.zeros(2, *label.shape[1:])
+    out, metrics = session.run("train_step", {"x": x, "y": y})
+    assert torch.isfinite(out["loss"]) and metrics.flops > 0
+    logits, _ = session.run("forward", {"x": x})
+    assert logits["logits"].shape[0] == 2
+
+
+def test_bml_templates_lstm_and_transformer_build_and_run():
+    for doc in (
+        "bml: 1\nmodel: {template: lstm, input_shape: [6, 3], hidden_size: 8, num_layers: 2, bidirectional: true,"
+        " num_classes: 4}\ntraining: {epochs: 1, batch_size: 4, optimizer: sgd, lr: 0.1, momentum: 0.9}\n",
+        "bml: 1\nmodel: {template: transformer, input_shape: [5], vocab_size: 11, embed_dim: 8, num_heads: 2,"
+        " ff_dim: 16, num_layers: 2, num_classes: 3, dropout: 0.1, causal: true}\n"
+        "training: {epochs: 1, batch_size: 4, optimizer: adamw, weight_decay: 0.01}\n",
+        "bml: 1\nmodel: {template: transformer, input_shape: [5, 3], embed_dim: 8, num_heads: 1, ff_dim: 8,"
+        " num_classes: 2, activation: gelu}\ntraining: {epochs: 1, batch_size: 4, loss: mse}\n",
+        "bml: 1\nmodel: {template: mlp, input_shape: [1, 4, 4], hidden: [8], num_classes: 2, batch_norm: true}\n"
+        "training: {epochs: 1, batch_size: 4}\n",
+    ):
+        program = from_bml(doc)
+        session = VM("cpu").load(program)
+        spec, label = program.entry("train_step").inputs
+        shape = tuple(4 if d == -1 else d for d in spec.shape)
+        x = torch.randint(0, 11, shape) if spec.dtype == "int64" else torch.rand(shape)
+        y = torch.randint(0, 2, (4,)) if label.dtype == "int64" else torch.rand(4, *label.shape[1:])
+        before = session.compute_model_hash()
+        session.run("train_step", {"x": x, "y": y})
+        assert session.compute_model_hash() != before
+
+
+def test_bml_hyperparameters_land_in_the_program_as_decimal_strings():
+    program = from_bml(EXAMPLES / "digits_cnn.yaml")
+    step = program.entry("train_step").body[-1]
+    assert isinstance(step, isa.AdamStep) and step.lr == "0.002"
+    assert program.training.epochs == 10 and program.training.batch_size == 32 and program.seed == 1
+    assert program.limits.max_memory_bytes == 256 << 20
+
+
+@pytest.mark.parametrize("doc,match", [
+    ("bml: [unclosed", "not valid YAML"),
+    ("- a list", "mapping"),
+    ("bml: 2\nmodel: {template: mlp}\ntraining: {}", "version 1"),
+    ("bml: 1\nmodel: {template: resnet}\ntraining: {epochs: 1, batch_size: 2}", "unknown template"),
+    ("bml: 1\nmodel: {template: mlp, input_shape: [4], num_classes: 2, colour: red}\ntraining: {epochs: 1, batch_size: 2}", "colour"),
+    ("bml: 1\nmodel: {template: mlp, input_shape: [4, -1], num_classes: 2}\ntraining: {epochs: 1, batch_size: 2}", r"model.input_shape\[1\]"),
+    ("bml: 1\nmodel: {template: mlp, input_shape: [4], num_classes: 2}\ntraining: {epochs: 1}", "batch_size: required"),
+    ("bml: 1\nmodel: {template: mlp, input_shape: [4], num_classes: 2}\ntraining: {epochs: 1, batch_size: 2, optimizer: lbfgs}", "optimizer"),
+    ("bml: 1\nmodel: {template: mlp, input_shape: [4], num_classes: 2}\ntraining: {epochs: 1, batch_size: 2, lr: fast}", "training.lr"),
+    ("bml: 1\nmodel: {template: mlp, input_shape: [4], num_classes: 2}\ntraining: {epochs: 1, batch_size: 2, dataset: notacid}", "dataset"),
+    ("bml: 1\nmodel: {template: cnn, input_shape: [4], channels: [2], num_classes: 2}\ntraining: {epochs: 1, batch_size: 2}", "channels, height, width"),
+    ("bml: 1\nmodel: {template: transformer, input_shape: [4, 3], embed_dim: 5, num_heads: 2, ff_dim: 4, num_classes: 2}\ntraining: {epochs: 1, batch_size: 2}", "multiple"),
+    ("bml: 1\nmodel: {template: mlp, input_shape: [4], num_classes: 2}\ntraining: {epochs: 1, batch_size: 2}\ndevices: [tpu]", "devices"),
+    ("bml: 1\nmodel: {template: mlp, input_shape: [4], num_classes: 2}\ntraining: {epochs: 1, batch_size: 2}\nextra: 1", "extra"),
+])
+def test_invalid_bml(doc, match):
+    with pytest.raises(InvalidBml, match=match):
+        from_bml(doc)
+    if match != "multiple" and "height" not in match:
+        with pytest.raises(InvalidBml, match=match):
+            parse_bml(doc)
+
+
+def test_bml_dataset_cid_is_carried():
+    from bcai.crypto import Cid
+    cid = str(Cid.of(b"digits"))
+    program = from_bml(f"bml: 1\nmodel: {{template: mlp, input_shape: [4], num_classes: 2}}\n"
+                       f"training: {{epochs: 1, batch_size: 2, dataset: {cid}}}\n")
+    assert program.training.dataset == cid
