@@ -27,6 +27,7 @@ from bcai.consensus.app import Application
 from bcai.consensus.blocks import ChainTip, build_block, check_block, solve_work
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.events import (
+    GOSSIP,
     PRECOMMIT_STEP,
     PREVOTE_STEP,
     PROPOSE,
@@ -91,7 +92,7 @@ class Engine:
         key: PrivateKey | None,
         tip: ChainTip | None = None,
         wal: Sequence[WalEntry] = (),
-        verified: set[tuple[object, bytes]] | None = None,
+        verified: dict[int, tuple[object, bytes]] | None = None,
     ) -> None:
         self.params = params
         self.app = app
@@ -99,8 +100,9 @@ class Engine:
         self.address = key.address.raw if key is not None else None
         self.tip = tip if tip is not None else ChainTip.genesis(params, genesis)
         self._wal = list(wal)
-        # a cache of (message, public key) pairs whose signature already verified; a
-        # simulator shares one among all its nodes so each vote is checked once
+        # an optional cache of message objects whose signature already verified (keyed by
+        # id, holding the object); a simulator shares one among all its nodes so each vote
+        # is checked once, however many nodes receive that same object
         self._verified = verified
         self.committed_evidence: set[bytes] = set()
         self.pending_evidence: dict[bytes, DuplicateVoteEvidence] = {}
@@ -108,8 +110,9 @@ class Engine:
         self._out: list[Action] = []
         self._now = 0
         self._work: dict[bytes, WorkResult] = {}
-        self._sent_blocks: set[tuple[bytes, int]] = set()
+        self._sent_blocks: dict[tuple[bytes, int], int] = {}  # (peer, height) -> when we last offered
         self._sync_buffer: dict[int, tuple[Block, CommitCertificate]] = {}
+        self._commit_times: dict[int, int] = {}  # height -> when we committed it (recent heights)
         self.height = 0  # 0 until Start
         self.round = 0
         self.step = PROPOSE
@@ -205,6 +208,7 @@ class Engine:
             self._out.append(Broadcast(proposal))
             self._accept_proposal(proposal)
         self._schedule(PROPOSE)
+        self._out.append(ScheduleTimeout(self.height, round_, GOSSIP, self.params.gossip_interval_ms))
 
     def _make_proposal(self, round_: int) -> Proposal:
         assert self.key is not None
@@ -236,30 +240,37 @@ class Engine:
             if isinstance(message, bytes):
                 message = decode_message(message, self.params.max_block_bytes + 64 * 1024)
             if isinstance(message, Vote):
-                self._on_vote(message)
+                changed = self._on_vote(message)
             elif isinstance(message, Proposal):
-                self._on_proposal(message)
+                changed = self._on_proposal(message)
             else:
                 raise InvalidMessage(f"not a consensus message: {type(message).__name__}")
         except InvalidMessage as exc:
             self._reject(exc)
             return
-        self._run_rules()
+        # every rule's precondition is a vote threshold, a proposal or a step; a vote that
+        # crossed no threshold cannot make any rule fire (this keeps big networks fast)
+        if changed:
+            self._run_rules()
 
     def _reject(self, error: BcaiError) -> None:
         self.rejected_count += 1
         self._out.append(MessageRejected(error))
 
     def _verify(self, message: Proposal | Vote, public_key: PublicKey) -> None:
-        key = (message, public_key.raw)
-        if self._verified is not None and key in self._verified:
-            return
+        cache = self._verified
+        if cache is not None:
+            # identity, not equality: the very object that verified before (kept alive by
+            # the cache, so its id cannot be reused) needs no second check
+            hit = cache.get(id(message))
+            if hit is not None and hit[0] is message and hit[1] == public_key.raw:
+                return
         try:
             message.verify(public_key, self.params.chain_id)
         except InvalidSignature as exc:
             raise InvalidMessage(f"bad signature: {exc}") from None
-        if self._verified is not None:
-            self._verified.add(key)
+        if cache is not None:
+            cache[id(message)] = (message, public_key.raw)
 
     def _is_elsewhere(self, message: Message, sender: bytes) -> bool:
         """Handle a message for another height; True if it is not for this one."""
@@ -268,24 +279,29 @@ class Engine:
         if message.height == self.height + 1 and len(self._future) < MAX_FUTURE_MESSAGES:
             self._future.append(message)
         elif message.height < self.height and sender in self.validators:
-            # a validator is behind: offer it our committed blocks (once per height)
-            if (sender, message.height) not in self._sent_blocks:
-                self._sent_blocks.add((sender, message.height))
+            # a validator is behind: once it had time to commit by itself, offer it our blocks
+            committed_at = self._commit_times.get(message.height, -self.params.block_resend_ms)
+            last = self._sent_blocks.get((sender, message.height))
+            if self._now - committed_at >= self.params.gossip_interval_ms and (
+                last is None or self._now - last >= self.params.block_resend_ms
+            ):
+                self._sent_blocks[(sender, message.height)] = self._now
                 self._out.append(SendBlocks(sender, message.height))
         return True
 
-    def _on_vote(self, vote: Vote) -> None:
+    def _on_vote(self, vote: Vote) -> bool:
         if self._is_elsewhere(vote, vote.validator):
-            return
+            return False
         validator = self.validators.by_address.get(vote.validator)
         if validator is None:
             raise InvalidMessage("vote from a validator outside this height's set")
         if vote.round > self.round + MAX_ROUNDS_AHEAD:
-            return
+            return False
         self._verify(vote, validator.public_key)
-        self._add_vote(vote)
+        return self._add_vote(vote)
 
-    def _add_vote(self, vote: Vote) -> None:
+    def _add_vote(self, vote: Vote) -> bool:
+        """Count a vote; True when it crossed a threshold some rule waits for."""
         key = (vote.round, vote.vote_type)
         rv = self.votes.get(key)
         if rv is None:
@@ -294,29 +310,32 @@ class Engine:
         if existing is not None:
             if existing.block_id != vote.block_id:
                 self._record_evidence(DuplicateVoteEvidence.of(existing, vote))
-            return
+            return False
         power = self.validators.by_address[vote.validator].power
         rv.votes[vote.validator] = vote
         before = rv.power.get(vote.block_id, 0)
         rv.power[vote.block_id] = before + power
+        total_before = rv.total
         rv.total += power
-        if (
-            vote.vote_type == PRECOMMIT
-            and vote.block_id is not None
-            and not self.validators.is_quorum(before)
-            and self.validators.is_quorum(before + power)
-        ):
-            self._commit_candidates.append((vote.round, vote.block_id))
-        self._note_round_participant(vote.round, vote.validator, power)
+        is_quorum = self.validators.is_quorum
+        crossed = not is_quorum(total_before) and is_quorum(rv.total)
+        if not is_quorum(before) and is_quorum(before + power):
+            crossed = True
+            if vote.vote_type == PRECOMMIT and vote.block_id is not None:
+                self._commit_candidates.append((vote.round, vote.block_id))
+        return self._note_round_participant(vote.round, vote.validator, power) or crossed
 
-    def _note_round_participant(self, round_: int, address: bytes, power: int) -> None:
+    def _note_round_participant(self, round_: int, address: bytes, power: int) -> bool:
+        """Track who spoke in later rounds; True when one of them now holds more than 1/3."""
         if round_ <= self.round:
-            return
+            return False
         seen = self._round_power.setdefault(round_, {})
         if address not in seen:
             seen[address] = power
             if round_ > self._skip_round and self.validators.is_one_third(sum(seen.values())):
                 self._skip_round = round_
+                return True
+        return False
 
     def _record_evidence(self, ev: DuplicateVoteEvidence) -> None:
         if ev.evidence_id in self.committed_evidence or ev.evidence_id in self.pending_evidence:
@@ -324,20 +343,21 @@ class Engine:
         self.pending_evidence[ev.evidence_id] = ev
         self._out.append(EvidenceFound(ev))
 
-    def _on_proposal(self, proposal: Proposal) -> None:
+    def _on_proposal(self, proposal: Proposal) -> bool:
         if self._is_elsewhere(proposal, proposal.proposer):
-            return
+            return False
         if proposal.round > self.round + MAX_ROUNDS_AHEAD:
-            return
+            return False
         proposer = self.validators.get_proposer(proposal.round)
         if proposal.proposer != proposer.address:
             raise InvalidMessage(f"proposal for round {proposal.round} not from that round's proposer")
         if proposal.block.size > self.params.max_block_bytes:
             raise InvalidMessage(f"oversized proposal: {proposal.block.size} > {self.params.max_block_bytes} bytes")
         if proposal.round in self.proposals:
-            return  # we keep the first proposal of a round (a second one is equivocation, not slashable)
+            return False  # we keep the first proposal of a round (a second one is equivocation, not slashable)
         self._verify(proposal, proposer.public_key)
         self._accept_proposal(proposal)
+        return True
 
     def _accept_proposal(self, proposal: Proposal) -> None:
         self.proposals[proposal.round] = proposal
@@ -346,6 +366,18 @@ class Engine:
 
     def _on_timeout(self, t: TimeoutFired) -> None:
         if t.height != self.height or t.round != self.round:
+            return
+        if t.step == GOSSIP:
+            # the round has not moved on: re-send what we signed in it (and the round before)
+            for round_ in (self.round - 1, self.round):
+                for vote_type in (PREVOTE, PRECOMMIT):
+                    vote = self._own.get((round_, vote_type))
+                    if vote is not None:
+                        self._out.append(Broadcast(vote))
+            proposal = self._own_proposals.get(self.round)
+            if proposal is not None:
+                self._out.append(Broadcast(proposal))
+            self._out.append(ScheduleTimeout(self.height, self.round, GOSSIP, self.params.gossip_interval_ms))
             return
         if t.step == PROPOSE and self.step == PROPOSE:
             self._vote(PREVOTE, None)
@@ -481,6 +513,9 @@ class Engine:
             tuple(sorted(self.validators.compute_priorities_after(certificate.round).items())),
         )
         self._work.clear()
+        self._commit_times[h.height] = self._now
+        self._commit_times.pop(h.height - self.params.max_evidence_age, None)
+        self._sent_blocks = {k: t for k, t in self._sent_blocks.items() if k[1] > h.height - 10}
         self._out.append(CommitBlock(block, certificate, app_hash))
         future = self._future
         self._enter_height(h.height + 1)

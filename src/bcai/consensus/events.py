@@ -15,6 +15,7 @@ from bcai.consensus.messages import Block, CommitCertificate, DuplicateVoteEvide
 from bcai.errors import BcaiError
 
 PROPOSE, PREVOTE_STEP, PRECOMMIT_STEP = 0, 1, 2
+GOSSIP = 3  # not a step: "re-send what we signed in this round" (links may lose messages)
 
 
 # --- events ---------------------------------------------------------------------------
@@ -39,7 +40,7 @@ class Received:
 class TimeoutFired:
     height: int
     round: int
-    step: int  # PROPOSE, PREVOTE_STEP or PRECOMMIT_STEP
+    step: int  # PROPOSE, PREVOTE_STEP, PRECOMMIT_STEP or GOSSIP
     now_ms: int
 
 

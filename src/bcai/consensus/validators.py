@@ -12,7 +12,7 @@ advanced once per round it took to commit. A validator joining the set starts at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from bcai.crypto import PublicKey
@@ -22,10 +22,10 @@ from bcai.crypto import PublicKey
 class Validator:
     public_key: PublicKey
     power: int
+    address: bytes = field(init=False, compare=False, repr=False)  # derived from the key
 
-    @property
-    def address(self) -> bytes:
-        return self.public_key.address.raw
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", self.public_key.address.raw)
 
 
 class ValidatorSet:

@@ -128,10 +128,13 @@ class SimApplication:
             state.stakes[ev.validator] -= cut
             state.burned += cut
             state.jailed.add(ev.validator)
+        staking_changed = state.stakes != self.state.stakes or state.jailed != self.state.jailed
+        self.app_hash = self._compute_hash(self.state, state)
         self.state = state
         self.height = block.height
-        self.app_hash = self._compute_hash()
-        self._validators[self.height + 2] = self._compute_validators()
+        # staking changes made in block h shape the validator set of height h + 2
+        latest = self._validators[self.height + 1]
+        self._validators[self.height + 2] = self._compute_validators() if staking_changed else latest
         return self.app_hash
 
     # --- the rest --------------------------------------------------------------------
@@ -153,12 +156,20 @@ class SimApplication:
             if a not in s.jailed and stake // POWER_UNIT > 0
         ]
 
-    def _compute_hash(self) -> bytes:
-        s = self.state
-        return sha256(encode([
-            self.height, sorted(s.balances.items()), sorted(s.nonces.items()), sorted(s.stakes.items()),
-            sorted(s.jailed), s.minted, s.burned,
-        ]))
+    def _compute_hash(self, before: SimState | None = None, after: SimState | None = None) -> bytes:
+        """A chained commitment: H(previous hash, height, every entry the block changed)."""
+        if before is None or after is None:
+            s = self.state
+            return sha256(encode([self.height, sorted(s.balances.items()), sorted(s.stakes.items())]))
+        changed = [
+            [name, sorted((k, v) for k, v in new.items() if old.get(k) != v)]
+            for name, old, new in (
+                ("balances", before.balances, after.balances),
+                ("nonces", before.nonces, after.nonces),
+                ("stakes", before.stakes, after.stakes),
+            )
+        ]
+        return sha256(encode([self.app_hash, self.height + 1, changed, sorted(after.jailed), after.minted, after.burned]))
 
     def _apply_tx(self, state: SimState, tx: bytes) -> None:
         """Check then apply one transaction to `state`; raise `InvalidBlock` and change nothing."""

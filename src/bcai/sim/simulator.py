@@ -16,6 +16,7 @@ verified once, not once per receiver (`SimConfig.share_verification`).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import random
 import time
@@ -139,11 +140,13 @@ class Simulation:
         self._seq = 0
         self._queue: list[tuple[int, int, int, Any]] = []
         self.link = LinkModel(config.latency_ms, config.jitter_ms, config.loss, config.duplicate, config.reorder)
-        self.verified: set[Any] | None = set() if config.share_verification else None
+        self.verified: dict[int, Any] | None = {} if config.share_verification else None
         self.tx_verified: set[bytes] | None = set() if config.share_verification else None
         self.delivered = 0
         self.rejected = 0
         self._last_fault_end = 0
+        self._done = False
+        self._grace_end: int | None = None  # once an honest node reaches the goal, laggards get 10 s more
         n = config.validators
         self.keys = [PrivateKey.from_label(f"sim-validator-{i}") for i in range(n)]
         powers = [100] * n if config.stake_dist == "equal" else [max(1, 1000 // (i + 1)) for i in range(n)]
@@ -227,6 +230,17 @@ class Simulation:
     # --- running ---------------------------------------------------------------------
 
     def run(self) -> SimReport:
+        # the cyclic GC would walk millions of live messages again and again; a run makes
+        # no garbage cycles worth collecting, so it is paused for the run and restored after
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _run(self) -> SimReport:
         started = time.perf_counter()
         for node in self.nodes:
             self._start_engine(node)
@@ -234,10 +248,10 @@ class Simulation:
             self._push(self.config.tx_interval_ms, _LOAD, None)
         limit = self.config.max_virtual_s
         max_ms = int(limit * 1000) if limit is not None else self._last_fault_end + self.config.heights * 20_000 + 60_000
-        while self._queue and not self._finished():
+        while self._queue and not self._done:
             at, _, kind, payload = heapq.heappop(self._queue)
-            if at > max_ms:
-                self.now = max_ms
+            if at > max_ms or (self._grace_end is not None and at > self._grace_end):
+                self.now = min(max_ms, self._grace_end if self._grace_end is not None else max_ms)
                 break
             self.now = at
             self._dispatch(kind, payload)
@@ -304,6 +318,8 @@ class Simulation:
             node.tip = node.engine.tip
 
     def _execute(self, node: SimNode, actions: list[Action]) -> None:
+        if not actions:
+            return
         crash = self.config.wal_crash
         engine = node.engine
         for i, action in enumerate(actions):
@@ -346,6 +362,12 @@ class Simulation:
     def _on_commit(self, node: SimNode, action: CommitBlock) -> None:
         block, cert = action.block, action.certificate
         node.store[block.height] = (block, cert)
+        if block.height >= self.config.heights and node.behaviour.name in ("honest", "duplicate-key"):
+            if self._grace_end is None:
+                self._grace_end = self.now + 10_000
+            if node.engine is not None:
+                node.tip = node.engine.tip
+            self._done = self._finished()
         validators = list(node.app.get_validators(block.height))
         self.checkers.on_commit(node.index, block, cert, validators, self.now, node.app.is_supply_conserved())
 
