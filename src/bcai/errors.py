@@ -114,6 +114,220 @@ class KeyStoreError(BcaiError):
     exit_code = 2
 
 
+# --- node -----------------------------------------------------------------------------
+
+
+class NodeError(BcaiError):
+    """Base for errors of the node process: mempool, configuration, lifecycle."""
+
+    code = "node"
+
+
+class MempoolError(NodeError):
+    """Base for transactions the mempool will not hold (the tx may be valid later)."""
+
+    code = "mempool"
+    http_status = 409
+
+
+class MempoolFull(MempoolError):
+    """Raised when the mempool is at its limit and the tx does not pay more than what it holds."""
+
+    code = "mempool_full"
+    http_status = 503
+    retryable = True
+
+
+class TxAlreadyKnown(MempoolError):
+    """Raised when the mempool already holds (or just committed) a tx with the same hash."""
+
+    code = "tx_already_known"
+
+
+class NonceTooFarAhead(MempoolError):
+    """Raised when a tx's nonce leaves a gap larger than the per-sender queue allows."""
+
+    code = "nonce_too_far_ahead"
+    retryable = True
+
+
+class FeeTooLowToReplace(MempoolError):
+    """Raised when a tx replaces a pending one (same sender and nonce) without a 10% higher fee."""
+
+    code = "fee_too_low_to_replace"
+
+# --- ledger ---------------------------------------------------------------------------
+
+
+class LedgerError(BcaiError):
+    """Base for ledger (on-chain state machine) errors."""
+
+    code = "ledger"
+    http_status = 400
+
+
+class InvalidTransaction(LedgerError):
+    """Raised when a transaction is rejected; the state is left exactly as it was."""
+
+    code = "invalid_transaction"
+    http_status = 400
+    peer_fault = True
+
+
+class MalformedTransaction(InvalidTransaction):
+    """Raised when tx bytes do not decode to a well-formed, canonical, size-bounded transaction."""
+
+    code = "tx_malformed"
+
+
+class TransactionTooLarge(InvalidTransaction):
+    """Raised when tx bytes exceed the `max_tx_bytes` parameter."""
+
+    code = "tx_too_large"
+    http_status = 413
+
+
+class BadTransactionSignature(InvalidTransaction):
+    """Raised when a tx signature does not verify for its sender key, the "tx" domain and the chain id."""
+
+    code = "tx_bad_signature"
+
+
+class WrongChainId(InvalidTransaction):
+    """Raised when a tx names a chain id other than this chain's."""
+
+    code = "tx_wrong_chain"
+
+
+class BadNonce(InvalidTransaction):
+    """Raised when a tx nonce is not the sender's next nonce (a replay or a gap)."""
+
+    code = "tx_bad_nonce"
+    http_status = 409
+
+
+class FeeTooLow(InvalidTransaction):
+    """Raised when a tx fee is below the `min_fee` parameter."""
+
+    code = "tx_fee_too_low"
+
+
+class InsufficientFunds(InvalidTransaction):
+    """Raised when an account's balance cannot cover an amount plus the fee."""
+
+    code = "insufficient_funds"
+    http_status = 402
+
+
+class InvalidAmount(InvalidTransaction):
+    """Raised when an amount is zero where it must be positive, negative, or overflows the supply cap."""
+
+    code = "invalid_amount"
+
+
+class InsufficientStake(InvalidTransaction):
+    """Raised when a bond, worker or evaluator stake is too small, or an unbond exceeds what is bonded."""
+
+    code = "insufficient_stake"
+
+
+class UnknownEntity(InvalidTransaction):
+    """Raised when a tx names a job, worker, evaluator, validator, proposal or challenge that does not exist."""
+
+    code = "unknown_entity"
+    http_status = 404
+
+
+class AlreadyExists(InvalidTransaction):
+    """Raised when a tx registers something that is already registered."""
+
+    code = "already_exists"
+    http_status = 409
+
+
+class NotAuthorized(InvalidTransaction):
+    """Raised when the sender may not do this (not the job's client, worker or evaluator, not a validator...)."""
+
+    code = "not_authorized"
+    http_status = 403
+
+
+class WrongState(InvalidTransaction):
+    """Raised when the target is not in a state that allows this tx (job closed, validator not jailed...)."""
+
+    code = "wrong_state"
+    http_status = 409
+
+
+class DuplicateAction(InvalidTransaction):
+    """Raised when a sender repeats a one-time action (double vote, double attestation, double volunteer)."""
+
+    code = "duplicate_action"
+    http_status = 409
+
+
+class InvalidParameter(InvalidTransaction):
+    """Raised when a parameter change names an unknown parameter or a value outside its range."""
+
+    code = "invalid_parameter"
+
+
+class InvalidJobSpec(InvalidTransaction):
+    """Raised when a `PostJob` has inconsistent numbers (workers, evaluators, deadline, threshold)."""
+
+    code = "invalid_job_spec"
+
+
+class InvalidBlock(LedgerError):
+    """Raised when a block cannot be applied (wrong height, an invalid tx, bad evidence); state is unchanged."""
+
+    code = "invalid_block"
+    peer_fault = True
+
+
+class InvalidGenesis(ConfigError):
+    """Raised when a genesis file is missing, malformed, or describes an inconsistent chain."""
+
+    code = "genesis_invalid"
+
+
+# --- store ----------------------------------------------------------------------------
+
+
+class StoreError(BcaiError):
+    """Base for chain-store (persistence) errors."""
+
+    code = "store"
+    http_status = 500
+
+
+class StoreCorrupted(StoreError):
+    """Raised when stored data fails its own checks (a state root or block hash does not match)."""
+
+    code = "store_corrupted"
+
+
+class BlockNotFound(StoreError):
+    """Raised when a block height or hash is not in the store."""
+
+    code = "block_not_found"
+    http_status = 404
+
+
+class StoreConflict(StoreError):
+    """Raised when a block is written at a height that is not the next one."""
+
+    code = "store_conflict"
+    http_status = 409
+
+
+class InvariantViolation(LedgerError):
+    """Raised when a ledger invariant (supply conservation, no negative balance, escrow) fails."""
+
+    code = "invariant_violation"
+    http_status = 500
+
+
 # --- consensus ------------------------------------------------------------------------
 
 
@@ -131,17 +345,23 @@ class InvalidMessage(ConsensusError):
     peer_fault = True
 
 
-class InvalidBlock(ConsensusError):
-    """Raised when a proposed or synced block breaks a header, payload or evidence rule."""
+class BlockRejected(ConsensusError):
+    """Raised when a proposed or synced block breaks a header, payload, size or evidence rule."""
 
-    code = "invalid_block"
+    code = "block_rejected"
     peer_fault = True
 
 
-class InvalidProof(InvalidBlock):
+class InvalidProof(BlockRejected):
     """Raised when a block's proof of useful work fails: wrong task, bad result or hash above target."""
 
     code = "invalid_proof"
+
+
+class UnknownProofKind(BlockRejected):
+    """Raised when a block names a proof-of-useful-work kind no verifier is registered for."""
+
+    code = "unknown_proof_kind"
 
 
 class InvalidCertificate(ConsensusError):
@@ -156,19 +376,6 @@ class InvalidEvidence(ConsensusError):
 
     code = "invalid_evidence"
     peer_fault = True
-
-
-class DoubleSignRefused(ConsensusError):
-    """Raised when our own signer is asked to sign a second, different vote for one height/round/type."""
-
-    code = "double_sign_refused"
-    http_status = 409
-
-
-class UnknownProofKind(InvalidBlock):
-    """Raised when a block names a proof-of-useful-work kind no verifier is registered for."""
-
-    code = "unknown_proof_kind"
 
 
 class SimulationError(BcaiError):

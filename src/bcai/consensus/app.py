@@ -31,7 +31,7 @@ class Application(Protocol):
         """Transactions for a block we propose, their encodings summing to at most `max_bytes`."""
 
     def check_payload(self, height: int, txs: tuple[bytes, ...]) -> None:
-        """Raise `InvalidBlock` (or a ledger error) if `txs` cannot go in block `height`."""
+        """Raise `BlockRejected` (or a ledger error) if `txs` cannot go in block `height`."""
 
     def apply_block(self, block: Block, certificate: CommitCertificate) -> bytes:
         """Apply a committed block and return the new app hash.

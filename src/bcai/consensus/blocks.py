@@ -1,7 +1,7 @@
 """Building and checking blocks (pure functions), and the chain tip the engine starts from.
 
 `check_block` is the engine's `valid(v)`: every rule a proposed or synced block must meet,
-each with a short comment, raising `InvalidBlock` (or its leaf `InvalidProof`).
+each with a short comment, raising `BlockRejected` (or its leaf `InvalidProof`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.difficulty import compute_next_target
 from bcai.consensus.messages import Block, BlockHeader, DuplicateVoteEvidence, compute_evidence_root, compute_tx_root
 from bcai.consensus.validators import Validator
-from bcai.errors import BcaiError, InvalidBlock, InvalidEvidence, InvalidSignature
+from bcai.errors import BcaiError, BlockRejected, InvalidEvidence, InvalidSignature
 from bcai.verify.pouw import WorkContext, WorkResult, compute_nonce, get_proof_kind, verify_work
 
 
@@ -78,39 +78,39 @@ def check_block(
     is_committed_evidence: Callable[[bytes], bool],
     check_payload: Callable[[int, tuple[bytes, ...]], None],
 ) -> None:
-    """Raise `InvalidBlock` unless `block` may follow `tip`. `now_ms=None` skips the clock
+    """Raise `BlockRejected` unless `block` may follow `tip`. `now_ms=None` skips the clock
     check (a block that already has a commit certificate)."""
     h = block.header
     # it extends our chain on our chain id
     if h.chain_id != params.chain_id:
-        raise InvalidBlock(f"block for chain {h.chain_id!r}, we are {params.chain_id!r}")
+        raise BlockRejected(f"block for chain {h.chain_id!r}, we are {params.chain_id!r}")
     if h.height != tip.height + 1 or h.prev_hash != tip.block_id:
-        raise InvalidBlock(f"block {h.height} does not extend our tip at height {tip.height}")
+        raise BlockRejected(f"block {h.height} does not extend our tip at height {tip.height}")
     # the state root it builds on is ours
     if h.app_hash != app_hash:
-        raise InvalidBlock("app_hash differs from our state after the previous block")
+        raise BlockRejected("app_hash differs from our state after the previous block")
     # time moves forward and not too far beyond our clock
     if h.time_ms <= tip.time_ms:
-        raise InvalidBlock("block time is not after its parent's")
+        raise BlockRejected("block time is not after its parent's")
     if now_ms is not None and h.time_ms > now_ms + params.max_clock_drift_ms:
-        raise InvalidBlock("block time is too far in the future")
+        raise BlockRejected("block time is too far in the future")
     # it was built by a validator of this height
     validators = get_validators(h.height)
     if h.proposer not in validators:
-        raise InvalidBlock("block proposer is not a validator at this height")
+        raise BlockRejected("block proposer is not a validator at this height")
     # size limits
     if len(block.txs) > params.max_block_txs or block.size > params.max_block_bytes:
-        raise InvalidBlock(f"block of {len(block.txs)} txs / {block.size} bytes exceeds the limits")
+        raise BlockRejected(f"block of {len(block.txs)} txs / {block.size} bytes exceeds the limits")
     if len(block.evidence) > params.max_evidence_per_block:
-        raise InvalidBlock("too much evidence in one block")
+        raise BlockRejected("too much evidence in one block")
     # the header commits to the payload
     if h.tx_root != compute_tx_root(block.txs):
-        raise InvalidBlock("tx_root does not match the transactions")
+        raise BlockRejected("tx_root does not match the transactions")
     if h.evidence_root != compute_evidence_root(block.evidence):
-        raise InvalidBlock("evidence_root does not match the evidence")
+        raise BlockRejected("evidence_root does not match the evidence")
     # the difficulty is the one the chain sets, and the useful work is done
     if h.target != compute_expected_target(params, tip):
-        raise InvalidBlock("target is not the one the difficulty rule sets")
+        raise BlockRejected("target is not the one the difficulty rule sets")
     verify_work(
         compute_work_context(params, tip), h.proof_kind, h.task_id, h.model_hash, h.nonce, h.tx_root, h.target, block.proof
     )
@@ -120,17 +120,17 @@ def check_block(
         try:
             check_evidence(ev, params, h.height, get_validators)
         except InvalidEvidence as exc:
-            raise InvalidBlock(f"bad evidence: {exc}") from None
+            raise BlockRejected(f"bad evidence: {exc}") from None
         if ev.evidence_id in seen or is_committed_evidence(ev.evidence_id):
-            raise InvalidBlock("evidence included twice")
+            raise BlockRejected("evidence included twice")
         seen.add(ev.evidence_id)
     # the application accepts the transactions
     try:
         check_payload(h.height, block.txs)
-    except InvalidBlock:
+    except BlockRejected:
         raise
     except BcaiError as exc:
-        raise InvalidBlock(f"payload rejected: {exc}") from None
+        raise BlockRejected(f"payload rejected: {exc}") from None
 
 
 def check_evidence(

@@ -62,7 +62,7 @@ from bcai.consensus.messages import (
 )
 from bcai.consensus.validators import Validator, ValidatorSet
 from bcai.crypto import PrivateKey, PublicKey
-from bcai.errors import BcaiError, InvalidBlock, InvalidCertificate, InvalidMessage, InvalidSignature
+from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidMessage, InvalidSignature
 from bcai.verify.pouw import WorkResult
 
 MAX_ROUNDS_AHEAD = 100  # votes further ahead of our round are dropped (bounded memory)
@@ -408,7 +408,7 @@ class Engine:
             try:
                 self._check_block(self.blocks[block_id], self._now)
                 known = True
-            except InvalidBlock as exc:
+            except BlockRejected as exc:
                 self._reject(exc)
                 known = False
             self._validity[block_id] = known
@@ -547,7 +547,7 @@ class Engine:
                 try:
                     self._check_certificate(block, certificate)
                     self._check_block(block, None)
-                except (InvalidCertificate, InvalidBlock) as exc:
+                except (InvalidCertificate, BlockRejected) as exc:
                     self._reject(exc)
                     break
                 self._commit(block, certificate)

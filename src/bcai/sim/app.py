@@ -22,7 +22,7 @@ from bcai.consensus.messages import Block, CommitCertificate
 from bcai.consensus.validators import Validator
 from bcai.crypto import PrivateKey, PublicKey, sha256
 from bcai.encoding import decode, encode
-from bcai.errors import BcaiError, InvalidBlock
+from bcai.errors import BcaiError, BlockRejected
 
 FEE = 1
 BLOCK_REWARD = 10
@@ -172,19 +172,19 @@ class SimApplication:
         return sha256(encode([self.app_hash, self.height + 1, changed, sorted(after.jailed), after.minted, after.burned]))
 
     def _apply_tx(self, state: SimState, tx: bytes) -> None:
-        """Check then apply one transaction to `state`; raise `InvalidBlock` and change nothing."""
+        """Check then apply one transaction to `state`; raise `BlockRejected` and change nothing."""
         body, sender = self._check_signature(tx)
         # the nonce is the sender's next one
         if body[-1] != state.nonces.get(sender, 0):
-            raise InvalidBlock("tx nonce is not the sender's next nonce")
+            raise BlockRejected("tx nonce is not the sender's next nonce")
         amount = body[3] if body[0] == "transfer" else body[2]
         if type(amount) is not int or amount <= 0:
-            raise InvalidBlock("tx amount must be a positive integer")
+            raise BlockRejected("tx amount must be a positive integer")
         # the sender can pay amount + fee
         if state.balances.get(sender, 0) < amount + FEE:
-            raise InvalidBlock("insufficient balance for amount + fee")
+            raise BlockRejected("insufficient balance for amount + fee")
         if body[0] == "bond" and sender not in state.keys:
-            raise InvalidBlock("only a validator can bond stake to itself")
+            raise BlockRejected("only a validator can bond stake to itself")
         state.balances[sender] -= amount + FEE
         state.nonces[sender] = body[-1] + 1
         if body[0] == "transfer":
@@ -200,15 +200,15 @@ class SimApplication:
                 kind == "bond" and len(body) == 4
             )
             if not shape_ok or type(body[-1]) is not int:
-                raise InvalidBlock("malformed transaction")
+                raise BlockRejected("malformed transaction")
             key = PublicKey(body[1])
         except (BcaiError, ValueError, TypeError, IndexError):
-            raise InvalidBlock("malformed transaction") from None
+            raise BlockRejected("malformed transaction") from None
         if self._verified is None or tx not in self._verified:
             try:
                 key.verify("tx", self.chain_id, encode(body), signature)
             except BcaiError:
-                raise InvalidBlock("transaction signature does not verify") from None
+                raise BlockRejected("transaction signature does not verify") from None
             if self._verified is not None:
                 self._verified.add(tx)
         return body, key.address.raw

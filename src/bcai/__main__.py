@@ -1,0 +1,5 @@
+"""`python -m bcai ...` is the same as the `bcai` console script."""
+
+from bcai.cli.app import main
+
+main()

@@ -1,0 +1,234 @@
+"""The REST + websocket API every node serves (FastAPI). OpenAPI at `/openapi.json`.
+
+Every rejection is a 4xx with a machine-readable body `{"error": {"code", "message"}}`,
+the code being the `BcaiError.code` of what went wrong. Request bodies are capped
+(`max_body_bytes`, checked on the declared length and on the bytes actually read) and
+each client IP is rate-limited (token bucket). No endpoint takes a private key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+
+from bcai.api.service import NodeService
+from bcai.crypto import Cid
+from bcai.errors import BcaiError, InvalidCid
+from bcai.node.config import ApiConfig
+
+
+class ApiError(BcaiError):
+    """Raised when an API request itself is unacceptable (size, rate, format, missing)."""
+
+    http_status = 400
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = status
+
+
+class TxIn(BaseModel):
+    tx: str  # hex of the signed transaction bytes
+
+
+class TxAccepted(BaseModel):
+    hash: str
+
+
+class ArtifactStored(BaseModel):
+    cid: str
+
+
+class _BodyTooLarge(BaseException):
+    # BaseException: FastAPI turns any Exception raised while reading a body into a 400.
+    pass
+
+
+class _Limits:
+    """ASGI middleware: per-client-IP token bucket, and a hard cap on request body bytes.
+
+    The cap is checked on the declared Content-Length and again on the bytes actually
+    received, so a chunked or lying client cannot stream past it.
+    """
+
+    def __init__(self, app: Any, max_body_bytes: int, rate_per_s: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.rate = float(rate_per_s)
+        self.buckets: dict[str, list[float]] = {}  # ip -> [tokens, last refill]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client") or ("?", 0)
+        if not self._take_token(client[0]):
+            await _error(ApiError("rate_limited", f"more than {self.rate:g} requests/s", 429))(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            await _error(ApiError("body_too_large", f"body over {self.max_body_bytes} bytes", 413))(
+                scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _error(ApiError("body_too_large", f"body over {self.max_body_bytes} bytes", 413))(
+                    scope, receive, send)
+
+    def _take_token(self, client: str) -> bool:
+        now = time.monotonic()
+        bucket = self.buckets.get(client)
+        if bucket is None:
+            if len(self.buckets) > 10_000:  # bound memory under a spray of source addresses
+                self.buckets.clear()
+            bucket = self.buckets[client] = [self.rate, now]
+        bucket[0] = min(self.rate, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if bucket[0] < 1:
+            return False
+        bucket[0] -= 1
+        return True
+
+
+def _error(exc: BcaiError) -> JSONResponse:
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+
+
+def _hex(value: str, what: str) -> bytes:
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise ApiError("bad_hex", f"{what} must be hex", 400) from None
+
+
+def _found(view: Any, what: str) -> Any:
+    if view is None:
+        raise ApiError("not_found", f"{what} not found", 404)
+    return view
+
+
+def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI:
+    app = FastAPI(title="bcai node API", version="1", description="Read the chain, submit signed transactions, "
+                  "move artifacts by CID. No endpoint takes a private key.")
+
+    @app.exception_handler(BcaiError)
+    async def _bcai_error(_: Request, exc: BcaiError) -> JSONResponse:
+        return _error(exc)
+
+    app.add_middleware(_Limits, max_body_bytes=config.max_body_bytes, rate_per_s=config.rate_limit_per_s)
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        return service.get_status()
+
+    @app.get("/params")
+    def params() -> dict[str, Any]:
+        return service.get_params()
+
+    @app.get("/blocks/latest")
+    def latest_block() -> dict[str, Any]:
+        return _found(service.get_latest_block(), "block")
+
+    @app.get("/blocks/{height}")
+    def block(height: int) -> dict[str, Any]:
+        if height < 1:
+            raise ApiError("bad_height", "heights start at 1", 400)
+        return _found(service.get_block(height), f"block {height}")
+
+    @app.get("/txs/{tx_hash}")
+    def tx(tx_hash: str) -> dict[str, Any]:
+        raw = _hex(tx_hash, "tx hash")
+        if len(raw) != 32:
+            raise ApiError("bad_hash", "a tx hash is 32 bytes", 400)
+        return _found(service.get_tx(raw), f"tx {tx_hash}")
+
+    @app.post("/txs", status_code=202, response_model=TxAccepted)
+    async def submit(body: TxIn) -> TxAccepted:
+        tx_hash = await service.submit_tx(_hex(body.tx, "tx"))
+        return TxAccepted(hash=tx_hash.hex())
+
+    @app.get("/accounts/{address}")
+    def account(address: str) -> dict[str, Any]:
+        return service.get_account(address)
+
+    @app.get("/validators")
+    def validators() -> list[dict[str, Any]]:
+        return service.get_validators()
+
+    @app.get("/jobs")
+    def jobs() -> list[dict[str, Any]]:
+        return service.get_jobs()
+
+    @app.get("/jobs/{job_id}")
+    def job(job_id: str) -> dict[str, Any]:
+        return _found(service.get_job(_hex(job_id, "job id")), f"job {job_id}")
+
+    @app.get("/nodes")
+    def nodes() -> list[dict[str, Any]]:
+        return service.get_nodes()
+
+    @app.get("/artifacts/{cid}", response_class=Response)
+    def get_artifact(cid: str) -> Response:
+        try:
+            Cid.parse(cid)
+        except InvalidCid as exc:
+            raise ApiError("invalid_cid", str(exc), 400) from None
+        data = _found(service.get_artifact(cid), f"artifact {cid}")
+        return Response(content=data, media_type="application/octet-stream")
+
+    @app.post("/artifacts", status_code=201, response_model=ArtifactStored)
+    async def put_artifact(request: Request) -> ArtifactStored:
+        return ArtifactStored(cid=service.put_artifact(await request.body()))
+
+    @app.post("/artifacts/{cid}", status_code=201, response_model=ArtifactStored)
+    async def put_artifact_checked(cid: str, request: Request) -> ArtifactStored:
+        data = await request.body()
+        try:
+            Cid.parse(cid).check(data)
+        except InvalidCid as exc:
+            raise ApiError("invalid_cid", str(exc), 400) from None
+        return ArtifactStored(cid=service.put_artifact(data))
+
+    @app.get("/metrics", response_class=Response)
+    def metrics() -> Response:
+        return Response(content=service.render_metrics(), media_type="text/plain; version=0.0.4")
+
+    @app.websocket("/events")
+    async def events(socket: WebSocket) -> None:
+        await socket.accept()
+        queue = service.subscribe()
+        try:
+            while True:
+                event = await queue.get()
+                await socket.send_json(event)
+        except (WebSocketDisconnect, asyncio.CancelledError, RuntimeError):
+            pass
+        finally:
+            service.unsubscribe(queue)
+
+    return app

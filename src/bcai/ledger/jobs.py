@@ -1,0 +1,266 @@
+"""Jobs and escrow: post, volunteer, submit, attest, pay, fail, cancel, expire.
+
+Lifecycle: open -> assigned -> training -> evaluating -> completed | failed, plus
+cancelled (by the client while open) and expired (deadline reached, any non-final state).
+
+- `PostJob` moves `budget` into the job's escrow and charges `network_fee_bps` (1%) of it
+  on top, into the block's fee pool (validators). Evaluators are drawn at posting time from
+  the active evaluator pool, stake-weighted, seeded by the job id (the posting tx hash), so
+  every node derives the same ones and nobody can choose them after seeing the job.
+- `Volunteer`: a registered worker locks `worker_stake` from its balance. At `min_workers`
+  the job is `assigned`; it keeps taking volunteers up to `max_workers` until the first
+  result arrives (`training`); when every assigned worker has submitted, `evaluating`.
+- `Attest`: when all required evaluators have attested:
+  all accept the same model with accuracies within `agreement_threshold_bps` -> completed,
+  `distribute_payment`; all reject -> failed: the client is refunded and the workers whose
+  model was rejected lose their job stake; anything else is no agreement, and the job waits
+  for its deadline (expired: refund, stakes returned).
+- `distribute_payment` (seed 001's example: 1000 -> 900 / 50 / 50): `worker_share_bps` (90%)
+  to the workers whose result is the accepted model, split by samples processed (equally if
+  none reported any); `evaluator_share_bps` (5%) equally to the evaluators; the rest
+  (5% plus rounding remainders) to the treasury or burned. Worker stakes are returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from bcai.crypto import Address
+from bcai.errors import (
+    DuplicateAction, InsufficientFunds, InsufficientStake, InvalidAmount, InvalidJobSpec, NotAuthorized,
+    UnknownEntity, WrongState,
+)
+from bcai.ledger.bank import process_protocol_income
+from bcai.ledger.params import BPS
+from bcai.ledger.state import TERMINAL_JOB_STATES, Evaluator, Job, State
+from bcai.ledger.tx import Attest, CancelJob, PostJob, SignedTx, SubmitResult, Volunteer
+
+EXPIRY_QUEUE = b"jexp/"
+
+
+def compute_network_fee(state: State, budget: int) -> int:
+    return budget * state.params.network_fee_bps // BPS
+
+
+def compute_evaluator_assignment(
+    job_id: bytes, pool: list[tuple[Address, Evaluator]], count: int
+) -> list[Address]:
+    """Draw `count` distinct evaluators, stake-weighted, deterministically from `job_id`."""
+    remaining = sorted(pool, key=lambda pair: pair[0].raw)
+    chosen: list[Address] = []
+    for i in range(count):
+        total = sum(e.stake for _, e in remaining)
+        ticket = int.from_bytes(hashlib.sha256(job_id + i.to_bytes(4, "big")).digest(), "big") % total
+        for index, (address, evaluator) in enumerate(remaining):
+            if ticket < evaluator.stake:
+                chosen.append(address)
+                del remaining[index]
+                break
+            ticket -= evaluator.stake
+    return chosen
+
+
+def process_post_job(state: State, tx: SignedTx, body: PostJob) -> None:
+    params = state.params
+    client = tx.sender_address
+    job_id = tx.hash
+    fee = compute_network_fee(state, body.budget)
+    balance, nonce = state.get_account(client)
+    # the budget is at least the minimum and the client holds budget + network fee
+    if body.budget < params.min_job_budget:
+        raise InvalidAmount(f"a job budget is at least {params.min_job_budget}")
+    if balance < body.budget + fee:
+        raise InsufficientFunds(f"balance {balance} < budget {body.budget} + network fee {fee}")
+    # consistent worker counts, evaluator count, threshold and deadline
+    if not 1 <= body.min_workers <= body.max_workers <= params.max_workers_per_job:
+        raise InvalidJobSpec(f"need 1 <= min_workers <= max_workers <= {params.max_workers_per_job}")
+    if not 1 <= body.required_evaluators <= params.max_evaluators_per_job:
+        raise InvalidJobSpec(f"need 1 <= required_evaluators <= {params.max_evaluators_per_job}")
+    if body.agreement_threshold_bps > params.max_agreement_threshold_bps:
+        raise InvalidJobSpec(f"agreement threshold above {params.max_agreement_threshold_bps} bps")
+    if not state.height < body.deadline_height <= state.height + params.max_job_duration:
+        raise InvalidJobSpec(f"deadline must be in ({state.height}, {state.height + params.max_job_duration}]")
+    if body.worker_stake < params.min_worker_stake:
+        raise InsufficientStake(f"a job's worker stake is at least {params.min_worker_stake}")
+    # enough evaluators (other than the client) to assign
+    pool = [(a, e) for a, e in state.get_active_evaluators() if a != client]
+    if len(pool) < body.required_evaluators:
+        raise WrongState(f"the evaluator pool has {len(pool)} evaluators, the job needs {body.required_evaluators}")
+    if state.get_job(job_id) is not None:
+        raise DuplicateAction("job already posted")
+    evaluators = compute_evaluator_assignment(job_id, pool, body.required_evaluators)
+    state.set_account(client, balance - body.budget - fee, nonce)
+    state.set_fee_pool(state.fee_pool + fee)
+    job = Job(
+        client, body.spec_cid, body.budget, body.budget, body.required_evaluators,
+        body.agreement_threshold_bps, body.deadline_height, body.min_workers, body.max_workers,
+        body.worker_stake, state.height, evaluators=[a.raw for a in evaluators],
+    )
+    state.set_job(job_id, job)
+    state.push_queue(EXPIRY_QUEUE, body.deadline_height, job_id)
+
+
+def _get_job(state: State, job_id: bytes) -> Job:
+    job = state.get_job(job_id)
+    if job is None:
+        raise UnknownEntity(f"unknown job {job_id.hex()}")
+    return job
+
+
+def process_volunteer(state: State, tx: SignedTx, body: Volunteer) -> None:
+    worker_address = tx.sender_address
+    job = _get_job(state, body.job_id)
+    worker = state.get_worker(worker_address)
+    # a registered worker, not the job's evaluator, joining an open job with room left
+    if worker is None or worker.deleted:
+        raise NotAuthorized("only registered workers volunteer")
+    if worker_address.raw in job.evaluators:
+        raise NotAuthorized("a job's evaluator cannot be its worker")
+    if job.status not in ("open", "assigned"):
+        raise WrongState(f"job is {job.status}, not taking workers")
+    if worker_address.raw in job.workers:
+        raise DuplicateAction("already a worker of this job")
+    if len(job.workers) >= job.max_workers:
+        raise WrongState("job has its maximum number of workers")
+    balance, nonce = state.get_account(worker_address)
+    if balance < job.worker_stake:
+        raise InsufficientFunds(f"balance {balance} < job stake {job.worker_stake}")
+    state.set_account(worker_address, balance - job.worker_stake, nonce)
+    job.workers[worker_address.raw] = job.worker_stake
+    if len(job.workers) >= job.min_workers:
+        job.status = "assigned"
+    state.set_job(body.job_id, job)
+
+
+def process_submit_result(state: State, tx: SignedTx, body: SubmitResult) -> None:
+    worker_address = tx.sender_address.raw
+    job = _get_job(state, body.job_id)
+    # an assigned worker of a job in training, submitting once
+    if worker_address not in job.workers:
+        raise NotAuthorized("the sender is not assigned to this job")
+    if job.status not in ("assigned", "training"):
+        raise WrongState(f"job is {job.status}, not taking results")
+    if worker_address in job.results:
+        raise DuplicateAction("result already submitted")
+    job.results[worker_address] = (body.model_cid.to_bytes(), body.samples_processed)
+    job.status = "evaluating" if len(job.results) == len(job.workers) else "training"
+    state.set_job(body.job_id, job)
+
+
+def process_attest(state: State, tx: SignedTx, body: Attest) -> None:
+    evaluator_address = tx.sender_address.raw
+    job = _get_job(state, body.job_id)
+    model = body.model_cid.to_bytes()
+    # an assigned evaluator of a job in evaluation, once, about a submitted model
+    if evaluator_address not in job.evaluators:
+        raise NotAuthorized("the sender is not an evaluator of this job")
+    if job.status != "evaluating":
+        raise WrongState(f"job is {job.status}, not in evaluation")
+    if evaluator_address in job.attestations:
+        raise DuplicateAction("already attested")
+    if model not in {cid for cid, _ in job.results.values()}:
+        raise UnknownEntity("no worker submitted this model")
+    job.attestations[evaluator_address] = (model, body.accuracy_bps, body.accept)
+    if len(job.attestations) == job.required_evaluators:
+        process_verdict(state, body.job_id, job)
+    else:
+        state.set_job(body.job_id, job)
+
+
+def process_verdict(state: State, job_id: bytes, job: Job) -> None:
+    """All evaluators have attested: complete, fail, or leave the job to its deadline."""
+    verdicts = list(job.attestations.values())
+    models = {model for model, _, _ in verdicts}
+    accuracies = [acc for _, acc, _ in verdicts]
+    if all(accept for _, _, accept in verdicts) and len(models) == 1 \
+            and max(accuracies) - min(accuracies) <= job.agreement_threshold_bps:
+        distribute_payment(state, job_id, job, models.pop())
+    elif not any(accept for _, _, accept in verdicts):
+        process_job_failure(state, job_id, job, rejected=models)
+    else:
+        state.set_job(job_id, job)  # no agreement: expires at the deadline
+
+
+def distribute_payment(state: State, job_id: bytes, job: Job, model: bytes) -> None:
+    params = state.params
+    budget = job.escrow
+    worker_pool = budget * params.worker_share_bps // BPS
+    evaluator_pool = budget * params.evaluator_share_bps // BPS
+    winners = sorted(addr for addr, (cid, _) in job.results.items() if cid == model)
+    total_samples = sum(job.results[addr][1] for addr in winners)
+    paid = 0
+    for addr in winners:
+        share = (worker_pool * job.results[addr][1] // total_samples) if total_samples else worker_pool // len(winners)
+        state.add_balance(Address(addr), share)
+        paid += share
+        worker = state.get_worker(Address(addr))
+        if worker is not None:
+            worker.reputation += 1
+            state.set_worker(Address(addr), worker)
+    per_evaluator = evaluator_pool // len(job.evaluators)
+    for addr in sorted(job.attestations):
+        state.add_balance(Address(addr), per_evaluator)
+        paid += per_evaluator
+        evaluator = state.get_evaluator(Address(addr))
+        if evaluator is not None:
+            evaluator.jobs_attested += 1
+            state.set_evaluator(Address(addr), evaluator)
+    process_protocol_income(state, budget - paid)
+    _return_worker_stakes(state, job, slash=set())
+    _close(state, job_id, job, "completed")
+
+
+def process_job_failure(state: State, job_id: bytes, job: Job, rejected: set[bytes]) -> None:
+    """Evaluators rejected: refund the client; workers whose model was rejected lose their stake."""
+    state.add_balance(job.client, job.escrow)
+    slashed = {addr for addr, (cid, _) in job.results.items() if cid in rejected}
+    _return_worker_stakes(state, job, slash=slashed)
+    _close(state, job_id, job, "failed")
+
+
+def _return_worker_stakes(state: State, job: Job, slash: set[bytes]) -> None:
+    for addr, stake in sorted(job.workers.items()):
+        if addr in slash:
+            process_protocol_income(state, stake)
+            worker = state.get_worker(Address(addr))
+            if worker is not None:
+                worker.slash_count += 1
+                worker.slashed_total += stake
+                worker.reputation -= 1
+                state.set_worker(Address(addr), worker)
+        else:
+            state.add_balance(Address(addr), stake)
+        job.workers[addr] = 0
+
+
+def _close(state: State, job_id: bytes, job: Job, status: str) -> None:
+    if job.deadline_height >= state.height:
+        state.remove_from_queue(EXPIRY_QUEUE, job.deadline_height, job_id)
+    job.escrow = 0
+    job.status = status
+    state.set_job(job_id, job)
+
+
+def process_cancel_job(state: State, tx: SignedTx, body: CancelJob) -> None:
+    job = _get_job(state, body.job_id)
+    # only the client, only while open
+    if tx.sender_address != job.client:
+        raise NotAuthorized("only the job's client cancels it")
+    if job.status != "open":
+        raise WrongState(f"job is {job.status}; only open jobs can be cancelled")
+    state.add_balance(job.client, job.escrow)
+    _return_worker_stakes(state, job, slash=set())
+    _close(state, body.job_id, job, "cancelled")
+
+
+def process_job_expiry(state: State, height: int) -> None:
+    """Expire jobs whose deadline is `height`: refund the escrow, return worker stakes."""
+    for job_id in state.pop_queue(EXPIRY_QUEUE, height):
+        job = state.get_job(job_id)
+        if job is None or job.status in TERMINAL_JOB_STATES:
+            continue
+        state.add_balance(job.client, job.escrow)
+        _return_worker_stakes(state, job, slash=set())
+        job.escrow = 0
+        job.status = "expired"
+        state.set_job(job_id, job)

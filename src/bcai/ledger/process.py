@@ -1,0 +1,179 @@
+"""`process_tx` and `process_block`: the two entry points that change the state.
+
+Transactions: the envelope is checked (size, encoding, chain id, signature, fee, nonce,
+balance for the fee), then the fee is taken and the nonce bumped, then the kind's
+`process_*` runs. All of it happens inside a state checkpoint: whichever check fails, the
+state is rolled back to exactly what it was (one `InvalidTransaction` subclass is raised).
+
+Blocks: the proposer includes only valid transactions. `process_block` applies, in order,
+(1) the misbehaviour evidence, (2) liveness of the last commit, (3) every tx, (4) the
+end-of-block step: block reward + fee pool to the validators by power (remainder to the
+proposer), unbonding maturity, job expiry, governance tallies, the validator set for
+height + 2. Any failure raises `InvalidBlock` and rolls the whole block back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import cbor2
+
+from bcai.crypto import Address
+from bcai.errors import (
+    BadNonce, BadTransactionSignature, BcaiError, FeeTooLow, InsufficientFunds, InvalidBlock, InvalidSignature,
+    InvalidTransaction, WrongChainId,
+)
+from bcai.ledger import bank, challenges, governance, jobs, registry, staking
+from bcai.ledger.params import MAX_AMOUNT
+from bcai.ledger.slashing import Misbehaviour, process_liveness, process_misbehaviour
+from bcai.ledger.state import K_HEIGHT, State
+from bcai.ledger.tx import SignedTx, decode_tx
+
+_HANDLERS: dict[str, Callable[[State, SignedTx, Any], None]] = {
+    "transfer": bank.process_transfer,
+    "burn": bank.process_burn,
+    "bond": staking.process_bond,
+    "unbond": staking.process_unbond,
+    "unjail": staking.process_unjail,
+    "register_worker": registry.process_register_worker,
+    "update_worker": registry.process_update_worker,
+    "deregister_worker": registry.process_deregister_worker,
+    "register_evaluator": registry.process_register_evaluator,
+    "deregister_evaluator": registry.process_deregister_evaluator,
+    "post_job": jobs.process_post_job,
+    "volunteer": jobs.process_volunteer,
+    "submit_result": jobs.process_submit_result,
+    "attest": jobs.process_attest,
+    "cancel_job": jobs.process_cancel_job,
+    "propose": governance.process_propose,
+    "vote": governance.process_vote,
+    "register_challenge": challenges.process_register_challenge,
+}
+
+
+def decode_transaction(state: State, data: bytes) -> SignedTx:
+    """Decode tx bytes under the state's `max_tx_bytes` (no signature check)."""
+    return decode_tx(data, state.params.max_tx_bytes)
+
+
+def process_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
+    """Apply one transaction, or raise `InvalidTransaction` leaving the state unchanged."""
+    if not isinstance(tx, SignedTx):
+        tx = decode_tx(tx, state.params.max_tx_bytes)
+    elif len(tx.raw) > state.params.max_tx_bytes:
+        tx = decode_tx(tx.raw, state.params.max_tx_bytes)  # raises TransactionTooLarge
+    chain_id = state.chain_id
+    # the tx is for this chain and signed by its sender
+    if tx.chain_id != chain_id:
+        raise WrongChainId(f"tx is for chain {tx.chain_id!r}, this is {chain_id!r}")
+    try:
+        tx.sender.verify("tx", chain_id, tx.payload, tx.signature)
+    except InvalidSignature:
+        raise BadTransactionSignature("transaction signature does not verify") from None
+    # the fee reaches the minimum, the nonce is the next one, the balance covers the fee
+    if tx.fee < state.params.min_fee:
+        raise FeeTooLow(f"fee {tx.fee} < minimum {state.params.min_fee}")
+    sender = tx.sender.address
+    balance, nonce = state.get_account(sender)
+    if tx.nonce != nonce:
+        raise BadNonce(f"nonce {tx.nonce}, expected {nonce}")
+    if balance < tx.fee:
+        raise InsufficientFunds(f"balance {balance} < fee {tx.fee}")
+    kv = state.kv
+    mark = kv.checkpoint()
+    try:
+        state.set_account(sender, balance - tx.fee, nonce + 1)
+        state.set_fee_pool(state.fee_pool + tx.fee)
+        _HANDLERS[tx.body.KIND](state, tx, tx.body)
+    except BaseException:
+        kv.rollback(mark)
+        raise
+    kv.commit(mark)
+    return tx
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerBlock:
+    """What the ledger needs from a block: the consensus engine builds it from the real one.
+
+    `last_commit_signers`: validators whose precommit for block `height - 1` the block carries.
+    `misbehaviour`: evidence the consensus engine has verified.
+    """
+
+    height: int
+    proposer: Address
+    txs: tuple[bytes, ...] = ()
+    last_commit_signers: tuple[Address, ...] = ()
+    misbehaviour: tuple[Misbehaviour, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    state_root: bytes
+    tx_hashes: tuple[bytes, ...]
+
+
+def process_block(state: State, block: LedgerBlock) -> BlockResult:
+    """Apply a whole block, or raise `InvalidBlock` leaving the state unchanged."""
+    kv = state.kv
+    mark = kv.checkpoint()
+    try:
+        hashes = _apply_block(state, block)
+    except BcaiError as exc:
+        kv.rollback(mark)
+        if isinstance(exc, InvalidBlock):
+            raise
+        raise InvalidBlock(f"block {block.height}: {exc.code}: {exc}") from exc
+    except BaseException:
+        kv.rollback(mark)
+        raise
+    kv.commit(mark)
+    return BlockResult(state.root(), hashes)
+
+
+def _apply_block(state: State, block: LedgerBlock) -> tuple[bytes, ...]:
+    # the next height, within the byte limit, proposed by a member of the set in force
+    if block.height != state.height + 1:
+        raise InvalidBlock(f"block height {block.height}, expected {state.height + 1}")
+    if sum(len(tx) for tx in block.txs) > state.params.max_block_bytes:
+        raise InvalidBlock("block transactions exceed max_block_bytes")
+    validators = staking.get_validator_set(state, block.height)
+    if block.proposer not in {v.address for v in validators}:
+        raise InvalidBlock(f"proposer {block.proposer} is not in the validator set")
+    state.kv.set(K_HEIGHT, cbor2.dumps(block.height))
+    for evidence in block.misbehaviour:
+        process_misbehaviour(state, evidence)
+    process_liveness(state, block.height, block.last_commit_signers)
+    hashes = []
+    for raw in block.txs:
+        try:
+            hashes.append(process_tx(state, raw).hash)
+        except InvalidTransaction as exc:
+            raise InvalidBlock(f"tx {len(hashes)} of block {block.height}: {exc.code}: {exc}") from exc
+    process_rewards(state, block.proposer, validators)
+    staking.process_unbonding_maturity(state, block.height)
+    jobs.process_job_expiry(state, block.height)
+    governance.process_tallies(state, block.height)
+    staking.process_validator_set_update(state, block.height)
+    return tuple(hashes)
+
+
+def process_rewards(state: State, proposer: Address, validators: list[staking.ValidatorInfo]) -> None:
+    """Mint the block reward and pay it with the fee pool to the validators, by power."""
+    reward = state.params.block_reward
+    if state.supply + reward > MAX_AMOUNT:
+        reward = 0  # the supply cap is reached: no more block rewards
+    state.set_supply(state.supply + reward)
+    pot = state.fee_pool + reward
+    if pot == 0:
+        return
+    total_power = staking.get_total_power(validators)
+    paid = 0
+    for info in validators:
+        share = pot * info.power // total_power
+        if share:
+            state.add_balance(info.address, share)
+            paid += share
+    state.add_balance(proposer, pot - paid)
+    state.set_fee_pool(0)

@@ -1,0 +1,124 @@
+"""Slashing state effects: equivocation evidence and downtime (bad work is in `jobs.py`).
+
+The *checks* of evidence (two conflicting signed votes) belong to the consensus engine; it
+hands the ledger verified `Misbehaviour` records inside the block. The ledger applies each
+at most once (`evid/` + its hash records where it was applied) and rejects evidence older
+than the unbonding period (the stake it would slash may already be gone).
+
+Downtime: each validator of the set in force at height h - 1 has one slot per height in a
+window of `downtime_window` (default 100) slots; a slot is 1 when the validator's signature
+is missing from the commit of that height, which block h carries (`last_commit_signers`).
+Missing more than `downtime_max_missed` (default 50) of the window slashes
+`downtime_slash_bps` (1%) and jails. Only changed records are written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import cbor2
+
+from bcai.crypto import Address
+from bcai.encoding import encode
+from bcai.errors import InvalidBlock
+from bcai.ledger.bank import process_protocol_income
+from bcai.ledger.params import BPS
+from bcai.ledger.state import State, Validator
+from bcai.ledger.staking import get_validator_set
+
+MISBEHAVIOUR_KINDS = ("equivocation",)
+
+
+@dataclass(frozen=True, slots=True)
+class Misbehaviour:
+    """Verified evidence that `address` misbehaved at `height` (checked by consensus)."""
+
+    address: Address
+    height: int
+    kind: str  # "equivocation"
+    evidence_hash: bytes  # hash of the evidence itself (e.g. the two conflicting votes)
+
+    def to_value(self) -> list[object]:
+        return [self.address.raw, self.height, self.kind, self.evidence_hash]
+
+    @property
+    def id(self) -> bytes:
+        """Evidence of one offence (validator, height, kind) is applied once, whatever its bytes."""
+        return hashlib.sha256(encode([self.address.raw, self.height, self.kind])).digest()
+
+
+def compute_slash(amount: int, bps: int) -> int:
+    return amount * bps // BPS
+
+
+def process_slash_validator(state: State, address: Address, validator: Validator, bps: int) -> int:
+    """Slash `bps` of the bonded stake and jail the validator; returns the amount slashed."""
+    slashed = compute_slash(validator.bonded, bps)
+    validator.bonded -= slashed
+    validator.jailed = True
+    validator.jailed_until = state.height + state.params.jail_duration
+    validator.missed = b""
+    validator.missed_count = 0
+    state.set_validator(address, validator)
+    process_protocol_income(state, slashed)
+    return slashed
+
+
+def process_misbehaviour(state: State, evidence: Misbehaviour) -> None:
+    key = b"evid/" + evidence.id
+    # a known kind, not in the future, not older than the unbonding period, not yet applied
+    if evidence.kind not in MISBEHAVIOUR_KINDS:
+        raise InvalidBlock(f"unknown misbehaviour kind {evidence.kind!r}")
+    if not 0 < evidence.height <= state.height:
+        raise InvalidBlock(f"evidence height {evidence.height} outside [1, {state.height}]")
+    if evidence.height < state.height - state.params.unbonding_period:
+        raise InvalidBlock("evidence is older than the unbonding period")
+    if key in state.kv:
+        raise InvalidBlock("evidence was already applied")
+    state.kv.set(key, cbor2.dumps(state.height))
+    validator = state.get_validator(evidence.address)
+    if validator is None:
+        raise InvalidBlock(f"evidence names {evidence.address}, which has no stake")
+    process_slash_validator(state, evidence.address, validator, state.params.equivocation_slash_bps)
+
+
+def process_liveness(state: State, height: int, signers: tuple[Address, ...]) -> None:
+    """Record who signed the commit of `height - 1` and jail those down for too long."""
+    if height < 2:
+        if signers:
+            raise InvalidBlock("the first block carries no last commit")
+        return
+    expected = get_validator_set(state, height - 1)
+    expected_addresses = {v.address for v in expected}
+    signed = set(signers)
+    if len(signed) != len(signers) or not signed <= expected_addresses:
+        raise InvalidBlock("last commit signers must be distinct members of the validator set")
+    params = state.params
+    window = params.downtime_window
+    slot = (height - 1) % window
+    for info in expected:
+        validator = state.get_validator(info.address)
+        if validator is None or validator.jailed:
+            continue
+        missed = bytearray(validator.missed or bytes(window))
+        if len(missed) != window:  # the window parameter changed: start a fresh window
+            missed = bytearray(window)
+            validator.missed_count = 0
+        now_missed = 0 if info.address in signed else 1
+        if missed[slot] == now_missed:
+            continue
+        validator.missed_count += now_missed - missed[slot]
+        missed[slot] = now_missed
+        validator.missed = bytes(missed)
+        if validator.missed_count > params.downtime_max_missed:
+            process_slash_validator(state, info.address, validator, params.downtime_slash_bps)
+        else:
+            state.set_validator(info.address, validator)
+
+
+def get_evidence_height(state: State, evidence: Misbehaviour) -> int | None:
+    """The height at which this evidence was applied, or None."""
+    raw = state.kv.get(b"evid/" + evidence.id)
+    return None if raw is None else int(cbor2.loads(raw))
+

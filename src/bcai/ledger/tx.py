@@ -1,0 +1,447 @@
+"""Transactions: one frozen dataclass per kind, a signed envelope, and their canonical bytes.
+
+Wire format (canonical CBOR, `bcai.encoding`):
+
+    tx      = [payload: bytes, signature: bytes(64)]
+    payload = {"body": {...}, "chain": str, "fee": uint, "kind": str, "nonce": uint,
+               "sender": bytes(32)}
+
+The signature is ed25519 over `payload` with domain "tx" and the chain id
+(`bcai.crypto.signing_bytes`), so the verifier signs/checks the received payload bytes as
+they are, with no re-encoding. The tx hash (`SignedTx.hash`) is SHA-256 of the whole tx
+bytes; a job's id is the hash of the tx that posted it. libsodium rejects non-canonical
+signatures, and the payload must be canonical, so one transaction has exactly one hash.
+
+Bodies are maps from field name to value; every field is required, no extra field is
+allowed, and each has a domain type checked on decode (`MalformedTransaction` otherwise).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+from bcai.crypto import Address, Cid, PrivateKey, PublicKey
+from bcai.encoding import decode, encode
+from bcai.errors import EncodingError, InvalidCid, MalformedTransaction, TransactionTooLarge
+from bcai.ledger.params import BPS, MAX_AMOUNT
+from bcai.ledger.types import Amount, Height, JobId
+
+MAX_TEXT = 256
+MAX_MAP_ENTRIES = 32
+U64 = 2**64 - 1
+
+
+# --- bodies ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a worker offers (seed 003): CPU cores, memory, GPUs, bandwidth, node type."""
+
+    cpu_cores: int
+    memory_mb: int
+    gpu_count: int
+    gpu_memory_mb: int
+    bandwidth_mbps: int
+    node_type: str  # e.g. "cpu", "gpu", "edge", "any"
+
+
+class TxBody:
+    """Base of every transaction body; `KIND` is its name on the wire."""
+
+    KIND: ClassVar[str] = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer(TxBody):
+    KIND: ClassVar[str] = "transfer"
+    to: Address
+    amount: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class Burn(TxBody):
+    KIND: ClassVar[str] = "burn"
+    amount: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class Bond(TxBody):
+    """Bond the sender's own tokens as validator stake (the sender's key signs votes)."""
+
+    KIND: ClassVar[str] = "bond"
+    amount: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class Unbond(TxBody):
+    """Start unbonding; the tokens return to the balance after `unbonding_period` blocks."""
+
+    KIND: ClassVar[str] = "unbond"
+    amount: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class Unjail(TxBody):
+    KIND: ClassVar[str] = "unjail"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterWorker(TxBody):
+    KIND: ClassVar[str] = "register_worker"
+    stake: Amount
+    capabilities: Capabilities
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateWorker(TxBody):
+    """Replace a worker's capabilities and add `add_stake` (may be 0) to its stake."""
+
+    KIND: ClassVar[str] = "update_worker"
+    capabilities: Capabilities
+    add_stake: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class DeregisterWorker(TxBody):
+    """Soft delete: the record stays (reputation, slash record); the stake starts unbonding."""
+
+    KIND: ClassVar[str] = "deregister_worker"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterEvaluator(TxBody):
+    KIND: ClassVar[str] = "register_evaluator"
+    stake: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class DeregisterEvaluator(TxBody):
+    KIND: ClassVar[str] = "deregister_evaluator"
+
+
+@dataclass(frozen=True, slots=True)
+class PostJob(TxBody):
+    """Post a training job: `budget` goes to escrow, 1% more goes to validators as the fee."""
+
+    KIND: ClassVar[str] = "post_job"
+    spec_cid: Cid
+    budget: Amount
+    required_evaluators: int
+    agreement_threshold_bps: int  # evaluators agree when max - min accuracy <= this
+    deadline_height: Height
+    min_workers: int
+    max_workers: int
+    worker_stake: Amount
+
+
+@dataclass(frozen=True, slots=True)
+class Volunteer(TxBody):
+    """A registered worker joins an open job and locks the job's worker stake."""
+
+    KIND: ClassVar[str] = "volunteer"
+    job_id: JobId
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult(TxBody):
+    KIND: ClassVar[str] = "submit_result"
+    job_id: JobId
+    model_cid: Cid
+    samples_processed: int
+    metrics: dict[str, int]  # fixed-point metrics (e.g. loss in 1e-6 units)
+
+
+@dataclass(frozen=True, slots=True)
+class Attest(TxBody):
+    """An assigned evaluator's verdict on a model: accuracy in basis points, accept or reject."""
+
+    KIND: ClassVar[str] = "attest"
+    job_id: JobId
+    model_cid: Cid
+    accuracy_bps: int
+    accept: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CancelJob(TxBody):
+    KIND: ClassVar[str] = "cancel_job"
+    job_id: JobId
+
+
+@dataclass(frozen=True, slots=True)
+class ProposeChange(TxBody):
+    """A governance proposal: parameter changes and challenge lifecycle changes, enacted together.
+
+    `challenge_status` maps a challenge id (hex) to its new status ("active", "suspended",
+    "retired").
+    """
+
+    KIND: ClassVar[str] = "propose"
+    param_changes: dict[str, int]
+    challenge_status: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Vote(TxBody):
+    KIND: ClassVar[str] = "vote"
+    proposal_id: JobId
+    approve: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterChallenge(TxBody):
+    """Register challenge metadata (seed 004); it starts "proposed" until governance activates it.
+
+    `metadata_signature` is the sender's signature (domain "challenge") over
+    `compute_challenge_metadata_bytes(name, wasm_cid, policy)`, so the record proves its
+    author without the tx around it.
+    """
+
+    KIND: ClassVar[str] = "register_challenge"
+    name: str
+    wasm_cid: Cid
+    policy: dict[str, int]
+    metadata_signature: bytes
+
+
+TX_KINDS: dict[str, type[TxBody]] = {
+    cls.KIND: cls
+    for cls in (
+        Transfer, Burn, Bond, Unbond, Unjail, RegisterWorker, UpdateWorker, DeregisterWorker,
+        RegisterEvaluator, DeregisterEvaluator, PostJob, Volunteer, SubmitResult, Attest,
+        CancelJob, ProposeChange, Vote, RegisterChallenge,
+    )
+}
+
+
+def compute_challenge_metadata_bytes(name: str, wasm_cid: Cid, policy: dict[str, int]) -> bytes:
+    return encode({"name": name, "policy": policy, "wasm_cid": wasm_cid.to_bytes()})
+
+
+# --- field codecs ---------------------------------------------------------------------
+
+
+def _bad(message: str) -> MalformedTransaction:
+    return MalformedTransaction(message)
+
+
+def _dec_uint(v: Any) -> int:
+    if type(v) is not int or not 0 <= v <= U64:
+        raise _bad(f"expected an unsigned integer, got {v!r}")
+    return v
+
+
+def _dec_amount(v: Any) -> int:
+    if type(v) is not int or not 0 <= v <= MAX_AMOUNT:
+        raise _bad(f"amount must be an integer in [0, 2**63-1], got {v!r}")
+    return v
+
+
+def _dec_bps(v: Any) -> int:
+    if type(v) is not int or not 0 <= v <= BPS:
+        raise _bad(f"basis points must be in [0, 10000], got {v!r}")
+    return v
+
+
+def _dec_address(v: Any) -> Address:
+    if type(v) is not bytes or len(v) != 20:
+        raise _bad("an address is 20 bytes")
+    return Address(v)
+
+
+def _dec_hash(v: Any) -> bytes:
+    if type(v) is not bytes or len(v) != 32:
+        raise _bad("an id is 32 bytes")
+    return v
+
+
+def _dec_cid(v: Any) -> Cid:
+    if type(v) is not bytes:
+        raise _bad("a CID is bytes")
+    try:
+        return Cid.from_bytes(v)
+    except InvalidCid as exc:
+        raise _bad(f"bad CID: {exc}") from None
+
+
+def _dec_text(v: Any) -> str:
+    if type(v) is not str or not 0 < len(v) <= MAX_TEXT:
+        raise _bad(f"expected text of 1..{MAX_TEXT} characters, got {v!r}")
+    return v
+
+
+def _dec_bool(v: Any) -> bool:
+    if type(v) is not bool:
+        raise _bad(f"expected a boolean, got {v!r}")
+    return v
+
+
+def _dec_sig(v: Any) -> bytes:
+    if type(v) is not bytes or len(v) != 64:
+        raise _bad("a signature is 64 bytes")
+    return v
+
+
+def _dec_int_map(v: Any) -> dict[str, int]:
+    if type(v) is not dict or len(v) > MAX_MAP_ENTRIES:
+        raise _bad(f"expected a map of at most {MAX_MAP_ENTRIES} entries")
+    for key, item in v.items():
+        _dec_text(key)
+        if type(item) is not int:
+            raise _bad(f"map value for {key!r} must be an integer")
+    return dict(v)
+
+
+def _dec_text_map(v: Any) -> dict[str, str]:
+    if type(v) is not dict or len(v) > MAX_MAP_ENTRIES:
+        raise _bad(f"expected a map of at most {MAX_MAP_ENTRIES} entries")
+    for key, item in v.items():
+        _dec_text(key)
+        _dec_text(item)
+    return dict(v)
+
+
+def _dec_caps(v: Any) -> Capabilities:
+    return _decode_fields(Capabilities, v)
+
+
+def _ident(v: Any) -> Any:
+    return v
+
+
+# annotation -> (decode wire value, encode to wire value)
+_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "int": (_dec_uint, _ident),
+    "Amount": (_dec_amount, _ident),
+    "Height": (_dec_uint, _ident),
+    "Address": (_dec_address, lambda a: a.raw),
+    "JobId": (_dec_hash, _ident),
+    "Cid": (_dec_cid, lambda c: c.to_bytes()),
+    "str": (_dec_text, _ident),
+    "bool": (_dec_bool, _ident),
+    "bytes": (_dec_sig, _ident),
+    "dict[str, int]": (_dec_int_map, dict),
+    "dict[str, str]": (_dec_text_map, dict),
+    "Capabilities": (_dec_caps, lambda c: _encode_fields(c)),
+}
+_FIELDS: dict[type, tuple[tuple[str, Callable[[Any], Any], Callable[[Any], Any]], ...]] = {}
+
+
+def _fields_of(cls: type) -> tuple[tuple[str, Callable[[Any], Any], Callable[[Any], Any]], ...]:
+    spec = _FIELDS.get(cls)
+    if spec is None:
+        spec = tuple((f.name, *_CODECS[str(f.type)]) for f in dataclasses.fields(cls))
+        _FIELDS[cls] = spec
+    return spec
+
+
+def _decode_fields(cls: type, value: Any) -> Any:
+    spec = _fields_of(cls)
+    if type(value) is not dict or len(value) != len(spec):
+        raise _bad(f"{cls.__name__} needs exactly the fields {[name for name, _, _ in spec]}")
+    try:
+        return cls(**{name: dec(value[name]) for name, dec, _ in spec})
+    except KeyError as exc:
+        raise _bad(f"{cls.__name__} is missing field {exc.args[0]!r}") from None
+
+
+def _encode_fields(obj: Any) -> dict[str, Any]:
+    return {name: enc(getattr(obj, name)) for name, _, enc in _fields_of(type(obj))}
+
+
+def encode_body(body: TxBody) -> dict[str, Any]:
+    return _encode_fields(body)
+
+
+def decode_body(kind: str, value: Any) -> TxBody:
+    cls = TX_KINDS.get(kind)
+    if cls is None:
+        raise _bad(f"unknown transaction kind {kind!r}")
+    body: TxBody = _decode_fields(cls, value)
+    return body
+
+
+# --- envelope -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    """A decoded transaction: its envelope fields, body, and the exact bytes it came from."""
+
+    sender: PublicKey
+    nonce: int
+    fee: Amount
+    chain_id: str
+    body: TxBody
+    signature: bytes
+    payload: bytes  # the signed bytes, as received
+    raw: bytes  # the whole tx, as received
+
+    @property
+    def hash(self) -> bytes:
+        return hashlib.sha256(self.raw).digest()
+
+    @property
+    def sender_address(self) -> Address:
+        return self.sender.address
+
+    @property
+    def kind(self) -> str:
+        return self.body.KIND
+
+
+def encode_tx(key: PrivateKey, nonce: int, fee: int, chain_id: str, body: TxBody) -> bytes:
+    """Sign and encode a transaction; the returned bytes are what goes on the wire."""
+    payload = encode(
+        {
+            "body": encode_body(body),
+            "chain": chain_id,
+            "fee": fee,
+            "kind": body.KIND,
+            "nonce": nonce,
+            "sender": key.public_key.raw,
+        }
+    )
+    return encode([payload, key.sign("tx", chain_id, payload)])
+
+
+def decode_tx(data: bytes, max_bytes: int) -> SignedTx:
+    """Decode tx bytes; rejects oversized, malformed and non-canonical input (no signature check)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise _bad("a transaction is bytes")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        raise TransactionTooLarge(f"transaction of {len(data)} bytes exceeds {max_bytes}")
+    try:
+        outer = decode(data)
+        if type(outer) is not list or len(outer) != 2 or type(outer[0]) is not bytes:
+            raise _bad("a transaction is [payload bytes, signature bytes]")
+        payload, signature = outer
+        fields = decode(payload)
+    except EncodingError as exc:
+        raise _bad(f"transaction is not canonical CBOR: {exc}") from None
+    if type(fields) is not dict or set(fields) != {"body", "chain", "fee", "kind", "nonce", "sender"}:
+        raise _bad("payload needs exactly body, chain, fee, kind, nonce, sender")
+    sender = fields["sender"]
+    if type(sender) is not bytes or len(sender) != 32:
+        raise _bad("sender is a 32-byte ed25519 public key")
+    chain = fields["chain"]
+    if type(chain) is not str or not 0 < len(chain) <= 64:
+        raise _bad("chain id is text of 1..64 characters")
+    kind = fields["kind"]
+    if type(kind) is not str:
+        raise _bad("kind is text")
+    return SignedTx(
+        sender=PublicKey(sender),
+        nonce=_dec_uint(fields["nonce"]),
+        fee=Amount(_dec_amount(fields["fee"])),
+        chain_id=chain,
+        body=decode_body(kind, fields["body"]),
+        signature=_dec_sig(signature),
+        payload=payload,
+        raw=data,
+    )

@@ -1,0 +1,141 @@
+"""A node's `config.toml`: who it is, which roles it plays, where it listens.
+
+    HOME/
+      config.toml        this file
+      genesis.json       the chain's genesis (see docs/genesis.md)
+      keys/node.json     the node's ed25519 identity (mode 0600)
+      data/              SQLite chain store and content store
+      logs/node.log      structured logs, one JSON object per line
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from bcai.errors import ConfigError
+
+ROLES = ("validator", "worker", "evaluator", "client")
+NODE_TYPES = ("cpu", "gpu", "any")
+
+
+@dataclass(frozen=True)
+class P2PConfig:
+    host: str = "127.0.0.1"
+    port: int = 26656
+    bootstrap: tuple[str, ...] = ()  # "PUBKEYHEX@host:port"
+    max_peers: int = 50
+    rate_limit_per_s: int = 100
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    host: str = "127.0.0.1"
+    port: int = 26657
+    max_body_bytes: int = 1 << 20
+    rate_limit_per_s: int = 200
+    admin_token: str = ""  # empty: admin endpoints disabled
+
+
+@dataclass(frozen=True)
+class MempoolConfig:
+    max_txs: int = 20_000
+    max_bytes: int = 64 << 20
+    max_per_sender: int = 1_000
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    cpus: int = 1
+    memory_mb: int = 1024
+    gpus: int = 0
+    gpu_memory_mb: int = 0
+    bandwidth_mbps: int = 100
+    node_type: str = "cpu"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    chain_id: str
+    roles: tuple[str, ...] = ("validator",)
+    key_name: str = "node"
+    log_level: str = "info"
+    p2p: P2PConfig = field(default_factory=P2PConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.roles if r not in ROLES]
+        if unknown or not self.roles:
+            raise ConfigError(f"roles must be a non-empty subset of {ROLES}, got {list(self.roles)}")
+        if self.capabilities.node_type not in NODE_TYPES:
+            raise ConfigError(f"capabilities.node_type must be one of {NODE_TYPES}")
+        for port in (self.p2p.port, self.api.port):
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"port {port} out of range")
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+_SECTIONS = {"p2p": P2PConfig, "api": ApiConfig, "mempool": MempoolConfig, "capabilities": Capabilities}
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    """Build a section dataclass from TOML, checking names and types against the defaults."""
+    known = {f.name: f.default for f in fields(cls)}
+    extra = set(raw) - set(known)
+    if extra:
+        raise ConfigError(f"unknown keys in [{where}]: {sorted(extra)}")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        default = known[name]
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}.{name} must be a list of strings")
+            value = tuple(value)
+        elif type(value) is not type(default):  # bool is not int here
+            raise ConfigError(f"{where}.{name} must be {type(default).__name__}, got {type(value).__name__}")
+        values[name] = value
+    return cls(**values)
+
+
+def load_config(path: Path) -> NodeConfig:
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no config at {path} (run `bcai node init --home DIR`)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    node = dict(raw.get("node", {}))
+    sections = {key: _build(cls, raw.get(key, {}), key) for key, cls in _SECTIONS.items()}
+    extra = set(raw) - set(_SECTIONS) - {"node"}
+    if extra:
+        raise ConfigError(f"{path}: unknown sections {sorted(extra)}")
+    try:
+        if "roles" in node:
+            node["roles"] = tuple(node["roles"])
+        return NodeConfig(**node, **sections)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: bad [node] section: {exc}") from None
+
+
+def save_config(config: NodeConfig, path: Path) -> None:
+    data = asdict(config)
+    node = {k: v for k, v in data.items() if k not in _SECTIONS}
+    doc: dict[str, Any] = {"node": node, **{k: data[k] for k in _SECTIONS}}
+    Path(path).write_text(tomli_w.dumps(_lists(doc)))
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_lists(v) for v in value]
+    return value

@@ -1,0 +1,65 @@
+"""JSON views of ledger records, as the REST API and `--json` output show them.
+
+Bytes are hex, addresses `bcai...`, content ids base32 strings; amounts stay integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from bcai.crypto import Address, Cid
+from bcai.ledger import Job, State, Validator, get_validator_set
+
+
+def view_account(state: State, address: Address) -> dict[str, Any]:
+    balance, nonce = state.get_account(address)
+    view: dict[str, Any] = {"address": str(address), "balance": balance, "nonce": nonce}
+    validator = state.get_validator(address)
+    if validator is not None:
+        view["validator"] = view_validator(address, validator)
+    worker = state.get_worker(address)
+    if worker is not None:
+        view["worker"] = {"stake": worker.stake, "reputation": worker.reputation, "deleted": worker.deleted,
+                          "slash_count": worker.slash_count, "capabilities": asdict(worker.capabilities)}
+    evaluator = state.get_evaluator(address)
+    if evaluator is not None:
+        view["evaluator"] = {"stake": evaluator.stake, "active": evaluator.active,
+                             "jobs_attested": evaluator.jobs_attested}
+    return view
+
+
+def view_validator(address: Address, validator: Validator) -> dict[str, Any]:
+    return {"address": str(address), "public_key": validator.public_key.hex(), "bonded": validator.bonded,
+            "jailed": validator.jailed, "jailed_until": validator.jailed_until,
+            "missed_blocks": validator.missed_count}
+
+
+def view_validators(state: State) -> list[dict[str, Any]]:
+    active = {info.address for info in get_validator_set(state, state.height + 1)}
+    return [dict(view_validator(address, v), active=address in active) for address, v in state.get_all_validators()]
+
+
+def view_job(job_id: bytes, job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job_id.hex(),
+        "client": str(job.client),
+        "spec_cid": str(job.spec_cid),
+        "state": job.status,
+        "budget": job.budget,
+        "escrow": job.escrow,
+        "required_evaluators": job.required_evaluators,
+        "agreement_threshold_bps": job.agreement_threshold_bps,
+        "deadline_height": job.deadline_height,
+        "min_workers": job.min_workers,
+        "max_workers": job.max_workers,
+        "worker_stake": job.worker_stake,
+        "posted_height": job.posted_height,
+        "workers": [str(Address(a)) for a in job.workers],
+        "results": {str(Address(a)): {"model_cid": str(Cid.from_bytes(cid)), "samples": samples}
+                    for a, (cid, samples) in job.results.items()},
+        "evaluators": [str(Address(a)) for a in job.evaluators],
+        "attestations": {str(Address(a)): {"model_cid": str(Cid.from_bytes(cid)), "accuracy_bps": acc,
+                                           "accept": accept}
+                         for a, (cid, acc, accept) in job.attestations.items()},
+    }

@@ -1,0 +1,198 @@
+"""`bcai.Client`: the Python SDK over a node's REST API.
+
+    from bcai.sdk import Client
+    from bcai.crypto import PrivateKey
+
+    client = Client("http://127.0.0.1:26657", key=PrivateKey.generate())
+    tx_hash = client.transfer("bcai...", 1_000)
+    receipt = client.wait_for_tx(tx_hash)
+
+The key signs locally; only signed transaction bytes leave the process. Nonces come from
+the chain and are then counted locally, so several transactions can be sent back to back.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from bcai.crypto import Address, Cid, PrivateKey
+from bcai.errors import BcaiError, InvalidCid
+from bcai.ledger import (
+    Attest, Bond, Capabilities, PostJob, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, TxBody, Unbond,
+    Volunteer, encode_tx,
+)
+
+
+class ClientError(BcaiError):
+    """Raised when a node answers a request with an error (its `code` is the node's code)."""
+
+    code = "client_error"
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(f"{message} (HTTP {status})")
+        self.code = code
+        self.http_status = status
+        self.retryable = status in (429, 503)
+
+
+class TxTimeout(BcaiError):
+    """Raised when a submitted transaction is not committed within the wait."""
+
+    code = "tx_timeout"
+    retryable = True
+
+
+class Client:
+    def __init__(self, url: str, key: PrivateKey | None = None, timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.key = key
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        self._chain_id: str | None = None
+        self._next_nonce: int | None = None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def _get(self, path: str) -> Any:
+        return self._check(self._http.get(path)).json()
+
+    @staticmethod
+    def _check(response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                raise ClientError(error["code"], error["message"], response.status_code)
+            except (ValueError, KeyError, TypeError):
+                raise ClientError("http_error", response.text[:200], response.status_code) from None
+        return response
+
+    def status(self) -> dict[str, Any]:
+        return self._get("/status")
+
+    def params(self) -> dict[str, Any]:
+        return self._get("/params")
+
+    def account(self, address: str | Address | None = None) -> dict[str, Any]:
+        if address is None:
+            address = self._require_key().address
+        return self._get(f"/accounts/{address}")
+
+    def balance(self, address: str | Address | None = None) -> int:
+        return int(self.account(address)["balance"])
+
+    def block(self, height: int | None = None) -> dict[str, Any]:
+        return self._get("/blocks/latest" if height is None else f"/blocks/{height}")
+
+    def validators(self) -> list[dict[str, Any]]:
+        return self._get("/validators")
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self._get("/jobs")
+
+    def job(self, job_id: str | bytes) -> dict[str, Any]:
+        return self._get(f"/jobs/{job_id.hex() if isinstance(job_id, bytes) else job_id}")
+
+    def tx(self, tx_hash: str) -> dict[str, Any] | None:
+        response = self._http.get(f"/txs/{tx_hash}")
+        if response.status_code == 404:
+            return None
+        return self._check(response).json()
+
+    # --- transactions --------------------------------------------------------------------
+
+    def _require_key(self) -> PrivateKey:
+        if self.key is None:
+            raise ClientError("no_key", "this client has no key to sign with", 0)
+        return self.key
+
+    @property
+    def chain_id(self) -> str:
+        if self._chain_id is None:
+            self._chain_id = str(self.status()["chain_id"])
+        return self._chain_id
+
+    def send(self, body: TxBody, fee: int | None = None) -> str:
+        """Sign `body` with the next nonce, submit it, return the tx hash (hex)."""
+        key = self._require_key()
+        if fee is None:
+            fee = int(self.params()["min_fee"])
+        if self._next_nonce is None:
+            self._next_nonce = int(self.account(key.address)["nonce"])
+        raw = encode_tx(key, self._next_nonce, fee, self.chain_id, body)
+        try:
+            response = self._check(self._http.post("/txs", json={"tx": raw.hex()}))
+        except ClientError as exc:
+            if exc.code == "bad_nonce":
+                self._next_nonce = None  # resync from the chain next time
+            raise
+        self._next_nonce += 1
+        return str(response.json()["hash"])
+
+    def wait_for_tx(self, tx_hash: str, timeout_s: float = 30.0, poll_s: float = 0.1) -> dict[str, Any]:
+        """Block until the tx is in a committed block; return its receipt."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = self.tx(tx_hash)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise TxTimeout(f"tx {tx_hash} not committed within {timeout_s} s")
+            time.sleep(poll_s)
+
+    def transfer(self, to: str | Address, amount: int, fee: int | None = None) -> str:
+        to_address = to if isinstance(to, Address) else Address.parse(to)
+        return self.send(Transfer(to=to_address, amount=amount), fee)
+
+    def bond(self, amount: int, fee: int | None = None) -> str:
+        return self.send(Bond(amount=amount), fee)
+
+    def unbond(self, amount: int, fee: int | None = None) -> str:
+        return self.send(Unbond(amount=amount), fee)
+
+    def register_worker(self, stake: int, capabilities: Capabilities, fee: int | None = None) -> str:
+        return self.send(RegisterWorker(stake=stake, capabilities=capabilities), fee)
+
+    def register_evaluator(self, stake: int, fee: int | None = None) -> str:
+        return self.send(RegisterEvaluator(stake=stake), fee)
+
+    def post_job(self, body: PostJob, fee: int | None = None) -> str:
+        """Post a job; its job id is the tx hash."""
+        return self.send(body, fee)
+
+    def volunteer(self, job_id: str, fee: int | None = None) -> str:
+        return self.send(Volunteer(job_id=bytes.fromhex(job_id)), fee)
+
+    def submit_result(self, job_id: str, model_cid: Cid, samples: int, metrics: dict[str, int],
+                      fee: int | None = None) -> str:
+        return self.send(SubmitResult(job_id=bytes.fromhex(job_id), model_cid=model_cid,
+                                      samples_processed=samples, metrics=metrics), fee)
+
+    def attest(self, job_id: str, model_cid: Cid, accuracy_bps: int, accept: bool, fee: int | None = None) -> str:
+        return self.send(Attest(job_id=bytes.fromhex(job_id), model_cid=model_cid, accuracy_bps=accuracy_bps,
+                                accept=accept), fee)
+
+    # --- artifacts -----------------------------------------------------------------------
+
+    def upload(self, data: bytes) -> Cid:
+        cid = Cid.of(data)
+        self._check(self._http.post(f"/artifacts/{cid}", content=data))
+        return cid
+
+    def download(self, cid: Cid | str) -> bytes:
+        """Fetch an artifact and check it against its CID before returning it."""
+        cid = Cid.parse(cid) if isinstance(cid, str) else cid
+        data = self._check(self._http.get(f"/artifacts/{cid}")).content
+        if not cid.matches(data):
+            raise InvalidCid(f"node returned bytes that do not match {cid}")
+        return data
