@@ -12,6 +12,7 @@
 - `difficulty.py`: the PoUW target, adjusted toward a target block time by at most 5%.
 - `config.py`: `ConsensusParams` (timeouts, limits, PoUW size), `Genesis`.
 - `app.py`: `Application`, what the engine needs from the ledger.
+- `ledger_app.py`: `LedgerApplication`, that boundary implemented over `bcai.ledger`.
 
 The proof-of-useful-work kinds themselves live in `bcai.verify`.
 """
@@ -21,6 +22,7 @@ from bcai.consensus.blocks import ChainTip, build_block, check_block, check_evid
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.difficulty import compute_next_target
 from bcai.consensus.engine import Engine
+from bcai.consensus.ledger_app import LedgerApplication, compute_ledger_block
 from bcai.consensus.events import (
     PRECOMMIT_STEP,
     PREVOTE_STEP,
@@ -63,9 +65,9 @@ from bcai.consensus.validators import Validator, ValidatorSet, compute_next_prop
 __all__ = [
     "PRECOMMIT", "PRECOMMIT_STEP", "PREVOTE", "PREVOTE_STEP", "PROPOSE", "Action", "Application", "Block",
     "BlockHeader", "Broadcast", "ChainTip", "CommitBlock", "CommitCertificate", "ConsensusParams",
-    "DuplicateVoteEvidence", "Engine", "Event", "EvidenceFound", "Genesis", "Message", "MessageRejected",
+    "DuplicateVoteEvidence", "Engine", "Event", "EvidenceFound", "Genesis", "LedgerApplication", "Message", "MessageRejected",
     "PersistWal", "Proposal", "Received", "ScheduleTimeout", "SendBlocks", "Start", "SyncBlock", "TimeoutFired",
     "Validator", "ValidatorSet", "Vote", "WalEntry", "WalLock", "build_block", "check_block", "check_evidence",
-    "compute_evidence_root", "compute_expected_target", "compute_next_proposer", "compute_next_target",
+    "compute_evidence_root", "compute_expected_target", "compute_ledger_block", "compute_next_proposer", "compute_next_target",
     "compute_tx_root", "decode_message", "encode_message", "sign_proposal", "sign_vote",
 ]

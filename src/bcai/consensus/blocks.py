@@ -11,7 +11,15 @@ from typing import Callable, Mapping
 
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.difficulty import compute_next_target
-from bcai.consensus.messages import Block, BlockHeader, DuplicateVoteEvidence, compute_evidence_root, compute_tx_root
+from bcai.consensus.messages import (
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    DuplicateVoteEvidence,
+    compute_evidence_root,
+    compute_last_commit_hash,
+    compute_tx_root,
+)
 from bcai.consensus.validators import Validator
 from bcai.errors import BcaiError, BlockRejected, InvalidEvidence, InvalidSignature
 from bcai.verify.pouw import WorkContext, WorkResult, compute_nonce, get_proof_kind, verify_work
@@ -27,10 +35,11 @@ class ChainTip:
     target: int  # the last block's PoUW target
     interval_ms: int  # the last block's time minus its parent's
     priorities: tuple[tuple[bytes, int], ...]  # proposer priorities at the start of height + 1
+    last_commit: CommitCertificate | None  # the certificate of the last block (None at genesis)
 
     @classmethod
     def genesis(cls, params: ConsensusParams, genesis: Genesis) -> ChainTip:
-        return cls(0, genesis.genesis_hash, genesis.time_ms, params.genesis_target, params.target_block_ms, ())
+        return cls(0, genesis.genesis_hash, genesis.time_ms, params.genesis_target, params.target_block_ms, (), None)
 
     def get_priorities(self) -> dict[bytes, int]:
         return dict(self.priorities)
@@ -62,10 +71,10 @@ def build_block(
     nonce = compute_nonce(tip.block_id, tx_root, work.model_hash, target)
     header = BlockHeader(
         params.chain_id, tip.height + 1, max(now_ms, tip.time_ms + 1), tip.block_id, tx_root,
-        compute_evidence_root(evidence), app_hash, proposer, params.proof_kind, work.task_id,
-        work.model_hash, nonce, target,
+        compute_evidence_root(evidence), app_hash, compute_last_commit_hash(tip.last_commit), proposer,
+        params.proof_kind, work.task_id, work.model_hash, nonce, target,
     )
-    return Block(header, txs, evidence, work.proof)
+    return Block(header, txs, evidence, work.proof, tip.last_commit)
 
 
 def check_block(
@@ -75,8 +84,9 @@ def check_block(
     app_hash: bytes,
     now_ms: int | None,
     get_validators: Callable[[int], Mapping[bytes, Validator]],
-    is_committed_evidence: Callable[[bytes], bool],
-    check_payload: Callable[[int, tuple[bytes, ...]], None],
+    is_committed_offence: Callable[[bytes], bool],
+    check_certificate: Callable[[CommitCertificate, int, bytes], None],
+    check_payload: Callable[[Block], None],
 ) -> None:
     """Raise `BlockRejected` unless `block` may follow `tip`. `now_ms=None` skips the clock
     check (a block that already has a commit certificate)."""
@@ -108,6 +118,16 @@ def check_block(
         raise BlockRejected("tx_root does not match the transactions")
     if h.evidence_root != compute_evidence_root(block.evidence):
         raise BlockRejected("evidence_root does not match the evidence")
+    # it carries the commit of its parent (signers feed downtime accounting)
+    if h.last_commit_hash != compute_last_commit_hash(block.last_commit):
+        raise BlockRejected("last_commit_hash does not match the carried certificate")
+    if tip.height == 0:
+        if block.last_commit is not None:
+            raise BlockRejected("block 1 carries no last commit")
+    elif block.last_commit is None:
+        raise BlockRejected("block carries no commit of its parent")
+    else:
+        check_certificate(block.last_commit, tip.height, tip.block_id)
     # the difficulty is the one the chain sets, and the useful work is done
     if h.target != compute_expected_target(params, tip):
         raise BlockRejected("target is not the one the difficulty rule sets")
@@ -121,12 +141,12 @@ def check_block(
             check_evidence(ev, params, h.height, get_validators)
         except InvalidEvidence as exc:
             raise BlockRejected(f"bad evidence: {exc}") from None
-        if ev.evidence_id in seen or is_committed_evidence(ev.evidence_id):
-            raise BlockRejected("evidence included twice")
-        seen.add(ev.evidence_id)
-    # the application accepts the transactions
+        if ev.offence_id in seen or is_committed_offence(ev.offence_id):
+            raise BlockRejected("evidence for an offence already punished or included twice")
+        seen.add(ev.offence_id)
+    # the application accepts the transactions (and the evidence, and the commit signers)
     try:
-        check_payload(h.height, block.txs)
+        check_payload(block)
     except BlockRejected:
         raise
     except BcaiError as exc:

@@ -104,8 +104,8 @@ class Engine:
         # id, holding the object); a simulator shares one among all its nodes so each vote
         # is checked once, however many nodes receive that same object
         self._verified = verified
-        self.committed_evidence: set[bytes] = set()
-        self.pending_evidence: dict[bytes, DuplicateVoteEvidence] = {}
+        self.committed_offences: set[bytes] = set()  # offence ids already punished on chain
+        self.pending_evidence: dict[bytes, DuplicateVoteEvidence] = {}  # offence id -> evidence
         self.rejected_count = 0  # messages and blocks we refused (each also a MessageRejected action)
         self._out: list[Action] = []
         self._now = 0
@@ -217,7 +217,7 @@ class Engine:
         work = self._work.get(self.tip.block_id)
         if work is None:
             work = self._work[self.tip.block_id] = solve_work(self.params, self.tip)
-        evidence = tuple(sorted(self.pending_evidence.values(), key=lambda e: e.evidence_id))
+        evidence = tuple(sorted(self.pending_evidence.values(), key=lambda e: e.offence_id))
         evidence = tuple(e for e in evidence if e.height >= self.height - self.params.max_evidence_age)
         evidence = evidence[: self.params.max_evidence_per_block]
         budget = self.params.max_block_bytes - len(work.proof) - 64 * 1024
@@ -338,9 +338,9 @@ class Engine:
         return False
 
     def _record_evidence(self, ev: DuplicateVoteEvidence) -> None:
-        if ev.evidence_id in self.committed_evidence or ev.evidence_id in self.pending_evidence:
+        if ev.offence_id in self.committed_offences or ev.offence_id in self.pending_evidence:
             return
-        self.pending_evidence[ev.evidence_id] = ev
+        self.pending_evidence[ev.offence_id] = ev
         self._out.append(EvidenceFound(ev))
 
     def _on_proposal(self, proposal: Proposal) -> bool:
@@ -417,8 +417,22 @@ class Engine:
     def _check_block(self, block: Block, now_ms: int | None) -> None:
         check_block(
             block, self.params, self.tip, self.app.get_app_hash(), now_ms, self._get_validator_map,
-            self.committed_evidence.__contains__, self.app.check_payload,
+            self.committed_offences.__contains__, self._check_last_commit, self._check_app_payload,
         )
+
+    def _check_app_payload(self, block: Block) -> None:
+        try:
+            self.app.check_payload(block)
+        except BlockRejected:
+            raise
+        except BcaiError as exc:
+            raise BlockRejected(f"the application rejects the block: {exc.code}: {exc}") from None
+
+    def _check_last_commit(self, certificate: CommitCertificate, height: int, block_id: bytes) -> None:
+        try:
+            self._verify_certificate(certificate, height, block_id, self._get_validator_map(height))
+        except InvalidCertificate as exc:
+            raise BlockRejected(f"bad last commit: {exc}") from None
 
     def _get_validator_map(self, height: int) -> Mapping[bytes, Validator]:
         if height == self.height:
@@ -505,12 +519,12 @@ class Engine:
     def _commit(self, block: Block, certificate: CommitCertificate) -> None:
         app_hash = self.app.apply_block(block, certificate)
         for ev in block.evidence:
-            self.committed_evidence.add(ev.evidence_id)
-            self.pending_evidence.pop(ev.evidence_id, None)
+            self.committed_offences.add(ev.offence_id)
+            self.pending_evidence.pop(ev.offence_id, None)
         h = block.header
         self.tip = ChainTip(
             h.height, h.block_id, h.time_ms, h.target, h.time_ms - self.tip.time_ms,
-            tuple(sorted(self.validators.compute_priorities_after(certificate.round).items())),
+            tuple(sorted(self.validators.compute_priorities_after(certificate.round).items())), certificate,
         )
         self._work.clear()
         self._commit_times[h.height] = self._now
@@ -562,17 +576,31 @@ class Engine:
 
     def _check_certificate(self, block: Block, certificate: CommitCertificate) -> None:
         """Raise `InvalidCertificate` unless more than 2/3 of this height's power precommitted `block`."""
-        if certificate.height != block.height or certificate.block_id != block.block_id:
+        self._verify_certificate(certificate, block.height, block.block_id, self.validators.by_address)
+
+    def _verify_certificate(
+        self, certificate: CommitCertificate, height: int, block_id: bytes, validators: Mapping[bytes, Validator]
+    ) -> None:
+        if certificate.height != height or certificate.block_id != block_id:
             raise InvalidCertificate("certificate is for another block")
+        # a signature's validity depends only on the signer's address (which fixes its key),
+        # so a certificate object whose signatures all verified once needs no second check
+        cache = self._verified
+        hit = cache.get(id(certificate)) if cache is not None else None
+        signatures_ok = hit is not None and hit[0] is certificate
         power = 0
         for vote in certificate.votes():
-            validator = self.validators.by_address.get(vote.validator)
+            validator = validators.get(vote.validator)
             if validator is None:
                 raise InvalidCertificate("certificate signed by a non-validator")
-            try:
-                self._verify(vote, validator.public_key)
-            except InvalidMessage as exc:
-                raise InvalidCertificate(str(exc)) from None
+            if not signatures_ok:
+                try:
+                    vote.verify(validator.public_key, self.params.chain_id)
+                except InvalidSignature as exc:
+                    raise InvalidCertificate(f"bad signature: {exc}") from None
             power += validator.power
-        if not self.validators.is_quorum(power):
-            raise InvalidCertificate(f"certificate holds {power} of {self.validators.total_power} power, not more than 2/3")
+        if cache is not None and not signatures_ok:
+            cache[id(certificate)] = (certificate, b"certificate")
+        total = sum(v.power for v in validators.values())
+        if 3 * power <= 2 * total:
+            raise InvalidCertificate(f"certificate holds {power} of {total} power, not more than 2/3")

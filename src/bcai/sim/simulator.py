@@ -41,9 +41,11 @@ from bcai.consensus.events import (
     TimeoutFired,
 )
 from bcai.consensus.messages import Block, CommitCertificate, Vote, WalEntry
-from bcai.crypto import PrivateKey, sha256
-from bcai.errors import SimulationError
-from bcai.sim.app import SimApplication, make_transfer
+from bcai.consensus.ledger_app import LedgerApplication
+from bcai.crypto import Address, PrivateKey, sha256
+from bcai.errors import BcaiError, SimulationError
+from bcai.ledger import Genesis as LedgerGenesis
+from bcai.ledger import Params, Transfer, check_invariants, compute_genesis_state, compute_params_with, encode_tx
 from bcai.sim.byzantine import Behaviour, get_behaviour
 from bcai.sim.checkers import Checkers
 from bcai.sim.network import LinkModel, PartitionSchedule, PartitionWindow
@@ -113,7 +115,7 @@ class SimReport:
 
 
 class SimNode:
-    def __init__(self, index: int, validator: int, key: PrivateKey, app: SimApplication, behaviour: Behaviour) -> None:
+    def __init__(self, index: int, validator: int, key: PrivateKey, app: LedgerApplication, behaviour: Behaviour) -> None:
         self.index = index
         self.validator = validator  # index of the validator whose key this node runs
         self.key = key
@@ -141,7 +143,6 @@ class Simulation:
         self._queue: list[tuple[int, int, int, Any]] = []
         self.link = LinkModel(config.latency_ms, config.jitter_ms, config.loss, config.duplicate, config.reorder)
         self.verified: dict[int, Any] | None = {} if config.share_verification else None
-        self.tx_verified: set[bytes] | None = set() if config.share_verification else None
         self.delivered = 0
         self.rejected = 0
         self._last_fault_end = 0
@@ -150,9 +151,15 @@ class Simulation:
         n = config.validators
         self.keys = [PrivateKey.from_label(f"sim-validator-{i}") for i in range(n)]
         powers = [100] * n if config.stake_dist == "equal" else [max(1, 1000 // (i + 1)) for i in range(n)]
-        self.stakes = {k.address.raw: (k.public_key, p) for k, p in zip(self.keys, powers)}
         self.users = [PrivateKey.from_label(f"sim-user-{i}") for i in range(USERS)]
-        self._user_pending: dict[int, int] = {}
+        self.ledger_genesis = LedgerGenesis(
+            self.params.chain_id,
+            compute_params_with(Params(), {"max_validators": max(100, n)}),
+            tuple((u.address, USER_BALANCE) for u in self.users),
+            tuple((k.public_key, p) for k, p in zip(self.keys, powers)),
+        )
+        self._supply_checked: set[bytes] = set()
+        self._user_pending: dict[int, tuple[int, int]] = {}  # user -> (nonce sent, when)
         self.genesis = Genesis(time_ms=0, genesis_hash=sha256(b"bcai-sim-genesis" + str(config.seed).encode()))
         self.checkers = Checkers(self.params, int(config.liveness_bound_s * 1000))
         self.nodes: list[SimNode] = []
@@ -170,9 +177,8 @@ class Simulation:
 
     # --- setup -----------------------------------------------------------------------
 
-    def _make_app(self) -> SimApplication:
-        balances = {u.address.raw: USER_BALANCE for u in self.users}
-        return SimApplication(self.params.chain_id, balances, self.stakes, self.tx_verified)
+    def _make_app(self) -> LedgerApplication:
+        return LedgerApplication(compute_genesis_state(self.ledger_genesis))
 
     def _assign_roles(self, n: int) -> None:
         roles = ["honest"] * n
@@ -369,7 +375,19 @@ class Simulation:
                 node.tip = node.engine.tip
             self._done = self._finished()
         validators = list(node.app.get_validators(block.height))
-        self.checkers.on_commit(node.index, block, cert, validators, self.now, node.app.is_supply_conserved())
+        self.checkers.on_commit(node.index, block, cert, validators, self.now, self._is_supply_conserved(node))
+
+    def _is_supply_conserved(self, node: SimNode) -> bool:
+        """The ledger's own invariant check, once per distinct state (equal roots, equal states)."""
+        root = node.app.get_app_hash()
+        if root in self._supply_checked:
+            return True
+        try:
+            check_invariants(node.app.state)
+        except BcaiError:
+            return False
+        self._supply_checked.add(root)
+        return True
 
     def _send_blocks(self, node: SimNode, action: SendBlocks) -> None:
         if not node.behaviour.sends_blocks:
@@ -382,19 +400,19 @@ class Simulation:
 
     def _make_load(self) -> None:
         """One signed transfer from a user with nothing in flight, gossiped from a random node."""
-        reference = self.nodes[0].app
-        for u, since in list(self._user_pending.items()):
-            if reference.state.nonces.get(self.users[u].address.raw, 0) > since or self.now - since > 30_000:
+        reference = self.nodes[0].app.state
+        for u, (nonce, since) in list(self._user_pending.items()):
+            if reference.get_account(self.users[u].address)[1] > nonce or self.now - since > 30_000:
                 del self._user_pending[u]
         free = [u for u in range(USERS) if u not in self._user_pending]
         if not free:
             return
         u = self.rng.choice(free)
         sender = self.users[u]
-        nonce = reference.state.nonces.get(sender.address.raw, 0)
-        to = self.users[self.rng.randrange(USERS)].address.raw
-        tx = make_transfer(sender, self.params.chain_id, to, self.rng.randint(1, 100), nonce)
-        self._user_pending[u] = nonce
+        nonce = reference.get_account(sender.address)[1]
+        to = self.users[self.rng.randrange(USERS)].address
+        tx = encode_tx(sender, nonce, 1, self.params.chain_id, Transfer(to=to, amount=self.rng.randint(1, 100)))
+        self._user_pending[u] = (nonce, self.now)
         origin = self.rng.randrange(len(self.nodes))
         self.nodes[origin].app.add_tx(tx)
         for dst in range(len(self.nodes)):
