@@ -160,6 +160,11 @@ class Engine:
                 self.blocks[entry.block.block_id] = entry.block
         self._wal = []
         self._start_round(start_round)
+        # what we signed may not have left before the crash: send it (again)
+        for vote_type in (PREVOTE, PRECOMMIT):
+            vote = self._own.get((start_round, vote_type))
+            if vote is not None:
+                self._out.append(Broadcast(vote))
         # resume the step we had reached in that round (a signed vote is never replaced)
         if (start_round, PRECOMMIT) in self._own:
             self.step = PRECOMMIT_STEP
