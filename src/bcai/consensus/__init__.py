@@ -22,7 +22,7 @@ from bcai.consensus.blocks import ChainTip, build_block, check_block, check_evid
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.difficulty import compute_next_target
 from bcai.consensus.engine import Engine
-from bcai.consensus.ledger_app import LedgerApplication, compute_ledger_block
+from bcai.consensus.ledger_app import LedgerApplication, SharedExecution, compute_ledger_block
 from bcai.consensus.events import (
     PRECOMMIT_STEP,
     PREVOTE_STEP,
@@ -66,7 +66,7 @@ __all__ = [
     "PRECOMMIT", "PRECOMMIT_STEP", "PREVOTE", "PREVOTE_STEP", "PROPOSE", "Action", "Application", "Block",
     "BlockHeader", "Broadcast", "ChainTip", "CommitBlock", "CommitCertificate", "ConsensusParams",
     "DuplicateVoteEvidence", "Engine", "Event", "EvidenceFound", "Genesis", "LedgerApplication", "Message", "MessageRejected",
-    "PersistWal", "Proposal", "Received", "ScheduleTimeout", "SendBlocks", "Start", "SyncBlock", "TimeoutFired",
+    "PersistWal", "Proposal", "Received", "ScheduleTimeout", "SendBlocks", "SharedExecution", "Start", "SyncBlock", "TimeoutFired",
     "Validator", "ValidatorSet", "Vote", "WalEntry", "WalLock", "build_block", "check_block", "check_evidence",
     "compute_evidence_root", "compute_expected_target", "compute_ledger_block", "compute_next_proposer", "compute_next_target",
     "compute_tx_root", "decode_message", "encode_message", "sign_proposal", "sign_vote",

@@ -295,7 +295,9 @@ class Engine:
         return True
 
     def _on_vote(self, vote: Vote) -> bool:
-        if self._is_elsewhere(vote, vote.validator):
+        # the hot path of a big network: every line here runs once per vote per node
+        if vote.height != self.height:
+            self._is_elsewhere(vote, vote.validator)
             return False
         validator = self.validators.by_address.get(vote.validator)
         if validator is None:
@@ -303,9 +305,9 @@ class Engine:
         if vote.round > self.round + MAX_ROUNDS_AHEAD:
             return False
         self._verify(vote, validator.public_key)
-        return self._add_vote(vote)
+        return self._add_vote(vote, validator.power)
 
-    def _add_vote(self, vote: Vote) -> bool:
+    def _add_vote(self, vote: Vote, power: int | None = None) -> bool:
         """Count a vote; True when it crossed a threshold some rule waits for."""
         key = (vote.round, vote.vote_type)
         rv = self.votes.get(key)
@@ -316,19 +318,23 @@ class Engine:
             if existing.block_id != vote.block_id:
                 self._record_evidence(DuplicateVoteEvidence.of(existing, vote))
             return False
-        power = self.validators.by_address[vote.validator].power
+        if power is None:
+            power = self.validators.by_address[vote.validator].power
         rv.votes[vote.validator] = vote
-        before = rv.power.get(vote.block_id, 0)
-        rv.power[vote.block_id] = before + power
+        block_id = vote.block_id
+        before = rv.power.get(block_id, 0)
+        rv.power[block_id] = before + power
         total_before = rv.total
-        rv.total += power
-        is_quorum = self.validators.is_quorum
-        crossed = not is_quorum(total_before) and is_quorum(rv.total)
-        if not is_quorum(before) and is_quorum(before + power):
+        rv.total = total_before + power
+        quorum = self.validators.quorum_power
+        crossed = total_before < quorum <= total_before + power
+        if before < quorum <= before + power:
             crossed = True
-            if vote.vote_type == PRECOMMIT and vote.block_id is not None:
-                self._commit_candidates.append((vote.round, vote.block_id))
-        return self._note_round_participant(vote.round, vote.validator, power) or crossed
+            if vote.vote_type == PRECOMMIT and block_id is not None:
+                self._commit_candidates.append((vote.round, block_id))
+        if vote.round > self.round:
+            return self._note_round_participant(vote.round, vote.validator, power) or crossed
+        return crossed
 
     def _note_round_participant(self, round_: int, address: bytes, power: int) -> bool:
         """Track who spoke in later rounds; True when one of them now holds more than 1/3."""

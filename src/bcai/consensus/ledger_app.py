@@ -11,7 +11,10 @@ What crosses the boundary:
   excluded, changes in force two heights after the block that made them).
 
 `check_payload` runs the whole `process_block` on a copy of the state; `apply_block` then
-adopts that copy instead of doing the work twice.
+adopts that copy instead of doing the work twice. An adopted state is never mutated again
+(every later block works on a copy), which is what lets a simulator share one execution
+among all its nodes (`SharedExecution`): nodes whose states have the same root that apply
+the same block get the same resulting state, because the ledger is deterministic.
 """
 
 from __future__ import annotations
@@ -25,11 +28,21 @@ from bcai.errors import BcaiError
 from bcai.ledger import LedgerBlock, Misbehaviour, State, get_validator_set, process_block, process_tx
 
 
+class SharedExecution:
+    """Results of `process_block` and validator-set reads, keyed by the state root they
+    started from: one execution serves every simulated node in the same state."""
+
+    def __init__(self) -> None:
+        self.after: dict[tuple[bytes, bytes], State | BcaiError] = {}
+        self.sets: dict[tuple[bytes, int], list[Validator]] = {}
+
+
 class LedgerApplication:
     """One node's ledger state, its mempool, and the `Application` methods over them."""
 
-    def __init__(self, state: State, keep_sets: int = 200) -> None:
+    def __init__(self, state: State, keep_sets: int = 200, shared: SharedExecution | None = None) -> None:
         self.state = state
+        self._shared = shared
         self.mempool: dict[bytes, None] = {}  # raw tx bytes, in arrival order
         self._after: dict[bytes, State] = {}  # block id -> state after it (dry runs)
         self._sets: dict[int, list[Validator]] = {}
@@ -46,7 +59,12 @@ class LedgerApplication:
     def get_validators(self, height: int) -> Sequence[Validator]:
         known = self._sets.get(height)
         if known is None:
-            known = [Validator(info.public_key, info.power) for info in get_validator_set(self.state, height)]
+            key = (self.state.root(), height)
+            known = self._shared.sets.get(key) if self._shared is not None else None
+            if known is None:
+                known = [Validator(info.public_key, info.power) for info in get_validator_set(self.state, height)]
+                if self._shared is not None:
+                    self._shared.sets[key] = known
             if height <= self.state.height + 2:  # final: sets are recorded two heights ahead
                 self._sets[height] = known
         return known
@@ -70,9 +88,20 @@ class LedgerApplication:
     def check_payload(self, block: Block) -> None:
         if block.block_id in self._after:
             return
-        scratch = self.state.copy()
-        process_block(scratch, compute_ledger_block(block))
-        self._after[block.block_id] = scratch
+        key = (self.state.root(), block.block_id)
+        known = self._shared.after.get(key) if self._shared is not None else None
+        if known is None:
+            try:
+                known = self.state.copy()
+                process_block(known, compute_ledger_block(block))
+                known.root()
+            except BcaiError as exc:
+                known = exc
+            if self._shared is not None:
+                self._shared.after[key] = known
+        if isinstance(known, BcaiError):
+            raise known
+        self._after[block.block_id] = known
 
     def apply_block(self, block: Block, certificate: CommitCertificate) -> bytes:
         after = self._after.pop(block.block_id, None)

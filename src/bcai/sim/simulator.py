@@ -41,7 +41,7 @@ from bcai.consensus.events import (
     TimeoutFired,
 )
 from bcai.consensus.messages import Block, CommitCertificate, Vote, WalEntry
-from bcai.consensus.ledger_app import LedgerApplication
+from bcai.consensus.ledger_app import LedgerApplication, SharedExecution
 from bcai.crypto import Address, PrivateKey, sha256
 from bcai.errors import BcaiError, SimulationError
 from bcai.ledger import Genesis as LedgerGenesis
@@ -159,6 +159,10 @@ class Simulation:
             tuple((k.public_key, p) for k, p in zip(self.keys, powers)),
         )
         self._supply_checked: set[bytes] = set()
+        # nodes in the same state applying the same block share one ledger execution
+        # (deterministic ledger, states never mutated once adopted), like signatures
+        self.execution: SharedExecution | None = SharedExecution() if config.share_verification else None
+        self._genesis_state: Any = None
         self._user_pending: dict[int, tuple[int, int]] = {}  # user -> (nonce sent, when)
         self.genesis = Genesis(time_ms=0, genesis_hash=sha256(b"bcai-sim-genesis" + str(config.seed).encode()))
         self.checkers = Checkers(self.params, int(config.liveness_bound_s * 1000))
@@ -178,7 +182,10 @@ class Simulation:
     # --- setup -----------------------------------------------------------------------
 
     def _make_app(self) -> LedgerApplication:
-        return LedgerApplication(compute_genesis_state(self.ledger_genesis))
+        if self._genesis_state is None:
+            self._genesis_state = compute_genesis_state(self.ledger_genesis)
+            self._genesis_state.root()
+        return LedgerApplication(self._genesis_state, shared=self.execution)
 
     def _assign_roles(self, n: int) -> None:
         roles = ["honest"] * n
@@ -231,7 +238,8 @@ class Simulation:
         if self.partitions.windows and self.partitions.is_blocked(src, dst, len(self.nodes), self.now):
             return
         for delay in self.link.get_delays(self.rng):
-            self._push(self.now + delay, kind, (dst, payload))
+            self._seq += 1
+            heapq.heappush(self._queue, (self.now + delay, self._seq, kind, (dst, payload)))
 
     # --- running ---------------------------------------------------------------------
 

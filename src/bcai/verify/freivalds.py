@@ -27,6 +27,7 @@ wall-clock timestamp; all three are fixed here.
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,8 +66,10 @@ def compute_matrix_task(prev_hash: bytes, height: int, n: int) -> MatrixTask:
     _check_size(n)
     task_id = compute_matrix_task_id(prev_hash, height, n)
     seed = np.random.SeedSequence(int.from_bytes(task_id, "big"))
-    words = np.random.PCG64(seed).random_raw((2 * n * n + 7) // 8).astype("<u8")
-    entries = np.frombuffer(words.tobytes(), dtype=np.int8)[: 2 * n * n]
+    words = np.random.PCG64(seed).random_raw((2 * n * n + 7) // 8)
+    if sys.byteorder != "little":  # the byte order of the stream is little-endian everywhere
+        words = words.byteswap()
+    entries = words.view(np.int8)[: 2 * n * n]
     return MatrixTask(task_id, n, entries[: n * n].reshape(n, n), entries[n * n :].reshape(n, n))
 
 
@@ -86,7 +89,7 @@ def decode_matrix_result(data: bytes, n: int) -> np.ndarray:
         raise InvalidProof(f"a {n}x{n} result is {4 * n * n} bytes")
     c = np.frombuffer(data, dtype="<i4").reshape(n, n)
     bound = n * 128 * 128
-    if int(np.abs(c.astype(np.int64)).max()) > bound:
+    if int(c.max()) > bound or int(c.min()) < -bound:
         raise InvalidProof("result holds an entry no product of int8 matrices can have")
     return c
 
