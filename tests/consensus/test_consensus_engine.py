@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from conftest import CHAIN, GENESIS, KEYS, PRECOMMIT, PREVOTE, USER, Harness, make_app, make_params
+from consensus_support import CHAIN, GENESIS, KEYS, PRECOMMIT, PREVOTE, USER, Harness, make_app, make_params
 
 from bcai.consensus import (
     PRECOMMIT_STEP,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import CHAIN, KEYS, PRECOMMIT, PREVOTE, Harness
+from consensus_support import CHAIN, KEYS, PRECOMMIT, PREVOTE, Harness
 
 from bcai.consensus import (
     CommitCertificate,

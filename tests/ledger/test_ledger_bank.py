@@ -133,6 +133,7 @@ def test_invalid_tx_too_large(chain):
         encode({"a": 1}),
         encode([encode({"kind": "transfer"}), b"\x00" * 64]),
     ],
+    ids=["empty", "not_cbor", "one_item", "ints", "map", "bad_payload"],
 )
 def test_invalid_malformed_bytes(chain, raw):
     chain.reject(raw, error=MalformedTransaction)
@@ -165,3 +166,28 @@ def _forge(chain, name, kind, body):
     payload = encode({"body": body, "chain": "bcai-test-1", "fee": 1, "kind": kind,
                       "nonce": chain.nonce(name), "sender": key.public_key.raw})
     return encode([payload, key.sign("tx", "bcai-test-1", payload)])
+
+
+@pytest.mark.parametrize("where", ["payload", "body"])
+def test_invalid_unsorted_map_keys(chain, where):
+    import cbor2
+
+    key = chain.keys["alice"]
+    body = {"to": chain.addr("bob").raw, "amount": 5}  # "to" sorts before "amount"
+    fields = {"body": body, "chain": "bcai-test-1", "fee": 1, "kind": "transfer", "nonce": 0,
+              "sender": key.public_key.raw}
+    if where == "payload":
+        fields = dict(reversed(list(fields.items())))
+        fields["body"] = dict(sorted(body.items(), key=lambda kv: (len(kv[0]), kv[0])))
+    payload = cbor2.dumps(fields)  # plain mode keeps the given (wrong) order
+    assert payload != encode(fields)
+    chain.reject(cbor2.dumps([payload, key.sign("tx", "bcai-test-1", payload)]), error=MalformedTransaction)
+
+
+def test_invalid_non_canonical_integer_in_payload(chain):
+    raw = chain.sign("alice", Transfer(chain.addr("bob"), 5))
+    payload, _ = decode(raw)
+    wide = payload.replace(b"\x66amount\x05", b"\x66amount\x18\x05")  # 5 as a one-byte-head integer
+    assert wide != payload
+    key = chain.keys["alice"]
+    chain.reject(encode([wide, key.sign("tx", "bcai-test-1", wide)]), error=MalformedTransaction)
