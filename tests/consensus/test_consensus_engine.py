@@ -13,9 +13,11 @@ from bcai.consensus import (
     CommitBlock,
     Engine,
     EvidenceFound,
+    LedgerApplication,
     MessageRejected,
     PersistWal,
     Proposal,
+    Received,
     ScheduleTimeout,
     Start,
     TimeoutFired,
@@ -27,7 +29,7 @@ from bcai.consensus import (
 from bcai.crypto import PrivateKey
 from bcai.encoding import encode
 from bcai.errors import BlockRejected, InvalidMessage, InvalidProof
-from bcai.ledger import Bond, Transfer, encode_tx
+from bcai.ledger import Bond, Transfer, compute_genesis_state, encode_tx
 
 
 def rejected(actions: list) -> list:
@@ -224,7 +226,7 @@ def test_signing_the_same_vote_twice_after_restart() -> None:
     resent = [a.message for a in acts if isinstance(a, Broadcast) and isinstance(a.message, Vote)]
     assert resent == wal  # the same signed vote goes out again
     other = h.make_block(time_offset=7)
-    acts = again.handle(__import__("bcai.consensus", fromlist=["Received"]).Received(h.propose(other), h.now + 20))
+    acts = again.handle(Received(h.propose(other), h.now + 20))
     for a in acts:
         if isinstance(a, (Broadcast, PersistWal)):
             m = getattr(a, "message", getattr(a, "entry", None))
@@ -257,8 +259,6 @@ def test_double_signing_becomes_evidence_and_slashing() -> None:
     assert not [x for x in acts if isinstance(x, EvidenceFound)]
     assert len(h.engine.pending_evidence) == 1
     # the evidence goes into the block this node proposes, and the ledger slashes and jails
-    from bcai.consensus import LedgerApplication  # noqa: F401
-
     block = h.engine._make_proposal(5).block
     assert block.evidence == (found[0],)
     cert_votes = [h.vote(k, PRECOMMIT, 5, block.block_id) for k in KEYS[:3]]
@@ -276,15 +276,12 @@ def test_double_signing_becomes_evidence_and_slashing() -> None:
 def test_validator_set_change_takes_effect_two_heights_later() -> None:
     from bcai.sim import SimConfig, Simulation
 
-    sim = Simulation(SimConfig(validators=4, heights=5, seed=11, tx_interval_ms=0))
-    sim.run()
-    # a second run with a bond in every mempool from the start
+    # validator 0 gets funds at genesis and a bond of 300 in every mempool from the start
     sim = Simulation(SimConfig(validators=4, heights=5, seed=11, tx_interval_ms=0))
     key = sim.keys[0]
     sim.ledger_genesis = dataclasses.replace(sim.ledger_genesis, accounts=sim.ledger_genesis.accounts + ((key.address, 10_000),))
     for node in sim.nodes:
-        node.app = __import__("bcai.consensus", fromlist=["x"]).LedgerApplication(
-            __import__("bcai.ledger", fromlist=["x"]).compute_genesis_state(sim.ledger_genesis))
+        node.app = LedgerApplication(compute_genesis_state(sim.ledger_genesis))
         node.app.add_tx(encode_tx(key, 0, 1, sim.params.chain_id, Bond(amount=300)))
     report = sim.run()
     assert report.ok, report
@@ -298,7 +295,7 @@ def test_validator_set_change_takes_effect_two_heights_later() -> None:
 
 
 def test_catch_up_with_verified_certificates() -> None:
-    from bcai.consensus import Received, SyncBlock  # noqa: F401
+    from bcai.consensus import SyncBlock
     from bcai.sim import SimConfig, Simulation
 
     sim = Simulation(SimConfig(validators=4, heights=4, seed=5))

@@ -7,7 +7,7 @@
   `CommitCertificate`, `DuplicateVoteEvidence`, `WalLock`; `encode_message` /
   `decode_message`; signing.
 - `blocks.py`: `ChainTip`, `build_block`, `check_block` (the engine's `valid(v)`),
-  `check_evidence`.
+  `check_evidence`, `check_certificate`.
 - `validators.py`: `Validator`, `ValidatorSet` (quorums, weighted round-robin proposer).
 - `difficulty.py`: the PoUW target, adjusted toward a target block time by at most 5%.
 - `config.py`: `ConsensusParams` (timeouts, limits, PoUW size), `Genesis`.
@@ -18,7 +18,14 @@ The proof-of-useful-work kinds themselves live in `bcai.verify`.
 """
 
 from bcai.consensus.app import Application
-from bcai.consensus.blocks import ChainTip, build_block, check_block, check_evidence, compute_expected_target
+from bcai.consensus.blocks import (
+    ChainTip,
+    build_block,
+    check_block,
+    check_certificate,
+    check_evidence,
+    compute_expected_target,
+)
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.difficulty import compute_next_target
 from bcai.consensus.engine import Engine
@@ -67,7 +74,7 @@ __all__ = [
     "BlockHeader", "Broadcast", "ChainTip", "CommitBlock", "CommitCertificate", "ConsensusParams",
     "DuplicateVoteEvidence", "Engine", "Event", "EvidenceFound", "Genesis", "LedgerApplication", "Message", "MessageRejected",
     "PersistWal", "Proposal", "Received", "ScheduleTimeout", "SendBlocks", "SharedExecution", "Start", "SyncBlock", "TimeoutFired",
-    "Validator", "ValidatorSet", "Vote", "WalEntry", "WalLock", "build_block", "check_block", "check_evidence",
+    "Validator", "ValidatorSet", "Vote", "WalEntry", "WalLock", "build_block", "check_block", "check_certificate", "check_evidence",
     "compute_evidence_root", "compute_expected_target", "compute_ledger_block", "compute_next_proposer", "compute_next_target",
     "compute_tx_root", "decode_message", "encode_message", "sign_proposal", "sign_vote",
 ]

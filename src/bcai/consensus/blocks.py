@@ -21,7 +21,7 @@ from bcai.consensus.messages import (
     compute_tx_root,
 )
 from bcai.consensus.validators import Validator
-from bcai.errors import BcaiError, BlockRejected, InvalidEvidence, InvalidSignature
+from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidEvidence, InvalidSignature
 from bcai.verify.pouw import WorkContext, WorkResult, compute_nonce, get_proof_kind, verify_work
 
 
@@ -171,6 +171,43 @@ def check_evidence(
         ev.vote_b.verify(validator.public_key, params.chain_id)
     except InvalidSignature as exc:
         raise InvalidEvidence(f"evidence vote not signed by the validator: {exc}") from None
+
+
+def check_certificate(
+    certificate: CommitCertificate,
+    height: int,
+    block_id: bytes,
+    validators: Mapping[bytes, Validator],
+    chain_id: str,
+    verified: dict[int, tuple[object, bytes]] | None = None,
+) -> None:
+    """Raise `InvalidCertificate` unless more than 2/3 of `validators`' power precommitted
+    `block_id` at `height`, every signature valid.
+
+    `verified` is the engine's optional identity cache: a signature's validity depends only on
+    the signer's address (which fixes its key), so a certificate object whose signatures all
+    verified once needs no second check; its power is still counted against `validators`.
+    """
+    if certificate.height != height or certificate.block_id != block_id:
+        raise InvalidCertificate("certificate is for another block")
+    hit = verified.get(id(certificate)) if verified is not None else None
+    signatures_ok = hit is not None and hit[0] is certificate
+    power = 0
+    for vote in certificate.votes():
+        validator = validators.get(vote.validator)
+        if validator is None:
+            raise InvalidCertificate("certificate signed by a non-validator")
+        if not signatures_ok:
+            try:
+                vote.verify(validator.public_key, chain_id)
+            except InvalidSignature as exc:
+                raise InvalidCertificate(f"bad signature: {exc}") from None
+        power += validator.power
+    if verified is not None and not signatures_ok:
+        verified[id(certificate)] = (certificate, b"certificate")
+    total = sum(v.power for v in validators.values())
+    if 3 * power <= 2 * total:
+        raise InvalidCertificate(f"certificate holds {power} of {total} power, not more than 2/3")
 
 
 def solve_work(params: ConsensusParams, tip: ChainTip) -> WorkResult:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from bcai.consensus.app import Application
-from bcai.consensus.blocks import ChainTip, build_block, check_block, solve_work
+from bcai.consensus.blocks import ChainTip, build_block, check_block, check_certificate, solve_work
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.events import (
     GOSSIP,
@@ -592,26 +592,4 @@ class Engine:
     def _verify_certificate(
         self, certificate: CommitCertificate, height: int, block_id: bytes, validators: Mapping[bytes, Validator]
     ) -> None:
-        if certificate.height != height or certificate.block_id != block_id:
-            raise InvalidCertificate("certificate is for another block")
-        # a signature's validity depends only on the signer's address (which fixes its key),
-        # so a certificate object whose signatures all verified once needs no second check
-        cache = self._verified
-        hit = cache.get(id(certificate)) if cache is not None else None
-        signatures_ok = hit is not None and hit[0] is certificate
-        power = 0
-        for vote in certificate.votes():
-            validator = validators.get(vote.validator)
-            if validator is None:
-                raise InvalidCertificate("certificate signed by a non-validator")
-            if not signatures_ok:
-                try:
-                    vote.verify(validator.public_key, self.params.chain_id)
-                except InvalidSignature as exc:
-                    raise InvalidCertificate(f"bad signature: {exc}") from None
-            power += validator.power
-        if cache is not None and not signatures_ok:
-            cache[id(certificate)] = (certificate, b"certificate")
-        total = sum(v.power for v in validators.values())
-        if 3 * power <= 2 * total:
-            raise InvalidCertificate(f"certificate holds {power} of {total} power, not more than 2/3")
+        check_certificate(certificate, height, block_id, validators, self.params.chain_id, self._verified)

@@ -42,7 +42,7 @@ from bcai.consensus.events import (
 )
 from bcai.consensus.messages import Block, CommitCertificate, Vote, WalEntry
 from bcai.consensus.ledger_app import LedgerApplication, SharedExecution
-from bcai.crypto import Address, PrivateKey, sha256
+from bcai.crypto import PrivateKey, sha256
 from bcai.errors import BcaiError, SimulationError
 from bcai.ledger import Genesis as LedgerGenesis
 from bcai.ledger import Params, Transfer, check_invariants, compute_genesis_state, compute_params_with, encode_tx
