@@ -349,3 +349,33 @@ def test_proposal_round_must_match_proposer(harness: Harness) -> None:
 
         wrong = sign_proposal(harness.proposer_key(0), CHAIN, 1, -1, block)
         assert rejected(harness.feed(wrong))
+
+
+def test_double_signers_vote_still_counts_for_its_block(harness: Harness) -> None:
+    block = harness.make_block()
+    harness.feed(harness.propose(block))  # our own prevote for the block
+    cheat, honest = harness.others()[0], harness.others()[1]
+    harness.feed(harness.vote(cheat, PREVOTE, 0, None))  # the cheat's first vote: nil
+    harness.feed(harness.vote(honest, PREVOTE, 0, block.block_id))
+    assert harness.engine.locked_round == -1  # two votes for the block so far
+    acts = harness.feed(harness.vote(cheat, PREVOTE, 0, block.block_id))  # its conflicting vote for the block
+    assert any(isinstance(a, EvidenceFound) for a in acts)
+    assert harness.engine.locked_block == block  # the polka another node may have seen is seen here too
+
+
+def test_reproposal_carries_its_polka() -> None:
+    probe = Harness()
+    proposer_1 = next(i for i, k in enumerate(KEYS) if k.address.raw == probe.engine.validators.get_proposer(1).address)
+    h = Harness(me=proposer_1)
+    block = h.make_block()
+    h.feed(h.propose(block))
+    polka = [h.vote(k, PREVOTE, 0, block.block_id) for k in h.others()[:2]]
+    for v in polka:
+        h.feed(v)
+    assert h.engine.valid_block == block
+    acts = h.engine.handle(TimeoutFired(1, 0, PRECOMMIT_STEP, h.now + 5000))
+    sent = [a.message for a in acts if isinstance(a, Broadcast)]
+    proposal = next(m for m in sent if isinstance(m, Proposal))
+    assert proposal.round == 1 and proposal.pol_round == 0 and proposal.block == block
+    relayed = {m for m in sent if isinstance(m, Vote) and m.round == 0 and m.vote_type == PREVOTE}
+    assert set(polka) <= relayed

@@ -71,14 +71,27 @@ MAX_SYNC_BUFFER = 1_000
 
 
 class RoundVotes:
-    """The votes of one (round, type): who voted what, and power per block id."""
+    """The votes of one (round, type).
 
-    __slots__ = ("votes", "power", "total")
+    `votes` holds each validator's first vote (it counts once toward "more than 2/3 of
+    anything"). Power per block id counts every validator that signed for that block id, even
+    after it signed something else first: a double-signer's vote for X is still a vote for X
+    (Algorithm 1 counts messages per value), so a polka another node saw can be recognised
+    here too. Each validator may add at most `MAX_CONFLICTING` further block ids (bounded
+    memory); its first conflicting vote is already evidence.
+    """
+
+    __slots__ = ("votes", "by_block", "power", "total", "conflicts")
 
     def __init__(self) -> None:
         self.votes: dict[bytes, Vote] = {}
+        self.by_block: dict[bytes | None, dict[bytes, Vote]] = {}
         self.power: dict[bytes | None, int] = {}
         self.total = 0
+        self.conflicts: dict[bytes, int] = {}
+
+
+MAX_CONFLICTING = 3
 
 
 class Engine:
@@ -211,9 +224,21 @@ class Engine:
                 self._own_proposals[round_] = proposal
                 self._out.append(PersistWal(proposal))
             self._out.append(Broadcast(proposal))
+            self._send_polka(proposal)
             self._accept_proposal(proposal)
         self._schedule(PROPOSE)
         self._out.append(ScheduleTimeout(self.height, round_, GOSSIP, self.params.gossip_interval_ms))
+
+    def _send_polka(self, proposal: Proposal) -> None:
+        """Re-proposing a valid value: send the prevotes that justify its pol_round too, so
+        that validators which missed some of them can check the polka (a stand-in for the
+        vote gossip that carries a proposal's POL in CometBFT)."""
+        if proposal.pol_round < 0:
+            return
+        rv = self.votes.get((proposal.pol_round, PREVOTE))
+        voters = rv.by_block.get(proposal.block.block_id, {}) if rv is not None else {}
+        for vote in voters.values():
+            self._out.append(Broadcast(vote))
 
     def _make_proposal(self, round_: int) -> Proposal:
         assert self.key is not None
@@ -313,27 +338,37 @@ class Engine:
         rv = self.votes.get(key)
         if rv is None:
             rv = self.votes[key] = RoundVotes()
-        existing = rv.votes.get(vote.validator)
-        if existing is not None:
-            if existing.block_id != vote.block_id:
-                self._record_evidence(DuplicateVoteEvidence.of(existing, vote))
-            return False
+        address, block_id = vote.validator, vote.block_id
         if power is None:
-            power = self.validators.by_address[vote.validator].power
-        rv.votes[vote.validator] = vote
-        block_id = vote.block_id
+            power = self.validators.by_address[address].power
+        quorum = self.validators.quorum_power
+        crossed = False
+        first = rv.votes.get(address)
+        if first is None:
+            rv.votes[address] = vote
+            total_before = rv.total
+            rv.total = total_before + power
+            crossed = total_before < quorum <= total_before + power
+            if vote.round > self.round and self._note_round_participant(vote.round, address, power):
+                crossed = True
+        elif first.block_id == block_id:
+            return False  # the same vote again
+        else:
+            self._record_evidence(DuplicateVoteEvidence.of(first, vote))
+            voters = rv.by_block.get(block_id)
+            if (voters is not None and address in voters) or rv.conflicts.get(address, 0) >= MAX_CONFLICTING:
+                return False
+            rv.conflicts[address] = rv.conflicts.get(address, 0) + 1
+        voters = rv.by_block.get(block_id)
+        if voters is None:
+            voters = rv.by_block[block_id] = {}
+        voters[address] = vote
         before = rv.power.get(block_id, 0)
         rv.power[block_id] = before + power
-        total_before = rv.total
-        rv.total = total_before + power
-        quorum = self.validators.quorum_power
-        crossed = total_before < quorum <= total_before + power
         if before < quorum <= before + power:
             crossed = True
             if vote.vote_type == PRECOMMIT and block_id is not None:
                 self._commit_candidates.append((vote.round, block_id))
-        if vote.round > self.round:
-            return self._note_round_participant(vote.round, vote.validator, power) or crossed
         return crossed
 
     def _note_round_participant(self, round_: int, address: bytes, power: int) -> bool:
@@ -388,6 +423,7 @@ class Engine:
             proposal = self._own_proposals.get(self.round)
             if proposal is not None:
                 self._out.append(Broadcast(proposal))
+                self._send_polka(proposal)
             self._out.append(ScheduleTimeout(self.height, self.round, GOSSIP, self.params.gossip_interval_ms))
             return
         if t.step == PROPOSE and self.step == PROPOSE:
@@ -522,7 +558,7 @@ class Engine:
         for round_, block_id in self._commit_candidates:
             if block_id in self.blocks and self._is_valid(block_id):
                 rv = self.votes[(round_, PRECOMMIT)]
-                sigs = tuple(sorted((a, v.signature) for a, v in rv.votes.items() if v.block_id == block_id))
+                sigs = tuple(sorted((a, v.signature) for a, v in rv.by_block[block_id].items()))
                 self._commit(self.blocks[block_id], CommitCertificate(self.height, round_, block_id, sigs))
                 return True
         return False
