@@ -41,10 +41,8 @@ def make_params(**changes: Any) -> ConsensusParams:
 
 
 def make_app(powers: tuple[int, ...] = (10, 10, 10, 10)) -> LedgerApplication:
-    genesis = LedgerGenesis(
-        CHAIN, Params(), ((USER.address, 1_000_000), (KEYS[0].address, 1_000_000)),
-        tuple((k.public_key, p) for k, p in zip(KEYS, powers)),
-    )
+    accounts = ((USER.address, 1_000_000), (KEYS[0].address, 1_000_000))
+    genesis = LedgerGenesis(CHAIN, Params(), accounts, tuple((k.public_key, p) for k, p in zip(KEYS, powers)))
     return LedgerApplication(compute_genesis_state(genesis))
 
 

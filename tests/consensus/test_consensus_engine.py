@@ -379,3 +379,17 @@ def test_reproposal_carries_its_polka() -> None:
     assert proposal.round == 1 and proposal.pol_round == 0 and proposal.block == block
     relayed = {m for m in sent if isinstance(m, Vote) and m.round == 0 and m.vote_type == PREVOTE}
     assert set(polka) <= relayed
+
+
+def test_engine_pauses_after_a_commit() -> None:
+    from bcai.consensus.events import COMMIT_WAIT
+
+    app = make_app((10,))  # a single validator commits alone
+    params = make_params(timeout_commit_ms=250)
+    engine = Engine(params, GENESIS, app, KEYS[0])
+    acts = engine.handle(Start(1000))
+    assert [a.block.height for a in acts if isinstance(a, CommitBlock)] == [1]  # one block, then it yields
+    waits = [a for a in acts if isinstance(a, ScheduleTimeout) and a.step == COMMIT_WAIT]
+    assert [(w.height, w.delay_ms) for w in waits] == [(2, 250)]
+    acts = engine.handle(TimeoutFired(2, 0, COMMIT_WAIT, 1250))
+    assert [a.block.height for a in acts if isinstance(a, CommitBlock)] == [2]

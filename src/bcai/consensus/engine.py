@@ -27,6 +27,7 @@ from bcai.consensus.app import Application
 from bcai.consensus.blocks import ChainTip, build_block, check_block, check_certificate, solve_work
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.events import (
+    COMMIT_WAIT,
     GOSSIP,
     PRECOMMIT_STEP,
     PREVOTE_STEP,
@@ -127,6 +128,7 @@ class Engine:
         self._sync_buffer: dict[int, tuple[Block, CommitCertificate]] = {}
         self._commit_times: dict[int, int] = {}  # height -> when we committed it (recent heights)
         self.height = 0  # 0 until Start
+        self._started = False  # False during the pause after a commit (round 0 not begun yet)
         self.round = 0
         self.step = PROPOSE
 
@@ -209,6 +211,7 @@ class Engine:
 
     def _start_round(self, round_: int) -> None:
         previous = self.round
+        self._started = True
         self.round = round_
         self.step = PROPOSE
         # re-send our votes of the round we leave: a cheap stand-in for vote gossip on lossy links
@@ -413,6 +416,13 @@ class Engine:
     def _on_timeout(self, t: TimeoutFired) -> None:
         if t.height != self.height or t.round != self.round:
             return
+        if t.step == COMMIT_WAIT:
+            if not self._started:
+                self._start_round(0)
+                self._run_rules()
+            return
+        if not self._started:
+            return
         if t.step == GOSSIP:
             # the round has not moved on: re-send what we signed in it (and the round before)
             for round_ in (self.round - 1, self.round):
@@ -439,10 +449,12 @@ class Engine:
     # --- the rules -------------------------------------------------------------------
 
     def _run_rules(self) -> None:
+        if not self._started:
+            return  # votes and proposals are kept; the rules run once round 0 begins
         while True:
             if self._try_commit():
                 self._begin_next_height()
-                continue
+                return
             if self._skip_round > self.round:
                 self._start_round(self._skip_round)
                 continue
@@ -583,9 +595,10 @@ class Engine:
         self._future = future
 
     def _begin_next_height(self) -> None:
-        """After a commit: start round 0 of the new height and feed it what arrived early."""
+        """After a commit: pause `timeout_commit_ms`, keeping what arrives for the new height."""
         future, self._future = self._future, []
-        self._start_round(0)
+        self._started = False
+        self._out.append(ScheduleTimeout(self.height, 0, COMMIT_WAIT, self.params.timeout_commit_ms))
         for message in future:
             if message.height != self.height:
                 continue

@@ -79,7 +79,7 @@ class SimConfig:
     def make_params(self) -> ConsensusParams:
         return ConsensusParams(
             chain_id="bcai-sim", matrix_n=self.matrix_n, freivalds_k=2, genesis_target=2**63,
-            target_block_ms=200, max_clock_drift_ms=2_000,
+            target_block_ms=200, max_clock_drift_ms=2_000, timeout_commit_ms=30,
         )
 
 
