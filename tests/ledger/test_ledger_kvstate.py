@@ -94,3 +94,20 @@ def test_copy_is_independent():
     other = kv.copy()
     other.set(b"a/1", b"y")
     assert kv.get(b"a/1") == b"x" and other.root() != kv.root()
+
+
+def test_root_cost_follows_touched_keys_not_state_size(monkeypatch):
+    import bcai.ledger.kvstate as kvstate
+
+    kv = KVState()
+    for i in range(20_000):
+        kv.set(b"k/" + i.to_bytes(4, "big"), b"v")
+    kv.root()
+    calls = []
+    real = kvstate.compute_bucket_hash
+    monkeypatch.setattr(kvstate, "compute_bucket_hash", lambda entries: calls.append(len(entries)) or real(entries))
+    for i in (5, 77, 12_345):
+        kv.set(b"k/" + i.to_bytes(4, "big"), b"w")
+    kv.root()
+    assert len(calls) == 3  # one bucket per touched key, each holding ~20000/65536 entries
+    assert sum(calls) <= 15

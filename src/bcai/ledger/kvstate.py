@@ -13,13 +13,13 @@ Every piece of ledger state is one entry `key -> value`, both canonical bytes (k
 Why buckets: a write marks its key dirty; `root()` rehashes only the buckets holding dirty
 keys (each bucket holds about n / 65536 entries) and the 4 tree nodes above each, so the
 cost of a block's root grows with the keys it touched, not with the size of the state.
-Why 16-ary: a block of 1000 transfers dirties ~2000 buckets; a binary tree would rehash
-~12,000 inner nodes above them, the 16-ary tree ~2,300 (measured: the root went from a
-quarter of the per-tx cost to a few percent). A bucket plus its 4 x 15 sibling hashes is an
+Why 16-ary: a block of 1000 transfers dirties ~2000 buckets; a binary tree rehashes
+~12,000 inner nodes above them, the 16-ary tree ~2,300 (with it the root costs ~6 us per
+transfer, about 5% of a transfer's whole cost; benchmarks/ledger_throughput.py). A bucket plus its 4 x 15 sibling hashes is an
 inclusion (or exclusion) proof for any key (`compute_proof` / `verify_proof`).
 
-Atomicity: `checkpoint()` starts a journal of old values; `rollback(cp)` restores them and
-`commit(cp)` drops the journal. Applying a tx or a block inside a checkpoint makes a rejected
+Atomicity: `checkpoint()` opens a (nestable) journal of old values; `rollback(token)`
+restores them and `commit(token)` keeps the writes. Applying a tx or a block inside a checkpoint makes a rejected
 one leave the state byte-for-byte unchanged at the cost of the keys it wrote, never a copy.
 """
 

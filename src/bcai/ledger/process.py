@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import cbor2
 
@@ -69,11 +69,16 @@ def decode_transaction(state: State, data: bytes) -> SignedTx:
 
 
 def process_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
-    """Apply one transaction, or raise `InvalidTransaction` leaving the state unchanged."""
+    """Apply one transaction, or raise `InvalidTransaction` leaving the state unchanged.
+
+    `tx` is the received bytes, or a `SignedTx` that `decode_tx` returned for them (the
+    signature is checked on `tx.payload`, and `tx.body` must be what that payload decodes to).
+    """
+    params = state.params
     if not isinstance(tx, SignedTx):
-        tx = decode_tx(tx, state.params.max_tx_bytes)
-    elif len(tx.raw) > state.params.max_tx_bytes:
-        tx = decode_tx(tx.raw, state.params.max_tx_bytes)  # raises TransactionTooLarge
+        tx = decode_tx(tx, params.max_tx_bytes)
+    elif len(tx.raw) > params.max_tx_bytes:
+        tx = decode_tx(tx.raw, params.max_tx_bytes)  # raises TransactionTooLarge
     chain_id = state.chain_id
     # the tx is for this chain and signed by its sender
     if tx.chain_id != chain_id:
@@ -85,8 +90,8 @@ def process_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
     except (BadSignatureError, NaclValueError):
         raise BadTransactionSignature("transaction signature does not verify") from None
     # the fee reaches the minimum, the nonce is the next one, the balance covers the fee
-    if tx.fee < state.params.min_fee:
-        raise FeeTooLow(f"fee {tx.fee} < minimum {state.params.min_fee}")
+    if tx.fee < params.min_fee:
+        raise FeeTooLow(f"fee {tx.fee} < minimum {params.min_fee}")
     sender = tx.sender_address
     balance, nonce = state.get_account(sender)
     if tx.nonce != nonce:
@@ -162,7 +167,7 @@ def process_block(state: State, block: LedgerBlock) -> BlockResult:
     return BlockResult(state.root(), hashes)
 
 
-def _apply_block(state: State, block: LedgerBlock) -> tuple[bytes, ...]:
+def _begin_block(state: State, block: LedgerBlock) -> list[staking.ValidatorInfo]:
     # the next height, within the byte limit, proposed by a member of the set in force
     if block.height != state.height + 1:
         raise InvalidBlock(f"block height {block.height}, expected {state.height + 1}")
@@ -175,6 +180,11 @@ def _apply_block(state: State, block: LedgerBlock) -> tuple[bytes, ...]:
     for evidence in block.misbehaviour:
         process_misbehaviour(state, evidence)
     process_liveness(state, block.height, block.last_commit_signers)
+    return validators
+
+
+def _apply_block(state: State, block: LedgerBlock) -> tuple[bytes, ...]:
+    validators = _begin_block(state, block)
     hashes = []
     for raw in block.txs:
         try:
@@ -187,6 +197,36 @@ def _apply_block(state: State, block: LedgerBlock) -> tuple[bytes, ...]:
     governance.process_tallies(state, block.height)
     staking.process_validator_set_update(state, block.height)
     return tuple(hashes)
+
+
+def compute_block_txs(state: State, block: LedgerBlock, candidates: Iterable[bytes]) -> tuple[bytes, ...]:
+    """For a proposer: the candidates (in order) that apply in a block like `block`.
+
+    `block` gives the height, proposer, last commit signers and evidence (its `txs` are
+    ignored). Each candidate is tried on top of the ones kept, as `process_block` will apply
+    them; invalid ones and those that would pass `max_block_bytes` are dropped. The state is
+    left unchanged (everything happens inside a checkpoint that is rolled back). Raises
+    `InvalidBlock` when the block itself cannot start (wrong height, proposer, evidence).
+    """
+    kv = state.kv
+    mark = kv.checkpoint()
+    try:
+        _begin_block(state, LedgerBlock(block.height, block.proposer, (), block.last_commit_signers,
+                                        block.misbehaviour))
+        budget = state.params.max_block_bytes
+        chosen: list[bytes] = []
+        for raw in candidates:
+            if len(raw) > budget:
+                continue
+            try:
+                process_tx(state, raw)
+            except InvalidTransaction:
+                continue
+            chosen.append(raw)
+            budget -= len(raw)
+        return tuple(chosen)
+    finally:
+        kv.rollback(mark)
 
 
 def process_rewards(state: State, proposer: Address, validators: list[staking.ValidatorInfo]) -> None:

@@ -166,7 +166,8 @@ class Job:
     @classmethod
     def from_value(cls, v: list[Any]) -> Job:
         return cls(
-            Address(v[0]), Cid.from_bytes(v[1]), *v[2:12], dict(v[12]),
+            Address(v[0]), Cid.from_bytes(v[1]), v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11],
+            dict(v[12]),
             {k: (r[0], r[1]) for k, r in v[13].items()}, list(v[14]),
             {k: (a[0], a[1], a[2]) for k, a in v[15].items()},
         )

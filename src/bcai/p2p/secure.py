@@ -1,0 +1,245 @@
+"""Authenticated encryption bound to the node's ed25519 identity.
+
+A station-to-station handshake, as CometBFT's SecretConnection, over any `ByteStream`:
+
+1. both sides send `MAGIC` + an ephemeral X25519 public key (40 bytes in the clear);
+2. both compute the X25519 shared secret and, with HKDF-SHA256 salted by the transcript
+   (the two ephemeral keys, sorted), derive one ChaCha20-Poly1305 key per direction and a
+   32-byte challenge;
+3. each side sends, as its first encrypted frame, its ed25519 public key and a signature
+   of the challenge (domain `"p2p-handshake"`, the network id as chain id).
+
+The challenge depends on both ephemeral keys and the shared secret, so a signature cannot
+be replayed into another session or relayed by a man in the middle; signing with the
+network id keeps nodes of different networks apart. The dialer checks the proven key
+against the node id it meant to reach.
+
+Frames after the handshake: a 4-byte big-endian length of the ciphertext, then the
+ciphertext (plaintext + 16-byte tag). The length is the AEAD's associated data and is
+checked against the hard maximum *before* anything is read or allocated. Nonces are a
+per-direction 64-bit counter that both sides keep implicitly: a replayed, dropped,
+reordered or altered frame fails authentication and the connection is killed. Nothing
+here is ever sent or accepted in plaintext after the 40-byte hello.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import struct
+
+import nacl.bindings as sodium
+import nacl.exceptions
+from nacl._sodium import ffi as _ffi  # PyNaCl's libsodium binding: in-place AEAD on buffers
+from nacl._sodium import lib as _lib
+
+from bcai.crypto import Address, PrivateKey, PublicKey
+from bcai.errors import (
+    BcaiError,
+    ConnectionClosed,
+    FrameAuthenticationFailed,
+    FrameTooLarge,
+    HandshakeFailed,
+    PeerIdentityMismatch,
+)
+from bcai.p2p.records import NodeId
+from bcai.p2p.transport import ByteStream
+
+MAGIC = b"BCAIP2P1"
+HANDSHAKE_DOMAIN = "p2p-handshake"
+MAX_FRAME = 16 * 1024 * 1024  # plaintext bytes per frame, hard limit
+TAG_SIZE = 16
+OFFLOAD_BYTES = 256 * 1024  # frames this large are encrypted / decrypted off the event loop
+_HELLO_SIZE = len(MAGIC) + 32
+_AUTH_SIZE = 32 + 64
+_LENGTH = struct.Struct(">I")
+_NONCE_LIMIT = 2**64 - 1
+
+
+def compute_hkdf(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-SHA256 (RFC 5869)."""
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        out += block
+        counter += 1
+    return out[:length]
+
+
+def compute_session_keys(our_ephemeral: bytes, their_ephemeral: bytes, shared: bytes) -> tuple[bytes, bytes, bytes]:
+    """(send key, receive key, challenge) for the side that owns `our_ephemeral`."""
+    low, high = sorted((our_ephemeral, their_ephemeral))
+    transcript = hashlib.sha256(b"bcai/p2p/sts/v1" + low + high).digest()
+    material = compute_hkdf(shared, transcript, b"bcai/p2p/session-keys", 96)
+    low_key, high_key, challenge = material[:32], material[32:64], material[64:]
+    if our_ephemeral == low:
+        return low_key, high_key, challenge
+    return high_key, low_key, challenge
+
+
+def _nonce(counter: int) -> bytes:
+    return b"\x00\x00\x00\x00" + counter.to_bytes(8, "little")
+
+
+class SecureChannel:
+    """An authenticated, encrypted frame channel over a byte stream.
+
+    `send` must not be called concurrently (the peer's single writer task owns it); `recv`
+    likewise belongs to one reader task.
+    """
+
+    def __init__(
+        self,
+        stream: ByteStream,
+        send_key: bytes,
+        recv_key: bytes,
+        remote_key: PublicKey,
+        max_frame: int = MAX_FRAME,
+    ) -> None:
+        self.stream = stream
+        self._send_key = send_key
+        self._recv_key = recv_key
+        self._send_nonce = 0
+        self._recv_nonce = 0
+        self.remote_key = remote_key
+        self.remote_id = NodeId.of(remote_key)
+        self.max_frame = max_frame
+
+    async def send(self, head: bytes, body: bytes = b"") -> None:
+        """Send `head + body` as one frame (two parts so a large body is copied only once)."""
+        size = len(head) + len(body)
+        if size > self.max_frame:
+            raise FrameTooLarge(f"refusing to send a {size}-byte frame (max {self.max_frame})")
+        await self.stream.write(seal_frame(self, head, body))
+
+    async def recv(self) -> memoryview:
+        """The next frame's plaintext (a view the caller owns)."""
+        header = await self.stream.read_exactly(4)
+        (length,) = _LENGTH.unpack(header)  # checked before the body is read or allocated
+        if length > self.max_frame + TAG_SIZE:
+            raise FrameTooLarge(f"peer announced a {length}-byte frame (max {self.max_frame + TAG_SIZE})")
+        if length < TAG_SIZE:
+            raise FrameAuthenticationFailed(f"a {length}-byte frame cannot even hold its tag")
+        ciphertext = await self.stream.read_exactly(length)
+        if length >= OFFLOAD_BYTES:
+            # Large frames are decrypted on a worker thread (libsodium releases the GIL)
+            # while the event loop keeps reading the socket.
+            return await asyncio.get_running_loop().run_in_executor(None, open_frame, self, header, ciphertext)
+        return open_frame(self, header, ciphertext)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def seal_frame(channel: SecureChannel, head: bytes, body: bytes = b"") -> bytearray:
+    """Encrypt `head + body` as one frame with the next send nonce; return the wire bytes.
+
+    The plaintext is copied once into the frame buffer and encrypted in place there
+    (libsodium allows it), so a 1 MiB chunk costs one copy plus the cipher.
+    """
+    if channel._send_nonce >= _NONCE_LIMIT:
+        raise ConnectionClosed("send nonce space exhausted; reconnect")
+    size = len(head) + len(body)
+    frame = bytearray(4 + size + TAG_SIZE)
+    _LENGTH.pack_into(frame, 0, size + TAG_SIZE)
+    frame[4 : 4 + len(head)] = head
+    frame[4 + len(head) : 4 + size] = body
+    buf = _ffi.from_buffer("unsigned char[]", frame, require_writable=True)
+    rc = _lib.crypto_aead_chacha20poly1305_ietf_encrypt(
+        buf + 4, _ffi.NULL, buf + 4, size, buf, 4, _ffi.NULL, _nonce(channel._send_nonce), channel._send_key
+    )
+    if rc != 0:
+        raise ConnectionClosed("encryption failed")
+    channel._send_nonce += 1
+    return frame
+
+
+def open_frame(channel: SecureChannel, header: bytes | bytearray, ciphertext: bytearray) -> memoryview:
+    """Authenticate and decrypt one frame in place with the next receive nonce; return the
+    plaintext (a view into `ciphertext`) or raise `FrameAuthenticationFailed`."""
+    if channel._recv_nonce >= _NONCE_LIMIT:
+        raise ConnectionClosed("receive nonce space exhausted")
+    buf = _ffi.from_buffer("unsigned char[]", ciphertext, require_writable=True)
+    rc = _lib.crypto_aead_chacha20poly1305_ietf_decrypt(
+        buf, _ffi.NULL, _ffi.NULL, buf, len(ciphertext), bytes(header), 4, _nonce(channel._recv_nonce), channel._recv_key
+    )
+    if rc != 0:
+        raise FrameAuthenticationFailed(
+            f"frame {channel._recv_nonce} from {channel.remote_id!r} failed authentication"
+        )
+    channel._recv_nonce += 1
+    return memoryview(ciphertext)[: len(ciphertext) - TAG_SIZE]
+
+
+async def perform_handshake(
+    stream: ByteStream,
+    identity: PrivateKey,
+    network_id: str,
+    expected: NodeId | Address | None = None,
+    timeout: float = 10.0,
+    max_frame: int = MAX_FRAME,
+) -> SecureChannel:
+    """Run the handshake on `stream`; return the channel or raise `HandshakeFailed`.
+
+    `expected` is the node the dialer meant to reach, by node id or by account address
+    (None when accepting: the listener learns who called). The stream is closed on failure.
+    """
+    try:
+        return await asyncio.wait_for(_handshake(stream, identity, network_id, expected, max_frame), timeout)
+    except asyncio.TimeoutError:
+        stream.close()
+        raise HandshakeFailed(f"handshake with {stream.remote_address} timed out") from None
+    except BcaiError as exc:
+        stream.close()
+        if isinstance(exc, HandshakeFailed):
+            raise
+        raise HandshakeFailed(f"handshake with {stream.remote_address} failed: {exc}") from None
+
+
+async def _handshake(
+    stream: ByteStream, identity: PrivateKey, network_id: str, expected: NodeId | Address | None, max_frame: int
+) -> SecureChannel:
+    ephemeral_secret = os.urandom(32)
+    ephemeral_public = sodium.crypto_scalarmult_base(ephemeral_secret)
+    await stream.write(MAGIC + ephemeral_public)
+    hello = bytes(await stream.read_exactly(_HELLO_SIZE))
+    # Anything that does not open with our magic (plaintext, another protocol) is refused.
+    if hello[: len(MAGIC)] != MAGIC:
+        raise HandshakeFailed(f"{stream.remote_address} does not speak the bcai p2p protocol")
+    their_ephemeral = hello[len(MAGIC):]
+    # A reflected hello would make both directions share one key.
+    if their_ephemeral == ephemeral_public:
+        raise HandshakeFailed("peer reflected our ephemeral key")
+    try:
+        shared = sodium.crypto_scalarmult(ephemeral_secret, their_ephemeral)
+    except (nacl.exceptions.CryptoError, RuntimeError, ValueError):
+        raise HandshakeFailed("peer sent a low-order ephemeral key") from None
+    if shared == bytes(32):
+        raise HandshakeFailed("peer sent a low-order ephemeral key")
+    send_key, recv_key, challenge = compute_session_keys(ephemeral_public, their_ephemeral, shared)
+
+    # The remote key is not known yet; the channel is bound to it once the proof checks out.
+    channel = SecureChannel(stream, send_key, recv_key, identity.public_key, max_frame)
+    signature = identity.sign(HANDSHAKE_DOMAIN, network_id, challenge)
+    await channel.send(identity.public_key.raw + signature)
+    try:
+        proof = bytes(await channel.recv())
+    except (FrameAuthenticationFailed, FrameTooLarge) as exc:
+        raise HandshakeFailed(f"bad handshake proof from {stream.remote_address}: {exc}") from None
+    if len(proof) != _AUTH_SIZE:
+        raise HandshakeFailed("handshake proof has the wrong size")
+    remote_key = PublicKey(proof[:32])
+    if not remote_key.is_valid_signature(HANDSHAKE_DOMAIN, network_id, challenge, proof[32:]):
+        raise HandshakeFailed(f"{stream.remote_address} could not prove its identity (or is on another network)")
+    if remote_key == identity.public_key:
+        raise HandshakeFailed("connected to ourselves")
+    remote_id = NodeId.of(remote_key)
+    found: NodeId | Address = remote_key.address if isinstance(expected, Address) else remote_id
+    if expected is not None and found != expected:
+        raise PeerIdentityMismatch(f"expected {expected!r} at {stream.remote_address}, found {found!r}")
+    channel.remote_key = remote_key
+    channel.remote_id = remote_id
+    return channel
