@@ -688,7 +688,6 @@ class CorruptContent(ContentStoreError):
     code = "corrupt_content"
 
 
-
 # --- consensus ------------------------------------------------------------------------
 
 
