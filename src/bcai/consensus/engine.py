@@ -128,6 +128,10 @@ class Engine:
         self._sync_buffer: dict[int, tuple[Block, CommitCertificate]] = {}
         self._commit_times: dict[int, int] = {}  # height -> when we committed it (recent heights)
         self.height = 0  # 0 until Start
+        self.locked_round: int = -1
+        self.locked_block: Block | None = None
+        self.valid_round: int = -1
+        self.valid_block: Block | None = None
         self._started = False  # False during the pause after a commit (round 0 not begun yet)
         self.round = 0
         self.step = PROPOSE

@@ -312,7 +312,7 @@ class WalLock:
 Message = Union[Proposal, Vote]
 WalEntry = Union[Proposal, Vote, WalLock]
 
-_TAGS: dict[str, type] = {"proposal": Proposal, "vote": Vote}
+_TAGS = ("proposal", "vote")
 
 
 def encode_message(message: Message) -> bytes:
@@ -330,9 +330,8 @@ def decode_message(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
         raise InvalidMessage(f"undecodable message: {exc}") from None
     f = _list(value, 2, "message")
     _expect(isinstance(f[0], str) and f[0] in _TAGS, "unknown message tag")
-    cls = _TAGS[f[0]]
-    if cls is Vote:
+    if f[0] == "vote":
         _expect(len(data) <= MAX_VOTE_BYTES, "vote message too large")
-    result: Message = cls.from_list(f[1])
-    return result
+        return Vote.from_list(f[1])
+    return Proposal.from_list(f[1])
 

@@ -45,7 +45,7 @@ from bcai.consensus.ledger_app import LedgerApplication, SharedExecution
 from bcai.crypto import PrivateKey, sha256
 from bcai.errors import BcaiError, SimulationError
 from bcai.ledger import Genesis as LedgerGenesis
-from bcai.ledger import Params, Transfer, check_invariants, compute_genesis_state, compute_params_with, encode_tx
+from bcai.ledger import Amount, Params, Transfer, check_invariants, compute_genesis_state, compute_params_with, encode_tx
 from bcai.sim.byzantine import Behaviour, get_behaviour
 from bcai.sim.checkers import Checkers
 from bcai.sim.network import LinkModel, PartitionSchedule, PartitionWindow
@@ -419,7 +419,7 @@ class Simulation:
         sender = self.users[u]
         nonce = reference.get_account(sender.address)[1]
         to = self.users[self.rng.randrange(USERS)].address
-        tx = encode_tx(sender, nonce, 1, self.params.chain_id, Transfer(to=to, amount=self.rng.randint(1, 100)))
+        tx = encode_tx(sender, nonce, 1, self.params.chain_id, Transfer(to=to, amount=Amount(self.rng.randint(1, 100))))
         self._user_pending[u] = (nonce, self.now)
         origin = self.rng.randrange(len(self.nodes))
         self.nodes[origin].app.add_tx(tx)
