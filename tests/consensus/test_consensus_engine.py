@@ -393,3 +393,25 @@ def test_engine_pauses_after_a_commit() -> None:
     assert [(w.height, w.delay_ms) for w in waits] == [(2, 250)]
     acts = engine.handle(TimeoutFired(2, 0, COMMIT_WAIT, 1250))
     assert [a.block.height for a in acts if isinstance(a, CommitBlock)] == [2]
+
+
+def test_invalid_evidence_from_a_height_the_app_forgot(harness: Harness) -> None:
+    import pytest
+
+    from bcai.consensus import DuplicateVoteEvidence, check_evidence
+    from bcai.errors import InvalidEvidence
+
+    class Forgetful:
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(harness.app, name)
+
+        def get_validators(self, height: int):  # noqa: ANN201
+            raise KeyError(height)
+
+    harness.engine.app = Forgetful()  # type: ignore[assignment]
+    assert harness.engine._get_validator_map(harness.engine.height - 1) == {}  # no exception escapes
+    cheat = harness.others()[0]
+    ev = DuplicateVoteEvidence.of(sign_vote(cheat, CHAIN, PREVOTE, 1, 0, None),
+                                  sign_vote(cheat, CHAIN, PREVOTE, 1, 0, b"\x03" * 32))
+    with pytest.raises(InvalidEvidence, match="not in the set"):
+        check_evidence(ev, harness.params, 2, lambda height: {})

@@ -500,7 +500,11 @@ class Engine:
     def _get_validator_map(self, height: int) -> Mapping[bytes, Validator]:
         if height == self.height:
             return self.validators.by_address
-        return {v.address: v for v in self.app.get_validators(height)}
+        try:
+            validators = self.app.get_validators(height)
+        except (BcaiError, KeyError):
+            return {}  # a height the application no longer knows: nobody counts as a member
+        return {v.address: v for v in validators}
 
     def _has_quorum(self, round_: int, vote_type: int, block_id: bytes | None) -> bool:
         rv = self.votes.get((round_, vote_type))
