@@ -139,9 +139,12 @@ class Engine:
     # --- the one entry point ---------------------------------------------------------
 
     def handle(self, event: Event) -> list[Action]:
-        self._out = []
+        out: list[Action] = []
+        self._out = out
         self._now = event.now_ms
-        if isinstance(event, Start):
+        if isinstance(event, Received) and self.height:  # the common case first
+            self._on_received(event.message)
+        elif isinstance(event, Start):
             self._on_start()
         elif self.height == 0:
             raise RuntimeError("the engine must receive Start first")
@@ -153,7 +156,7 @@ class Engine:
             self._on_sync(event.block, event.certificate)
         else:
             raise TypeError(f"not an engine event: {event!r}")
-        out, self._out = self._out, []
+        self._out = []
         return out
 
     # --- height and round lifecycle --------------------------------------------------
