@@ -493,10 +493,10 @@ class InvalidJobPolicy(SchedulerError):
     code = "invalid_job_policy"
 
 
-class InvalidNodeRecord(SchedulerError):
-    """Raised when a node record or on-chain volunteer record holds an invalid field."""
+class InvalidSchedulerNode(SchedulerError):
+    """Raised when a scheduler node record or on-chain volunteer record holds an invalid field."""
 
-    code = "invalid_node_record"
+    code = "invalid_scheduler_node"
     peer_fault = True
 
 
@@ -809,3 +809,60 @@ class InvalidBml(FrontendError):
     """Raised when a BML document is not valid YAML or breaks the BML schema."""
 
     code = "vm_invalid_bml"
+
+
+# --- consensus ------------------------------------------------------------------------
+
+
+class ConsensusError(BcaiError):
+    """Base for consensus errors: messages, blocks, certificates and proofs of useful work."""
+
+    code = "consensus"
+    http_status = 400
+
+
+class InvalidMessage(ConsensusError):
+    """Raised when a consensus message is malformed, oversized, wrongly signed or from a non-validator."""
+
+    code = "invalid_message"
+    peer_fault = True
+
+
+class BlockRejected(ConsensusError):
+    """Raised when a proposed or synced block breaks a header, payload, size or evidence rule."""
+
+    code = "block_rejected"
+    peer_fault = True
+
+
+class InvalidProof(BlockRejected):
+    """Raised when a block's proof of useful work fails: wrong task, bad result or hash above target."""
+
+    code = "invalid_proof"
+
+
+class UnknownProofKind(BlockRejected):
+    """Raised when a block names a proof-of-useful-work kind no verifier is registered for."""
+
+    code = "unknown_proof_kind"
+
+
+class InvalidCertificate(ConsensusError):
+    """Raised when a commit certificate lacks more than 2/3 of voting power or holds a bad signature."""
+
+    code = "invalid_certificate"
+    peer_fault = True
+
+
+class InvalidEvidence(ConsensusError):
+    """Raised when duplicate-vote evidence does not prove two conflicting signed votes."""
+
+    code = "invalid_evidence"
+    peer_fault = True
+
+
+class SimulationError(BcaiError):
+    """Raised when a simulation specification (partition, crash, byzantine option) is invalid."""
+
+    code = "simulation_spec"
+    exit_code = 2

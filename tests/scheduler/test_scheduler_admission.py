@@ -1,6 +1,6 @@
 import pytest
 
-from bcai.errors import InvalidJobPolicy, InvalidNodeRecord
+from bcai.errors import InvalidJobPolicy, InvalidSchedulerNode
 from bcai.scheduler import (
     JobPolicy,
     NodeCapabilities,
@@ -121,7 +121,7 @@ def test_max_concurrent_tasks_resolution(env, expected):
     ],
 )
 def test_invalid_node_record_is_rejected(make):
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         make()
 
 
@@ -148,5 +148,5 @@ def test_invalid_admission_arguments_are_rejected():
         reasons(node(), now=-1)
     with pytest.raises(InvalidJobPolicy):
         reasons(node(), cap=0)
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         reasons(node(), active=-1)

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bcai.errors import InvalidJobPolicy, InvalidNodeRecord
+from bcai.errors import InvalidJobPolicy, InvalidSchedulerNode
 from bcai.scheduler import (
     JobPolicy,
     NodeCapabilities,
@@ -104,23 +104,23 @@ def test_invalid_onchain_input_is_rejected():
         compute_assignment([vol("a")], JobPolicy(), "seed")
     with pytest.raises(InvalidJobPolicy):
         compute_assignment([vol("a")], JobPolicy(), b"s", max_tasks=0)
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         compute_assignment([vol("a"), vol("a")], JobPolicy(), b"s")
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         OnchainTelemetry(1, 1, 1, 1001)
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         OnchainTelemetry(-1, 1, 1, 1)
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         OnchainTelemetry(1, 1, 1, 1, temperature_milli_c=1.5)
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         Volunteer("", CAPS, GOOD)
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         Volunteer("a", CAPS, GOOD, active_tasks=-1)
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         Volunteer("a", "caps", GOOD)
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         Volunteer("a", CAPS, (1, 2, 3))
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         Volunteer("a", CAPS, GOOD, reputation=0.5)
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         Volunteer("a", CAPS, GOOD, deleted=1)

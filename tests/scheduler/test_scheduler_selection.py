@@ -1,6 +1,6 @@
 import pytest
 
-from bcai.errors import InvalidJobPolicy, InvalidNodeRecord, UnknownStrategy
+from bcai.errors import InvalidJobPolicy, InvalidSchedulerNode, UnknownStrategy
 from bcai.scheduler import (
     STRATEGIES,
     BreakerState,
@@ -83,7 +83,7 @@ def test_get_strategy_by_name_and_unknown_name():
 def test_invalid_strategy_input_is_rejected():
     with pytest.raises(InvalidJobPolicy):
         WeightedStrategy().select([view("a")], -1)
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         WeightedStrategy().select([view("a"), view("a")], 1)
     with pytest.raises(InvalidJobPolicy):
         RoundRobinStrategy().select([view("a")], 1, last_selected=3)
@@ -137,11 +137,11 @@ def test_a_closed_breaker_state_overrides_the_raw_sample_check():
 
 
 def test_invalid_select_nodes_input_is_rejected():
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         select_nodes([candidate("a"), candidate("a")], JobPolicy(), WeightedStrategy(), now=NOW, max_tasks=5)
     with pytest.raises(InvalidJobPolicy):
         select_nodes([candidate("a")], JobPolicy(), WeightedStrategy(), now=NOW, max_tasks=5, already_active=-1)
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         Candidate(NodeRecord("a", CAPS), sample("b"))
-    with pytest.raises(InvalidNodeRecord):
+    with pytest.raises(InvalidSchedulerNode):
         Candidate(NodeRecord("a", CAPS), sample("a"), breaker=BreakerState("b"))

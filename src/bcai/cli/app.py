@@ -7,6 +7,7 @@ import typer
 from bcai.cli import genesis
 from bcai.cli import keys
 from bcai.cli import sandbox
+from bcai.cli import sim
 from bcai.cli import vm
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.add_typer(genesis.app, name="genesis")
 app.add_typer(keys.app, name="keys")
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(sim.app, name="sim")
 app.add_typer(vm.app, name="vm")
 
 

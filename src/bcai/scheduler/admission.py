@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bcai.errors import InvalidJobPolicy, InvalidNodeRecord
+from bcai.errors import InvalidJobPolicy, InvalidSchedulerNode
 from bcai.scheduler.checks import check_count, check_name, is_count
 
 HEARTBEAT_TIMEOUT_S = 90
@@ -57,7 +57,7 @@ class NodeCapabilities:
 
     def __post_init__(self) -> None:
         for name in ("cpu_cores", "memory_mib", "bandwidth_mbps", "gpu_count", "gpu_memory_mib"):
-            check_count(InvalidNodeRecord, name, getattr(self, name))
+            check_count(InvalidSchedulerNode, name, getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,14 @@ class NodeRecord:
     deleted: bool = False
 
     def __post_init__(self) -> None:
-        check_name(InvalidNodeRecord, "node_id", self.node_id)
-        check_name(InvalidNodeRecord, "node_type", self.node_type)
+        check_name(InvalidSchedulerNode, "node_id", self.node_id)
+        check_name(InvalidSchedulerNode, "node_type", self.node_type)
         if not isinstance(self.capabilities, NodeCapabilities):
-            raise InvalidNodeRecord("capabilities must be a NodeCapabilities")
+            raise InvalidSchedulerNode("capabilities must be a NodeCapabilities")
         if self.last_heartbeat is not None and not is_count(self.last_heartbeat):
-            raise InvalidNodeRecord(f"last_heartbeat must be a non-negative integer or None, got {self.last_heartbeat!r}")
+            raise InvalidSchedulerNode(f"last_heartbeat must be a non-negative integer or None, got {self.last_heartbeat!r}")
         if not isinstance(self.deleted, bool):
-            raise InvalidNodeRecord(f"deleted must be a bool, got {self.deleted!r}")
+            raise InvalidSchedulerNode(f"deleted must be a bool, got {self.deleted!r}")
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ def compute_admission_rejections(
     """Every rule the node fails for this job (empty: admitted)."""
     if not is_count(now):
         raise InvalidJobPolicy(f"now must be a non-negative integer (Unix seconds), got {now!r}")
-    check_count(InvalidNodeRecord, "active_tasks", active_tasks)
+    check_count(InvalidSchedulerNode, "active_tasks", active_tasks)
     if not is_count(max_tasks) or max_tasks < 1:
         raise InvalidJobPolicy(f"max_tasks must be a positive integer, got {max_tasks!r}")
     reasons = []

@@ -34,7 +34,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bcai.errors import InvalidJobPolicy, InvalidNodeRecord
+from bcai.errors import InvalidJobPolicy, InvalidSchedulerNode
 from bcai.scheduler.admission import DEFAULT_MAX_CONCURRENT_TASKS, JobPolicy, NodeCapabilities, compute_capability_rejections
 from bcai.scheduler.checks import check_count, check_name
 from bcai.scheduler.telemetry import Reputation, TelemetrySample
@@ -61,13 +61,13 @@ class OnchainTelemetry:
 
     def __post_init__(self) -> None:
         for name in ("bandwidth_up_kbps", "bandwidth_down_kbps", "latency_us", "error_count"):
-            check_count(InvalidNodeRecord, name, getattr(self, name))
+            check_count(InvalidSchedulerNode, name, getattr(self, name))
         for name in ("cpu_use_permille", "memory_use_permille"):
-            check_count(InvalidNodeRecord, name, getattr(self, name))
+            check_count(InvalidSchedulerNode, name, getattr(self, name))
             if getattr(self, name) > 1000:
-                raise InvalidNodeRecord(f"{name} must be at most 1000, got {getattr(self, name)!r}")
+                raise InvalidSchedulerNode(f"{name} must be at most 1000, got {getattr(self, name)!r}")
         if isinstance(self.temperature_milli_c, bool) or not isinstance(self.temperature_milli_c, int):
-            raise InvalidNodeRecord(f"temperature_milli_c must be an integer, got {self.temperature_milli_c!r}")
+            raise InvalidSchedulerNode(f"temperature_milli_c must be an integer, got {self.temperature_milli_c!r}")
 
 
 @dataclass(frozen=True)
@@ -83,17 +83,17 @@ class Volunteer:
     deleted: bool = False
 
     def __post_init__(self) -> None:
-        check_name(InvalidNodeRecord, "node_id", self.node_id)
+        check_name(InvalidSchedulerNode, "node_id", self.node_id)
         if not isinstance(self.capabilities, NodeCapabilities):
-            raise InvalidNodeRecord("capabilities must be a NodeCapabilities")
+            raise InvalidSchedulerNode("capabilities must be a NodeCapabilities")
         if not isinstance(self.telemetry, OnchainTelemetry):
-            raise InvalidNodeRecord("telemetry must be an OnchainTelemetry")
+            raise InvalidSchedulerNode("telemetry must be an OnchainTelemetry")
         if not isinstance(self.reputation, Reputation):
-            raise InvalidNodeRecord("reputation must be a Reputation")
+            raise InvalidSchedulerNode("reputation must be a Reputation")
         if not isinstance(self.deleted, bool):
-            raise InvalidNodeRecord(f"deleted must be a bool, got {self.deleted!r}")
-        check_name(InvalidNodeRecord, "node_type", self.node_type)
-        check_count(InvalidNodeRecord, "active_tasks", self.active_tasks)
+            raise InvalidSchedulerNode(f"deleted must be a bool, got {self.deleted!r}")
+        check_name(InvalidSchedulerNode, "node_type", self.node_type)
+        check_count(InvalidSchedulerNode, "active_tasks", self.active_tasks)
 
 
 def compute_onchain_telemetry(sample: TelemetrySample) -> OnchainTelemetry:
@@ -164,7 +164,7 @@ def compute_assignment(
         raise InvalidJobPolicy(f"max_tasks must be a positive integer, got {max_tasks!r}")
     ids = [v.node_id for v in volunteers]
     if len(set(ids)) != len(ids):
-        raise InvalidNodeRecord("volunteers hold the same node id twice")
+        raise InvalidSchedulerNode("volunteers hold the same node id twice")
     assigned = frozenset(already_assigned)
     needed = policy.min_nodes - len(assigned)
     pool = sorted(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bcai.errors import InvalidJobPolicy, InvalidNodeRecord
+from bcai.errors import InvalidJobPolicy, InvalidSchedulerNode
 from bcai.scheduler.admission import JobPolicy, NodeRecord, compute_admission_rejections
 from bcai.scheduler.safety import BreakerState, SafetyPolicy, compute_safety_violations
 from bcai.scheduler.strategies.base import AssignmentStrategy, NodeView
@@ -36,9 +36,9 @@ class Candidate:
 
     def __post_init__(self) -> None:
         if self.sample is not None and self.sample.node_id != self.node.node_id:
-            raise InvalidNodeRecord(f"sample of {self.sample.node_id!r} attached to node {self.node.node_id!r}")
+            raise InvalidSchedulerNode(f"sample of {self.sample.node_id!r} attached to node {self.node.node_id!r}")
         if self.breaker is not None and self.breaker.node_id != self.node.node_id:
-            raise InvalidNodeRecord(f"breaker of {self.breaker.node_id!r} attached to node {self.node.node_id!r}")
+            raise InvalidSchedulerNode(f"breaker of {self.breaker.node_id!r} attached to node {self.node.node_id!r}")
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def select_nodes(
         raise InvalidJobPolicy(f"already_active must be a non-negative integer, got {already_active!r}")
     ids = [c.node.node_id for c in candidates]
     if len(set(ids)) != len(ids):
-        raise InvalidNodeRecord("candidates hold the same node id twice")
+        raise InvalidSchedulerNode("candidates hold the same node id twice")
     rules = safety if safety is not None else SafetyPolicy()
     needed = max(policy.min_nodes - already_active, 0)
     admitted: list[NodeView] = []

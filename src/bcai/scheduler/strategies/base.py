@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from bcai.errors import InvalidJobPolicy, InvalidNodeRecord
+from bcai.errors import InvalidJobPolicy, InvalidSchedulerNode
 from bcai.scheduler.telemetry import HealthScore, TelemetrySample
 
 
@@ -43,7 +43,7 @@ class AssignmentStrategy(ABC):
             raise InvalidJobPolicy(f"last_selected must be a node id or None, got {last_selected!r}")
         ids = [c.node_id for c in candidates]
         if len(set(ids)) != len(ids):
-            raise InvalidNodeRecord("candidates hold the same node id twice")
+            raise InvalidSchedulerNode("candidates hold the same node id twice")
         ordered = self.compute_order(sorted(candidates, key=lambda c: c.node_id), last_selected)
         return tuple(c.node_id for c in ordered[:count])
 
