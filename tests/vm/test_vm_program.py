@@ -234,13 +234,35 @@ def test_temporaries_are_freed_after_last_use():
     assert m.peak_tensor_bytes == 2 * one  # every tensor is released right after its last use
 
 
-def test_python_execute_raises_until_the_bridge_is_wired():
+def test_python_execute_runs_in_the_sandbox():
+    instr = isa.PythonExecute("outputs['y'] = inputs['x'] + 1", ("x",), (TensorSpec("y", (-1, 4)),))
+    p = feed_program([instr], [X], ["y"])
+    out, _ = VM("cpu").run(p, {"x": torch.ones(2, 4)})  # the default bridge: bcai.sandbox
+    assert torch.equal(out["y"], torch.full((2, 4), 2.0))
+
+
+def test_invalid_python_execute_hostile_code_fails_with_its_sandbox_kind():
+    from bcai.errors import SandboxError
+
+    for code, kind in [("import socket", "import_denied"), ("while True: pass", "time_limit"),
+                       ("outputs['y'] = inputs['x'].astype('float64')", None)]:
+        constraints = PythonConstraints(max_execution_time_ms=1_000)
+        instr = isa.PythonExecute(code, ("x",), (TensorSpec("y", (-1, 4)),), constraints)
+        p = feed_program([instr], [X], ["y"])
+        if kind is None:  # ran, but returned the wrong dtype
+            with pytest.raises(ShapeMismatch):
+                VM("cpu").run(p, {"x": torch.ones(2, 4)})
+            continue
+        with pytest.raises(SandboxError) as info:
+            VM("cpu").run(p, {"x": torch.ones(2, 4)})
+        assert info.value.kind == kind
+
+
+def test_python_execute_through_another_bridge():
     instr = isa.PythonExecute("y = x + 1", ("x",), (TensorSpec("y", (-1, 4)),))
     p = feed_program([instr], [X], ["y"])
-    with pytest.raises(PythonBridgeUnavailable, match="bridge.*not wired"):
-        VM("cpu").run(p, {"x": torch.ones(2, 4)})
 
-    class EchoBridge:  # a bridge as bcai.sandbox.python will provide it (test double)
+    class EchoBridge:  # any PythonBridge implementation can stand in for the sandbox
         def execute(self, code, inputs, constraints):
             assert code == "y = x + 1" and constraints.max_memory_mb == 256
             return {"y": inputs["x"] + 1}

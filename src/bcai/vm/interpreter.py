@@ -108,8 +108,8 @@ class VM:
     "cuda", "mps" or "wgpu" (always unavailable). `deterministic`: fixed seeds,
     deterministic algorithms and `threads` threads (default 1), so that two runs of the
     same program on the same feeds give bitwise identical outputs and state.
-    `python_bridge`: the sandbox `PythonExecute` runs in (None: it raises
-    `PythonBridgeUnavailable`). `max_memory_bytes` / `max_gas`: this node's own caps; a
+    `python_bridge`: where `PythonExecute` runs (default: a fresh sandboxed process per
+    execution, `bcai.sandbox.vm_bridge.SandboxPythonBridge`). `max_memory_bytes` / `max_gas`: this node's own caps; a
     program gets the smaller of its declared limits and these."""
 
     def __init__(self, device: str = "auto", *, deterministic: bool = False, threads: int | None = None,
@@ -120,6 +120,10 @@ class VM:
         self.max_gas = max_gas
         self.deterministic = deterministic
         self.threads = threads if threads is not None else (1 if deterministic else torch.get_num_threads())
+        if python_bridge is None:
+            from bcai.sandbox.vm_bridge import SandboxPythonBridge  # shell of a shell: import on use
+
+            python_bridge = SandboxPythonBridge()
         self.python_bridge = python_bridge
         if device != "auto":
             select_backend(device, (device,))  # fail early for an absent device

@@ -541,8 +541,10 @@ class AdamStep(Instruction):
 
 @instruction
 class PythonExecute(Instruction):
-    """Run `code` in the sandboxed Python bridge on `inputs`; it must return tensors
-    matching `outputs` (specs). Executed only where a bridge is wired in."""
+    """Run `code` in a fresh sandboxed Python process (`bcai.sandbox`). The code reads
+    `inputs` (a dict of read-only numpy arrays, by input id) and fills `outputs` (a dict
+    of arrays, by output spec name), or defines `main(inputs) -> dict`; each output must
+    match its spec's dtype and shape."""
 
     code: Str
     inputs: Ids

@@ -535,10 +535,8 @@ def _python_execute(i: isa.PythonExecute, ctx: KernelContext) -> Kernel:
             return tuple(torch.empty(tuple((first[k] if k < len(first) else 1) if d == -1 else d
                                            for k, d in enumerate(s.shape)),
                                      dtype=TORCH_DTYPES[s.dtype], device="meta") for s in i.outputs)
-        if ctx.python_bridge is None:
-            raise PythonBridgeUnavailable(
-                "PythonExecute needs the sandboxed Python bridge (bcai.sandbox.python), which is not wired "
-                "into this VM yet; pass VM(python_bridge=...) once it exists")
+        if ctx.python_bridge is None:  # only a KernelContext built by hand lacks one
+            raise PythonBridgeUnavailable("PythonExecute needs a Python bridge (bcai.sandbox.vm_bridge)")
         feeds = {name: t.detach().cpu().numpy() for name, t in zip(i.inputs, inputs)}
         results = ctx.python_bridge.execute(i.code, feeds, i.constraints)
         out = []
