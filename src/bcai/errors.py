@@ -281,6 +281,26 @@ class InvalidJobSpec(InvalidTransaction):
 class InvalidBlock(LedgerError):
     """Raised when a block cannot be applied (wrong height, an invalid tx, bad evidence); state is unchanged."""
 
+# --- consensus ------------------------------------------------------------------------
+
+
+class ConsensusError(BcaiError):
+    """Base for consensus errors: messages, blocks, certificates and proofs of useful work."""
+
+    code = "consensus"
+    http_status = 400
+
+
+class InvalidMessage(ConsensusError):
+    """Raised when a consensus message is malformed, oversized, wrongly signed or from a non-validator."""
+
+    code = "invalid_message"
+    peer_fault = True
+
+
+class InvalidBlock(ConsensusError):
+    """Raised when a proposed or synced block breaks a header, payload or evidence rule."""
+
     code = "invalid_block"
     peer_fault = True
 
@@ -326,3 +346,42 @@ class InvariantViolation(LedgerError):
 
     code = "invariant_violation"
     http_status = 500
+
+class InvalidProof(InvalidBlock):
+    """Raised when a block's proof of useful work fails: wrong task, bad result or hash above target."""
+
+    code = "invalid_proof"
+
+
+class InvalidCertificate(ConsensusError):
+    """Raised when a commit certificate lacks more than 2/3 of voting power or holds a bad signature."""
+
+    code = "invalid_certificate"
+    peer_fault = True
+
+
+class InvalidEvidence(ConsensusError):
+    """Raised when duplicate-vote evidence does not prove two conflicting signed votes."""
+
+    code = "invalid_evidence"
+    peer_fault = True
+
+
+class DoubleSignRefused(ConsensusError):
+    """Raised when our own signer is asked to sign a second, different vote for one height/round/type."""
+
+    code = "double_sign_refused"
+    http_status = 409
+
+
+class UnknownProofKind(InvalidBlock):
+    """Raised when a block names a proof-of-useful-work kind no verifier is registered for."""
+
+    code = "unknown_proof_kind"
+
+
+class SimulationError(BcaiError):
+    """Raised when a simulation specification (partition, crash, byzantine option) is invalid."""
+
+    code = "simulation_spec"
+    exit_code = 2

@@ -1,0 +1,157 @@
+"""Building and checking blocks (pure functions), and the chain tip the engine starts from.
+
+`check_block` is the engine's `valid(v)`: every rule a proposed or synced block must meet,
+each with a short comment, raising `InvalidBlock` (or its leaf `InvalidProof`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from bcai.consensus.config import ConsensusParams, Genesis
+from bcai.consensus.difficulty import compute_next_target
+from bcai.consensus.messages import Block, BlockHeader, DuplicateVoteEvidence, compute_evidence_root, compute_tx_root
+from bcai.consensus.validators import Validator
+from bcai.errors import BcaiError, InvalidBlock, InvalidEvidence, InvalidSignature
+from bcai.verify.pouw import WorkContext, WorkResult, compute_nonce, get_proof_kind, verify_work
+
+
+@dataclass(frozen=True)
+class ChainTip:
+    """What the engine needs to know about the last committed block."""
+
+    height: int  # 0 before the first block
+    block_id: bytes  # the genesis hash at height 0
+    time_ms: int
+    target: int  # the last block's PoUW target
+    interval_ms: int  # the last block's time minus its parent's
+    priorities: tuple[tuple[bytes, int], ...]  # proposer priorities at the start of height + 1
+
+    @classmethod
+    def genesis(cls, params: ConsensusParams, genesis: Genesis) -> ChainTip:
+        return cls(0, genesis.genesis_hash, genesis.time_ms, params.genesis_target, params.target_block_ms, ())
+
+    def get_priorities(self) -> dict[bytes, int]:
+        return dict(self.priorities)
+
+
+def compute_expected_target(params: ConsensusParams, tip: ChainTip) -> int:
+    if tip.height == 0:
+        return params.genesis_target
+    return compute_next_target(tip.target, tip.interval_ms, params.target_block_ms, params.max_target_change_ppm)
+
+
+def compute_work_context(params: ConsensusParams, tip: ChainTip) -> WorkContext:
+    return WorkContext(tip.block_id, tip.height + 1, params.matrix_n, params.freivalds_k)
+
+
+def build_block(
+    params: ConsensusParams,
+    tip: ChainTip,
+    app_hash: bytes,
+    proposer: bytes,
+    txs: tuple[bytes, ...],
+    evidence: tuple[DuplicateVoteEvidence, ...],
+    now_ms: int,
+    work: WorkResult,
+) -> Block:
+    """Assemble a block and find its nonce (`work` is the solved task of this height)."""
+    tx_root = compute_tx_root(txs)
+    target = compute_expected_target(params, tip)
+    nonce = compute_nonce(tip.block_id, tx_root, work.model_hash, target)
+    header = BlockHeader(
+        params.chain_id, tip.height + 1, max(now_ms, tip.time_ms + 1), tip.block_id, tx_root,
+        compute_evidence_root(evidence), app_hash, proposer, params.proof_kind, work.task_id,
+        work.model_hash, nonce, target,
+    )
+    return Block(header, txs, evidence, work.proof)
+
+
+def check_block(
+    block: Block,
+    params: ConsensusParams,
+    tip: ChainTip,
+    app_hash: bytes,
+    now_ms: int | None,
+    get_validators: Callable[[int], Mapping[bytes, Validator]],
+    is_committed_evidence: Callable[[bytes], bool],
+    check_payload: Callable[[int, tuple[bytes, ...]], None],
+) -> None:
+    """Raise `InvalidBlock` unless `block` may follow `tip`. `now_ms=None` skips the clock
+    check (a block that already has a commit certificate)."""
+    h = block.header
+    # it extends our chain on our chain id
+    if h.chain_id != params.chain_id:
+        raise InvalidBlock(f"block for chain {h.chain_id!r}, we are {params.chain_id!r}")
+    if h.height != tip.height + 1 or h.prev_hash != tip.block_id:
+        raise InvalidBlock(f"block {h.height} does not extend our tip at height {tip.height}")
+    # the state root it builds on is ours
+    if h.app_hash != app_hash:
+        raise InvalidBlock("app_hash differs from our state after the previous block")
+    # time moves forward and not too far beyond our clock
+    if h.time_ms <= tip.time_ms:
+        raise InvalidBlock("block time is not after its parent's")
+    if now_ms is not None and h.time_ms > now_ms + params.max_clock_drift_ms:
+        raise InvalidBlock("block time is too far in the future")
+    # it was built by a validator of this height
+    validators = get_validators(h.height)
+    if h.proposer not in validators:
+        raise InvalidBlock("block proposer is not a validator at this height")
+    # size limits
+    if len(block.txs) > params.max_block_txs or block.size > params.max_block_bytes:
+        raise InvalidBlock(f"block of {len(block.txs)} txs / {block.size} bytes exceeds the limits")
+    if len(block.evidence) > params.max_evidence_per_block:
+        raise InvalidBlock("too much evidence in one block")
+    # the header commits to the payload
+    if h.tx_root != compute_tx_root(block.txs):
+        raise InvalidBlock("tx_root does not match the transactions")
+    if h.evidence_root != compute_evidence_root(block.evidence):
+        raise InvalidBlock("evidence_root does not match the evidence")
+    # the difficulty is the one the chain sets, and the useful work is done
+    if h.target != compute_expected_target(params, tip):
+        raise InvalidBlock("target is not the one the difficulty rule sets")
+    verify_work(
+        compute_work_context(params, tip), h.proof_kind, h.task_id, h.model_hash, h.nonce, h.tx_root, h.target, block.proof
+    )
+    # every piece of evidence proves a double vote that was not punished yet
+    seen: set[bytes] = set()
+    for ev in block.evidence:
+        try:
+            check_evidence(ev, params, h.height, get_validators)
+        except InvalidEvidence as exc:
+            raise InvalidBlock(f"bad evidence: {exc}") from None
+        if ev.evidence_id in seen or is_committed_evidence(ev.evidence_id):
+            raise InvalidBlock("evidence included twice")
+        seen.add(ev.evidence_id)
+    # the application accepts the transactions
+    try:
+        check_payload(h.height, block.txs)
+    except InvalidBlock:
+        raise
+    except BcaiError as exc:
+        raise InvalidBlock(f"payload rejected: {exc}") from None
+
+
+def check_evidence(
+    ev: DuplicateVoteEvidence, params: ConsensusParams, height: int, get_validators: Callable[[int], Mapping[bytes, Validator]]
+) -> None:
+    """Raise `InvalidEvidence` unless `ev` proves a double vote by a validator of its height."""
+    try:
+        ev.check_shape()
+    except BcaiError as exc:
+        raise InvalidEvidence(str(exc)) from None
+    if not height - params.max_evidence_age <= ev.height <= height:
+        raise InvalidEvidence(f"evidence from height {ev.height} is outside the window at height {height}")
+    validator = get_validators(ev.height).get(ev.validator)
+    if validator is None:
+        raise InvalidEvidence("evidence names a validator that was not in the set at that height")
+    try:
+        ev.vote_a.verify(validator.public_key, params.chain_id)
+        ev.vote_b.verify(validator.public_key, params.chain_id)
+    except InvalidSignature as exc:
+        raise InvalidEvidence(f"evidence vote not signed by the validator: {exc}") from None
+
+
+def solve_work(params: ConsensusParams, tip: ChainTip) -> WorkResult:
+    return get_proof_kind(params.proof_kind).solve(compute_work_context(params, tip))

@@ -1,0 +1,41 @@
+"""Engine parameters (all governable): timeouts, block limits and proof of useful work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bcai.verify.pouw import MAX_TARGET
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusParams:
+    chain_id: str = "bcai-devnet"
+    # timeouts in milliseconds; each grows by `timeout_delta_ms` per round
+    timeout_propose_ms: int = 3000
+    timeout_prevote_ms: int = 1000
+    timeout_precommit_ms: int = 1000
+    timeout_delta_ms: int = 500
+    max_block_bytes: int = 4 * 1024 * 1024
+    max_block_txs: int = 10_000
+    max_evidence_per_block: int = 100
+    max_evidence_age: int = 100  # heights
+    max_clock_drift_ms: int = 10_000  # how far a proposed block's time may lie in our future
+    # proof of useful work
+    proof_kind: str = "matrix"
+    matrix_n: int = 256
+    freivalds_k: int = 4
+    genesis_target: int = MAX_TARGET // 1024  # about 1024 nonce tries per block
+    target_block_ms: int = 5000
+    max_target_change_ppm: int = 50_000  # 5% per block
+
+    def get_timeout_ms(self, step: int, round_: int) -> int:
+        base = (self.timeout_propose_ms, self.timeout_prevote_ms, self.timeout_precommit_ms)[step]
+        return base + round_ * self.timeout_delta_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    """What every node agrees on before block 1."""
+
+    time_ms: int
+    genesis_hash: bytes  # stands in for the previous block id of block 1

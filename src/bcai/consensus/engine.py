@@ -1,0 +1,543 @@
+"""The Tendermint BFT engine, sans I/O: `engine.handle(event) -> list[Action]`.
+
+The rules are those of "The latest gossip on BFT consensus" (Buchman, Kwon, Milosevic,
+2018), Algorithm 1, with "2f+1" read as "more than 2/3 of voting power" and "f+1" as
+"more than 1/3":
+
+- propose: the round's proposer broadcasts its valid value (a block it saw a polka for)
+  or a new block; the others wait `timeout_propose(round)`;
+- prevote: for the proposal if it is valid and we are not locked on another block, or if
+  it carries a polka from a round at or after our lock (this is the only way to unlock);
+  nil otherwise, or on timeout;
+- precommit: on a polka (more than 2/3 prevotes for one block) we lock on it and precommit
+  it; on a nil polka or a prevote timeout we precommit nil;
+- commit: more than 2/3 precommits for a block we hold and find valid, in any round;
+- skip: more than 1/3 of power seen in a later round makes us jump to it.
+
+Our own proposals, locks and votes go out through `PersistWal` before `Broadcast`. After a
+restart the WAL is replayed: a vote already signed for (height, round, type) is sent again
+as it was, never replaced, so a restarted node cannot double-sign.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from bcai.consensus.app import Application
+from bcai.consensus.blocks import ChainTip, build_block, check_block, solve_work
+from bcai.consensus.config import ConsensusParams, Genesis
+from bcai.consensus.events import (
+    PRECOMMIT_STEP,
+    PREVOTE_STEP,
+    PROPOSE,
+    Action,
+    Broadcast,
+    CommitBlock,
+    Event,
+    EvidenceFound,
+    MessageRejected,
+    PersistWal,
+    Received,
+    ScheduleTimeout,
+    SendBlocks,
+    Start,
+    SyncBlock,
+    TimeoutFired,
+)
+from bcai.consensus.messages import (
+    PRECOMMIT,
+    PREVOTE,
+    Block,
+    CommitCertificate,
+    DuplicateVoteEvidence,
+    Message,
+    Proposal,
+    Vote,
+    WalEntry,
+    WalLock,
+    decode_message,
+    sign_proposal,
+    sign_vote,
+)
+from bcai.consensus.validators import Validator, ValidatorSet
+from bcai.crypto import PrivateKey, PublicKey
+from bcai.errors import BcaiError, InvalidBlock, InvalidCertificate, InvalidMessage, InvalidSignature
+from bcai.verify.pouw import WorkResult
+
+MAX_ROUNDS_AHEAD = 100  # votes further ahead of our round are dropped (bounded memory)
+MAX_FUTURE_MESSAGES = 10_000  # messages buffered for the next height
+MAX_SYNC_BUFFER = 1_000
+
+
+class RoundVotes:
+    """The votes of one (round, type): who voted what, and power per block id."""
+
+    __slots__ = ("votes", "power", "total")
+
+    def __init__(self) -> None:
+        self.votes: dict[bytes, Vote] = {}
+        self.power: dict[bytes | None, int] = {}
+        self.total = 0
+
+
+class Engine:
+    """One validator's (or observer's, with `key=None`) consensus state machine."""
+
+    def __init__(
+        self,
+        params: ConsensusParams,
+        genesis: Genesis,
+        app: Application,
+        key: PrivateKey | None,
+        tip: ChainTip | None = None,
+        wal: Sequence[WalEntry] = (),
+        verified: set[tuple[object, bytes]] | None = None,
+    ) -> None:
+        self.params = params
+        self.app = app
+        self.key = key
+        self.address = key.address.raw if key is not None else None
+        self.tip = tip if tip is not None else ChainTip.genesis(params, genesis)
+        self._wal = list(wal)
+        # a cache of (message, public key) pairs whose signature already verified; a
+        # simulator shares one among all its nodes so each vote is checked once
+        self._verified = verified
+        self.committed_evidence: set[bytes] = set()
+        self.pending_evidence: dict[bytes, DuplicateVoteEvidence] = {}
+        self.rejected_count = 0  # messages and blocks we refused (each also a MessageRejected action)
+        self._out: list[Action] = []
+        self._now = 0
+        self._work: dict[bytes, WorkResult] = {}
+        self._sent_blocks: set[tuple[bytes, int]] = set()
+        self._sync_buffer: dict[int, tuple[Block, CommitCertificate]] = {}
+        self.height = 0  # 0 until Start
+        self.round = 0
+        self.step = PROPOSE
+
+    # --- the one entry point ---------------------------------------------------------
+
+    def handle(self, event: Event) -> list[Action]:
+        self._out = []
+        self._now = event.now_ms
+        if isinstance(event, Start):
+            self._on_start()
+        elif self.height == 0:
+            raise RuntimeError("the engine must receive Start first")
+        elif isinstance(event, Received):
+            self._on_received(event.message)
+        elif isinstance(event, TimeoutFired):
+            self._on_timeout(event)
+        elif isinstance(event, SyncBlock):
+            self._on_sync(event.block, event.certificate)
+        else:
+            raise TypeError(f"not an engine event: {event!r}")
+        out, self._out = self._out, []
+        return out
+
+    # --- height and round lifecycle --------------------------------------------------
+
+    def _on_start(self) -> None:
+        last = self.app.get_last_height()
+        if last != self.tip.height:
+            raise RuntimeError(f"app is at height {last} but the chain tip is at {self.tip.height}")
+        self._enter_height(last + 1)
+        start_round = 0
+        for entry in self._wal:  # replay what we signed at this height before a crash
+            if entry.height != self.height:
+                continue
+            start_round = max(start_round, entry.round)
+            if isinstance(entry, Vote):
+                self._own[(entry.round, entry.vote_type)] = entry
+                self._add_vote(entry)
+            elif isinstance(entry, Proposal):
+                self._own_proposals[entry.round] = entry
+            elif isinstance(entry, WalLock) and entry.round > self.locked_round:
+                self.locked_round, self.locked_block = entry.round, entry.block
+                self.valid_round, self.valid_block = entry.round, entry.block
+                self.blocks[entry.block.block_id] = entry.block
+        self._wal = []
+        self._start_round(start_round)
+        # resume the step we had reached in that round (a signed vote is never replaced)
+        if (start_round, PRECOMMIT) in self._own:
+            self.step = PRECOMMIT_STEP
+            self._schedule(PRECOMMIT_STEP)
+        elif (start_round, PREVOTE) in self._own:
+            self.step = PREVOTE_STEP
+            self._schedule(PREVOTE_STEP)
+        self._run_rules()
+
+    def _enter_height(self, height: int) -> None:
+        self.height = height
+        self.validators = ValidatorSet.from_priorities(self.app.get_validators(height), self.tip.get_priorities())
+        self.round = 0
+        self.step = PROPOSE
+        self.locked_round, self.locked_block = -1, None
+        self.valid_round, self.valid_block = -1, None
+        self.proposals: dict[int, Proposal] = {}
+        self.blocks: dict[bytes, Block] = {}
+        self._validity: dict[bytes, bool] = {}
+        self.votes: dict[tuple[int, int], RoundVotes] = {}
+        self._round_power: dict[int, dict[bytes, int]] = {}
+        self._own: dict[tuple[int, int], Vote] = {}
+        self._own_proposals: dict[int, Proposal] = {}
+        self._scheduled: set[tuple[int, int]] = set()
+        self._polka_done: set[int] = set()
+        self._commit_candidates: list[tuple[int, bytes]] = []
+        self._skip_round = -1
+        self._future: list[Message] = []
+
+    def _start_round(self, round_: int) -> None:
+        previous = self.round
+        self.round = round_
+        self.step = PROPOSE
+        # re-send our votes of the round we leave: a cheap stand-in for vote gossip on lossy links
+        for vote_type in (PREVOTE, PRECOMMIT):
+            vote = self._own.get((previous, vote_type))
+            if vote is not None and previous != round_:
+                self._out.append(Broadcast(vote))
+        proposer = self.validators.get_proposer(round_)
+        if proposer.address == self.address:
+            proposal = self._own_proposals.get(round_)
+            if proposal is None:
+                proposal = self._make_proposal(round_)
+                self._own_proposals[round_] = proposal
+                self._out.append(PersistWal(proposal))
+            self._out.append(Broadcast(proposal))
+            self._accept_proposal(proposal)
+        self._schedule(PROPOSE)
+
+    def _make_proposal(self, round_: int) -> Proposal:
+        assert self.key is not None
+        if self.valid_block is not None:
+            return sign_proposal(self.key, self.params.chain_id, round_, self.valid_round, self.valid_block)
+        work = self._work.get(self.tip.block_id)
+        if work is None:
+            work = self._work[self.tip.block_id] = solve_work(self.params, self.tip)
+        evidence = tuple(sorted(self.pending_evidence.values(), key=lambda e: e.evidence_id))
+        evidence = tuple(e for e in evidence if e.height >= self.height - self.params.max_evidence_age)
+        evidence = evidence[: self.params.max_evidence_per_block]
+        budget = self.params.max_block_bytes - len(work.proof) - 64 * 1024
+        txs = tuple(self.app.build_payload(self.height, max(0, budget)))[: self.params.max_block_txs]
+        block = build_block(
+            self.params, self.tip, self.app.get_app_hash(), self.key.address.raw, txs, evidence, self._now, work
+        )
+        return sign_proposal(self.key, self.params.chain_id, round_, -1, block)
+
+    def _schedule(self, step: int) -> None:
+        key = (self.round, step)
+        if key not in self._scheduled:
+            self._scheduled.add(key)
+            self._out.append(ScheduleTimeout(self.height, self.round, step, self.params.get_timeout_ms(step, self.round)))
+
+    # --- incoming messages -----------------------------------------------------------
+
+    def _on_received(self, message: Message | bytes) -> None:
+        try:
+            if isinstance(message, bytes):
+                message = decode_message(message, self.params.max_block_bytes + 64 * 1024)
+            if isinstance(message, Vote):
+                self._on_vote(message)
+            elif isinstance(message, Proposal):
+                self._on_proposal(message)
+            else:
+                raise InvalidMessage(f"not a consensus message: {type(message).__name__}")
+        except InvalidMessage as exc:
+            self._reject(exc)
+            return
+        self._run_rules()
+
+    def _reject(self, error: BcaiError) -> None:
+        self.rejected_count += 1
+        self._out.append(MessageRejected(error))
+
+    def _verify(self, message: Proposal | Vote, public_key: PublicKey) -> None:
+        key = (message, public_key.raw)
+        if self._verified is not None and key in self._verified:
+            return
+        try:
+            message.verify(public_key, self.params.chain_id)
+        except InvalidSignature as exc:
+            raise InvalidMessage(f"bad signature: {exc}") from None
+        if self._verified is not None:
+            self._verified.add(key)
+
+    def _is_elsewhere(self, message: Message, sender: bytes) -> bool:
+        """Handle a message for another height; True if it is not for this one."""
+        if message.height == self.height:
+            return False
+        if message.height == self.height + 1 and len(self._future) < MAX_FUTURE_MESSAGES:
+            self._future.append(message)
+        elif message.height < self.height and sender in self.validators:
+            # a validator is behind: offer it our committed blocks (once per height)
+            if (sender, message.height) not in self._sent_blocks:
+                self._sent_blocks.add((sender, message.height))
+                self._out.append(SendBlocks(sender, message.height))
+        return True
+
+    def _on_vote(self, vote: Vote) -> None:
+        if self._is_elsewhere(vote, vote.validator):
+            return
+        validator = self.validators.by_address.get(vote.validator)
+        if validator is None:
+            raise InvalidMessage("vote from a validator outside this height's set")
+        if vote.round > self.round + MAX_ROUNDS_AHEAD:
+            return
+        self._verify(vote, validator.public_key)
+        self._add_vote(vote)
+
+    def _add_vote(self, vote: Vote) -> None:
+        key = (vote.round, vote.vote_type)
+        rv = self.votes.get(key)
+        if rv is None:
+            rv = self.votes[key] = RoundVotes()
+        existing = rv.votes.get(vote.validator)
+        if existing is not None:
+            if existing.block_id != vote.block_id:
+                self._record_evidence(DuplicateVoteEvidence.of(existing, vote))
+            return
+        power = self.validators.by_address[vote.validator].power
+        rv.votes[vote.validator] = vote
+        before = rv.power.get(vote.block_id, 0)
+        rv.power[vote.block_id] = before + power
+        rv.total += power
+        if (
+            vote.vote_type == PRECOMMIT
+            and vote.block_id is not None
+            and not self.validators.is_quorum(before)
+            and self.validators.is_quorum(before + power)
+        ):
+            self._commit_candidates.append((vote.round, vote.block_id))
+        self._note_round_participant(vote.round, vote.validator, power)
+
+    def _note_round_participant(self, round_: int, address: bytes, power: int) -> None:
+        if round_ <= self.round:
+            return
+        seen = self._round_power.setdefault(round_, {})
+        if address not in seen:
+            seen[address] = power
+            if round_ > self._skip_round and self.validators.is_one_third(sum(seen.values())):
+                self._skip_round = round_
+
+    def _record_evidence(self, ev: DuplicateVoteEvidence) -> None:
+        if ev.evidence_id in self.committed_evidence or ev.evidence_id in self.pending_evidence:
+            return
+        self.pending_evidence[ev.evidence_id] = ev
+        self._out.append(EvidenceFound(ev))
+
+    def _on_proposal(self, proposal: Proposal) -> None:
+        if self._is_elsewhere(proposal, proposal.proposer):
+            return
+        if proposal.round > self.round + MAX_ROUNDS_AHEAD:
+            return
+        proposer = self.validators.get_proposer(proposal.round)
+        if proposal.proposer != proposer.address:
+            raise InvalidMessage(f"proposal for round {proposal.round} not from that round's proposer")
+        if proposal.block.size > self.params.max_block_bytes:
+            raise InvalidMessage(f"oversized proposal: {proposal.block.size} > {self.params.max_block_bytes} bytes")
+        if proposal.round in self.proposals:
+            return  # we keep the first proposal of a round (a second one is equivocation, not slashable)
+        self._verify(proposal, proposer.public_key)
+        self._accept_proposal(proposal)
+
+    def _accept_proposal(self, proposal: Proposal) -> None:
+        self.proposals[proposal.round] = proposal
+        self.blocks.setdefault(proposal.block.block_id, proposal.block)
+        self._note_round_participant(proposal.round, proposal.proposer, self.validators.by_address[proposal.proposer].power)
+
+    def _on_timeout(self, t: TimeoutFired) -> None:
+        if t.height != self.height or t.round != self.round:
+            return
+        if t.step == PROPOSE and self.step == PROPOSE:
+            self._vote(PREVOTE, None)
+            self.step = PREVOTE_STEP
+        elif t.step == PREVOTE_STEP and self.step == PREVOTE_STEP:
+            self._vote(PRECOMMIT, None)
+            self.step = PRECOMMIT_STEP
+        elif t.step == PRECOMMIT_STEP:
+            self._start_round(self.round + 1)
+        self._run_rules()
+
+    # --- the rules -------------------------------------------------------------------
+
+    def _run_rules(self) -> None:
+        while True:
+            if self._try_commit():
+                self._begin_next_height()
+                continue
+            if self._skip_round > self.round:
+                self._start_round(self._skip_round)
+                continue
+            if not self._try_round_step():
+                return
+
+    def _is_valid(self, block_id: bytes) -> bool:
+        known = self._validity.get(block_id)
+        if known is None:
+            try:
+                self._check_block(self.blocks[block_id], self._now)
+                known = True
+            except InvalidBlock as exc:
+                self._reject(exc)
+                known = False
+            self._validity[block_id] = known
+        return known
+
+    def _check_block(self, block: Block, now_ms: int | None) -> None:
+        check_block(
+            block, self.params, self.tip, self.app.get_app_hash(), now_ms, self._get_validator_map,
+            self.committed_evidence.__contains__, self.app.check_payload,
+        )
+
+    def _get_validator_map(self, height: int) -> Mapping[bytes, Validator]:
+        if height == self.height:
+            return self.validators.by_address
+        return {v.address: v for v in self.app.get_validators(height)}
+
+    def _has_quorum(self, round_: int, vote_type: int, block_id: bytes | None) -> bool:
+        rv = self.votes.get((round_, vote_type))
+        return rv is not None and self.validators.is_quorum(rv.power.get(block_id, 0))
+
+    def _try_round_step(self) -> bool:
+        r = self.round
+        proposal = self.proposals.get(r)
+        block_id = proposal.block.block_id if proposal is not None else None
+        if self.step == PROPOSE and proposal is not None:
+            vr = proposal.pol_round
+            locked_id = self.locked_block.block_id if self.locked_block is not None else None
+            if vr == -1:
+                ok = self._is_valid(block_id) and (self.locked_round == -1 or locked_id == block_id)  # type: ignore[arg-type]
+            elif vr < r and self._has_quorum(vr, PREVOTE, block_id):
+                # a polka at vr >= our lock round unlocks us
+                ok = self._is_valid(block_id) and (self.locked_round <= vr or locked_id == block_id)  # type: ignore[arg-type]
+            else:
+                ok = None
+            if ok is not None:
+                self._vote(PREVOTE, block_id if ok else None)
+                self.step = PREVOTE_STEP
+                return True
+        prevotes = self.votes.get((r, PREVOTE))
+        if self.step == PREVOTE_STEP and prevotes is not None and self.validators.is_quorum(prevotes.total):
+            if (r, PREVOTE_STEP) not in self._scheduled:
+                self._schedule(PREVOTE_STEP)
+                return True
+        if (
+            self.step >= PREVOTE_STEP
+            and proposal is not None
+            and r not in self._polka_done
+            and self._has_quorum(r, PREVOTE, block_id)
+            and self._is_valid(block_id)  # type: ignore[arg-type]
+        ):
+            self._polka_done.add(r)
+            if self.step == PREVOTE_STEP:
+                self.locked_round, self.locked_block = r, proposal.block
+                self._out.append(PersistWal(WalLock(self.height, r, proposal.block)))
+                self._vote(PRECOMMIT, block_id)
+                self.step = PRECOMMIT_STEP
+            self.valid_round, self.valid_block = r, proposal.block
+            return True
+        if self.step == PREVOTE_STEP and self._has_quorum(r, PREVOTE, None):
+            self._vote(PRECOMMIT, None)
+            self.step = PRECOMMIT_STEP
+            return True
+        precommits = self.votes.get((r, PRECOMMIT))
+        if precommits is not None and self.validators.is_quorum(precommits.total):
+            if (r, PRECOMMIT_STEP) not in self._scheduled:
+                self._schedule(PRECOMMIT_STEP)
+                return True
+        return False
+
+    def _vote(self, vote_type: int, block_id: bytes | None) -> None:
+        if self.key is None or self.address not in self.validators:
+            return
+        key = (self.round, vote_type)
+        vote = self._own.get(key)
+        if vote is None:
+            vote = sign_vote(self.key, self.params.chain_id, vote_type, self.height, self.round, block_id)
+            self._own[key] = vote
+            self._out.append(PersistWal(vote))
+            self._add_vote(vote)
+        # else: already signed before a crash: send the same vote again, never a different one
+        self._out.append(Broadcast(vote))
+
+    # --- deciding --------------------------------------------------------------------
+
+    def _try_commit(self) -> bool:
+        for round_, block_id in self._commit_candidates:
+            if block_id in self.blocks and self._is_valid(block_id):
+                rv = self.votes[(round_, PRECOMMIT)]
+                sigs = tuple(sorted((a, v.signature) for a, v in rv.votes.items() if v.block_id == block_id))
+                self._commit(self.blocks[block_id], CommitCertificate(self.height, round_, block_id, sigs))
+                return True
+        return False
+
+    def _commit(self, block: Block, certificate: CommitCertificate) -> None:
+        app_hash = self.app.apply_block(block, certificate)
+        for ev in block.evidence:
+            self.committed_evidence.add(ev.evidence_id)
+            self.pending_evidence.pop(ev.evidence_id, None)
+        h = block.header
+        self.tip = ChainTip(
+            h.height, h.block_id, h.time_ms, h.target, h.time_ms - self.tip.time_ms,
+            tuple(sorted(self.validators.compute_priorities_after(certificate.round).items())),
+        )
+        self._work.clear()
+        self._out.append(CommitBlock(block, certificate, app_hash))
+        future = self._future
+        self._enter_height(h.height + 1)
+        self._future = future
+
+    def _begin_next_height(self) -> None:
+        """After a commit: start round 0 of the new height and feed it what arrived early."""
+        future, self._future = self._future, []
+        self._start_round(0)
+        for message in future:
+            if message.height != self.height:
+                continue
+            try:
+                if isinstance(message, Vote):
+                    self._on_vote(message)
+                else:
+                    self._on_proposal(message)
+            except InvalidMessage as exc:
+                self._reject(exc)
+
+    # --- catch-up --------------------------------------------------------------------
+
+    def _on_sync(self, block: Block, certificate: CommitCertificate) -> None:
+        if block.height > self.height and len(self._sync_buffer) < MAX_SYNC_BUFFER:
+            self._sync_buffer[block.height] = (block, certificate)
+        # apply buffered blocks in height order (a loop, not recursion: catch-up may be long)
+        while True:
+            if block.height == self.height:
+                try:
+                    self._check_certificate(block, certificate)
+                    self._check_block(block, None)
+                except (InvalidCertificate, InvalidBlock) as exc:
+                    self._reject(exc)
+                    break
+                self._commit(block, certificate)
+                self._begin_next_height()
+            for height in [h for h in self._sync_buffer if h < self.height]:
+                del self._sync_buffer[height]
+            item = self._sync_buffer.pop(self.height, None)
+            if item is None:
+                break
+            block, certificate = item
+        self._run_rules()
+
+    def _check_certificate(self, block: Block, certificate: CommitCertificate) -> None:
+        """Raise `InvalidCertificate` unless more than 2/3 of this height's power precommitted `block`."""
+        if certificate.height != block.height or certificate.block_id != block.block_id:
+            raise InvalidCertificate("certificate is for another block")
+        power = 0
+        for vote in certificate.votes():
+            validator = self.validators.by_address.get(vote.validator)
+            if validator is None:
+                raise InvalidCertificate("certificate signed by a non-validator")
+            try:
+                self._verify(vote, validator.public_key)
+            except InvalidMessage as exc:
+                raise InvalidCertificate(str(exc)) from None
+            power += validator.power
+        if not self.validators.is_quorum(power):
+            raise InvalidCertificate(f"certificate holds {power} of {self.validators.total_power} power, not more than 2/3")
