@@ -385,3 +385,136 @@ class SimulationError(BcaiError):
 
     code = "simulation_spec"
     exit_code = 2
+
+# --- p2p ------------------------------------------------------------------------------
+
+
+class P2PError(BcaiError):
+    """Base for networking errors (transport, handshake, gossip, RPC, content transfer)."""
+
+    code = "p2p"
+    http_status = 502
+    retryable = True
+
+
+class ConnectionClosed(P2PError):
+    """Raised when a connection ends (either side closed it) while reading or writing."""
+
+    code = "connection_closed"
+
+
+class HandshakeFailed(P2PError):
+    """Raised when a peer does not complete the authenticated handshake (plaintext, wrong
+    protocol, bad signature, other network id, timeout)."""
+
+    code = "handshake_failed"
+    peer_fault = True
+
+
+class PeerIdentityMismatch(HandshakeFailed):
+    """Raised when the peer we dialed proves a different identity than the one expected."""
+
+    code = "peer_identity_mismatch"
+
+
+class FrameTooLarge(P2PError):
+    """Raised when a frame's length prefix exceeds the hard maximum (checked before reading it)."""
+
+    code = "frame_too_large"
+    peer_fault = True
+
+
+class FrameAuthenticationFailed(P2PError):
+    """Raised when a frame fails AEAD authentication (tampered, replayed or reordered)."""
+
+    code = "frame_authentication_failed"
+    peer_fault = True
+
+
+class MalformedMessage(P2PError):
+    """Raised when an authenticated frame does not hold a well-formed protocol message."""
+
+    code = "malformed_message"
+    peer_fault = True
+    retryable = False
+
+
+class InvalidGossip(P2PError):
+    """Raised by a topic handler when a gossip message is invalid (the sender is penalised)."""
+
+    code = "invalid_gossip"
+    peer_fault = True
+    retryable = False
+
+
+class InvalidNodeRecord(P2PError):
+    """Raised when a node record is malformed, badly signed or does not match its node id."""
+
+    code = "invalid_node_record"
+    http_status = 400
+    peer_fault = True
+    retryable = False
+
+
+class PeerBanned(P2PError):
+    """Raised when we refuse to talk to a peer that is banned for misbehaviour."""
+
+    code = "peer_banned"
+
+
+class PeerNotConnected(P2PError):
+    """Raised when a request or message is addressed to a peer we hold no connection to."""
+
+    code = "peer_not_connected"
+
+
+class RequestTimeout(P2PError):
+    """Raised when a request gets no response within its timeout."""
+
+    code = "request_timeout"
+    http_status = 504
+
+
+class RequestFailed(P2PError):
+    """Raised when the remote peer answers a request with an error (unknown protocol,
+    handler error, not found)."""
+
+    code = "request_failed"
+
+
+class ContentUnavailable(P2PError):
+    """Raised when no provider could deliver all chunks of an object (what arrived is kept)."""
+
+    code = "content_unavailable"
+    http_status = 404
+
+
+class InvalidManifest(P2PError):
+    """Raised when a content manifest is malformed or inconsistent (sizes, chunk ids)."""
+
+    code = "invalid_manifest"
+    http_status = 400
+    peer_fault = True
+    retryable = False
+
+
+# --- content store --------------------------------------------------------------------
+
+
+class ContentStoreError(BcaiError):
+    """Base for content-store errors."""
+
+    code = "content_store"
+
+
+class ContentNotFound(ContentStoreError):
+    """Raised when a content id is not in the store."""
+
+    code = "content_not_found"
+    http_status = 404
+
+
+class CorruptContent(ContentStoreError):
+    """Raised when stored bytes no longer hash to their content id (they are removed)."""
+
+    code = "corrupt_content"

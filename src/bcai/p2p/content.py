@@ -1,0 +1,179 @@
+"""Content transfer of large objects by CID: chunked, hash-checked, resumable, multi-peer.
+
+An object is cut into chunks (1 MiB by default), each stored under its raw CID. A
+manifest lists the chunk CIDs and the total size; the object's id is the manifest's
+dag-cbor CID. Fetching asks several providers at once (a few requests in flight per
+provider), checks every chunk against its CID on arrival, stores it at once, and skips
+chunks already in the store: an interrupted fetch resumes where it stopped. A provider
+that sends a wrong chunk is penalised and not asked again in this fetch; its chunk goes
+back to the queue for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from bcai.crypto import CODEC_DAG_CBOR, CODEC_RAW, Cid
+from bcai.encoding import decode, encode
+from bcai.errors import BcaiError, ContentNotFound, ContentUnavailable, InvalidCid, InvalidManifest, MalformedMessage
+from bcai.p2p import scoring
+from bcai.p2p.host import Host
+from bcai.p2p.records import NodeId
+from bcai.store.content import ContentStore
+
+GET_PROTOCOL = "content/get"
+DEFAULT_CHUNK_SIZE = 1024 * 1024
+MAX_CHUNK_SIZE = 8 * 1024 * 1024
+MAX_CHUNKS = 1_000_000  # 1 TiB at 1 MiB chunks; bounds the manifest we accept
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    size: int
+    chunk_size: int
+    chunks: tuple[Cid, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
+            raise InvalidManifest(f"chunk size must be in [1, {MAX_CHUNK_SIZE}]")
+        if self.size < 0 or len(self.chunks) != -(-self.size // self.chunk_size):
+            raise InvalidManifest("chunk count does not match size / chunk size")
+        if len(self.chunks) > MAX_CHUNKS or any(c.codec != CODEC_RAW for c in self.chunks):
+            raise InvalidManifest("chunks must be raw CIDs, at most 1,000,000 of them")
+
+    def to_bytes(self) -> bytes:
+        return encode({"size": self.size, "chunk_size": self.chunk_size, "chunks": [c.to_bytes() for c in self.chunks]})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Manifest:
+        try:
+            obj = decode(data)
+            if not isinstance(obj, dict) or set(obj) != {"size", "chunk_size", "chunks"}:
+                raise InvalidManifest("a manifest is a map of size, chunk_size, chunks")
+            if type(obj["size"]) is not int or type(obj["chunk_size"]) is not int or not isinstance(obj["chunks"], list):
+                raise InvalidManifest("malformed manifest fields")
+            chunks = tuple(Cid.from_bytes(c) for c in obj["chunks"])
+        except InvalidManifest:
+            raise
+        except (BcaiError, TypeError) as exc:
+            raise InvalidManifest(f"undecodable manifest: {exc}") from None
+        return cls(obj["size"], obj["chunk_size"], chunks)
+
+    @property
+    def cid(self) -> Cid:
+        return Cid.of(self.to_bytes(), CODEC_DAG_CBOR)
+
+
+def compute_chunks(data: bytes, chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[Manifest, list[bytes]]:
+    """Cut `data` into chunks and describe them (pure)."""
+    view = memoryview(data)
+    pieces = [bytes(view[i : i + chunk_size]) for i in range(0, len(data), chunk_size)]
+    return Manifest(len(data), chunk_size, tuple(Cid.of(p) for p in pieces)), pieces
+
+
+def store_object(store: ContentStore, data: bytes, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Cid:
+    """Chunk `data` into `store`; return the object's id (its manifest's CID)."""
+    manifest, pieces = compute_chunks(data, chunk_size)
+    for cid, piece in zip(manifest.chunks, pieces):
+        store.put_verified(cid, piece)
+    return store.put(manifest.to_bytes(), CODEC_DAG_CBOR)
+
+
+def get_manifest(store: ContentStore, object_id: Cid) -> Manifest:
+    if object_id.codec != CODEC_DAG_CBOR:
+        raise InvalidManifest(f"{object_id} is not a manifest id (dag-cbor)")
+    return Manifest.from_bytes(store.get(object_id))
+
+
+def read_object(store: ContentStore, object_id: Cid) -> bytes:
+    """Reassemble a stored object (every chunk verified); `ContentNotFound` if incomplete."""
+    manifest = get_manifest(store, object_id)
+    return b"".join(store.get(c) for c in manifest.chunks)
+
+
+class ContentExchange:
+    """Serves the store's content to peers (`content/get`) and fetches objects from them."""
+
+    def __init__(self, host: Host, store: ContentStore, window_per_peer: int = 4, timeout: float = 30.0) -> None:
+        self.host = host
+        self.store = store
+        self.window_per_peer = window_per_peer
+        self.timeout = timeout
+        self.metrics: Counter[str] = Counter()
+        host.register_handler(GET_PROTOCOL, self._serve)
+
+    async def _serve(self, peer: NodeId, payload: bytes) -> bytes:
+        try:
+            cid = Cid.from_bytes(payload)
+        except InvalidCid as exc:
+            raise MalformedMessage(f"content/get wants a binary CID: {exc}") from None
+        try:
+            data = self.store.get(cid)
+        except ContentNotFound:
+            raise ContentNotFound(f"{cid} not here") from None
+        self.metrics["chunks_served"] += 1
+        return data
+
+    async def fetch(self, object_id: Cid, providers: list[NodeId]) -> Manifest:
+        """Make the object complete in the local store, fetching what is missing.
+
+        Raises `ContentUnavailable` if the providers cannot supply every chunk; what did
+        arrive stays stored, so calling again (with other providers) resumes.
+        """
+        manifest = await self._fetch_manifest(object_id, providers)
+        missing = deque(dict.fromkeys(c for c in manifest.chunks if not self.store.has(c)))
+        self.metrics["chunks_skipped"] += len(set(manifest.chunks)) - len(missing)
+        alive = [p for p in providers if p in self.host.peers]
+        while missing and alive:
+            workers = [self._fetch_chunks(p, missing, alive) for p in list(alive) for _ in range(self.window_per_peer)]
+            await asyncio.gather(*workers)
+        if missing:
+            raise ContentUnavailable(f"{len(missing)} of {len(manifest.chunks)} chunks of {object_id} unavailable")
+        return manifest
+
+    async def fetch_bytes(self, object_id: Cid, providers: list[NodeId]) -> bytes:
+        await self.fetch(object_id, providers)
+        return read_object(self.store, object_id)
+
+    async def _fetch_manifest(self, object_id: Cid, providers: list[NodeId]) -> Manifest:
+        if self.store.has(object_id):
+            return get_manifest(self.store, object_id)
+        if object_id.codec != CODEC_DAG_CBOR:
+            raise InvalidManifest(f"{object_id} is not a manifest id (dag-cbor)")
+        for peer in providers:
+            try:
+                data = await self.host.request(peer, GET_PROTOCOL, object_id.to_bytes(), self.timeout)
+            except BcaiError:
+                continue
+            if not object_id.matches(data):
+                self.host.penalize(peer, scoring.PENALTY_BAD_CONTENT, f"wrong bytes for {object_id}")
+                continue
+            try:
+                manifest = Manifest.from_bytes(data)
+            except InvalidManifest:
+                continue  # the right bytes, but not a manifest: nobody's fault but the asker's
+            self.store.put_verified(object_id, data)
+            return manifest
+        raise ContentUnavailable(f"no provider delivered the manifest {object_id}")
+
+    async def _fetch_chunks(self, peer: NodeId, missing: deque[Cid], alive: list[NodeId]) -> None:
+        while missing and peer in alive:
+            chunk = missing.popleft()
+            try:
+                data = await self.host.request(peer, GET_PROTOCOL, chunk.to_bytes(), self.timeout)
+            except BcaiError:
+                missing.append(chunk)
+                if peer in alive:
+                    alive.remove(peer)
+                return
+            if not chunk.matches(data):
+                self.metrics["corrupt_chunks"] += 1
+                self.host.penalize(peer, scoring.PENALTY_BAD_CONTENT, f"wrong bytes for chunk {chunk}")
+                missing.append(chunk)
+                if peer in alive:
+                    alive.remove(peer)
+                return
+            self.store.put_verified(chunk, data)
+            self.metrics["chunks_fetched"] += 1

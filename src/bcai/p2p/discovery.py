@@ -1,0 +1,178 @@
+"""Discovery: bootstrap, Kademlia lookups and capability queries over the host's own
+authenticated connections (requests `kad/find_node` and `kad/find_capable`).
+
+Records are learned from hellos (every connected peer sends its signed record), from
+lookup answers, and from the `records` gossip topic (every node announces its record
+after bootstrap and on each update); each is verified before use. The capability query is
+answered from the records a node and its neighbours hold. With records flooded, every
+node's cache holds the whole network (up to 10,000 records): right for networks of tens
+to thousands of nodes, not a global index for millions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from bcai.encoding import decode, encode
+from bcai.errors import BcaiError, InvalidNodeRecord, MalformedMessage
+from bcai.p2p import scoring
+from bcai.p2p.kademlia import LookupState, RoutingTable
+from bcai.p2p.records import CapabilityQuery, NodeId, NodeRecord, SignedNodeRecord, parse_peer_address
+
+if TYPE_CHECKING:
+    from bcai.p2p.host import GossipMessage, Host
+
+RECORDS_TOPIC = "records"
+FIND_NODE = "kad/find_node"
+FIND_CAPABLE = "kad/find_capable"
+MAX_CACHED_RECORDS = 10_000
+MAX_ANSWER_RECORDS = 64
+
+
+class Discovery:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.table = RoutingTable(host.node_id, host.config.k)
+        self.records: OrderedDict[NodeId, SignedNodeRecord] = OrderedDict()
+        self.own: SignedNodeRecord | None = None
+        host.register_handler(FIND_NODE, self._serve_find_node)
+        host.register_handler(FIND_CAPABLE, self._serve_find_capable)
+
+    def process_own_record(self, signed: SignedNodeRecord) -> None:
+        self.own = signed
+
+    def process_record(self, signed: SignedNodeRecord) -> None:
+        """Remember a verified record (a newer sequence number replaces an older one)."""
+        node = signed.node_id
+        if node == self.host.node_id:
+            return
+        known = self.records.get(node)
+        if known is not None and known.record.seq > signed.record.seq:
+            return
+        self.records[node] = signed
+        self.records.move_to_end(node)
+        while len(self.records) > MAX_CACHED_RECORDS:
+            self.records.popitem(last=False)
+        self.table.process_seen(signed)
+
+    async def process_record_gossip(self, message: GossipMessage) -> None:
+        """A record announced on the `records` topic (verified; a bad one is the sender's fault)."""
+        self.process_record(SignedNodeRecord.from_bytes(message.data, self.host.config.network_id))
+
+    async def announce(self) -> None:
+        """Publish our current record on the `records` topic."""
+        if self.own is not None:
+            await self.host.publish(RECORDS_TOPIC, self.own.to_bytes())
+
+    def get_record(self, node: NodeId) -> SignedNodeRecord | None:
+        return self.records.get(node)
+
+    async def bootstrap(self, addresses: list[str]) -> int:
+        """Connect to `<node id hex>@host:port` addresses, then look up our own id (which
+        fills the routing table and makes us known). Returns how many bootstraps answered."""
+        connected = 0
+        for text in addresses:
+            node, address = parse_peer_address(text)
+            try:
+                await self.host.connect(address, node)
+                connected += 1
+            except BcaiError:
+                continue
+        if connected:
+            await self.lookup(self.host.node_id)
+            await self.announce()
+        return connected
+
+    async def lookup(self, target: NodeId) -> list[SignedNodeRecord]:
+        """Iterative FIND_NODE: the k closest nodes to `target` that answered or are known."""
+        cfg = self.host.config
+        state = LookupState(target, self.host.node_id, cfg.k, cfg.alpha)
+        state.process_records(self.table.get_closest(target, cfg.k))
+        in_flight: dict[asyncio.Task[list[SignedNodeRecord]], NodeId] = {}
+        while True:
+            for signed in state.get_next_batch(len(in_flight)):
+                task = asyncio.ensure_future(self._ask(signed, FIND_NODE, encode({"target": target.raw})))
+                in_flight[task] = signed.node_id
+            if not in_flight:
+                break
+            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                node = in_flight.pop(task)
+                if task.exception() is None:
+                    state.process_answer(node, task.result())
+                else:
+                    state.process_failure(node)
+                    self.table.process_failure(node)
+        return state.get_result()
+
+    async def find_node(self, target: NodeId) -> SignedNodeRecord | None:
+        """The signed record of `target`, from our tables or by a lookup."""
+        known = self.records.get(target)
+        if known is not None:
+            return known
+        for signed in await self.lookup(target):
+            if signed.node_id == target:
+                return signed
+        return None
+
+    async def find_nodes(self, query: CapabilityQuery, ask_peers: int = 8) -> list[NodeRecord]:
+        """Records of nodes matching `query` (e.g. `CapabilityQuery({"gpus": 4})`), from our
+        cache and the caches of up to `ask_peers` connected peers; sorted by node id."""
+        found = {n: s for n, s in self.records.items() if query.is_match(s.record)}
+        if self.own is not None and query.is_match(self.own.record):
+            found[self.host.node_id] = self.own
+        peers = self.host.peers[:ask_peers]
+        answers = await asyncio.gather(
+            *(self._ask_connected(p, FIND_CAPABLE, encode(query.to_obj())) for p in peers), return_exceptions=True
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                continue
+            for signed in answer:
+                if query.is_match(signed.record):  # never trust the remote filter
+                    found[signed.node_id] = signed
+                self.process_record(signed)
+        return [found[n].record for n in sorted(found)]
+
+    async def _ask(self, signed: SignedNodeRecord, protocol: str, payload: bytes) -> list[SignedNodeRecord]:
+        node = signed.node_id
+        if node not in self.host.peers:
+            await self.host.connect(signed.record.address, node)
+        return await self._ask_connected(node, protocol, payload)
+
+    async def _ask_connected(self, node: NodeId, protocol: str, payload: bytes) -> list[SignedNodeRecord]:
+        body = await self.host.request(node, protocol, payload)
+        try:
+            items = decode(body)
+            if not isinstance(items, list) or len(items) > MAX_ANSWER_RECORDS:
+                raise InvalidNodeRecord("an answer is a list of at most 64 records")
+            records = [SignedNodeRecord.from_bytes(item, self.host.config.network_id) for item in items]
+        except (BcaiError, TypeError) as exc:
+            self.host.penalize(node, scoring.PENALTY_MALFORMED, f"bad {protocol} answer: {exc}")
+            raise InvalidNodeRecord(f"bad {protocol} answer from {node!r}") from None
+        for signed in records:
+            self.process_record(signed)
+        return records
+
+    async def _serve_find_node(self, peer: NodeId, payload: bytes) -> bytes:
+        try:
+            request = decode(payload)
+            target = NodeId(request["target"])
+        except (BcaiError, TypeError, KeyError):
+            raise MalformedMessage("find_node wants {target: 32 bytes}") from None
+        closest = self.table.get_closest(target, self.host.config.k)
+        if self.own is not None:  # let the asker learn our newest record too
+            closest.append(self.own)
+        return encode([s.to_bytes() for s in closest[:MAX_ANSWER_RECORDS]])
+
+    async def _serve_find_capable(self, peer: NodeId, payload: bytes) -> bytes:
+        try:
+            query = CapabilityQuery.from_obj(decode(payload))
+        except BcaiError as exc:
+            raise MalformedMessage(f"bad capability query: {exc}") from None
+        matches = [s for s in self.records.values() if query.is_match(s.record)]
+        if self.own is not None and query.is_match(self.own.record):
+            matches.append(self.own)
+        return encode([s.to_bytes() for s in matches[:MAX_ANSWER_RECORDS]])

@@ -1,0 +1,482 @@
+"""`Host`: one node's presence on the network (the asyncio shell around the p2p cores).
+
+It owns the listener, the authenticated connections (`Peer`), gossip (subscriptions,
+seen-cache, forwarding), request/response with ids and timeouts, rate limits and peer
+scores, and hands node records to discovery. The node process builds one `Host` and
+plugs its protocols in with `subscribe` and `register_handler`.
+
+Reading is one task per peer: decrypt, decode, check the rate limit, dispatch. Gossip
+handlers run inline (a slow handler slows that peer's reader: backpressure, not an
+unbounded backlog); request handlers run as tasks, at most 16 at once per peer.
+Responses to our own requests are exempt from the rate limit: the peer did not choose
+to send them, and a bulk transfer answers many requests a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bcai.crypto import PrivateKey
+from bcai.errors import (
+    BcaiError,
+    ConnectionClosed,
+    FrameAuthenticationFailed,
+    FrameTooLarge,
+    HandshakeFailed,
+    InvalidGossip,
+    InvalidNodeRecord,
+    MalformedMessage,
+    PeerBanned,
+    PeerNotConnected,
+    RequestFailed,
+    RequestTimeout,
+)
+from bcai.p2p import scoring
+from bcai.p2p.clock import Clock, SystemClock
+from bcai.p2p.discovery import RECORDS_TOPIC, Discovery
+from bcai.p2p.gossip import Priority, SeenCache, compute_forward_targets, compute_message_id, get_topic_policy
+from bcai.p2p.peer import Peer
+from bcai.p2p.records import NodeId, NodeRecord, SignedNodeRecord
+from bcai.p2p.scoring import PeerScores, TokenBucket
+from bcai.p2p.secure import MAX_FRAME, SecureChannel, perform_handshake
+from bcai.p2p.transport import ByteStream, Transport
+from bcai.p2p.wire import MAX_TOPICS, Hello, Message, Publish, Request, Response, Subscribe, decode_message, is_valid_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    network_id: str = "bcai"
+    max_frame: int = MAX_FRAME
+    rate_per_s: float = 100.0  # unsolicited messages per second per peer
+    rate_burst: float = 200.0
+    ban_seconds: float = 600.0
+    handshake_timeout: float = 10.0
+    request_timeout: float = 30.0
+    queue_bytes: int = 32 * 1024 * 1024  # per priority lane per peer
+    max_inbound: int = 128
+    seen_cache_size: int = 100_000
+    seen_ttl: float = 120.0
+    k: int = 20
+    alpha: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class GossipMessage:
+    topic: str
+    data: bytes
+    message_id: bytes
+    source: NodeId  # the peer that handed it to us (not necessarily its author)
+
+
+GossipHandler = Callable[[GossipMessage], Awaitable[None]]
+RequestHandler = Callable[[NodeId, bytes], Awaitable[bytes]]
+
+
+class Host:
+    """A node on the p2p network.
+
+    Example (two nodes in one process, in-memory transport)::
+
+        net = MemoryNetwork()
+        a = Host(PrivateKey.from_label("a"), net.transport())
+        b = Host(PrivateKey.from_label("b"), net.transport())
+        await a.start("mem:0"); await b.start("mem:0")
+        await b.subscribe("blocks", on_block)
+        await a.connect(b.address, b.node_id)
+        await a.publish("blocks", b"...")
+    """
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        transport: Transport,
+        config: HostConfig = HostConfig(),
+        clock: Clock | None = None,
+        roles: frozenset[str] = frozenset(),
+        capabilities: dict[str, int] | None = None,
+    ) -> None:
+        self.key = key
+        self.node_id = NodeId.of(key.public_key)
+        self.transport = transport
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.address = ""
+        self._roles = roles
+        self._capabilities = dict(capabilities or {})
+        self._record_seq = 0
+        self.record: SignedNodeRecord | None = None
+        self.scores = PeerScores(ban_seconds=config.ban_seconds)
+        self.seen = SeenCache(config.seen_cache_size, config.seen_ttl)
+        self.metrics: Counter[str] = Counter()
+        self._peers: dict[NodeId, Peer] = {}
+        self._topics: dict[str, GossipHandler] = {}
+        self._handlers: dict[str, RequestHandler] = {}
+        self._pending: dict[int, tuple[NodeId, asyncio.Future[tuple[bool, bytes]]]] = {}
+        self._request_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
+        self.discovery = Discovery(self)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self, listen: str = "127.0.0.1:0") -> str:
+        """Listen on `listen` ("host:port", port 0 picks one); return the bound address."""
+        self.address = await self.transport.listen(listen, self._on_inbound)
+        await self.subscribe(RECORDS_TOPIC, self.discovery.process_record_gossip)
+        self.update_record()
+        return self.address
+
+    async def stop(self) -> None:
+        self._stopped = True
+        await self.transport.close()
+        for peer in list(self._peers.values()):
+            peer.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._peers.clear()
+
+    def update_record(self, roles: frozenset[str] | None = None, capabilities: dict[str, int] | None = None) -> SignedNodeRecord:
+        """Re-sign our node record (a higher sequence number) and announce it to peers."""
+        if roles is not None:
+            self._roles = roles
+        if capabilities is not None:
+            self._capabilities = dict(capabilities)
+        self._record_seq += 1
+        record = NodeRecord(self.key.public_key, self.address, self._roles, self._capabilities, self._record_seq)
+        self.record = record.sign(self.key, self.config.network_id)
+        self.discovery.process_own_record(self.record)
+        for peer in list(self._peers.values()):
+            self._spawn(self._send_quietly(peer, self._hello()))
+        if self._peers:
+            self._spawn(self.discovery.announce())
+        return self.record
+
+    # --- connections ----------------------------------------------------------------
+
+    @property
+    def peers(self) -> list[NodeId]:
+        return sorted(self._peers)
+
+    def get_peer_record(self, node: NodeId) -> SignedNodeRecord | None:
+        peer = self._peers.get(node)
+        return peer.record if peer else None
+
+    async def connect(self, address: str, expected: NodeId) -> NodeId:
+        """Dial `address` and prove it is `expected` (raise `HandshakeFailed` otherwise)."""
+        if expected == self.node_id:
+            raise HandshakeFailed("refusing to connect to ourselves")
+        if expected in self._peers:
+            return expected
+        if self.scores.is_banned(expected, self.clock.now()):
+            raise PeerBanned(f"{expected!r} is banned")
+        stream = await self.transport.dial(address)
+        channel = await perform_handshake(
+            stream, self.key, self.config.network_id, expected, self.config.handshake_timeout, self.config.max_frame
+        )
+        self._add_peer(channel, outbound=True)
+        peer = self._peers.get(expected)
+        if peer is None:
+            raise PeerBanned(f"{expected!r} is banned")
+        # Return once the peer's hello (record, topics) is in, so callers can rely on it.
+        try:
+            await asyncio.wait_for(peer.hello_received.wait(), self.config.handshake_timeout)
+        except asyncio.TimeoutError:
+            peer.close()
+            raise HandshakeFailed(f"{expected!r} sent no hello") from None
+        if peer.closed:
+            raise ConnectionClosed(f"{expected!r} hung up")
+        return expected
+
+    def disconnect(self, node: NodeId) -> None:
+        peer = self._peers.get(node)
+        if peer is not None:
+            peer.close()
+
+    async def _on_inbound(self, stream: ByteStream) -> None:
+        inbound = sum(1 for p in self._peers.values() if not p.outbound)
+        if self._stopped or inbound >= self.config.max_inbound:
+            stream.close()
+            return
+        try:
+            channel = await perform_handshake(
+                stream, self.key, self.config.network_id, None, self.config.handshake_timeout, self.config.max_frame
+            )
+        except HandshakeFailed as exc:
+            self.metrics["handshake_failures"] += 1
+            log.debug("inbound handshake failed: %s", exc)
+            return
+        except ConnectionClosed:
+            self.metrics["handshake_failures"] += 1
+            stream.close()
+            return
+        self._add_peer(channel, outbound=False)
+
+    def _add_peer(self, channel: SecureChannel, outbound: bool) -> None:
+        node = channel.remote_id
+        if self._stopped or self.scores.is_banned(node, self.clock.now()):
+            channel.close()
+            return
+        existing = self._peers.get(node)
+        if existing is not None:
+            # Both sides dialed at once: keep the connection the smaller node id dialed.
+            dialer = self.node_id if outbound else node
+            if dialer != min(self.node_id, node):
+                channel.close()
+                return
+            existing.close()
+        bucket = TokenBucket.full(self.config.rate_per_s, self.config.rate_burst, self.clock.now())
+        peer = Peer(channel, outbound, bucket, self.config.queue_bytes)
+        self._peers[node] = peer
+        peer.tasks = [self._spawn(peer.run_writer()), self._spawn(self._read_loop(peer))]
+        self._spawn(self._send_quietly(peer, self._hello()))
+
+    def _remove_peer(self, peer: Peer) -> None:
+        peer.close()
+        if self._peers.get(peer.id) is peer:
+            del self._peers[peer.id]
+        for rid, (node, future) in list(self._pending.items()):
+            if node == peer.id and not future.done():
+                future.set_exception(ConnectionClosed(f"{peer.id!r} disconnected"))
+
+    def _hello(self) -> Hello:
+        assert self.record is not None, "start() the host first"
+        return Hello(self.record.to_bytes(), tuple(sorted(self._topics)))
+
+    def penalize(self, node: NodeId, points: float, why: str) -> None:
+        """Lower a peer's score; at the threshold it is disconnected and banned."""
+        self.metrics["penalties"] += 1
+        log.debug("penalty %.0f for %r: %s", points, node, why)
+        if self.scores.process_penalty(node, points, self.clock.now()):
+            self.metrics["bans"] += 1
+            log.info("banned %r (%s)", node, why)
+            self.disconnect(node)
+
+    def is_banned(self, node: NodeId) -> bool:
+        return self.scores.is_banned(node, self.clock.now())
+
+    # --- reading --------------------------------------------------------------------
+
+    async def _read_loop(self, peer: Peer) -> None:
+        try:
+            while not peer.closed:
+                frame = await peer.channel.recv()
+                if not peer.closed:
+                    await self._process_frame(peer, frame)
+        except FrameTooLarge as exc:
+            self.metrics["oversized_frames"] += 1
+            self.penalize(peer.id, scoring.PENALTY_OVERSIZED, str(exc))
+        except FrameAuthenticationFailed as exc:
+            self.metrics["bad_frames"] += 1
+            self.penalize(peer.id, scoring.PENALTY_BAD_FRAME, str(exc))
+        except ConnectionClosed:
+            pass
+        finally:
+            self._remove_peer(peer)
+
+    async def _process_frame(self, peer: Peer, frame: bytes) -> None:
+        try:
+            message = decode_message(frame)
+        except MalformedMessage as exc:
+            self.metrics["malformed"] += 1
+            self.penalize(peer.id, scoring.PENALTY_MALFORMED, str(exc))
+            return
+        if isinstance(message, Response):
+            self._process_response(peer, message)
+            return
+        if not peer.bucket.take(self.clock.now()):
+            self.metrics["rate_limited"] += 1
+            self.penalize(peer.id, scoring.PENALTY_RATE_LIMIT, "over the rate limit")
+            return
+        if isinstance(message, Publish):
+            await self._process_publish(peer, message)
+        elif isinstance(message, Request):
+            await peer.requests_in_flight.acquire()
+            self._spawn(self._serve_request(peer, message))
+        elif isinstance(message, Subscribe):
+            if message.subscribed and len(peer.topics) < MAX_TOPICS:
+                peer.topics.add(message.topic)
+            elif not message.subscribed:
+                peer.topics.discard(message.topic)
+        else:
+            self._process_hello(peer, message)
+
+    def _process_hello(self, peer: Peer, hello: Hello) -> None:
+        try:
+            signed = SignedNodeRecord.from_bytes(hello.record, self.config.network_id)
+            if signed.node_id != peer.id:
+                raise InvalidNodeRecord("hello carries another node's record")
+        except InvalidNodeRecord as exc:
+            self.penalize(peer.id, scoring.PENALTY_MALFORMED, str(exc))
+            return
+        if peer.record is None or signed.record.seq >= peer.record.record.seq:
+            peer.record = signed
+        peer.topics = set(hello.topics)
+        peer.hello_received.set()
+        self.discovery.process_record(signed)
+
+    # --- gossip ---------------------------------------------------------------------
+
+    async def subscribe(self, topic: str, handler: GossipHandler) -> None:
+        """Receive `topic`'s messages in `handler` (raise `InvalidGossip` to reject one:
+        it is not forwarded and the sender's score drops); tell peers to send it to us."""
+        if not is_valid_name(topic):
+            raise InvalidGossip(f"bad topic name {topic!r}")
+        new = topic not in self._topics
+        self._topics[topic] = handler
+        if new:
+            await self._announce(Subscribe(topic, True))
+
+    async def unsubscribe(self, topic: str) -> None:
+        if self._topics.pop(topic, None) is not None:
+            await self._announce(Subscribe(topic, False))
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._topics)
+
+    def get_subscribers(self, topic: str) -> list[NodeId]:
+        return sorted(p.id for p in self._peers.values() if topic in p.topics)
+
+    async def publish(self, topic: str, data: bytes) -> bytes:
+        """Send `data` to every subscriber of `topic`; return its message id (SHA-256)."""
+        if not is_valid_name(topic):
+            raise InvalidGossip(f"bad topic name {topic!r}")
+        if len(data) + 2 + len(topic) > self.config.max_frame:
+            raise InvalidGossip(f"a {len(data)}-byte message exceeds the frame limit")
+        message_id = compute_message_id(data)
+        self.seen.process_message_id(message_id, self.clock.now())
+        await self._forward(topic, data, None)
+        return message_id
+
+    async def _process_publish(self, peer: Peer, message: Publish) -> None:
+        handler = self._topics.get(message.topic)
+        if handler is None:
+            self.metrics["unsolicited"] += 1
+            self.penalize(peer.id, scoring.PENALTY_UNSOLICITED, f"sent {message.topic} unasked")
+            return
+        message_id = compute_message_id(message.data)
+        if not self.seen.process_message_id(message_id, self.clock.now()):
+            self.metrics["duplicates"] += 1
+            return
+        try:
+            await handler(GossipMessage(message.topic, message.data, message_id, peer.id))
+        except BcaiError as exc:
+            if exc.peer_fault:
+                self.metrics["invalid_gossip"] += 1
+                self.penalize(peer.id, scoring.PENALTY_INVALID_GOSSIP, str(exc))
+            return
+        except Exception:
+            log.exception("handler for %s failed", message.topic)
+            return
+        self.metrics["delivered"] += 1
+        await self._forward(message.topic, message.data, peer.id)
+
+    async def _forward(self, topic: str, data: bytes, exclude: NodeId | None) -> None:
+        policy = get_topic_policy(topic)
+        targets = compute_forward_targets({p.id: p.topics for p in self._peers.values()}, topic, exclude)
+        for node in targets:
+            peer = self._peers.get(node)
+            if peer is None:
+                continue
+            try:
+                if not await peer.send(Publish(topic, data), policy.priority, policy.drop_when_full):
+                    self.metrics["dropped"] += 1
+            except ConnectionClosed:
+                continue
+
+    async def _announce(self, message: Message) -> None:
+        for peer in list(self._peers.values()):
+            await self._send_quietly(peer, message)
+
+    # --- request / response ---------------------------------------------------------
+
+    def register_handler(self, protocol: str, handler: RequestHandler, replace: bool = False) -> None:
+        """Answer requests for `protocol` with `handler(peer, payload) -> response bytes`.
+
+        A handler raising a `BcaiError` sends an error response (its message); one with
+        `peer_fault` also lowers the requester's score.
+        """
+        if not is_valid_name(protocol):
+            raise ValueError(f"bad protocol name {protocol!r}")
+        if protocol in self._handlers and not replace:
+            raise ValueError(f"a handler for {protocol!r} is already registered")
+        self._handlers[protocol] = handler
+
+    async def request(self, node: NodeId, protocol: str, payload: bytes, timeout: float | None = None) -> bytes:
+        """Send a request to a connected peer and wait for its response bytes.
+
+        Raises `PeerNotConnected`, `RequestTimeout`, `RequestFailed` (the peer answered
+        with an error) or `ConnectionClosed` (it went away meanwhile).
+        """
+        peer = self._peers.get(node)
+        if peer is None:
+            raise PeerNotConnected(f"not connected to {node!r}")
+        if not is_valid_name(protocol):
+            raise ValueError(f"bad protocol name {protocol!r}")
+        request_id = next(self._request_ids)
+        future: asyncio.Future[tuple[bool, bytes]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (node, future)
+        try:
+            await peer.send(Request(request_id, protocol, payload), Priority.NORMAL)
+            ok, body = await asyncio.wait_for(future, timeout or self.config.request_timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(f"{protocol} request to {node!r} timed out") from None
+        finally:
+            self._pending.pop(request_id, None)
+        if not ok:
+            raise RequestFailed(f"{node!r} answered {protocol}: {body.decode('utf-8', 'replace')}")
+        return body
+
+    def _process_response(self, peer: Peer, response: Response) -> None:
+        pending = self._pending.get(response.request_id)
+        if pending is None or pending[0] != peer.id:
+            # Late answers to timed-out requests land here too: a small penalty only.
+            self.metrics["unsolicited"] += 1
+            self.penalize(peer.id, scoring.PENALTY_UNSOLICITED, "response to no request of ours")
+            return
+        if not pending[1].done():
+            pending[1].set_result((response.ok, response.payload))
+
+    async def _serve_request(self, peer: Peer, request: Request) -> None:
+        try:
+            handler = self._handlers.get(request.protocol)
+            if handler is None:
+                response = Response(request.request_id, False, f"unknown protocol {request.protocol}".encode())
+            else:
+                try:
+                    response = Response(request.request_id, True, await handler(peer.id, request.payload))
+                except BcaiError as exc:
+                    if exc.peer_fault:
+                        self.penalize(peer.id, scoring.PENALTY_MALFORMED, str(exc))
+                    response = Response(request.request_id, False, f"{exc.code}: {exc}".encode())
+                except Exception:
+                    log.exception("handler for %s failed", request.protocol)
+                    response = Response(request.request_id, False, b"internal error")
+            if len(response.payload) + 10 > self.config.max_frame:
+                response = Response(request.request_id, False, b"response exceeds the frame limit")
+            await self._send_quietly(peer, response)
+        finally:
+            peer.requests_in_flight.release()
+
+    async def _send_quietly(self, peer: Peer, message: Message) -> None:
+        try:
+            await peer.send(message, Priority.NORMAL)
+        except ConnectionClosed:
+            pass
+        except FrameTooLarge as exc:
+            log.warning("not sending to %r: %s", peer.id, exc)
+
+    def _spawn(self, coroutine: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task

@@ -1,0 +1,57 @@
+"""The transport plugin interface: raw duplex byte streams between addresses.
+
+A `Transport` only moves bytes; the authenticated encryption (`secure.py`) runs on top of
+any `ByteStream`, so TCP (`tcp.py`) and the in-memory network (`memory.py`) share every
+line of handshake, framing, scoring and gossip code, and one test suite runs on both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+
+
+class ByteStream(ABC):
+    """One direction-pair of bytes to a remote endpoint."""
+
+    remote_address: str
+
+    @abstractmethod
+    async def read_exactly(self, n: int) -> bytes:
+        """Exactly `n` bytes, or raise `ConnectionClosed` when the stream ends first."""
+
+    @abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Queue `data`; waits while the stream's buffer is full (backpressure)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close both directions (idempotent)."""
+
+    @property
+    @abstractmethod
+    def is_closed(self) -> bool: ...
+
+
+StreamHandler = Callable[[ByteStream], Awaitable[None]]
+
+
+class Transport(ABC):
+    @abstractmethod
+    async def listen(self, address: str, on_stream: StreamHandler) -> str:
+        """Accept streams at `address` ("host:port"; port 0 picks one); return the bound address."""
+
+    @abstractmethod
+    async def dial(self, address: str) -> ByteStream:
+        """Open a stream to `address`; raise `ConnectionClosed` if nobody listens there."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop listening (open streams stay with their owners)."""
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"expected host:port, got {address!r}")
+    return host.strip("[]"), int(port)

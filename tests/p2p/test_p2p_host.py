@@ -1,0 +1,334 @@
+"""Host behaviour on both transports: gossip delivery and isolation, request/response,
+misbehaving peers (garbage, oversized frames, floods) disconnected and banned while the
+node keeps working, bans expiring on an injected clock, bounded send queues."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import pytest
+from p2p_netkit import TRANSPORTS, Net, connect_all, eventually, run
+
+from bcai.crypto import PrivateKey
+from bcai.errors import (
+    HandshakeFailed,
+    InvalidGossip,
+    PeerBanned,
+    PeerNotConnected,
+    RequestFailed,
+    RequestTimeout,
+)
+from bcai.p2p import (
+    TOPIC_BLOCKS,
+    TOPIC_CONSENSUS,
+    TOPIC_TXS,
+    GossipMessage,
+    Host,
+    HostConfig,
+    ManualClock,
+    NodeId,
+    Priority,
+    job_topic,
+    perform_handshake,
+)
+from bcai.p2p.peer import SendQueue
+from bcai.p2p.wire import Publish, Request, encode_message
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.got: list[GossipMessage] = []
+
+    async def __call__(self, message: GossipMessage) -> None:
+        self.got.append(message)
+
+
+async def _line(net: Net, n: int, config: HostConfig = HostConfig()) -> list[Host]:
+    hosts = [await net.host(f"n{i}", config) for i in range(n)]
+    return hosts
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_gossip_reaches_every_subscriber_exactly_once(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind)
+        hosts = await _line(net, 8)
+        inboxes = [Inbox() for _ in hosts]
+        for host, inbox in zip(hosts, inboxes):
+            await host.subscribe(TOPIC_BLOCKS, inbox)
+        # A ring with chords: many paths, so duplicates arrive and must be suppressed.
+        edges = [(i, (i + 1) % 8) for i in range(8)] + [(0, 4), (2, 6), (1, 5)]
+        await connect_all(hosts, edges)
+        await eventually(lambda: all(h.get_subscribers(TOPIC_BLOCKS) for h in hosts))
+        ids = [await hosts[i].publish(TOPIC_BLOCKS, f"block {i}".encode()) for i in (0, 3)]
+        await eventually(lambda: all(len(box.got) >= 2 for i, box in enumerate(inboxes) if i not in (0, 3)))
+        await eventually(lambda: len(inboxes[0].got) == 1 and len(inboxes[3].got) == 1)
+        await asyncio.sleep(0.05)  # let any duplicate land
+        for i, box in enumerate(inboxes):
+            expected = {ids[0], ids[1]} - ({ids[0]} if i == 0 else set()) - ({ids[1]} if i == 3 else set())
+            assert sorted(m.message_id for m in box.got) == sorted(expected), f"node {i}"
+        assert sum(h.metrics["duplicates"] for h in hosts) > 0
+        await net.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_job_topic_never_reaches_non_subscribers(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind)
+        hosts = await _line(net, 5)
+        topic = job_topic(42)
+        boxes = [Inbox() for _ in hosts]
+        members = (0, 1, 2)
+        for i in members:
+            await hosts[i].subscribe(topic, boxes[i])
+        for i in (3, 4):
+            await hosts[i].subscribe(TOPIC_TXS, boxes[i])
+        await connect_all(hosts, [(a, b) for a in range(5) for b in range(a + 1, 5)])
+        await eventually(lambda: len(hosts[0].get_subscribers(topic)) == 2)
+        await hosts[0].publish(topic, b"model update")
+        await eventually(lambda: len(boxes[1].got) == 1 and len(boxes[2].got) == 1)
+        await asyncio.sleep(0.05)
+        assert boxes[3].got == [] and boxes[4].got == []
+        assert hosts[3].metrics["unsolicited"] == 0 and hosts[4].metrics["unsolicited"] == 0
+        assert hosts[0].get_subscribers(topic) == sorted([hosts[1].node_id, hosts[2].node_id])
+        await hosts[2].unsubscribe(topic)
+        await eventually(lambda: hosts[0].get_subscribers(topic) == [hosts[1].node_id])
+        await net.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_invalid_gossip_rejected_by_handler_is_not_forwarded(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind)
+        a, b, c = await _line(net, 3)
+        got_c = Inbox()
+
+        async def strict(message: GossipMessage) -> None:
+            if message.data.startswith(b"bad"):
+                raise InvalidGossip("not a block")
+
+        await b.subscribe(TOPIC_BLOCKS, strict)
+        await c.subscribe(TOPIC_BLOCKS, got_c)
+        await connect_all([a, b, c], [(0, 1), (1, 2)])
+        await eventually(lambda: b.get_subscribers(TOPIC_BLOCKS) == [c.node_id] and a.get_subscribers(TOPIC_BLOCKS))
+        await a.publish(TOPIC_BLOCKS, b"bad block")
+        await a.publish(TOPIC_BLOCKS, b"good block")
+        await eventually(lambda: len(got_c.got) == 1)
+        assert got_c.got[0].data == b"good block"
+        assert b.scores.get_score(a.node_id, b.clock.now()) < 0
+        await net.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_request_response_errors_and_timeouts(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind)
+        a, b = await _line(net, 2)
+        slow = asyncio.Event()
+
+        async def echo(peer: NodeId, payload: bytes) -> bytes:
+            assert peer == a.node_id
+            return payload[::-1]
+
+        async def never(peer: NodeId, payload: bytes) -> bytes:
+            await slow.wait()
+            return b""
+
+        b.register_handler("test/echo", echo)
+        b.register_handler("test/never", never)
+        with pytest.raises(ValueError):
+            b.register_handler("test/echo", echo)
+        with pytest.raises(PeerNotConnected):
+            await a.request(b.node_id, "test/echo", b"abc")
+        await a.connect(b.address, b.node_id)
+        assert await a.request(b.node_id, "test/echo", b"abc") == b"cba"
+        big = bytes(range(256)) * 8192
+        assert await a.request(b.node_id, "test/echo", big) == big[::-1]
+        with pytest.raises(RequestFailed, match="unknown protocol"):
+            await a.request(b.node_id, "test/nothing", b"")
+        with pytest.raises(RequestTimeout):
+            await a.request(b.node_id, "test/never", b"", timeout=0.05)
+        slow.set()
+        await net.close()
+
+    run(main)
+
+
+async def _authenticated_raw(net: Net, host: Host, label: str):
+    """A hostile peer: completes the handshake, then writes whatever it likes."""
+    stream = await net.raw_dial(host.address)
+    key = PrivateKey.from_label(label)
+    channel = await perform_handshake(stream, key, host.config.network_id, host.node_id)
+    return channel, NodeId.of(key.public_key)
+
+
+async def _still_works(net: Net, host: Host) -> None:
+    friend = await net.host(f"friend-{len(net.hosts)}")
+    inbox = Inbox()
+    await host.subscribe(TOPIC_CONSENSUS, inbox)
+    await friend.connect(host.address, host.node_id)
+    await eventually(lambda: friend.get_subscribers(TOPIC_CONSENSUS) == [host.node_id])
+    await friend.publish(TOPIC_CONSENSUS, b"vote")
+    await eventually(lambda: len(inbox.got) == 1)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_invalid_garbage_sender_is_banned_and_node_keeps_working(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind, ManualClock())
+        host = await net.host("target")
+        channel, attacker = await _authenticated_raw(net, host, "garbage")
+        await eventually(lambda: attacker in host.peers)
+        for i in range(10):
+            try:
+                await channel.send(b"\xff garbage %d" % i)
+            except Exception:
+                break
+        await eventually(lambda: host.is_banned(attacker) and attacker not in host.peers)
+        assert host.metrics["malformed"] >= 4
+        # banned: a new connection with the same identity is dropped at once
+        channel2, _ = await _authenticated_raw(net, host, "garbage")
+        await asyncio.sleep(0.01)
+        assert attacker not in host.peers
+        with pytest.raises(PeerBanned):
+            await host.connect(net.hosts[0].address, attacker)
+        await _still_works(net, host)
+        await net.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_invalid_oversized_frame_sender_is_banned_at_once(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind, ManualClock())
+        host = await net.host("target")
+        channel, attacker = await _authenticated_raw(net, host, "oversized")
+        await eventually(lambda: attacker in host.peers)
+        await channel.stream.write(struct.pack(">I", 200 * 1024 * 1024))
+        await eventually(lambda: host.is_banned(attacker) and attacker not in host.peers)
+        assert host.metrics["oversized_frames"] == 1
+        await _still_works(net, host)
+        await net.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_invalid_flood_at_10x_rate_limit_is_banned_and_ban_expires(kind: str) -> None:
+    async def main() -> None:
+        clock = ManualClock()
+        config = HostConfig(rate_per_s=100, rate_burst=100, ban_seconds=60)
+        net = Net(kind, clock)
+        host = await net.host("target", config)
+        inbox = Inbox()
+        await host.subscribe(TOPIC_TXS, inbox)
+        channel, attacker = await _authenticated_raw(net, host, "flooder")
+        await eventually(lambda: attacker in host.peers)
+        # 1,000 messages in 1 simulated second: 10x the limit.
+        sent = 0
+        for i in range(1000):
+            if i % 100 == 0:
+                clock.advance(0.1)
+            try:
+                await channel.send(encode_message(Publish(TOPIC_TXS, b"tx %d" % i)))
+                sent += 1
+            except Exception:
+                break
+        await eventually(lambda: host.is_banned(attacker) and attacker not in host.peers)
+        assert host.metrics["rate_limited"] >= 20
+        assert len(inbox.got) <= 200  # burst + one second of refill at most
+        assert host.seen.max_size == config.seen_cache_size
+        await _still_works(net, host)
+        clock.advance(61)
+        assert not host.is_banned(attacker)
+        channel2, _ = await _authenticated_raw(net, host, "flooder")
+        await eventually(lambda: attacker in host.peers)
+        await net.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_invalid_unsolicited_topic_and_stray_responses_lower_the_score(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind, ManualClock())
+        host = await net.host("target")
+        channel, attacker = await _authenticated_raw(net, host, "stray")
+        await eventually(lambda: attacker in host.peers)
+        await channel.send(encode_message(Publish(job_topic("secret"), b"x")))
+        await channel.send(bytes([5]) + (12345).to_bytes(8, "big") + b"\x00stray")
+        await eventually(lambda: host.metrics["unsolicited"] == 2)
+        assert host.scores.get_score(attacker, host.clock.now()) == -10
+        await channel.send(encode_message(Request(1, "no/such", b"")))
+        frame = await channel.recv()  # the hello
+        while frame[0] != 5:
+            frame = await channel.recv()
+        assert frame[9] == 1 and b"unknown protocol" in frame
+        await net.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_dial_checks_the_expected_identity(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind)
+        a, b = await _line(net, 2)
+        wrong = NodeId.of(PrivateKey.from_label("not b").public_key)
+        with pytest.raises(HandshakeFailed):
+            await a.connect(b.address, wrong)
+        assert a.peers == []
+        with pytest.raises(HandshakeFailed):
+            await a.connect(a.address, a.node_id)
+        # both dial at once: one connection survives on both sides
+        await asyncio.gather(a.connect(b.address, b.node_id), b.connect(a.address, a.node_id))
+        await eventually(lambda: a.peers == [b.node_id] and b.peers == [a.node_id])
+        await asyncio.sleep(0.02)
+        assert a.peers == [b.node_id] and b.peers == [a.node_id]
+        assert await a.request(b.node_id, "kad/find_node", __import__("bcai.encoding").encoding.encode({"target": a.node_id.raw}))
+        await net.close()
+
+    run(main)
+
+
+def test_send_queue_blocks_consensus_and_drops_bulk_with_a_count() -> None:
+    async def main() -> None:
+        queue = SendQueue(max_bytes=10)
+        assert await queue.put(b"x" * 8, Priority.BULK, drop_when_full=True)
+        assert not await queue.put(b"y" * 8, Priority.BULK, drop_when_full=True)
+        assert queue.dropped == 1
+        assert await queue.put(b"c" * 8, Priority.CONSENSUS, drop_when_full=False)
+        blocked = asyncio.ensure_future(queue.put(b"d" * 8, Priority.CONSENSUS, drop_when_full=False))
+        await asyncio.sleep(0)
+        assert not blocked.done()  # the producer waits, nothing is lost
+        assert await queue.get() == b"c" * 8  # consensus first
+        await asyncio.sleep(0)
+        assert blocked.done() and blocked.result()
+        assert await queue.get() == b"d" * 8
+        assert await queue.get() == b"x" * 8
+        assert queue.queued_bytes == 0
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_record_update_reaches_connected_peers(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind)
+        a, b = await _line(net, 2)
+        await a.connect(b.address, b.node_id)
+        await eventually(lambda: a.get_peer_record(b.node_id) is not None)
+        b.update_record(roles=frozenset({"worker"}), capabilities={"gpus": 8})
+        await eventually(lambda: a.get_peer_record(b.node_id).record.capabilities == {"gpus": 8})
+        assert a.get_peer_record(b.node_id).record.seq == 2
+        await net.close()
+
+    run(main)
