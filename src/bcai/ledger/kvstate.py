@@ -95,6 +95,8 @@ class KVState:
         # _levels[d][i]: hash of node i at depth d above the buckets (d=0: buckets).
         self._levels: list[dict[int, bytes]] = [{} for _ in range(BUCKET_BITS + 1)]
         self._journal: list[tuple[bytes, object]] | None = None
+        self._marks: list[int] = []  # journal length at each open checkpoint
+        self._changed: set[bytes] = set()  # keys written since the last `take_changes`
 
     # -- reads -------------------------------------------------------------------------
 
@@ -128,6 +130,7 @@ class KVState:
             self._index(key)
         self._data[key] = value
         self._dirty.add(compute_bucket(key))
+        self._changed.add(key)
 
     def delete(self, key: bytes) -> None:
         old = self._data.get(key, _MISSING)
@@ -138,6 +141,13 @@ class KVState:
         del self._data[key]
         self._unindex(key)
         self._dirty.add(compute_bucket(key))
+        self._changed.add(key)
+
+    def take_changes(self) -> dict[bytes, bytes | None]:
+        """Entries written since the last call (None: deleted), for incremental persistence."""
+        changes = {key: self._data.get(key) for key in self._changed}
+        self._changed = set()
+        return changes
 
     def _index(self, key: bytes) -> None:
         self._bucket_keys.setdefault(compute_bucket(key), set()).add(key)
@@ -159,15 +169,17 @@ class KVState:
     # -- atomicity ---------------------------------------------------------------------
 
     def checkpoint(self) -> int:
-        """Start (or nest in) a journal; returns a mark for `rollback` / `commit`."""
+        """Open a (possibly nested) checkpoint; returns its token for `rollback` / `commit`."""
         if self._journal is None:
             self._journal = []
-        return len(self._journal)
+        self._marks.append(len(self._journal))
+        return len(self._marks)
 
-    def rollback(self, mark: int) -> None:
-        assert self._journal is not None
-        journal = self._journal
-        while len(journal) > mark:
+    def rollback(self, token: int) -> None:
+        """Undo every write since checkpoint `token` (and close it and those inside it)."""
+        assert self._journal is not None and 0 < token <= len(self._marks), "no such checkpoint"
+        journal, position = self._journal, self._marks[token - 1]
+        while len(journal) > position:
             key, old = journal.pop()
             if old is _MISSING:
                 if key in self._data:
@@ -178,11 +190,17 @@ class KVState:
                     self._index(key)
                 self._data[key] = old  # type: ignore[assignment]
             self._dirty.add(compute_bucket(key))
-        if mark == 0:
-            self._journal = None
+            self._changed.add(key)
+        self._close(token)
 
-    def commit(self, mark: int) -> None:
-        if mark == 0:
+    def commit(self, token: int) -> None:
+        """Keep the writes since checkpoint `token`; an enclosing checkpoint can still undo them."""
+        assert 0 < token <= len(self._marks), "no such checkpoint"
+        self._close(token)
+
+    def _close(self, token: int) -> None:
+        del self._marks[token - 1:]
+        if not self._marks:
             self._journal = None
 
     # -- root and proofs ---------------------------------------------------------------
@@ -233,4 +251,5 @@ class KVState:
             other._index(key)
         self.root()
         other._levels = [dict(level) for level in self._levels]
+        other._changed = set(self._changed)
         return other

@@ -27,7 +27,7 @@ from bcai.crypto import Address, Cid, PrivateKey, PublicKey
 from bcai.encoding import decode, encode
 from bcai.errors import EncodingError, InvalidCid, MalformedTransaction, TransactionTooLarge
 from bcai.ledger.params import BPS, MAX_AMOUNT
-from bcai.ledger.types import Amount, Height, JobId
+from bcai.ledger.types import Amount, Bps, Height, JobId
 
 MAX_TEXT = 256
 MAX_MAP_ENTRIES = 32
@@ -131,7 +131,7 @@ class PostJob(TxBody):
     spec_cid: Cid
     budget: Amount
     required_evaluators: int
-    agreement_threshold_bps: int  # evaluators agree when max - min accuracy <= this
+    agreement_threshold_bps: Bps  # evaluators agree when max - min accuracy <= this
     deadline_height: Height
     min_workers: int
     max_workers: int
@@ -162,7 +162,7 @@ class Attest(TxBody):
     KIND: ClassVar[str] = "attest"
     job_id: JobId
     model_cid: Cid
-    accuracy_bps: int
+    accuracy_bps: Bps
     accept: bool
 
 
@@ -318,6 +318,7 @@ _CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "int": (_dec_uint, _ident),
     "Amount": (_dec_amount, _ident),
     "Height": (_dec_uint, _ident),
+    "Bps": (_dec_bps, _ident),
     "Address": (_dec_address, lambda a: a.raw),
     "JobId": (_dec_hash, _ident),
     "Cid": (_dec_cid, lambda c: c.to_bytes()),
