@@ -1,0 +1,201 @@
+"""Content store (one test class, both implementations) and content transfer over hosts:
+multi-chunk objects, a provider with a corrupt chunk, resume after a disconnect, block sync."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from p2p_netkit import TRANSPORTS, Net, connect_all, run
+
+from bcai.crypto import CODEC_DAG_CBOR, Cid
+from bcai.errors import (
+    ConnectionClosed,
+    ContentNotFound,
+    ContentUnavailable,
+    CorruptContent,
+    InvalidCid,
+    InvalidManifest,
+    MalformedMessage,
+    RequestFailed,
+)
+from bcai.p2p import BlockSyncServer, ContentExchange, Manifest, NodeId, compute_chunks, fetch_blocks, read_object, store_object
+from bcai.p2p.content import GET_PROTOCOL
+from bcai.store import ContentStore, FileContentStore, MemoryContentStore
+
+
+@pytest.fixture(params=["memory", "file"])
+def store(request: pytest.FixtureRequest, tmp_path) -> ContentStore:
+    return MemoryContentStore() if request.param == "memory" else FileContentStore(tmp_path / "content", fsync=True)
+
+
+class TestContentStore:
+    def test_put_get_has_delete(self, store: ContentStore) -> None:
+        cid = store.put(b"hello")
+        assert cid == Cid.of(b"hello") and store.has(cid) and store.get(cid) == b"hello"
+        assert store.put(b"hello") == cid
+        assert list(store.cids()) == [cid]
+        store.delete(cid)
+        assert not store.has(cid)
+        with pytest.raises(ContentNotFound):
+            store.get(cid)
+
+    def test_codecs_give_different_ids(self, store: ContentStore) -> None:
+        assert store.put(b"\xa0", CODEC_DAG_CBOR) != store.put(b"\xa0")
+
+    def test_invalid_put_verified_rejects_wrong_bytes(self, store: ContentStore) -> None:
+        with pytest.raises(InvalidCid):
+            store.put_verified(Cid.of(b"one"), b"two")
+        assert not store.has(Cid.of(b"one"))
+
+    def test_corrupt_bytes_are_detected_and_removed(self, store: ContentStore) -> None:
+        cid = store.put(b"precious")
+        if isinstance(store, FileContentStore):
+            path = store._path(cid)
+            path.write_bytes(b"tampered")
+        else:
+            store.blobs[cid] = b"tampered"  # type: ignore[attr-defined]
+        with pytest.raises(CorruptContent):
+            store.get(cid)
+        assert not store.has(cid)
+
+    def test_objects_roundtrip_through_chunks(self, store: ContentStore) -> None:
+        data = os.urandom(10_000)
+        object_id = store_object(store, data, chunk_size=1024)
+        assert object_id.codec == CODEC_DAG_CBOR
+        assert read_object(store, object_id) == data
+        assert read_object(store, store_object(store, b"", 1024)) == b""
+
+
+def test_file_store_leaves_no_temp_files_and_ignores_strays(tmp_path) -> None:
+    store = FileContentStore(tmp_path)
+    cid = store.put(b"x" * 1000)
+    (tmp_path / "zz").mkdir()
+    (tmp_path / "zz" / "bnot-a-cid").write_bytes(b"")
+    assert list(store.cids()) == [cid]
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_invalid_manifests() -> None:
+    manifest, _ = compute_chunks(b"abcdef", chunk_size=4)
+    assert Manifest.from_bytes(manifest.to_bytes()) == manifest and len(manifest.chunks) == 2
+    with pytest.raises(InvalidManifest):
+        Manifest(7, 4, manifest.chunks[:1])  # count does not match size
+    with pytest.raises(InvalidManifest):
+        Manifest(0, 0, ())
+    with pytest.raises(InvalidManifest):
+        Manifest(4, 4, (Cid.of(b"x", CODEC_DAG_CBOR),))
+    for junk in (b"\xff", b"\xa0", b"\xa3dsize\x01dchunks\x80jchunk_size\x00"):
+        with pytest.raises(InvalidManifest):
+            Manifest.from_bytes(junk)
+
+
+CHUNK = 64 * 1024
+
+
+async def _providers(net: Net, count: int, data: bytes):
+    hosts = [await net.host(f"provider{i}") for i in range(count)]
+    exchanges = [ContentExchange(h, MemoryContentStore()) for h in hosts]
+    object_id = None
+    for exchange in exchanges:
+        object_id = store_object(exchange.store, data, CHUNK)
+    fetcher = await net.host("fetcher")
+    mine = ContentExchange(fetcher, MemoryContentStore(), window_per_peer=2)
+    await connect_all([fetcher, *hosts], [(0, i + 1) for i in range(count)])
+    return hosts, exchanges, fetcher, mine, object_id
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_transfer_from_several_peers_rejects_a_corrupt_chunk(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind)
+        data = os.urandom(20 * CHUNK + 123)
+        hosts, exchanges, fetcher, mine, object_id = await _providers(net, 3, data)
+        liar = hosts[1]
+
+        async def lying(peer: NodeId, payload: bytes) -> bytes:  # corrupts every chunk
+            cid = Cid.from_bytes(payload)
+            data = exchanges[1].store.get(cid)
+            return data if cid == object_id else b"\x00" + data[1:]
+
+        liar.register_handler(GET_PROTOCOL, lying, replace=True)
+        got = await mine.fetch_bytes(object_id, [h.node_id for h in hosts])
+        assert got == data
+        # the liar is dropped at its first bad chunk: only what was in flight was wasted
+        assert 1 <= mine.metrics["corrupt_chunks"] <= mine.window_per_peer
+        assert fetcher.scores.get_score(liar.node_id, fetcher.clock.now()) < 0
+        served = [e.metrics["chunks_served"] for e in exchanges]
+        assert served[0] > 0 and served[2] > 0  # the work was spread
+        assert mine.metrics["chunks_fetched"] == 21
+        await net.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_transfer_resumes_after_a_disconnect(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind)
+        data = os.urandom(16 * CHUNK)
+        hosts, exchanges, fetcher, mine, object_id = await _providers(net, 2, data)
+        flaky, steady = hosts
+        served = 0
+
+        async def hang_up_after_six(peer: NodeId, payload: bytes) -> bytes:
+            nonlocal served
+            served += 1
+            if served > 7:  # the manifest and six chunks, then it goes away
+                flaky.disconnect(peer)
+                raise ConnectionClosed("gone")
+            return exchanges[0].store.get(Cid.from_bytes(payload))
+
+        flaky.register_handler(GET_PROTOCOL, hang_up_after_six, replace=True)
+        with pytest.raises(ContentUnavailable):
+            await mine.fetch(object_id, [flaky.node_id])
+        have = sum(1 for c in Manifest.from_bytes(mine.store.get(object_id)).chunks if mine.store.has(c))
+        assert have == 6
+        before = exchanges[1].metrics["chunks_served"]
+        assert await mine.fetch_bytes(object_id, [steady.node_id]) == data
+        assert exchanges[1].metrics["chunks_served"] - before == 16 - 6  # nothing fetched twice
+        assert mine.metrics["chunks_skipped"] == 6
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_content_requests() -> None:
+    async def main() -> None:
+        net = Net("memory")
+        hosts, exchanges, fetcher, mine, object_id = await _providers(net, 1, b"abc")
+        provider = hosts[0].node_id
+        with pytest.raises(RequestFailed, match="malformed_message"):
+            await fetcher.request(provider, GET_PROTOCOL, b"not a cid")
+        with pytest.raises(RequestFailed, match="content_not_found"):
+            await fetcher.request(provider, GET_PROTOCOL, Cid.of(b"missing").to_bytes())
+        with pytest.raises(ContentUnavailable):
+            await mine.fetch(Cid.of(b"nobody has this", CODEC_DAG_CBOR), [provider])
+        with pytest.raises(InvalidManifest):
+            await mine.fetch(Cid.of(b"raw"), [provider])
+        await net.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_block_sync_serves_ranges(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind)
+        server, client = await net.host("synced"), await net.host("lagging")
+        chain = {h: f"block {h}".encode() * 10 for h in range(1, 101)}
+        BlockSyncServer(chain.get).register(server)
+        await client.connect(server.address, server.node_id)
+        assert await fetch_blocks(client, server.node_id, 1, 10) == [chain[h] for h in range(1, 11)]
+        assert await fetch_blocks(client, server.node_id, 95, 64) == [chain[h] for h in range(95, 101)]
+        assert await fetch_blocks(client, server.node_id, 500, 5) == []
+        with pytest.raises(MalformedMessage):
+            await fetch_blocks(client, server.node_id, 1, 0)
+        with pytest.raises(RequestFailed):
+            await client.request(server.node_id, "sync/blocks", b"\xff")
+        await net.close()
+
+    run(main)
