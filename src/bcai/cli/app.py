@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bcai.cli import keys
+from bcai.cli import account, devnet, keys, node, status, tx
 
 app = typer.Typer(
     help="bcai: a decentralized network for training AI models.",
@@ -12,6 +12,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(keys.app, name="keys")
+app.add_typer(node.app, name="node")
+app.add_typer(devnet.app, name="devnet")
+app.add_typer(account.app, name="account")
+app.add_typer(tx.app, name="tx")
+app.add_typer(status.app, name="status")
 
 
 def main() -> None:
