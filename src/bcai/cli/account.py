@@ -12,8 +12,6 @@ from bcai.cli.output import console, emit_json, fail
 from bcai.crypto import PrivateKey
 from bcai.errors import BcaiError, ConfigError, KeyStoreError
 
-app = typer.Typer(help="Show an account (balance, nonce, stakes).", invoke_without_command=True)
-
 UrlOption = typer.Option(None, "--url", help="Node API URL (default: the running devnet's first node).")
 KeyOption = typer.Option(None, "--key", help="Name of a key in HOME/keys (or in the devnet home).")
 HomeOption = typer.Option(None, "--home", help="bcai home holding keys/ (default: $BCAI_HOME or the user data dir).")
@@ -48,7 +46,6 @@ def print_view(title: str, view: dict[str, Any]) -> None:
     console.print(table)
 
 
-@app.callback()
 def account(address: Optional[str] = typer.Argument(None, help="bcai... address"), key: Optional[str] = KeyOption,
             url: Optional[str] = UrlOption, home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
     """Show an account by address or by key name.

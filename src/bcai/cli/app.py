@@ -14,9 +14,9 @@ app = typer.Typer(
 app.add_typer(keys.app, name="keys")
 app.add_typer(node.app, name="node")
 app.add_typer(devnet.app, name="devnet")
-app.add_typer(account.app, name="account")
+app.command("account")(account.account)  # a single command: `bcai account ADDRESS`
 app.add_typer(tx.app, name="tx")
-app.add_typer(status.app, name="status")
+app.command("status")(status.status)
 
 
 def main() -> None:

@@ -10,10 +10,6 @@ from bcai.cli.account import JsonOption, UrlOption, print_view, resolve_url
 from bcai.cli.output import emit_json, fail
 from bcai.errors import BcaiError
 
-app = typer.Typer(help="Show a node's status.", invoke_without_command=True)
-
-
-@app.callback()
 def status(url: Optional[str] = UrlOption, as_json: bool = JsonOption) -> None:
     """Show the status of the node at --url (default: the running devnet's first node).
 

@@ -5,7 +5,7 @@ Bytes are hex, addresses `bcai...`, content ids base32 strings; amounts stay int
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
 from bcai.consensus import Block, CommitCertificate
@@ -76,8 +76,8 @@ def view_value(value: Any) -> Any:
         return {str(k): view_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [view_value(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: view_value(getattr(value, name)) for name in value.__dataclass_fields__}
+    if is_dataclass(value):
+        return {f.name: view_value(getattr(value, f.name)) for f in fields(value)}
     return value
 
 

@@ -1,0 +1,142 @@
+"""Real devnets: N `bcai node run` processes on 127.0.0.1 talking TCP.
+
+The smoke test (unmarked, in `make test`) starts 4 validators through the CLI, posts a
+transfer to node 0 and checks it is committed and visible on all four. The crash test
+(e2e, slow) kills a validator with SIGKILL under load and restarts it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bcai.crypto import PrivateKey
+from bcai.crypto.keystore import KeyStore
+from bcai.errors import BcaiError
+from bcai.node import devnet
+from bcai.node.processes import is_ours, start_node
+from bcai.sdk import Client
+
+
+def bcai(*args: str, timeout: float = 90) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "bcai", *args, "--json"], capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def get_json(url: str) -> Any:
+    return httpx.get(url, timeout=5).json()
+
+
+def wait_until(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def devnet_home(tmp_path: Path) -> Any:
+    home = tmp_path / "devnet"
+    yield home
+    if (home / devnet.DEVNET_FILE).exists():
+        devnet.down(home)
+
+
+def test_devnet_commits_and_a_tx_is_visible_on_all_four(devnet_home: Path) -> None:
+    up = bcai("devnet", "up", "-n", "4", "--home", str(devnet_home))
+    urls = [node["api_url"] for node in up["nodes"]]
+    client_key = KeyStore(devnet_home).load("client")
+    recipient = PrivateKey.from_label("e2e-recipient").address
+    with Client(urls[0], key=client_key) as client:
+        tx_hash = client.transfer(recipient, 4321)
+        receipt = client.wait_for_tx(tx_hash, timeout_s=30)
+    assert receipt["status"] == "committed" and receipt["body"]["amount"] == 4321
+    for url in urls:
+        wait_until(lambda: get_json(f"{url}/status")["height"] >= receipt["height"], 30, f"{url} to commit")
+        assert get_json(f"{url}/txs/{tx_hash}")["height"] == receipt["height"]
+        assert get_json(f"{url}/accounts/{recipient}")["balance"] == 4321
+    hashes = {get_json(f"{url}/blocks/{receipt['height']}")["hash"] for url in urls}
+    assert len(hashes) == 1
+    status = bcai("devnet", "status", "--home", str(devnet_home))
+    assert [n["name"] for n in status["nodes"]] == ["node0", "node1", "node2", "node3"]
+    assert all(n["height"] >= receipt["height"] and n["peers"] == 3 and n["api_url"] for n in status["nodes"])
+    pids = [(n.pid, n.command) for n in devnet.load_devnet(devnet_home)]
+    assert bcai("devnet", "down", "--home", str(devnet_home))["stopped"] == ["node0", "node1", "node2", "node3"]
+    assert not any(is_ours(pid, command) for pid, command in pids if pid and command)
+
+
+def test_invalid_devnet_commands_fail_cleanly(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bcai", "devnet", "status", "--home", str(tmp_path), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and json.loads(done.stdout)["error"]["code"] == "devnet_not_found"
+    done = subprocess.run([sys.executable, "-m", "bcai", "devnet", "down", "--home", str(tmp_path), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and json.loads(done.stdout)["error"]["code"] == "devnet_not_found"
+
+
+class Load(threading.Thread):
+    """Signed transfers from the client key to node 0, back to back; records acknowledged hashes."""
+
+    def __init__(self, url: str, key: PrivateKey) -> None:
+        super().__init__(daemon=True)
+        self.client = Client(url, key=key)
+        self.acknowledged: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        to = PrivateKey.from_label("load-recipient").address
+        while not self.stop.is_set():
+            try:
+                self.acknowledged.append(self.client.transfer(to, 1))
+            except BcaiError:
+                time.sleep(0.05)
+            time.sleep(0.01)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_kill_9_a_validator_under_load(devnet_home: Path) -> None:
+    nodes = devnet.up(devnet_home, 4)
+    urls = [n.api_url for n in nodes]
+    load = Load(urls[0], KeyStore(devnet_home).load("client"))
+    load.start()
+    time.sleep(3)
+    victim = nodes[3]
+    assert victim.pid is not None
+    os.kill(victim.pid, signal.SIGKILL)
+    height_at_kill = get_json(f"{urls[0]}/status")["height"]
+    wait_until(lambda: get_json(f"{urls[0]}/status")["height"] >= height_at_kill + 5, 60, "the chain to go on with 3 of 4")
+    victim.pid, victim.command = start_node(Path(victim.home))
+    devnet.save_devnet(devnet_home, nodes)
+    time.sleep(3)
+    load.stop.set()
+    load.join(10)
+    target = get_json(f"{urls[0]}/status")["height"]
+    wait_until(lambda: get_json(f"{urls[3]}/status")["height"] >= target, 90, "the restarted node to catch up")
+    assert load.acknowledged
+    heights: dict[str, int] = {}
+    for tx_hash in load.acknowledged:
+        wait_until(lambda: get_json(f"{urls[0]}/txs/{tx_hash}").get("status") == "committed", 60, f"tx {tx_hash}")
+        heights[tx_hash] = get_json(f"{urls[0]}/txs/{tx_hash}")["height"]
+    top = min(get_json(f"{url}/status")["height"] for url in urls)
+    committed: list[str] = []
+    for height in range(1, top + 1):
+        blocks = [get_json(f"{url}/blocks/{height}") for url in urls]
+        assert len({b["hash"] for b in blocks}) == 1, f"nodes disagree at height {height}"
+        assert blocks[0]["evidence"] == [], "a validator double-signed"
+        committed.extend(blocks[0]["txs"])
+    load_txs = [h for h in committed if h in heights]
+    assert sorted(load_txs) == sorted(set(load_txs))  # exactly once
+    assert set(load_txs) == {h for h, height in heights.items() if height <= top}
