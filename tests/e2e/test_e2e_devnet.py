@@ -36,7 +36,7 @@ def bcai(*args: str, timeout: float = 90) -> dict[str, Any]:
 
 
 def get_json(url: str) -> Any:
-    return httpx.get(url, timeout=5).json()
+    return httpx.get(url, timeout=20).json()
 
 
 def wait_until(predicate: Any, timeout_s: float, what: str) -> None:
