@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bcai.crypto import Address, Cid, PrivateKey
+from bcai.crypto import Address, Cid, PrivateKey, sha256
 from bcai.errors import ClientError, InvalidCid, NodeUnreachable, TxTimeout
 from bcai.ledger import (
     Attest, Bond, Capabilities, PostJob, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, TxBody, Unbond,
@@ -119,12 +119,15 @@ class Client:
         raw = encode_tx(key, self._next_nonce, fee, self.chain_id, body)
         try:
             response = self._check(self._request("POST", "/txs", json={"tx": raw.hex()}))
+            tx_hash = str(response.json()["hash"])
         except ClientError as exc:
-            if exc.code == "tx_bad_nonce":
-                self._next_nonce = None  # resync from the chain next time
-            raise
+            if exc.code != "tx_already_known":  # the very same bytes are pending: a retry that landed
+                if exc.code == "tx_bad_nonce":
+                    self._next_nonce = None  # resync from the chain next time
+                raise
+            tx_hash = sha256(raw).hex()
         self._next_nonce += 1
-        return str(response.json()["hash"])
+        return tx_hash
 
     def wait_for_tx(self, tx_hash: str, timeout_s: float = 30.0, poll_s: float = 0.1) -> dict[str, Any]:
         """Block until the tx is in a committed block; return its receipt."""
