@@ -105,6 +105,7 @@ class Node(NodeReads):
         self._tx_outbox_bytes = 0
         self._sync_wakeup = asyncio.Event()
         self._sync_peer: NodeId | None = None
+        self._last_polled_height = -1
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
@@ -347,8 +348,11 @@ class Node(NodeReads):
                 continue
             if type(height) is int and height > best:
                 best, best_peer = height, peer
-        # one block behind is normal while a commit propagates; act on 2+ or a hint
-        if best_peer is None or (best - self.app.state.height < 2 and hinted is None):
+        # one block behind is normal while a commit propagates: act on 2+, on a hint, or when
+        # we have not moved since the last poll (stuck one behind: our peers moved on)
+        mine, previous = self.app.state.height, self._last_polled_height
+        self._last_polled_height = mine
+        if best_peer is None or (best - mine < 2 and hinted is None and mine != previous):
             return
         while self.app.state.height < best and not self._stopping.is_set():
             start = self.app.state.height + 1
