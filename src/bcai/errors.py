@@ -134,6 +134,27 @@ class MempoolFull(MempoolError):
     """Raised when the mempool is at its limit and the tx does not pay more than what it holds."""
 
     code = "mempool_full"
+
+# --- sandbox ----------------------------------------------------------------------------
+# One leaf per error kind a sandboxed execution can end in. `kind` is the short name the
+# result records and the CLI prints (`error_kind`); `code` is `sandbox_<kind>`.
+# Untrusted code misbehaving is not a peer fault of the node that runs it, and none of
+# these is retryable: the same code with the same inputs and limits fails the same way.
+
+
+class SandboxError(BcaiError):
+    """Base for sandboxed executions (Python bridge and WASM engine) that did not succeed."""
+
+    code = "sandbox"
+    kind = "sandbox"
+    http_status = 422
+
+
+class SandboxUnavailable(SandboxError):
+    """Raised when the sandbox itself cannot start (libseccomp missing, zygote died, bad setup)."""
+
+    code = "sandbox_unavailable"
+    kind = "unavailable"
     http_status = 503
     retryable = True
 
@@ -281,26 +302,6 @@ class InvalidJobSpec(InvalidTransaction):
 class InvalidBlock(LedgerError):
     """Raised when a block cannot be applied (wrong height, an invalid tx, bad evidence); state is unchanged."""
 
-# --- consensus ------------------------------------------------------------------------
-
-
-class ConsensusError(BcaiError):
-    """Base for consensus errors: messages, blocks, certificates and proofs of useful work."""
-
-    code = "consensus"
-    http_status = 400
-
-
-class InvalidMessage(ConsensusError):
-    """Raised when a consensus message is malformed, oversized, wrongly signed or from a non-validator."""
-
-    code = "invalid_message"
-    peer_fault = True
-
-
-class InvalidBlock(ConsensusError):
-    """Raised when a proposed or synced block breaks a header, payload or evidence rule."""
-
     code = "invalid_block"
     peer_fault = True
 
@@ -347,44 +348,211 @@ class InvariantViolation(LedgerError):
     code = "invariant_violation"
     http_status = 500
 
-class InvalidProof(InvalidBlock):
-    """Raised when a block's proof of useful work fails: wrong task, bad result or hash above target."""
+class SandboxMemoryLimit(SandboxError):
+    """Raised when the code tried to use more memory than its limit allows."""
 
-    code = "invalid_proof"
+    code = "sandbox_memory_limit"
+    kind = "memory_limit"
 
 
-class InvalidCertificate(ConsensusError):
-    """Raised when a commit certificate lacks more than 2/3 of voting power or holds a bad signature."""
+class SandboxTimeLimit(SandboxError):
+    """Raised when the code ran past its CPU-time or wall-clock limit (Python bridge)."""
 
-    code = "invalid_certificate"
+    code = "sandbox_time_limit"
+    kind = "time_limit"
+
+
+class SandboxImportDenied(SandboxError):
+    """Raised when Python code imported a module outside its allow-list."""
+
+    code = "sandbox_import_denied"
+    kind = "import_denied"
+
+
+class SandboxFileOpsLimit(SandboxError):
+    """Raised when Python code made more file operations than allowed, or wrote a file too big."""
+
+    code = "sandbox_file_ops_limit"
+    kind = "file_ops_limit"
+
+
+class SandboxNetworkDenied(SandboxError):
+    """Raised when code without network access tried to open a socket or resolve a name."""
+
+    code = "sandbox_network_denied"
+    kind = "network_denied"
+
+
+class SandboxForbidden(SandboxError):
+    """Raised when Python code tried an operation no sandbox allows: starting processes or
+    threads, signalling other processes, ctypes, or touching files outside its work dir."""
+
+    code = "sandbox_forbidden"
+    kind = "forbidden"
+
+
+class SandboxOutputInvalid(SandboxError):
+    """Raised when the code's outputs are missing, malformed, or of a type that cannot cross."""
+
+    code = "sandbox_output_invalid"
+    kind = "output_invalid"
+
+
+class SandboxOutputTooLarge(SandboxError):
+    """Raised when the code produced more output bytes than its cap."""
+
+    code = "sandbox_output_too_large"
+    kind = "output_too_large"
+
+
+class SandboxCrashed(SandboxError):
+    """Raised when Python code raised an uncaught exception or its process died abnormally."""
+
+    code = "sandbox_crashed"
+    kind = "crashed"
+
+
+class SandboxOutOfFuel(SandboxError):
+    """Raised when a WASM module used up its instruction budget (fuel)."""
+
+    code = "sandbox_out_of_fuel"
+    kind = "out_of_fuel"
+
+
+class SandboxTimeout(SandboxError):
+    """Raised when a WASM module ran past its wall-clock limit (epoch deadline)."""
+
+    code = "sandbox_timeout"
+    kind = "timeout"
+
+
+class SandboxTrap(SandboxError):
+    """Raised when a WASM module trapped (unreachable, out-of-bounds access, bad host call ...)."""
+
+    code = "sandbox_trap"
+    kind = "trap"
+
+
+class SandboxInvalidModule(SandboxError):
+    """Raised when WASM bytes or text do not compile, or the module's imports/exports do not
+    match the host interface (missing entry, unknown imports, WASI, threads)."""
+
+    code = "sandbox_invalid_module"
+    kind = "invalid_module"
+    http_status = 400
+
+
+class SandboxNondeterministic(SandboxError):
+    """Raised when the same module and input gave different output hashes on two runs."""
+
+    code = "sandbox_nondeterministic"
+    kind = "nondeterministic"
+
+
+SANDBOX_ERRORS: dict[str, type[SandboxError]] = {
+    cls.kind: cls
+    for cls in (
+        SandboxUnavailable,
+        SandboxMemoryLimit,
+        SandboxTimeLimit,
+        SandboxImportDenied,
+        SandboxFileOpsLimit,
+        SandboxNetworkDenied,
+        SandboxForbidden,
+        SandboxOutputInvalid,
+        SandboxOutputTooLarge,
+        SandboxCrashed,
+        SandboxOutOfFuel,
+        SandboxTimeout,
+        SandboxTrap,
+        SandboxInvalidModule,
+        SandboxNondeterministic,
+    )
+}
+
+# --- scheduler ------------------------------------------------------------------------
+
+
+class SchedulerError(BcaiError):
+    """Base for node telemetry, admission and assignment errors."""
+
+    code = "scheduler"
+    http_status = 400
+
+
+class InvalidTelemetry(SchedulerError):
+    """Raised when a telemetry sample holds a value outside its domain (negative, NaN, > 100%)."""
+
+    code = "invalid_telemetry"
     peer_fault = True
 
 
-class InvalidEvidence(ConsensusError):
-    """Raised when duplicate-vote evidence does not prove two conflicting signed votes."""
+class InvalidJobPolicy(SchedulerError):
+    """Raised when a job's placement policy is malformed (non-positive min_nodes, negative needs)."""
 
-    code = "invalid_evidence"
+    code = "invalid_job_policy"
+
+
+class InvalidNodeRecord(SchedulerError):
+    """Raised when a node record or on-chain volunteer record holds an invalid field."""
+
+    code = "invalid_node_record"
     peer_fault = True
 
 
-class DoubleSignRefused(ConsensusError):
-    """Raised when our own signer is asked to sign a second, different vote for one height/round/type."""
+class UnknownStrategy(SchedulerError):
+    """Raised when an assignment strategy name is not one bcai ships."""
 
-    code = "double_sign_refused"
-    http_status = 409
-
-
-class UnknownProofKind(InvalidBlock):
-    """Raised when a block names a proof-of-useful-work kind no verifier is registered for."""
-
-    code = "unknown_proof_kind"
+    code = "unknown_strategy"
 
 
-class SimulationError(BcaiError):
-    """Raised when a simulation specification (partition, crash, byzantine option) is invalid."""
+class InvalidAssignment(SchedulerError):
+    """Raised when an assignment-history operation gets an invalid task id, node id or time."""
 
-    code = "simulation_spec"
-    exit_code = 2
+    code = "invalid_assignment"
+
+
+# --- training -------------------------------------------------------------------------
+
+
+class TrainingError(BcaiError):
+    """Base for aggregation, privacy and secure-aggregation errors."""
+
+    code = "training"
+    http_status = 400
+
+
+class InvalidUpdate(TrainingError):
+    """Raised when model updates are empty, disagree on names, shapes or dtypes, or hold NaN/inf."""
+
+    code = "invalid_update"
+    peer_fault = True
+
+
+class InvalidAggregationParameter(TrainingError):
+    """Raised when an aggregation rule's parameter does not fit the updates (e.g. Krum with n <= 2f + 2)."""
+
+    code = "invalid_aggregation_parameter"
+
+
+class UnsupportedPrivacyComposition(TrainingError):
+    """Raised when differential privacy wraps a rule with no L2 sensitivity bound (median, Krum)."""
+
+    code = "unsupported_privacy_composition"
+
+
+class MaskedClientDropped(TrainingError):
+    """Raised when a secure-aggregation client that masked its update is missing from the sum."""
+
+    code = "masked_client_dropped"
+    retryable = True
+
+
+class InvalidMaskedUpdate(TrainingError):
+    """Raised when a masked update is malformed, duplicated, or would overflow the fixed-point range."""
+
+    code = "invalid_masked_update"
+    peer_fault = True
 
 # --- p2p ------------------------------------------------------------------------------
 
@@ -518,6 +686,63 @@ class CorruptContent(ContentStoreError):
     """Raised when stored bytes no longer hash to their content id (they are removed)."""
 
     code = "corrupt_content"
+
+
+# --- consensus ------------------------------------------------------------------------
+
+
+class ConsensusError(BcaiError):
+    """Base for consensus errors: messages, blocks, certificates and proofs of useful work."""
+
+    code = "consensus"
+    http_status = 400
+
+
+class InvalidMessage(ConsensusError):
+    """Raised when a consensus message is malformed, oversized, wrongly signed or from a non-validator."""
+
+    code = "invalid_message"
+    peer_fault = True
+
+
+class BlockRejected(ConsensusError):
+    """Raised when a proposed or synced block breaks a header, payload, size or evidence rule."""
+
+    code = "block_rejected"
+    peer_fault = True
+
+
+class InvalidProof(BlockRejected):
+    """Raised when a block's proof of useful work fails: wrong task, bad result or hash above target."""
+
+    code = "invalid_proof"
+
+
+class UnknownProofKind(BlockRejected):
+    """Raised when a block names a proof-of-useful-work kind no verifier is registered for."""
+
+    code = "unknown_proof_kind"
+
+
+class InvalidCertificate(ConsensusError):
+    """Raised when a commit certificate lacks more than 2/3 of voting power or holds a bad signature."""
+
+    code = "invalid_certificate"
+    peer_fault = True
+
+
+class InvalidEvidence(ConsensusError):
+    """Raised when duplicate-vote evidence does not prove two conflicting signed votes."""
+
+    code = "invalid_evidence"
+    peer_fault = True
+
+
+class SimulationError(BcaiError):
+    """Raised when a simulation specification (partition, crash, byzantine option) is invalid."""
+
+    code = "simulation_spec"
+    exit_code = 2
 
 
 # --- node process, devnet and SDK -----------------------------------------------------

@@ -87,3 +87,33 @@ def test_invalid_genesis_files(tmp_path):
         load_genesis(bad)
     with pytest.raises(InvalidGenesis, match="map"):
         parse_genesis([1, 2])
+
+
+def test_cli_genesis_new_and_check(tmp_path):
+    from typer.testing import CliRunner
+
+    from bcai.cli.app import app
+
+    out = tmp_path / "g.json"
+    runner = CliRunner()
+    result = runner.invoke(app, ["genesis", "new", str(out), "--chain-id", "bcai-cli-1", "--account",
+                                 f"{ALICE.address}=1000", "--validator", f"{VAL.public_key.hex()}=500", "--json"])
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    result = runner.invoke(app, ["genesis", "check", str(out), "--json"])
+    assert result.exit_code == 0
+    summary = json.loads(result.output)
+    assert summary["supply"] == 1500 and summary["state_root"] == created["state_root"]
+
+
+def test_invalid_cli_genesis(tmp_path):
+    from typer.testing import CliRunner
+
+    from bcai.cli.app import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["genesis", "new", str(tmp_path / "g.json"), "--chain-id", "x", "--account",
+                                 "nonsense", "--json"])
+    assert result.exit_code == 2 and json.loads(result.output)["error"]["code"] == "genesis_invalid"
+    result = runner.invoke(app, ["genesis", "check", str(tmp_path / "missing.json"), "--json"])
+    assert result.exit_code == 2 and "cannot read" in json.loads(result.output)["error"]["message"]

@@ -1,6 +1,7 @@
 """Worker registry, evaluator pool, jobs and escrow: every path of the job lifecycle."""
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from bcai.crypto import Address, Cid, PrivateKey
 from bcai.errors import (
@@ -13,7 +14,7 @@ from bcai.ledger import (
 )
 from bcai.ledger.jobs import compute_evaluator_assignment
 from bcai.ledger.state import Evaluator
-from conftest import CAPS
+from ledger_support import CAPS
 
 SPEC = Cid.of(b"job spec")
 MODEL = Cid.of(b"model weights")
@@ -117,13 +118,43 @@ def test_payment_split_by_samples(chain):
     assert gains == [900, 2700, 5400]
 
 
-def test_competitive_only_winning_model_is_paid(chain):
+def test_deviating_model_is_not_paid_and_its_stake_is_slashed(chain):
     job_id = post(chain)
     run_to_evaluation(chain, job_id, models=(MODEL, OTHER_MODEL, MODEL))
     before = {w: chain.balance(w) for w in ("worker1", "worker2", "worker3")}
+    treasury = chain.state.treasury
     for e in evaluator_names(chain, job_id):
         chain.tx(e, Attest(job_id, MODEL, 9000, True))
-    assert [chain.balance(w) - before[w] for w in ("worker1", "worker2", "worker3")] == [470, 20, 470]
+    assert [chain.balance(w) - before[w] for w in ("worker1", "worker2", "worker3")] == [470, 0, 470]
+    assert chain.state.treasury - treasury == 50 + 20  # the treasury share and the slashed stake
+    w2 = chain.state.get_worker(chain.addr("worker2"))
+    assert (w2.slash_count, w2.slashed_total) == (1, 20)
+
+
+def test_evaluation_opens_at_a_majority_and_a_silent_worker_is_not_paid(chain):
+    job_id = post(chain)
+    for w in ("worker1", "worker2", "worker3"):
+        chain.tx(w, Volunteer(job_id))
+    chain.tx("worker1", SubmitResult(job_id, MODEL, 10, {}))
+    assert chain.state.get_job(job_id).status == "training"
+    chain.tx("worker2", SubmitResult(job_id, MODEL, 10, {}))
+    assert chain.state.get_job(job_id).status == "evaluating"  # 2 of 3: worker3 died
+    before = {w: chain.balance(w) for w in ("worker1", "worker2", "worker3")}
+    for e in evaluator_names(chain, job_id):
+        chain.tx(e, Attest(job_id, MODEL, 9000, True))
+    assert chain.state.get_job(job_id).status == "completed"
+    assert [chain.balance(w) - before[w] for w in ("worker1", "worker2", "worker3")] == [470, 470, 20]
+
+
+def test_late_result_still_counts_before_the_verdict(chain):
+    job_id = post(chain)
+    for w in ("worker1", "worker2", "worker3"):
+        chain.tx(w, Volunteer(job_id))
+    chain.tx("worker1", SubmitResult(job_id, MODEL, 10, {}))
+    chain.tx("worker2", SubmitResult(job_id, MODEL, 10, {}))
+    chain.tx("worker3", SubmitResult(job_id, MODEL, 10, {}))  # the job is already evaluating
+    assert len(chain.state.get_job(job_id).results) == 3
+    chain.reject("worker3", SubmitResult(job_id, MODEL, 10, {}), DuplicateAction)
 
 
 def test_job_fails_when_evaluators_reject(chain):
@@ -224,11 +255,15 @@ def test_invalid_volunteer(chain):
     chain.reject("worker2", Volunteer(job_id), WrongState)  # full
 
 
-def test_invalid_result_from_unassigned_worker_or_after_evaluation(chain):
+def test_invalid_result_from_unassigned_worker_or_after_the_verdict(chain):
     job_id = post(chain, workers=1)
     chain.reject("worker2", SubmitResult(job_id, MODEL, 1, {}), NotAuthorized)
     chain.tx("worker1", Volunteer(job_id))
     chain.tx("worker1", SubmitResult(job_id, MODEL, 1, {}))
+    chain.reject("worker1", SubmitResult(job_id, MODEL, 1, {}), DuplicateAction)
+    for e in evaluator_names(chain, job_id):
+        chain.tx(e, Attest(job_id, MODEL, 9000, True))
+    assert chain.state.get_job(job_id).status == "completed"
     chain.reject("worker1", SubmitResult(job_id, MODEL, 1, {}), WrongState)
 
 
@@ -291,3 +326,35 @@ def test_invalid_accuracy_out_of_range(chain, accuracy):
 
 def test_worker_address_type():
     assert isinstance(PrivateKey.from_label("worker1").address, Address)
+
+
+def test_invalid_update_worker_unfunded_and_volunteer_unfunded(chain):
+    chain.tx("worker1", RegisterWorker(100, CAPS))
+    chain.reject("worker1", UpdateWorker(CAPS, 5_000_000), InsufficientFunds)
+    job_id = post(chain, stake=999_000, workers=1)  # worker1 still holds ~999,900
+    chain.tx("worker1", Volunteer(job_id))
+    job2 = post(chain, stake=999_000, workers=1)
+    chain.reject("worker1", Volunteer(job2), InsufficientFunds)
+
+
+@settings(max_examples=30, deadline=None)
+@given(budget=st.integers(min_value=1, max_value=10**12), samples=st.lists(st.integers(0, 10**6), min_size=3,
+                                                                           max_size=3))
+def test_payment_accounts_for_every_token(budget, samples):
+    from ledger_support import Chain
+
+    chain = Chain()
+    for w in ("worker1", "worker2", "worker3"):
+        chain.tx(w, RegisterWorker(100, CAPS))
+    body = PostJob(SPEC, min(budget, 900_000), 2, 100, 50, 3, 3, 20)
+    job_id = chain.tx("alice", body).hash
+    run_to_evaluation(chain, job_id, samples=tuple(samples))
+    supply, treasury = chain.state.supply, chain.state.treasury
+    balances = {n: chain.balance(n) for n in ("worker1", "worker2", "worker3", *EVAL_NAMES)}
+    for e in evaluator_names(chain, job_id):
+        chain.tx(e, Attest(job_id, MODEL, 9000, True))
+    paid = sum(chain.balance(n) - balances[n] for n in balances) + 2  # two attestation fees
+    escrow = body.budget
+    assert paid - 60 + chain.state.treasury - treasury == escrow  # stakes returned, the rest to treasury
+    assert chain.state.supply == supply
+    assert chain.state.treasury - treasury >= escrow * 500 // 10_000

@@ -5,17 +5,18 @@ import hashlib
 from hypothesis import given, settings, strategies as st
 
 from bcai.ledger import KVState, verify_proof
-from bcai.ledger.kvstate import BUCKET_BITS, compute_bucket, compute_bucket_hash
+from bcai.ledger.kvstate import ARITY, BUCKET_BITS, compute_bucket, compute_bucket_hash
 
 
 def reference_root(items: dict[bytes, bytes]) -> bytes:
-    """The obvious, slow root: hash all 2**16 buckets, then every level of the tree."""
+    """The obvious, slow root: hash all 2**16 buckets, then every level of the 16-ary tree."""
     buckets: dict[int, list[tuple[bytes, bytes]]] = {}
     for k, v in items.items():
         buckets.setdefault(compute_bucket(k), []).append((k, v))
     level = [compute_bucket_hash(buckets.get(i, [])) for i in range(1 << BUCKET_BITS)]
     while len(level) > 1:
-        level = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level), 2)]
+        level = [hashlib.sha256(b"\x01" + b"".join(level[i: i + ARITY])).digest()
+                 for i in range(0, len(level), ARITY)]
     return level[0]
 
 
@@ -93,3 +94,20 @@ def test_copy_is_independent():
     other = kv.copy()
     other.set(b"a/1", b"y")
     assert kv.get(b"a/1") == b"x" and other.root() != kv.root()
+
+
+def test_root_cost_follows_touched_keys_not_state_size(monkeypatch):
+    import bcai.ledger.kvstate as kvstate
+
+    kv = KVState()
+    for i in range(20_000):
+        kv.set(b"k/" + i.to_bytes(4, "big"), b"v")
+    kv.root()
+    calls = []
+    real = kvstate.compute_bucket_hash
+    monkeypatch.setattr(kvstate, "compute_bucket_hash", lambda entries: calls.append(len(entries)) or real(entries))
+    for i in (5, 77, 12_345):
+        kv.set(b"k/" + i.to_bytes(4, "big"), b"w")
+    kv.root()
+    assert len(calls) == 3  # one bucket per touched key, each holding ~20000/65536 entries
+    assert sum(calls) <= 15

@@ -2,6 +2,8 @@
 
 import pytest
 
+from bcai.ledger.slashing import get_evidence_height
+
 from bcai.errors import InsufficientFunds, InsufficientStake, InvalidAmount, InvalidBlock, UnknownEntity, WrongState
 from bcai.ledger import (
     Bond, LedgerBlock, Misbehaviour, Transfer, Unbond, Unjail, compute_supply_breakdown, compute_total_supply,
@@ -32,7 +34,7 @@ def test_bond_creates_validator_effective_two_heights_later(chain):
 
 
 def test_unbond_releases_at_maturity():
-    from conftest import Chain
+    from ledger_support import Chain
     from bcai.ledger import Params
 
     chain = Chain(Params(block_reward=0))
@@ -80,7 +82,9 @@ def test_equivocation_slashes_five_percent_and_jails(chain):
     supply = chain.state.supply
     treasury = chain.state.treasury
     evidence = Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x11" * 32)
+    assert get_evidence_height(chain.state, evidence) is None
     chain.block(misbehaviour=(evidence,))
+    assert get_evidence_height(chain.state, evidence) == 2
     v = chain.state.get_validator(chain.addr("val2"))
     assert v.bonded == 950 and v.jailed
     assert chain.state.treasury == treasury + 50
@@ -98,7 +102,7 @@ def test_equivocation_slashes_five_percent_and_jails(chain):
 
 
 def test_equivocation_burns_when_switch_is_on():
-    from conftest import Chain
+    from ledger_support import Chain
     from bcai.ledger import Params
 
     chain = Chain(Params(burn_protocol_share=True))
@@ -175,3 +179,39 @@ def test_state_root_changes_with_every_block(chain, signers):
         chain.block(signers=signers) if chain.state.height else chain.block()
         roots.add(chain.state.root())
     assert len(roots) == 4
+
+
+def test_invalid_validator_set_height_before_genesis(chain):
+    with pytest.raises(UnknownEntity):
+        get_validator_set(chain.state, 0)
+
+
+def test_validator_set_respects_max_validators():
+    from ledger_support import Chain
+    from bcai.ledger import Params
+
+    chain = Chain(Params(max_validators=2))
+    chain.tx("alice", Bond(5000))
+    chain.block()
+    assert [a for a, _ in powers(chain, 3)] == [chain.addr("alice"), min(chain.addr("val1"), chain.addr("val2"),
+                                                                         key=lambda a: a.raw)]
+
+
+def test_proposer_selects_only_txs_that_apply_in_the_block(chain):
+    from bcai.ledger import PostJob, compute_block_txs
+    from bcai.crypto import Cid
+
+    good = chain.sign("alice", Transfer(chain.addr("bob"), 5))
+    replay = good  # the same tx twice: the second has a stale nonce once the first applies
+    broke = chain.sign("carol", Transfer(chain.addr("bob"), 10**9))
+    # valid now (height 0), but its deadline is not after the block's height 1
+    late = chain.sign("bob", PostJob(Cid.of(b"s"), 100, 1, 0, 1, 1, 1, 20))
+    second = chain.sign("alice", Transfer(chain.addr("carol"), 7), nonce=1)
+    before = chain.state.dump()
+    template = chain.make_block()
+    chosen = compute_block_txs(chain.state, template, [good, replay, broke, late, second])
+    assert chosen == (good, second)
+    assert chain.state.dump() == before
+    chain.block(txs=chosen)
+    with pytest.raises(InvalidBlock):
+        compute_block_txs(chain.state, LedgerBlock(9, chain.addr("val1")), [good])

@@ -220,3 +220,11 @@ def test_wire_roundtrip(message) -> None:
 def test_invalid_wire_frames(frame: bytes) -> None:
     with pytest.raises(MalformedMessage):
         decode_message(frame)
+
+
+def test_ban_list_stays_bounded_under_a_swarm_of_identities() -> None:
+    scores = PeerScores(max_tracked=10, ban_seconds=60)
+    for n in range(100):
+        assert scores.process_penalty(_id(n), 200, now=n * 0.01)
+    assert len(scores.bans) <= 10
+    assert scores.is_banned(_id(99), now=1.0)  # the newest bans hold

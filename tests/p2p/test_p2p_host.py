@@ -11,6 +11,7 @@ import pytest
 from p2p_netkit import TRANSPORTS, Net, connect_all, eventually, run
 
 from bcai.crypto import PrivateKey
+from bcai.encoding import encode
 from bcai.errors import (
     HandshakeFailed,
     InvalidGossip,
@@ -147,6 +148,11 @@ def test_request_response_errors_and_timeouts(kind: str) -> None:
             b.register_handler("test/echo", echo)
         with pytest.raises(PeerNotConnected):
             await a.request(b.node_id, "test/echo", b"abc")
+        for bad in ("records", "Upper", ""):
+            with pytest.raises(InvalidGossip):
+                await a.subscribe(bad, Inbox())
+        with pytest.raises(InvalidGossip):
+            await a.publish("blocks", bytes(a.config.max_frame))
         await a.connect(b.address, b.node_id)
         assert await a.request(b.node_id, "test/echo", b"abc") == b"cba"
         big = bytes(range(256)) * 8192
@@ -155,7 +161,9 @@ def test_request_response_errors_and_timeouts(kind: str) -> None:
             await a.request(b.node_id, "test/nothing", b"")
         with pytest.raises(RequestTimeout):
             await a.request(b.node_id, "test/never", b"", timeout=0.05)
-        slow.set()
+        slow.set()  # the late answer arrives: counted, not held against b
+        await eventually(lambda: a.metrics["late_responses"] == 1)
+        assert a.scores.get_score(b.node_id, a.clock.now()) == 0
         await net.close()
 
     run(main)
@@ -271,7 +279,7 @@ def test_invalid_unsolicited_topic_and_stray_responses_lower_the_score(kind: str
         frame = await channel.recv()  # the hello
         while frame[0] != 5:
             frame = await channel.recv()
-        assert frame[9] == 1 and b"unknown protocol" in frame
+        assert frame[9] == 1 and b"unknown protocol" in bytes(frame)
         await net.close()
 
     run(main)
@@ -288,12 +296,17 @@ def test_dial_checks_the_expected_identity(kind: str) -> None:
         assert a.peers == []
         with pytest.raises(HandshakeFailed):
             await a.connect(a.address, a.node_id)
+        with pytest.raises(HandshakeFailed):
+            await a.connect(b.address, PrivateKey.from_label("not b").address)
+        assert await a.connect(b.address, b.key.address) == b.node_id  # by account address
+        a.disconnect(b.node_id)
+        await eventually(lambda: a.peers == [] and b.peers == [])
         # both dial at once: one connection survives on both sides
         await asyncio.gather(a.connect(b.address, b.node_id), b.connect(a.address, a.node_id))
         await eventually(lambda: a.peers == [b.node_id] and b.peers == [a.node_id])
         await asyncio.sleep(0.02)
         assert a.peers == [b.node_id] and b.peers == [a.node_id]
-        assert await a.request(b.node_id, "kad/find_node", __import__("bcai.encoding").encoding.encode({"target": a.node_id.raw}))
+        assert await a.request(b.node_id, "kad/find_node", encode({"target": a.node_id.raw}))
         await net.close()
 
     run(main)
@@ -302,18 +315,18 @@ def test_dial_checks_the_expected_identity(kind: str) -> None:
 def test_send_queue_blocks_consensus_and_drops_bulk_with_a_count() -> None:
     async def main() -> None:
         queue = SendQueue(max_bytes=10)
-        assert await queue.put(b"x" * 8, Priority.BULK, drop_when_full=True)
-        assert not await queue.put(b"y" * 8, Priority.BULK, drop_when_full=True)
+        assert await queue.put((b"x", b"x" * 7), Priority.BULK, drop_when_full=True)
+        assert not await queue.put((b"y", b"y" * 7), Priority.BULK, drop_when_full=True)
         assert queue.dropped == 1
-        assert await queue.put(b"c" * 8, Priority.CONSENSUS, drop_when_full=False)
-        blocked = asyncio.ensure_future(queue.put(b"d" * 8, Priority.CONSENSUS, drop_when_full=False))
+        assert await queue.put((b"c", b"c" * 7), Priority.CONSENSUS, drop_when_full=False)
+        blocked = asyncio.ensure_future(queue.put((b"d", b"d" * 7), Priority.CONSENSUS, drop_when_full=False))
         await asyncio.sleep(0)
         assert not blocked.done()  # the producer waits, nothing is lost
-        assert await queue.get() == b"c" * 8  # consensus first
+        assert await queue.get() == (b"c", b"c" * 7)  # consensus first
         await asyncio.sleep(0)
         assert blocked.done() and blocked.result()
-        assert await queue.get() == b"d" * 8
-        assert await queue.get() == b"x" * 8
+        assert await queue.get() == (b"d", b"d" * 7)
+        assert await queue.get() == (b"x", b"x" * 7)
         assert queue.queued_bytes == 0
 
     run(main)
@@ -329,6 +342,59 @@ def test_record_update_reaches_connected_peers(kind: str) -> None:
         b.update_record(roles=frozenset({"worker"}), capabilities={"gpus": 8})
         await eventually(lambda: a.get_peer_record(b.node_id).record.capabilities == {"gpus": 8})
         assert a.get_peer_record(b.node_id).record.seq == 2
+        await net.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_invalid_half_open_connections_are_capped(kind: str) -> None:
+    async def main() -> None:
+        net = Net(kind)
+        host = await net.host("target", HostConfig(max_inbound=3, handshake_timeout=5))
+        silent = [await net.raw_dial(host.address) for _ in range(6)]
+        await eventually(lambda: host.metrics["refused_inbound"] == 3)
+        for stream in silent:
+            stream.close()
+        await eventually(lambda: host._handshaking == 0)
+        await _still_works(net, host)
+        await net.close()
+
+    run(main)
+
+
+def test_backpressure_blocks_consensus_publishers_and_sheds_txs_with_a_count() -> None:
+    async def main() -> None:
+        net = Net("memory")
+        net.memory.pipe_limit = 32 * 1024
+        config = HostConfig(queue_bytes=32 * 1024)
+        a, b = await net.host("producer", config), await net.host("stalled", config)
+        release = asyncio.Event()
+        consensus = Inbox()
+
+        async def stall(message: GossipMessage) -> None:
+            await release.wait()  # b stops reading from a while this runs
+
+        await b.subscribe(TOPIC_TXS, stall)
+        await b.subscribe(TOPIC_CONSENSUS, consensus)
+        await a.connect(b.address, b.node_id)
+        await a.publish(TOPIC_TXS, b"the tx that stalls b")
+        votes = [i.to_bytes(4, "big") + bytes(8 * 1024) for i in range(40)]  # 320 KiB >> buffers
+
+        async def vote_all() -> None:
+            for vote in votes:
+                await a.publish(TOPIC_CONSENSUS, vote)
+
+        producer = asyncio.ensure_future(vote_all())
+        await asyncio.sleep(0.05)
+        assert not producer.done()  # blocked, not dropping
+        for i in range(20):
+            await a.publish(TOPIC_TXS, b"tx %d" % i + bytes(8 * 1024))
+        assert a.metrics["dropped"] > 0  # txs shed, and counted
+        release.set()
+        await asyncio.wait_for(producer, 5)
+        await eventually(lambda: len(consensus.got) == len(votes))
+        assert [m.data for m in consensus.got] == votes  # every vote, in order
         await net.close()
 
     run(main)

@@ -61,8 +61,9 @@ def test_handshake_authenticates_both_sides_and_carries_frames(kind: str) -> Non
 def test_invalid_wrong_identity_is_refused(kind: str) -> None:
     async def main() -> None:
         impostor_expected = NodeId.of(PrivateKey.from_label("somebody else").public_key)
-        (ours, _), _, _ = await _pair(Net(kind), expected=impostor_expected)
+        (ours, theirs), _, _ = await _pair(Net(kind), expected=impostor_expected)
         assert isinstance(ours, PeerIdentityMismatch)
+        theirs.close()  # the listener saw a valid peer; the dialer hung up on it
 
     run(main)
 
@@ -72,6 +73,7 @@ def test_invalid_other_network_is_refused(kind: str) -> None:
     async def main() -> None:
         (ours, theirs), _, _ = await _pair(Net(kind), network_a="bcai-main", network_b="bcai-test")
         assert isinstance(ours, HandshakeFailed) and isinstance(theirs, HandshakeFailed)
+        await asyncio.sleep(0)
 
     run(main)
 
@@ -88,6 +90,7 @@ def test_invalid_plaintext_peer_is_refused_by_host(kind: str) -> None:
         with pytest.raises(Exception):
             while True:  # the host closed the stream: reading runs dry
                 await stream.read_exactly(1)
+        stream.close()
         await net.close()
 
     run(main)
@@ -102,6 +105,7 @@ def test_invalid_silent_peer_times_out_in_handshake(kind: str) -> None:
         await stream.write(MAGIC)  # half a hello, then nothing
         await eventually(lambda: host.metrics["handshake_failures"] == 1)
         assert host.peers == []
+        stream.close()
         await net.close()
 
     run(main)
@@ -114,7 +118,7 @@ def test_invalid_frames_kill_the_channel(kind: str, attack: str) -> None:
         (ours, theirs), _, _ = await _pair(Net(kind))
         from bcai.p2p.secure import seal_frame
 
-        first, second = seal_frame(ours, b"one"), seal_frame(ours, b"two")
+        first, second = bytes(seal_frame(ours, b"one")), bytes(seal_frame(ours, b"two"))
         if attack == "tamper":
             wire = first[:-1] + bytes([first[-1] ^ 1])
         elif attack == "replay":
@@ -128,6 +132,19 @@ def test_invalid_frames_kill_the_channel(kind: str, attack: str) -> None:
             assert await theirs.recv() == b"one"
         with pytest.raises(FrameAuthenticationFailed):
             await theirs.recv()
+        ours.close(), theirs.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_invalid_frame_shorter_than_its_tag(kind: str) -> None:
+    async def main() -> None:
+        (ours, theirs), _, _ = await _pair(Net(kind))
+        await ours.stream.write(struct.pack(">I", 5) + b"12345")
+        with pytest.raises(FrameAuthenticationFailed):
+            await theirs.recv()
+        ours.close(), theirs.close()
 
     run(main)
 
@@ -142,6 +159,7 @@ def test_invalid_oversized_frame_is_refused_before_reading_it(kind: str) -> None
             await asyncio.wait_for(theirs.recv(), 2.0)
         with pytest.raises(FrameTooLarge):
             await ours.send(b"x" * (ours.max_frame + 1))
+        ours.close(), theirs.close()
 
     run(main)
 

@@ -137,27 +137,77 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_sqlite_survives_sigkill_mid_write(tmp_path):
-    path = str(tmp_path / "chain.db")
-    code = WRITER.format(tests=os.path.dirname(__file__), path=path)
+def run_writer_and_kill(code: str, enough) -> dict[int, str]:
+    """Run a writer script, read its "height root" lines until `enough(lines)`, then SIGKILL it."""
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    committed = {}
+    committed: dict[int, str] = {}
     try:
         for line in proc.stdout:
+            if line.strip() == "mid":
+                break
             height, root = line.split()
             committed[int(height)] = root
-            if len(committed) >= 15:
+            if enough(committed):
                 break
-        proc.send_signal(signal.SIGKILL)  # the writer is in the middle of its next block
+        proc.send_signal(signal.SIGKILL)  # mid-way through whatever it was writing
     finally:
         proc.kill()
         proc.wait()
+    return committed
+
+
+def test_sqlite_survives_sigkill_mid_write(tmp_path):
+    path = str(tmp_path / "chain.db")
+    committed = run_writer_and_kill(WRITER.format(tests=os.path.dirname(__file__), path=path),
+                                    lambda done: len(done) >= 15)
     store = SqliteChainStore(path)
     height = store.get_height()
-    last_reported = max(committed)
-    assert height >= last_reported  # nothing reported as committed was lost
+    assert height >= max(committed)  # nothing reported as committed was lost
     root = store.load_state().root()  # checked against the stored root
     assert root == store.get_block(height).state_root
     for h in committed:
         assert store.get_block(h).state_root.hex() == committed[h]
+    store.close()
+
+
+WRITER_PAUSED_MID_COMMIT = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_store_chain import apply_block, genesis_state
+    from bcai.store import SqliteChainStore
+
+    class PauseBeforeCommit:
+        # wraps the connection: at block 6, every row is written but COMMIT never runs
+        def __init__(self, db, state):
+            self.db, self.state = db, state
+        def execute(self, sql, *args):
+            if sql == "COMMIT" and self.state.height == 6:
+                print("mid", flush=True)
+                time.sleep(600)
+            return self.db.execute(sql, *args)
+        def executemany(self, sql, rows):
+            return self.db.executemany(sql, rows)
+
+    store = SqliteChainStore({path!r})
+    state = genesis_state()
+    store.commit_genesis(state)
+    store._db = PauseBeforeCommit(store._db, state)
+    while True:
+        result = apply_block(state, store, n_txs=50)
+        print(state.height, result.state_root.hex(), flush=True)
+    """
+)
+
+
+def test_sqlite_kill_inside_a_block_transaction_keeps_exactly_the_earlier_blocks(tmp_path):
+    path = str(tmp_path / "chain.db")
+    code = WRITER_PAUSED_MID_COMMIT.format(tests=os.path.dirname(__file__), path=path)
+    roots = run_writer_and_kill(code, lambda done: False)  # runs until the writer says "mid"
+    assert sorted(roots) == [1, 2, 3, 4, 5]
+    store = SqliteChainStore(path)
+    assert store.get_height() == 5
+    assert store.load_state().root().hex() == roots[5]
+    with pytest.raises(BlockNotFound):
+        store.get_block(6)
     store.close()

@@ -24,14 +24,16 @@ class Application(Protocol):
         """The validators that vote on block `height` (bonded stake, jailed excluded).
 
         Staking changes made in block h take effect at height h + 2, so this is defined for
-        every height up to `get_last_height() + 2`.
+        every height up to `get_last_height() + 2`, and back to `max_evidence_age` heights
+        (evidence of an old double vote is checked against the set of its height).
         """
 
     def build_payload(self, height: int, max_bytes: int) -> tuple[bytes, ...]:
         """Transactions for a block we propose, their encodings summing to at most `max_bytes`."""
 
-    def check_payload(self, height: int, txs: tuple[bytes, ...]) -> None:
-        """Raise `InvalidBlock` (or a ledger error) if `txs` cannot go in block `height`."""
+    def check_payload(self, block: Block) -> None:
+        """Raise a `BcaiError` if the application cannot apply `block` (its txs, evidence,
+        last-commit signers) on top of its state; change nothing."""
 
     def apply_block(self, block: Block, certificate: CommitCertificate) -> bytes:
         """Apply a committed block and return the new app hash.

@@ -1,7 +1,7 @@
 """Building and checking blocks (pure functions), and the chain tip the engine starts from.
 
 `check_block` is the engine's `valid(v)`: every rule a proposed or synced block must meet,
-each with a short comment, raising `InvalidBlock` (or its leaf `InvalidProof`).
+each with a short comment, raising `BlockRejected` (or its leaf `InvalidProof`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,17 @@ from typing import Callable, Mapping
 
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.difficulty import compute_next_target
-from bcai.consensus.messages import Block, BlockHeader, DuplicateVoteEvidence, compute_evidence_root, compute_tx_root
+from bcai.consensus.messages import (
+    Block,
+    BlockHeader,
+    CommitCertificate,
+    DuplicateVoteEvidence,
+    compute_evidence_root,
+    compute_last_commit_hash,
+    compute_tx_root,
+)
 from bcai.consensus.validators import Validator
-from bcai.errors import BcaiError, InvalidBlock, InvalidEvidence, InvalidSignature
+from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidEvidence, InvalidSignature
 from bcai.verify.pouw import WorkContext, WorkResult, compute_nonce, get_proof_kind, verify_work
 
 
@@ -27,10 +35,11 @@ class ChainTip:
     target: int  # the last block's PoUW target
     interval_ms: int  # the last block's time minus its parent's
     priorities: tuple[tuple[bytes, int], ...]  # proposer priorities at the start of height + 1
+    last_commit: CommitCertificate | None  # the certificate of the last block (None at genesis)
 
     @classmethod
     def genesis(cls, params: ConsensusParams, genesis: Genesis) -> ChainTip:
-        return cls(0, genesis.genesis_hash, genesis.time_ms, params.genesis_target, params.target_block_ms, ())
+        return cls(0, genesis.genesis_hash, genesis.time_ms, params.genesis_target, params.target_block_ms, (), None)
 
     def get_priorities(self) -> dict[bytes, int]:
         return dict(self.priorities)
@@ -62,10 +71,10 @@ def build_block(
     nonce = compute_nonce(tip.block_id, tx_root, work.model_hash, target)
     header = BlockHeader(
         params.chain_id, tip.height + 1, max(now_ms, tip.time_ms + 1), tip.block_id, tx_root,
-        compute_evidence_root(evidence), app_hash, proposer, params.proof_kind, work.task_id,
-        work.model_hash, nonce, target,
+        compute_evidence_root(evidence), app_hash, compute_last_commit_hash(tip.last_commit), proposer,
+        params.proof_kind, work.task_id, work.model_hash, nonce, target,
     )
-    return Block(header, txs, evidence, work.proof)
+    return Block(header, txs, evidence, work.proof, tip.last_commit)
 
 
 def check_block(
@@ -75,42 +84,53 @@ def check_block(
     app_hash: bytes,
     now_ms: int | None,
     get_validators: Callable[[int], Mapping[bytes, Validator]],
-    is_committed_evidence: Callable[[bytes], bool],
-    check_payload: Callable[[int, tuple[bytes, ...]], None],
+    is_committed_offence: Callable[[bytes], bool],
+    check_certificate: Callable[[CommitCertificate, int, bytes], None],
+    check_payload: Callable[[Block], None],
 ) -> None:
-    """Raise `InvalidBlock` unless `block` may follow `tip`. `now_ms=None` skips the clock
+    """Raise `BlockRejected` unless `block` may follow `tip`. `now_ms=None` skips the clock
     check (a block that already has a commit certificate)."""
     h = block.header
     # it extends our chain on our chain id
     if h.chain_id != params.chain_id:
-        raise InvalidBlock(f"block for chain {h.chain_id!r}, we are {params.chain_id!r}")
+        raise BlockRejected(f"block for chain {h.chain_id!r}, we are {params.chain_id!r}")
     if h.height != tip.height + 1 or h.prev_hash != tip.block_id:
-        raise InvalidBlock(f"block {h.height} does not extend our tip at height {tip.height}")
+        raise BlockRejected(f"block {h.height} does not extend our tip at height {tip.height}")
     # the state root it builds on is ours
     if h.app_hash != app_hash:
-        raise InvalidBlock("app_hash differs from our state after the previous block")
+        raise BlockRejected("app_hash differs from our state after the previous block")
     # time moves forward and not too far beyond our clock
     if h.time_ms <= tip.time_ms:
-        raise InvalidBlock("block time is not after its parent's")
+        raise BlockRejected("block time is not after its parent's")
     if now_ms is not None and h.time_ms > now_ms + params.max_clock_drift_ms:
-        raise InvalidBlock("block time is too far in the future")
+        raise BlockRejected("block time is too far in the future")
     # it was built by a validator of this height
     validators = get_validators(h.height)
     if h.proposer not in validators:
-        raise InvalidBlock("block proposer is not a validator at this height")
+        raise BlockRejected("block proposer is not a validator at this height")
     # size limits
     if len(block.txs) > params.max_block_txs or block.size > params.max_block_bytes:
-        raise InvalidBlock(f"block of {len(block.txs)} txs / {block.size} bytes exceeds the limits")
+        raise BlockRejected(f"block of {len(block.txs)} txs / {block.size} bytes exceeds the limits")
     if len(block.evidence) > params.max_evidence_per_block:
-        raise InvalidBlock("too much evidence in one block")
+        raise BlockRejected("too much evidence in one block")
     # the header commits to the payload
     if h.tx_root != compute_tx_root(block.txs):
-        raise InvalidBlock("tx_root does not match the transactions")
+        raise BlockRejected("tx_root does not match the transactions")
     if h.evidence_root != compute_evidence_root(block.evidence):
-        raise InvalidBlock("evidence_root does not match the evidence")
+        raise BlockRejected("evidence_root does not match the evidence")
+    # it carries the commit of its parent (signers feed downtime accounting)
+    if h.last_commit_hash != compute_last_commit_hash(block.last_commit):
+        raise BlockRejected("last_commit_hash does not match the carried certificate")
+    if tip.height == 0:
+        if block.last_commit is not None:
+            raise BlockRejected("block 1 carries no last commit")
+    elif block.last_commit is None:
+        raise BlockRejected("block carries no commit of its parent")
+    else:
+        check_certificate(block.last_commit, tip.height, tip.block_id)
     # the difficulty is the one the chain sets, and the useful work is done
     if h.target != compute_expected_target(params, tip):
-        raise InvalidBlock("target is not the one the difficulty rule sets")
+        raise BlockRejected("target is not the one the difficulty rule sets")
     verify_work(
         compute_work_context(params, tip), h.proof_kind, h.task_id, h.model_hash, h.nonce, h.tx_root, h.target, block.proof
     )
@@ -120,17 +140,17 @@ def check_block(
         try:
             check_evidence(ev, params, h.height, get_validators)
         except InvalidEvidence as exc:
-            raise InvalidBlock(f"bad evidence: {exc}") from None
-        if ev.evidence_id in seen or is_committed_evidence(ev.evidence_id):
-            raise InvalidBlock("evidence included twice")
-        seen.add(ev.evidence_id)
-    # the application accepts the transactions
+            raise BlockRejected(f"bad evidence: {exc}") from None
+        if ev.offence_id in seen or is_committed_offence(ev.offence_id):
+            raise BlockRejected("evidence for an offence already punished or included twice")
+        seen.add(ev.offence_id)
+    # the application accepts the transactions (and the evidence, and the commit signers)
     try:
-        check_payload(h.height, block.txs)
-    except InvalidBlock:
+        check_payload(block)
+    except BlockRejected:
         raise
     except BcaiError as exc:
-        raise InvalidBlock(f"payload rejected: {exc}") from None
+        raise BlockRejected(f"payload rejected: {exc}") from None
 
 
 def check_evidence(
@@ -151,6 +171,43 @@ def check_evidence(
         ev.vote_b.verify(validator.public_key, params.chain_id)
     except InvalidSignature as exc:
         raise InvalidEvidence(f"evidence vote not signed by the validator: {exc}") from None
+
+
+def check_certificate(
+    certificate: CommitCertificate,
+    height: int,
+    block_id: bytes,
+    validators: Mapping[bytes, Validator],
+    chain_id: str,
+    verified: dict[int, tuple[object, bytes]] | None = None,
+) -> None:
+    """Raise `InvalidCertificate` unless more than 2/3 of `validators`' power precommitted
+    `block_id` at `height`, every signature valid.
+
+    `verified` is the engine's optional identity cache: a signature's validity depends only on
+    the signer's address (which fixes its key), so a certificate object whose signatures all
+    verified once needs no second check; its power is still counted against `validators`.
+    """
+    if certificate.height != height or certificate.block_id != block_id:
+        raise InvalidCertificate("certificate is for another block")
+    hit = verified.get(id(certificate)) if verified is not None else None
+    signatures_ok = hit is not None and hit[0] is certificate
+    power = 0
+    for vote in certificate.votes():
+        validator = validators.get(vote.validator)
+        if validator is None:
+            raise InvalidCertificate("certificate signed by a non-validator")
+        if not signatures_ok:
+            try:
+                vote.verify(validator.public_key, chain_id)
+            except InvalidSignature as exc:
+                raise InvalidCertificate(f"bad signature: {exc}") from None
+        power += validator.power
+    if verified is not None and not signatures_ok:
+        verified[id(certificate)] = (certificate, b"certificate")
+    total = sum(v.power for v in validators.values())
+    if 3 * power <= 2 * total:
+        raise InvalidCertificate(f"certificate holds {power} of {total} power, not more than 2/3")
 
 
 def solve_work(params: ConsensusParams, tip: ChainTip) -> WorkResult:

@@ -15,6 +15,9 @@ class ConsensusParams:
     timeout_prevote_ms: int = 1000
     timeout_precommit_ms: int = 1000
     timeout_delta_ms: int = 500
+    timeout_commit_ms: int = 1000  # pause after a commit: late precommits still reach the next block's last commit
+    gossip_interval_ms: int = 1000  # re-send our messages while a round makes no progress
+    block_resend_ms: int = 2000  # how soon we offer blocks again to a peer still behind
     max_block_bytes: int = 4 * 1024 * 1024
     max_block_txs: int = 10_000
     max_evidence_per_block: int = 100

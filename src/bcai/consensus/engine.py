@@ -24,9 +24,11 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from bcai.consensus.app import Application
-from bcai.consensus.blocks import ChainTip, build_block, check_block, solve_work
+from bcai.consensus.blocks import ChainTip, build_block, check_block, check_certificate, solve_work
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.events import (
+    COMMIT_WAIT,
+    GOSSIP,
     PRECOMMIT_STEP,
     PREVOTE_STEP,
     PROPOSE,
@@ -61,7 +63,7 @@ from bcai.consensus.messages import (
 )
 from bcai.consensus.validators import Validator, ValidatorSet
 from bcai.crypto import PrivateKey, PublicKey
-from bcai.errors import BcaiError, InvalidBlock, InvalidCertificate, InvalidMessage, InvalidSignature
+from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidMessage, InvalidSignature
 from bcai.verify.pouw import WorkResult
 
 MAX_ROUNDS_AHEAD = 100  # votes further ahead of our round are dropped (bounded memory)
@@ -70,14 +72,27 @@ MAX_SYNC_BUFFER = 1_000
 
 
 class RoundVotes:
-    """The votes of one (round, type): who voted what, and power per block id."""
+    """The votes of one (round, type).
 
-    __slots__ = ("votes", "power", "total")
+    `votes` holds each validator's first vote (it counts once toward "more than 2/3 of
+    anything"). Power per block id counts every validator that signed for that block id, even
+    after it signed something else first: a double-signer's vote for X is still a vote for X
+    (Algorithm 1 counts messages per value), so a polka another node saw can be recognised
+    here too. Each validator may add at most `MAX_CONFLICTING` further block ids (bounded
+    memory); its first conflicting vote is already evidence.
+    """
+
+    __slots__ = ("votes", "by_block", "power", "total", "conflicts")
 
     def __init__(self) -> None:
         self.votes: dict[bytes, Vote] = {}
+        self.by_block: dict[bytes | None, dict[bytes, Vote]] = {}
         self.power: dict[bytes | None, int] = {}
         self.total = 0
+        self.conflicts: dict[bytes, int] = {}
+
+
+MAX_CONFLICTING = 3
 
 
 class Engine:
@@ -91,7 +106,7 @@ class Engine:
         key: PrivateKey | None,
         tip: ChainTip | None = None,
         wal: Sequence[WalEntry] = (),
-        verified: set[tuple[object, bytes]] | None = None,
+        verified: dict[int, tuple[object, bytes]] | None = None,
     ) -> None:
         self.params = params
         self.app = app
@@ -99,27 +114,37 @@ class Engine:
         self.address = key.address.raw if key is not None else None
         self.tip = tip if tip is not None else ChainTip.genesis(params, genesis)
         self._wal = list(wal)
-        # a cache of (message, public key) pairs whose signature already verified; a
-        # simulator shares one among all its nodes so each vote is checked once
+        # an optional cache of message objects whose signature already verified (keyed by
+        # id, holding the object); a simulator shares one among all its nodes so each vote
+        # is checked once, however many nodes receive that same object
         self._verified = verified
-        self.committed_evidence: set[bytes] = set()
-        self.pending_evidence: dict[bytes, DuplicateVoteEvidence] = {}
+        self.committed_offences: set[bytes] = set()  # offence ids already punished on chain
+        self.pending_evidence: dict[bytes, DuplicateVoteEvidence] = {}  # offence id -> evidence
         self.rejected_count = 0  # messages and blocks we refused (each also a MessageRejected action)
         self._out: list[Action] = []
         self._now = 0
         self._work: dict[bytes, WorkResult] = {}
-        self._sent_blocks: set[tuple[bytes, int]] = set()
+        self._sent_blocks: dict[tuple[bytes, int], int] = {}  # (peer, height) -> when we last offered
         self._sync_buffer: dict[int, tuple[Block, CommitCertificate]] = {}
+        self._commit_times: dict[int, int] = {}  # height -> when we committed it (recent heights)
         self.height = 0  # 0 until Start
+        self.locked_round: int = -1
+        self.locked_block: Block | None = None
+        self.valid_round: int = -1
+        self.valid_block: Block | None = None
+        self._started = False  # False during the pause after a commit (round 0 not begun yet)
         self.round = 0
         self.step = PROPOSE
 
     # --- the one entry point ---------------------------------------------------------
 
     def handle(self, event: Event) -> list[Action]:
-        self._out = []
+        out: list[Action] = []
+        self._out = out
         self._now = event.now_ms
-        if isinstance(event, Start):
+        if isinstance(event, Received) and self.height:  # the common case first
+            self._on_received(event.message)
+        elif isinstance(event, Start):
             self._on_start()
         elif self.height == 0:
             raise RuntimeError("the engine must receive Start first")
@@ -131,7 +156,7 @@ class Engine:
             self._on_sync(event.block, event.certificate)
         else:
             raise TypeError(f"not an engine event: {event!r}")
-        out, self._out = self._out, []
+        self._out = []
         return out
 
     # --- height and round lifecycle --------------------------------------------------
@@ -157,6 +182,11 @@ class Engine:
                 self.blocks[entry.block.block_id] = entry.block
         self._wal = []
         self._start_round(start_round)
+        # what we signed may not have left before the crash: send it (again)
+        for vote_type in (PREVOTE, PRECOMMIT):
+            vote = self._own.get((start_round, vote_type))
+            if vote is not None:
+                self._out.append(Broadcast(vote))
         # resume the step we had reached in that round (a signed vote is never replaced)
         if (start_round, PRECOMMIT) in self._own:
             self.step = PRECOMMIT_STEP
@@ -188,6 +218,7 @@ class Engine:
 
     def _start_round(self, round_: int) -> None:
         previous = self.round
+        self._started = True
         self.round = round_
         self.step = PROPOSE
         # re-send our votes of the round we leave: a cheap stand-in for vote gossip on lossy links
@@ -203,8 +234,21 @@ class Engine:
                 self._own_proposals[round_] = proposal
                 self._out.append(PersistWal(proposal))
             self._out.append(Broadcast(proposal))
+            self._send_polka(proposal)
             self._accept_proposal(proposal)
         self._schedule(PROPOSE)
+        self._out.append(ScheduleTimeout(self.height, round_, GOSSIP, self.params.gossip_interval_ms))
+
+    def _send_polka(self, proposal: Proposal) -> None:
+        """Re-proposing a valid value: send the prevotes that justify its pol_round too, so
+        that validators which missed some of them can check the polka (a stand-in for the
+        vote gossip that carries a proposal's POL in CometBFT)."""
+        if proposal.pol_round < 0:
+            return
+        rv = self.votes.get((proposal.pol_round, PREVOTE))
+        voters = rv.by_block.get(proposal.block.block_id, {}) if rv is not None else {}
+        for vote in voters.values():
+            self._out.append(Broadcast(vote))
 
     def _make_proposal(self, round_: int) -> Proposal:
         assert self.key is not None
@@ -213,7 +257,7 @@ class Engine:
         work = self._work.get(self.tip.block_id)
         if work is None:
             work = self._work[self.tip.block_id] = solve_work(self.params, self.tip)
-        evidence = tuple(sorted(self.pending_evidence.values(), key=lambda e: e.evidence_id))
+        evidence = tuple(sorted(self.pending_evidence.values(), key=lambda e: e.offence_id))
         evidence = tuple(e for e in evidence if e.height >= self.height - self.params.max_evidence_age)
         evidence = evidence[: self.params.max_evidence_per_block]
         budget = self.params.max_block_bytes - len(work.proof) - 64 * 1024
@@ -236,30 +280,37 @@ class Engine:
             if isinstance(message, bytes):
                 message = decode_message(message, self.params.max_block_bytes + 64 * 1024)
             if isinstance(message, Vote):
-                self._on_vote(message)
+                changed = self._on_vote(message)
             elif isinstance(message, Proposal):
-                self._on_proposal(message)
+                changed = self._on_proposal(message)
             else:
                 raise InvalidMessage(f"not a consensus message: {type(message).__name__}")
         except InvalidMessage as exc:
             self._reject(exc)
             return
-        self._run_rules()
+        # every rule's precondition is a vote threshold, a proposal or a step; a vote that
+        # crossed no threshold cannot make any rule fire (this keeps big networks fast)
+        if changed:
+            self._run_rules()
 
     def _reject(self, error: BcaiError) -> None:
         self.rejected_count += 1
         self._out.append(MessageRejected(error))
 
     def _verify(self, message: Proposal | Vote, public_key: PublicKey) -> None:
-        key = (message, public_key.raw)
-        if self._verified is not None and key in self._verified:
-            return
+        cache = self._verified
+        if cache is not None:
+            # identity, not equality: the very object that verified before (kept alive by
+            # the cache, so its id cannot be reused) needs no second check
+            hit = cache.get(id(message))
+            if hit is not None and hit[0] is message and hit[1] == public_key.raw:
+                return
         try:
             message.verify(public_key, self.params.chain_id)
         except InvalidSignature as exc:
             raise InvalidMessage(f"bad signature: {exc}") from None
-        if self._verified is not None:
-            self._verified.add(key)
+        if cache is not None:
+            cache[id(message)] = (message, public_key.raw)
 
     def _is_elsewhere(self, message: Message, sender: bytes) -> bool:
         """Handle a message for another height; True if it is not for this one."""
@@ -268,76 +319,101 @@ class Engine:
         if message.height == self.height + 1 and len(self._future) < MAX_FUTURE_MESSAGES:
             self._future.append(message)
         elif message.height < self.height and sender in self.validators:
-            # a validator is behind: offer it our committed blocks (once per height)
-            if (sender, message.height) not in self._sent_blocks:
-                self._sent_blocks.add((sender, message.height))
+            # a validator is behind: once it had time to commit by itself, offer it our blocks
+            committed_at = self._commit_times.get(message.height, -self.params.block_resend_ms)
+            last = self._sent_blocks.get((sender, message.height))
+            if self._now - committed_at >= self.params.gossip_interval_ms and (
+                last is None or self._now - last >= self.params.block_resend_ms
+            ):
+                self._sent_blocks[(sender, message.height)] = self._now
                 self._out.append(SendBlocks(sender, message.height))
         return True
 
-    def _on_vote(self, vote: Vote) -> None:
-        if self._is_elsewhere(vote, vote.validator):
-            return
+    def _on_vote(self, vote: Vote) -> bool:
+        # the hot path of a big network: every line here runs once per vote per node
+        if vote.height != self.height:
+            self._is_elsewhere(vote, vote.validator)
+            return False
         validator = self.validators.by_address.get(vote.validator)
         if validator is None:
             raise InvalidMessage("vote from a validator outside this height's set")
         if vote.round > self.round + MAX_ROUNDS_AHEAD:
-            return
+            return False
         self._verify(vote, validator.public_key)
-        self._add_vote(vote)
+        return self._add_vote(vote, validator.power)
 
-    def _add_vote(self, vote: Vote) -> None:
+    def _add_vote(self, vote: Vote, power: int | None = None) -> bool:
+        """Count a vote; True when it crossed a threshold some rule waits for."""
         key = (vote.round, vote.vote_type)
         rv = self.votes.get(key)
         if rv is None:
             rv = self.votes[key] = RoundVotes()
-        existing = rv.votes.get(vote.validator)
-        if existing is not None:
-            if existing.block_id != vote.block_id:
-                self._record_evidence(DuplicateVoteEvidence.of(existing, vote))
-            return
-        power = self.validators.by_address[vote.validator].power
-        rv.votes[vote.validator] = vote
-        before = rv.power.get(vote.block_id, 0)
-        rv.power[vote.block_id] = before + power
-        rv.total += power
-        if (
-            vote.vote_type == PRECOMMIT
-            and vote.block_id is not None
-            and not self.validators.is_quorum(before)
-            and self.validators.is_quorum(before + power)
-        ):
-            self._commit_candidates.append((vote.round, vote.block_id))
-        self._note_round_participant(vote.round, vote.validator, power)
+        address, block_id = vote.validator, vote.block_id
+        if power is None:
+            power = self.validators.by_address[address].power
+        quorum = self.validators.quorum_power
+        crossed = False
+        first = rv.votes.get(address)
+        if first is None:
+            rv.votes[address] = vote
+            total_before = rv.total
+            rv.total = total_before + power
+            crossed = total_before < quorum <= total_before + power
+            if vote.round > self.round and self._note_round_participant(vote.round, address, power):
+                crossed = True
+        elif first.block_id == block_id:
+            return False  # the same vote again
+        else:
+            self._record_evidence(DuplicateVoteEvidence.of(first, vote))
+            voters = rv.by_block.get(block_id)
+            if (voters is not None and address in voters) or rv.conflicts.get(address, 0) >= MAX_CONFLICTING:
+                return False
+            rv.conflicts[address] = rv.conflicts.get(address, 0) + 1
+        voters = rv.by_block.get(block_id)
+        if voters is None:
+            voters = rv.by_block[block_id] = {}
+        voters[address] = vote
+        before = rv.power.get(block_id, 0)
+        rv.power[block_id] = before + power
+        if before < quorum <= before + power:
+            crossed = True
+            if vote.vote_type == PRECOMMIT and block_id is not None:
+                self._commit_candidates.append((vote.round, block_id))
+        return crossed
 
-    def _note_round_participant(self, round_: int, address: bytes, power: int) -> None:
+    def _note_round_participant(self, round_: int, address: bytes, power: int) -> bool:
+        """Track who spoke in later rounds; True when one of them now holds more than 1/3."""
         if round_ <= self.round:
-            return
+            return False
         seen = self._round_power.setdefault(round_, {})
         if address not in seen:
             seen[address] = power
             if round_ > self._skip_round and self.validators.is_one_third(sum(seen.values())):
                 self._skip_round = round_
+                return True
+        return False
 
     def _record_evidence(self, ev: DuplicateVoteEvidence) -> None:
-        if ev.evidence_id in self.committed_evidence or ev.evidence_id in self.pending_evidence:
+        if ev.offence_id in self.committed_offences or ev.offence_id in self.pending_evidence:
             return
-        self.pending_evidence[ev.evidence_id] = ev
+        self.pending_evidence[ev.offence_id] = ev
         self._out.append(EvidenceFound(ev))
 
-    def _on_proposal(self, proposal: Proposal) -> None:
+    def _on_proposal(self, proposal: Proposal) -> bool:
         if self._is_elsewhere(proposal, proposal.proposer):
-            return
+            return False
         if proposal.round > self.round + MAX_ROUNDS_AHEAD:
-            return
+            return False
         proposer = self.validators.get_proposer(proposal.round)
         if proposal.proposer != proposer.address:
             raise InvalidMessage(f"proposal for round {proposal.round} not from that round's proposer")
         if proposal.block.size > self.params.max_block_bytes:
             raise InvalidMessage(f"oversized proposal: {proposal.block.size} > {self.params.max_block_bytes} bytes")
         if proposal.round in self.proposals:
-            return  # we keep the first proposal of a round (a second one is equivocation, not slashable)
+            return False  # we keep the first proposal of a round (a second one is equivocation, not slashable)
         self._verify(proposal, proposer.public_key)
         self._accept_proposal(proposal)
+        return True
 
     def _accept_proposal(self, proposal: Proposal) -> None:
         self.proposals[proposal.round] = proposal
@@ -346,6 +422,26 @@ class Engine:
 
     def _on_timeout(self, t: TimeoutFired) -> None:
         if t.height != self.height or t.round != self.round:
+            return
+        if t.step == COMMIT_WAIT:
+            if not self._started:
+                self._start_round(0)
+                self._run_rules()
+            return
+        if not self._started:
+            return
+        if t.step == GOSSIP:
+            # the round has not moved on: re-send what we signed in it (and the round before)
+            for round_ in (self.round - 1, self.round):
+                for vote_type in (PREVOTE, PRECOMMIT):
+                    vote = self._own.get((round_, vote_type))
+                    if vote is not None:
+                        self._out.append(Broadcast(vote))
+            proposal = self._own_proposals.get(self.round)
+            if proposal is not None:
+                self._out.append(Broadcast(proposal))
+                self._send_polka(proposal)
+            self._out.append(ScheduleTimeout(self.height, self.round, GOSSIP, self.params.gossip_interval_ms))
             return
         if t.step == PROPOSE and self.step == PROPOSE:
             self._vote(PREVOTE, None)
@@ -360,10 +456,12 @@ class Engine:
     # --- the rules -------------------------------------------------------------------
 
     def _run_rules(self) -> None:
+        if not self._started:
+            return  # votes and proposals are kept; the rules run once round 0 begins
         while True:
             if self._try_commit():
                 self._begin_next_height()
-                continue
+                return
             if self._skip_round > self.round:
                 self._start_round(self._skip_round)
                 continue
@@ -376,7 +474,7 @@ class Engine:
             try:
                 self._check_block(self.blocks[block_id], self._now)
                 known = True
-            except InvalidBlock as exc:
+            except BlockRejected as exc:
                 self._reject(exc)
                 known = False
             self._validity[block_id] = known
@@ -385,13 +483,31 @@ class Engine:
     def _check_block(self, block: Block, now_ms: int | None) -> None:
         check_block(
             block, self.params, self.tip, self.app.get_app_hash(), now_ms, self._get_validator_map,
-            self.committed_evidence.__contains__, self.app.check_payload,
+            self.committed_offences.__contains__, self._check_last_commit, self._check_app_payload,
         )
+
+    def _check_app_payload(self, block: Block) -> None:
+        try:
+            self.app.check_payload(block)
+        except BlockRejected:
+            raise
+        except BcaiError as exc:
+            raise BlockRejected(f"the application rejects the block: {exc.code}: {exc}") from None
+
+    def _check_last_commit(self, certificate: CommitCertificate, height: int, block_id: bytes) -> None:
+        try:
+            self._verify_certificate(certificate, height, block_id, self._get_validator_map(height))
+        except InvalidCertificate as exc:
+            raise BlockRejected(f"bad last commit: {exc}") from None
 
     def _get_validator_map(self, height: int) -> Mapping[bytes, Validator]:
         if height == self.height:
             return self.validators.by_address
-        return {v.address: v for v in self.app.get_validators(height)}
+        try:
+            validators = self.app.get_validators(height)
+        except (BcaiError, KeyError):
+            return {}  # a height the application no longer knows: nobody counts as a member
+        return {v.address: v for v in validators}
 
     def _has_quorum(self, round_: int, vote_type: int, block_id: bytes | None) -> bool:
         rv = self.votes.get((round_, vote_type))
@@ -465,7 +581,7 @@ class Engine:
         for round_, block_id in self._commit_candidates:
             if block_id in self.blocks and self._is_valid(block_id):
                 rv = self.votes[(round_, PRECOMMIT)]
-                sigs = tuple(sorted((a, v.signature) for a, v in rv.votes.items() if v.block_id == block_id))
+                sigs = tuple(sorted((a, v.signature) for a, v in rv.by_block[block_id].items()))
                 self._commit(self.blocks[block_id], CommitCertificate(self.height, round_, block_id, sigs))
                 return True
         return False
@@ -473,23 +589,27 @@ class Engine:
     def _commit(self, block: Block, certificate: CommitCertificate) -> None:
         app_hash = self.app.apply_block(block, certificate)
         for ev in block.evidence:
-            self.committed_evidence.add(ev.evidence_id)
-            self.pending_evidence.pop(ev.evidence_id, None)
+            self.committed_offences.add(ev.offence_id)
+            self.pending_evidence.pop(ev.offence_id, None)
         h = block.header
         self.tip = ChainTip(
             h.height, h.block_id, h.time_ms, h.target, h.time_ms - self.tip.time_ms,
-            tuple(sorted(self.validators.compute_priorities_after(certificate.round).items())),
+            tuple(sorted(self.validators.compute_priorities_after(certificate.round).items())), certificate,
         )
         self._work.clear()
+        self._commit_times[h.height] = self._now
+        self._commit_times.pop(h.height - self.params.max_evidence_age, None)
+        self._sent_blocks = {k: t for k, t in self._sent_blocks.items() if k[1] > h.height - 10}
         self._out.append(CommitBlock(block, certificate, app_hash))
         future = self._future
         self._enter_height(h.height + 1)
         self._future = future
 
     def _begin_next_height(self) -> None:
-        """After a commit: start round 0 of the new height and feed it what arrived early."""
+        """After a commit: pause `timeout_commit_ms`, keeping what arrives for the new height."""
         future, self._future = self._future, []
-        self._start_round(0)
+        self._started = False
+        self._out.append(ScheduleTimeout(self.height, 0, COMMIT_WAIT, self.params.timeout_commit_ms))
         for message in future:
             if message.height != self.height:
                 continue
@@ -512,7 +632,7 @@ class Engine:
                 try:
                     self._check_certificate(block, certificate)
                     self._check_block(block, None)
-                except (InvalidCertificate, InvalidBlock) as exc:
+                except (InvalidCertificate, BlockRejected) as exc:
                     self._reject(exc)
                     break
                 self._commit(block, certificate)
@@ -527,17 +647,9 @@ class Engine:
 
     def _check_certificate(self, block: Block, certificate: CommitCertificate) -> None:
         """Raise `InvalidCertificate` unless more than 2/3 of this height's power precommitted `block`."""
-        if certificate.height != block.height or certificate.block_id != block.block_id:
-            raise InvalidCertificate("certificate is for another block")
-        power = 0
-        for vote in certificate.votes():
-            validator = self.validators.by_address.get(vote.validator)
-            if validator is None:
-                raise InvalidCertificate("certificate signed by a non-validator")
-            try:
-                self._verify(vote, validator.public_key)
-            except InvalidMessage as exc:
-                raise InvalidCertificate(str(exc)) from None
-            power += validator.power
-        if not self.validators.is_quorum(power):
-            raise InvalidCertificate(f"certificate holds {power} of {self.validators.total_power} power, not more than 2/3")
+        self._verify_certificate(certificate, block.height, block.block_id, self.validators.by_address)
+
+    def _verify_certificate(
+        self, certificate: CommitCertificate, height: int, block_id: bytes, validators: Mapping[bytes, Validator]
+    ) -> None:
+        check_certificate(certificate, height, block_id, validators, self.params.chain_id, self._verified)

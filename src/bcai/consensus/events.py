@@ -15,6 +15,8 @@ from bcai.consensus.messages import Block, CommitCertificate, DuplicateVoteEvide
 from bcai.errors import BcaiError
 
 PROPOSE, PREVOTE_STEP, PRECOMMIT_STEP = 0, 1, 2
+GOSSIP = 3  # not a step: "re-send what we signed in this round" (links may lose messages)
+COMMIT_WAIT = 4  # not a step: the pause after a commit before round 0 of the next height
 
 
 # --- events ---------------------------------------------------------------------------
@@ -39,7 +41,7 @@ class Received:
 class TimeoutFired:
     height: int
     round: int
-    step: int  # PROPOSE, PREVOTE_STEP or PRECOMMIT_STEP
+    step: int  # PROPOSE, PREVOTE_STEP, PRECOMMIT_STEP, GOSSIP or COMMIT_WAIT
     now_ms: int
 
 

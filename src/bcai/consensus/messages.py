@@ -62,6 +62,7 @@ class BlockHeader:
     tx_root: bytes
     evidence_root: bytes
     app_hash: bytes
+    last_commit_hash: bytes  # hash of the certificate of block height - 1 the block carries
     proposer: bytes  # address (20 bytes) of the validator that built the block
     proof_kind: str
     task_id: bytes
@@ -72,19 +73,21 @@ class BlockHeader:
     def to_list(self) -> list[Any]:
         return [
             self.chain_id, self.height, self.time_ms, self.prev_hash, self.tx_root, self.evidence_root,
-            self.app_hash, self.proposer, self.proof_kind, self.task_id, self.model_hash, self.nonce, self.target,
+            self.app_hash, self.last_commit_hash, self.proposer, self.proof_kind, self.task_id, self.model_hash,
+            self.nonce, self.target,
         ]
 
     @classmethod
     def from_list(cls, fields: Any) -> BlockHeader:
-        f = _list(fields, 13, "header")
+        f = _list(fields, 14, "header")
         _expect(isinstance(f[0], str) and 0 < len(f[0]) <= 64, "chain_id must be a short string")
-        _expect(isinstance(f[7], bytes) and len(f[7]) == ADDRESS_SIZE, "proposer must be a 20-byte address")
-        _expect(isinstance(f[8], str) and 0 < len(f[8]) <= 32, "proof_kind must be a short string")
+        _expect(isinstance(f[8], bytes) and len(f[8]) == ADDRESS_SIZE, "proposer must be a 20-byte address")
+        _expect(isinstance(f[9], str) and 0 < len(f[9]) <= 32, "proof_kind must be a short string")
         return cls(
             f[0], _uint(f[1], "height"), _uint(f[2], "time_ms"), _hash(f[3], "prev_hash"), _hash(f[4], "tx_root"),
-            _hash(f[5], "evidence_root"), _hash(f[6], "app_hash"), f[7], f[8], _hash(f[9], "task_id"),
-            _hash(f[10], "model_hash"), _uint(f[11], "nonce", 2**64 - 1), _uint(f[12], "target", 2**64 - 1),
+            _hash(f[5], "evidence_root"), _hash(f[6], "app_hash"), _hash(f[7], "last_commit_hash"), f[8], f[9],
+            _hash(f[10], "task_id"), _hash(f[11], "model_hash"), _uint(f[12], "nonce", 2**64 - 1),
+            _uint(f[13], "target", 2**64 - 1),
         )
 
     @cached_property
@@ -167,6 +170,11 @@ class DuplicateVoteEvidence:
     def evidence_id(self) -> bytes:
         return sha256(encode(self.to_list()))
 
+    @property
+    def offence_id(self) -> bytes:
+        """One offence (validator, height) is punished once, however many vote pairs prove it."""
+        return sha256(encode(["equivocation", self.vote_a.validator, self.vote_a.height]))
+
     def check_shape(self) -> None:
         """Raise `InvalidMessage` unless the two votes conflict (signatures are checked elsewhere)."""
         a, b = self.vote_a, self.vote_b
@@ -177,11 +185,41 @@ class DuplicateVoteEvidence:
 
 
 @dataclass(frozen=True)
+class CommitCertificate:
+    """More than 2/3 of voting power precommitting one block at one round; stored with the block."""
+
+    height: int
+    round: int
+    block_id: bytes
+    signatures: tuple[tuple[bytes, bytes], ...]  # (validator address, precommit signature), sorted by address
+
+    def to_list(self) -> list[Any]:
+        return [self.height, self.round, self.block_id, [list(s) for s in self.signatures]]
+
+    @classmethod
+    def from_list(cls, fields: Any) -> CommitCertificate:
+        f = _list(fields, 4, "certificate")
+        _expect(isinstance(f[3], list), "signatures must be a list")
+        sigs = []
+        for item in f[3]:
+            pair = _list(item, 2, "certificate signature")
+            _expect(isinstance(pair[0], bytes) and len(pair[0]) == ADDRESS_SIZE, "signer must be a 20-byte address")
+            _expect(isinstance(pair[1], bytes) and len(pair[1]) == SIGNATURE_SIZE, "signature must be 64 bytes")
+            sigs.append((pair[0], pair[1]))
+        _expect([s[0] for s in sigs] == sorted({s[0] for s in sigs}), "signers must be sorted and distinct")
+        return cls(_uint(f[0], "height"), _uint(f[1], "round", MAX_ROUND), _hash(f[2], "block_id"), tuple(sigs))
+
+    def votes(self) -> list[Vote]:
+        return [Vote(PRECOMMIT, self.height, self.round, self.block_id, a, s) for a, s in self.signatures]
+
+
+@dataclass(frozen=True)
 class Block:
     header: BlockHeader
     txs: tuple[bytes, ...]
     evidence: tuple[DuplicateVoteEvidence, ...]
     proof: bytes  # the proof kind's result bytes (kind "matrix": the product matrix)
+    last_commit: CommitCertificate | None  # the commit of block height - 1 (None at height 1)
 
     @property
     def block_id(self) -> bytes:
@@ -192,15 +230,18 @@ class Block:
         return self.header.height
 
     def to_list(self) -> list[Any]:
-        return [self.header.to_list(), list(self.txs), [e.to_list() for e in self.evidence], self.proof]
+        last = None if self.last_commit is None else self.last_commit.to_list()
+        return [self.header.to_list(), list(self.txs), [e.to_list() for e in self.evidence], self.proof, last]
 
     @classmethod
     def from_list(cls, fields: Any) -> Block:
-        f = _list(fields, 4, "block")
+        f = _list(fields, 5, "block")
         _expect(isinstance(f[1], list) and all(isinstance(t, bytes) for t in f[1]), "txs must be a list of bytes")
         _expect(isinstance(f[2], list), "evidence must be a list")
         _expect(isinstance(f[3], bytes), "proof must be bytes")
-        return cls(BlockHeader.from_list(f[0]), tuple(f[1]), tuple(DuplicateVoteEvidence.from_list(e) for e in f[2]), f[3])
+        last = None if f[4] is None else CommitCertificate.from_list(f[4])
+        evidence = tuple(DuplicateVoteEvidence.from_list(e) for e in f[2])
+        return cls(BlockHeader.from_list(f[0]), tuple(f[1]), evidence, f[3], last)
 
     @cached_property
     def size(self) -> int:
@@ -213,6 +254,10 @@ def compute_tx_root(txs: tuple[bytes, ...]) -> bytes:
 
 def compute_evidence_root(evidence: tuple[DuplicateVoteEvidence, ...]) -> bytes:
     return compute_merkle_root([e.evidence_id for e in evidence])
+
+
+def compute_last_commit_hash(certificate: CommitCertificate | None) -> bytes:
+    return sha256(b"" if certificate is None else encode(certificate.to_list()))
 
 
 @dataclass(frozen=True)
@@ -256,35 +301,6 @@ def sign_proposal(key: PrivateKey, chain_id: str, round_: int, pol_round: int, b
 
 
 @dataclass(frozen=True)
-class CommitCertificate:
-    """More than 2/3 of voting power precommitting one block at one round; stored with the block."""
-
-    height: int
-    round: int
-    block_id: bytes
-    signatures: tuple[tuple[bytes, bytes], ...]  # (validator address, precommit signature), sorted by address
-
-    def to_list(self) -> list[Any]:
-        return [self.height, self.round, self.block_id, [list(s) for s in self.signatures]]
-
-    @classmethod
-    def from_list(cls, fields: Any) -> CommitCertificate:
-        f = _list(fields, 4, "certificate")
-        _expect(isinstance(f[3], list), "signatures must be a list")
-        sigs = []
-        for item in f[3]:
-            pair = _list(item, 2, "certificate signature")
-            _expect(isinstance(pair[0], bytes) and len(pair[0]) == ADDRESS_SIZE, "signer must be a 20-byte address")
-            _expect(isinstance(pair[1], bytes) and len(pair[1]) == SIGNATURE_SIZE, "signature must be 64 bytes")
-            sigs.append((pair[0], pair[1]))
-        _expect([s[0] for s in sigs] == sorted({s[0] for s in sigs}), "signers must be sorted and distinct")
-        return cls(_uint(f[0], "height"), _uint(f[1], "round", MAX_ROUND), _hash(f[2], "block_id"), tuple(sigs))
-
-    def votes(self) -> list[Vote]:
-        return [Vote(PRECOMMIT, self.height, self.round, self.block_id, a, s) for a, s in self.signatures]
-
-
-@dataclass(frozen=True)
 class WalLock:
     """WAL entry: we locked on `block` at `round` (written before the precommit that follows)."""
 
@@ -296,7 +312,7 @@ class WalLock:
 Message = Union[Proposal, Vote]
 WalEntry = Union[Proposal, Vote, WalLock]
 
-_TAGS: dict[str, type] = {"proposal": Proposal, "vote": Vote}
+_TAGS = ("proposal", "vote")
 
 
 def encode_message(message: Message) -> bytes:
@@ -314,9 +330,8 @@ def decode_message(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
         raise InvalidMessage(f"undecodable message: {exc}") from None
     f = _list(value, 2, "message")
     _expect(isinstance(f[0], str) and f[0] in _TAGS, "unknown message tag")
-    cls = _TAGS[f[0]]
-    if cls is Vote:
+    if f[0] == "vote":
         _expect(len(data) <= MAX_VOTE_BYTES, "vote message too large")
-    result: Message = cls.from_list(f[1])
-    return result
+        return Vote.from_list(f[1])
+    return Proposal.from_list(f[1])
 

@@ -12,7 +12,7 @@ advanced once per round it took to commit. A validator joining the set starts at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 from bcai.crypto import PublicKey
@@ -22,16 +22,16 @@ from bcai.crypto import PublicKey
 class Validator:
     public_key: PublicKey
     power: int
+    address: bytes = field(init=False, compare=False, repr=False)  # derived from the key
 
-    @property
-    def address(self) -> bytes:
-        return self.public_key.address.raw
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "address", self.public_key.address.raw)
 
 
 class ValidatorSet:
     """An immutable validator set with the proposer priorities at the start of a height."""
 
-    __slots__ = ("validators", "by_address", "total_power", "priorities", "_proposers", "_after")
+    __slots__ = ("validators", "by_address", "total_power", "quorum_power", "priorities", "_proposers", "_after")
 
     def __init__(self, validators: Iterable[Validator], priorities: Mapping[bytes, int] | None = None) -> None:
         ordered = sorted(validators, key=lambda v: v.address)
@@ -44,6 +44,7 @@ class ValidatorSet:
         if len(self.by_address) != len(ordered):
             raise ValueError("duplicate validator address")
         self.total_power: int = sum(v.power for v in ordered)
+        self.quorum_power: int = 2 * self.total_power // 3 + 1  # the least power that is more than 2/3
         self.priorities: dict[bytes, int] = (
             {v.address: 0 for v in ordered} if priorities is None else {v.address: priorities[v.address] for v in ordered}
         )
@@ -58,7 +59,7 @@ class ValidatorSet:
 
     def is_quorum(self, power: int) -> bool:
         """More than 2/3 of the voting power."""
-        return 3 * power > 2 * self.total_power
+        return power >= self.quorum_power
 
     def is_one_third(self, power: int) -> bool:
         """More than 1/3 of the voting power (at least one honest validator among them)."""

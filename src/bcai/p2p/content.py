@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from bcai.crypto import CODEC_DAG_CBOR, CODEC_RAW, Cid
 from bcai.encoding import decode, encode
-from bcai.errors import BcaiError, ContentNotFound, ContentUnavailable, InvalidCid, InvalidManifest, MalformedMessage
+from bcai.errors import BcaiError, ContentUnavailable, InvalidCid, InvalidManifest, MalformedMessage
 from bcai.p2p import scoring
 from bcai.p2p.host import Host
 from bcai.p2p.records import NodeId
@@ -109,10 +109,9 @@ class ContentExchange:
             cid = Cid.from_bytes(payload)
         except InvalidCid as exc:
             raise MalformedMessage(f"content/get wants a binary CID: {exc}") from None
-        try:
-            data = self.store.get(cid)
-        except ContentNotFound:
-            raise ContentNotFound(f"{cid} not here") from None
+        # Disk reads and hash checks run on a worker thread: they release the GIL and the
+        # event loop keeps serving the sockets meanwhile.
+        data = await asyncio.get_running_loop().run_in_executor(None, self.store.get, cid)
         self.metrics["chunks_served"] += 1
         return data
 
@@ -168,12 +167,13 @@ class ContentExchange:
                 if peer in alive:
                     alive.remove(peer)
                 return
-            if not chunk.matches(data):
+            try:  # the one hash check of this chunk, and the write, off the event loop
+                await asyncio.get_running_loop().run_in_executor(None, self.store.put_verified, chunk, data)
+            except InvalidCid:
                 self.metrics["corrupt_chunks"] += 1
                 self.host.penalize(peer, scoring.PENALTY_BAD_CONTENT, f"wrong bytes for chunk {chunk}")
                 missing.append(chunk)
                 if peer in alive:
                     alive.remove(peer)
                 return
-            self.store.put_verified(chunk, data)
             self.metrics["chunks_fetched"] += 1

@@ -37,8 +37,22 @@ class Discovery:
         self.table = RoutingTable(host.node_id, host.config.k)
         self.records: OrderedDict[NodeId, SignedNodeRecord] = OrderedDict()
         self.own: SignedNodeRecord | None = None
+        self._verified: OrderedDict[bytes, SignedNodeRecord] = OrderedDict()
         host.register_handler(FIND_NODE, self._serve_find_node)
         host.register_handler(FIND_CAPABLE, self._serve_find_capable)
+
+    def decode_record(self, data: bytes) -> SignedNodeRecord:
+        """Decode and verify a signed record; the same bytes seen again skip the work (a
+        record arrives many times: in hellos, lookup answers and gossip)."""
+        known = self._verified.get(data)
+        if known is not None:
+            self._verified.move_to_end(data)
+            return known
+        signed = SignedNodeRecord.from_bytes(data, self.host.config.network_id)
+        self._verified[data] = signed
+        while len(self._verified) > MAX_CACHED_RECORDS:
+            self._verified.popitem(last=False)
+        return signed
 
     def process_own_record(self, signed: SignedNodeRecord) -> None:
         self.own = signed
@@ -59,7 +73,7 @@ class Discovery:
 
     async def process_record_gossip(self, message: GossipMessage) -> None:
         """A record announced on the `records` topic (verified; a bad one is the sender's fault)."""
-        self.process_record(SignedNodeRecord.from_bytes(message.data, self.host.config.network_id))
+        self.process_record(self.decode_record(message.data))
 
     async def announce(self) -> None:
         """Publish our current record on the `records` topic."""
@@ -148,7 +162,7 @@ class Discovery:
             items = decode(body)
             if not isinstance(items, list) or len(items) > MAX_ANSWER_RECORDS:
                 raise InvalidNodeRecord("an answer is a list of at most 64 records")
-            records = [SignedNodeRecord.from_bytes(item, self.host.config.network_id) for item in items]
+            records = [self.decode_record(item) for item in items]
         except (BcaiError, TypeError) as exc:
             self.host.penalize(node, scoring.PENALTY_MALFORMED, f"bad {protocol} answer: {exc}")
             raise InvalidNodeRecord(f"bad {protocol} answer from {node!r}") from None

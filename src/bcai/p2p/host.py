@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
-from bcai.crypto import PrivateKey
+from bcai.crypto import Address, PrivateKey
 from bcai.errors import (
     BcaiError,
     ConnectionClosed,
@@ -120,24 +121,31 @@ class Host:
         self._handlers: dict[str, RequestHandler] = {}
         self._pending: dict[int, tuple[NodeId, asyncio.Future[tuple[bool, bytes]]]] = {}
         self._request_ids = itertools.count(1)
+        self._timed_out: OrderedDict[int, None] = OrderedDict()  # recent ids, for late answers
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
+        self._handshaking = 0
         self.discovery = Discovery(self)
 
     # --- lifecycle ------------------------------------------------------------------
 
-    async def start(self, listen: str = "127.0.0.1:0") -> str:
-        """Listen on `listen` ("host:port", port 0 picks one); return the bound address."""
-        self.address = await self.transport.listen(listen, self._on_inbound)
-        await self.subscribe(RECORDS_TOPIC, self.discovery.process_record_gossip)
+    async def start(self, listen: str = "127.0.0.1:0", advertise: str | None = None) -> str:
+        """Listen on `listen` ("host:port", port 0 picks one); return the bound address.
+
+        `advertise` is the address put in our node record when it differs from the bound
+        one (listening on 0.0.0.0, or behind a port mapping).
+        """
+        bound = await self.transport.listen(listen, self._on_inbound)
+        self.address = advertise or bound
+        self._topics[RECORDS_TOPIC] = self.discovery.process_record_gossip
         self.update_record()
-        return self.address
+        return bound
 
     async def stop(self) -> None:
         self._stopped = True
-        await self.transport.close()
         for peer in list(self._peers.values()):
             peer.close()
+        await self.transport.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -170,31 +178,43 @@ class Host:
         peer = self._peers.get(node)
         return peer.record if peer else None
 
-    async def connect(self, address: str, expected: NodeId) -> NodeId:
-        """Dial `address` and prove it is `expected` (raise `HandshakeFailed` otherwise)."""
-        if expected == self.node_id:
+    async def connect(self, address: str, expected: NodeId | Address) -> NodeId:
+        """Dial `address`, check that the node there proves to be `expected` (its node id,
+        or its account address), and return its node id once its hello has arrived.
+
+        Raises `PeerIdentityMismatch`, `HandshakeFailed`, `PeerBanned`, `ConnectionClosed`.
+        """
+        if expected in (self.node_id, self.key.address):
             raise HandshakeFailed("refusing to connect to ourselves")
-        if expected in self._peers:
-            return expected
-        if self.scores.is_banned(expected, self.clock.now()):
-            raise PeerBanned(f"{expected!r} is banned")
+        if isinstance(expected, NodeId):
+            if expected in self._peers:
+                return expected
+            if self.scores.is_banned(expected, self.clock.now()):
+                raise PeerBanned(f"{expected!r} is banned")
         stream = await self.transport.dial(address)
         channel = await perform_handshake(
             stream, self.key, self.config.network_id, expected, self.config.handshake_timeout, self.config.max_frame
         )
+        expected = channel.remote_id
         self._add_peer(channel, outbound=True)
-        peer = self._peers.get(expected)
-        if peer is None:
+        if self.is_banned(expected):
             raise PeerBanned(f"{expected!r} is banned")
         # Return once the peer's hello (record, topics) is in, so callers can rely on it.
-        try:
-            await asyncio.wait_for(peer.hello_received.wait(), self.config.handshake_timeout)
-        except asyncio.TimeoutError:
-            peer.close()
-            raise HandshakeFailed(f"{expected!r} sent no hello") from None
-        if peer.closed:
-            raise ConnectionClosed(f"{expected!r} hung up")
-        return expected
+        # If both sides dialed at once, the connection we waited on may lose the tie-break
+        # to the other one: then wait on the survivor.
+        for _ in range(3):
+            peer = self._peers.get(expected)
+            if peer is None:
+                break
+            try:
+                await asyncio.wait_for(peer.hello_received.wait(), self.config.handshake_timeout)
+            except asyncio.TimeoutError:
+                peer.close()
+                raise HandshakeFailed(f"{expected!r} sent no hello") from None
+            if not peer.closed:
+                return expected
+            await asyncio.sleep(0)
+        raise ConnectionClosed(f"{expected!r} hung up")
 
     def disconnect(self, node: NodeId) -> None:
         peer = self._peers.get(node)
@@ -203,9 +223,12 @@ class Host:
 
     async def _on_inbound(self, stream: ByteStream) -> None:
         inbound = sum(1 for p in self._peers.values() if not p.outbound)
-        if self._stopped or inbound >= self.config.max_inbound:
+        # Half-open handshakes are capped too, so a swarm of silent sockets cannot pile up.
+        if self._stopped or inbound >= self.config.max_inbound or self._handshaking >= self.config.max_inbound:
+            self.metrics["refused_inbound"] += 1
             stream.close()
             return
+        self._handshaking += 1
         try:
             channel = await perform_handshake(
                 stream, self.key, self.config.network_id, None, self.config.handshake_timeout, self.config.max_frame
@@ -218,6 +241,8 @@ class Host:
             self.metrics["handshake_failures"] += 1
             stream.close()
             return
+        finally:
+            self._handshaking -= 1
         self._add_peer(channel, outbound=False)
 
     def _add_peer(self, channel: SecureChannel, outbound: bool) -> None:
@@ -282,7 +307,7 @@ class Host:
         finally:
             self._remove_peer(peer)
 
-    async def _process_frame(self, peer: Peer, frame: bytes) -> None:
+    async def _process_frame(self, peer: Peer, frame: memoryview) -> None:
         try:
             message = decode_message(frame)
         except MalformedMessage as exc:
@@ -311,7 +336,7 @@ class Host:
 
     def _process_hello(self, peer: Peer, hello: Hello) -> None:
         try:
-            signed = SignedNodeRecord.from_bytes(hello.record, self.config.network_id)
+            signed = self.discovery.decode_record(hello.record)
             if signed.node_id != peer.id:
                 raise InvalidNodeRecord("hello carries another node's record")
         except InvalidNodeRecord as exc:
@@ -328,15 +353,15 @@ class Host:
     async def subscribe(self, topic: str, handler: GossipHandler) -> None:
         """Receive `topic`'s messages in `handler` (raise `InvalidGossip` to reject one:
         it is not forwarded and the sender's score drops); tell peers to send it to us."""
-        if not is_valid_name(topic):
-            raise InvalidGossip(f"bad topic name {topic!r}")
+        if not is_valid_name(topic) or topic == RECORDS_TOPIC:
+            raise InvalidGossip(f"bad or reserved topic name {topic!r}")
         new = topic not in self._topics
         self._topics[topic] = handler
         if new:
             await self._announce(Subscribe(topic, True))
 
     async def unsubscribe(self, topic: str) -> None:
-        if self._topics.pop(topic, None) is not None:
+        if topic != RECORDS_TOPIC and self._topics.pop(topic, None) is not None:
             await self._announce(Subscribe(topic, False))
 
     @property
@@ -429,6 +454,9 @@ class Host:
             await peer.send(Request(request_id, protocol, payload), Priority.NORMAL)
             ok, body = await asyncio.wait_for(future, timeout or self.config.request_timeout)
         except asyncio.TimeoutError:
+            self._timed_out[request_id] = None
+            while len(self._timed_out) > 4096:
+                self._timed_out.popitem(last=False)
             raise RequestTimeout(f"{protocol} request to {node!r} timed out") from None
         finally:
             self._pending.pop(request_id, None)
@@ -438,8 +466,11 @@ class Host:
 
     def _process_response(self, peer: Peer, response: Response) -> None:
         pending = self._pending.get(response.request_id)
+        if pending is None and response.request_id in self._timed_out:
+            del self._timed_out[response.request_id]
+            self.metrics["late_responses"] += 1  # slow, not hostile: no penalty
+            return
         if pending is None or pending[0] != peer.id:
-            # Late answers to timed-out requests land here too: a small penalty only.
             self.metrics["unsolicited"] += 1
             self.penalize(peer.id, scoring.PENALTY_UNSOLICITED, "response to no request of ours")
             return
@@ -475,8 +506,8 @@ class Host:
         except FrameTooLarge as exc:
             log.warning("not sending to %r: %s", peer.id, exc)
 
-    def _spawn(self, coroutine: Awaitable[None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -39,20 +39,20 @@ class MemoryStream(ByteStream):
         self._out = outbound
         self.remote_address = remote_address
 
-    async def read_exactly(self, n: int) -> bytes:
+    async def read_exactly(self, n: int) -> bytearray:
         pipe = self._in
         while len(pipe.buffer) < n:
             if pipe.closed:
                 raise ConnectionClosed(f"stream from {self.remote_address} ended")
             pipe.readable.clear()
             await pipe.readable.wait()
-        data = bytes(pipe.buffer[:n])
+        data = pipe.buffer[:n]
         del pipe.buffer[:n]
         if len(pipe.buffer) < pipe.limit:
             pipe.writable.set()
         return data
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
         pipe = self._out
         while len(pipe.buffer) >= pipe.limit and not pipe.closed:
             pipe.writable.clear()

@@ -16,23 +16,24 @@ from bcai.errors import ConnectionClosed, FrameTooLarge
 from bcai.p2p.gossip import Priority
 from bcai.p2p.records import NodeId, SignedNodeRecord
 from bcai.p2p.scoring import TokenBucket
-from bcai.p2p.secure import SecureChannel
-from bcai.p2p.wire import Message, encode_message
+from bcai.p2p.secure import OFFLOAD_BYTES, SecureChannel, seal_frame
+from bcai.p2p.wire import Message, encode_message_parts
 
 
 class SendQueue:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._lanes: dict[Priority, deque[bytes]] = {p: deque() for p in Priority}
+        self._lanes: dict[Priority, deque[tuple[bytes, bytes]]] = {p: deque() for p in Priority}
         self._bytes: dict[Priority, int] = {p: 0 for p in Priority}
         self._nonempty = asyncio.Event()
         self._space = asyncio.Event()
         self.closed = False
         self.dropped = 0
 
-    async def put(self, frame: bytes, priority: Priority, drop_when_full: bool) -> bool:
-        """Queue `frame`; False if it was dropped because the lane is full."""
-        while self._bytes[priority] and self._bytes[priority] + len(frame) > self.max_bytes:
+    async def put(self, frame: tuple[bytes, bytes], priority: Priority, drop_when_full: bool) -> bool:
+        """Queue `frame` (head, body); False if it was dropped because the lane is full."""
+        size = len(frame[0]) + len(frame[1])
+        while self._bytes[priority] and self._bytes[priority] + size > self.max_bytes:
             if self.closed:
                 raise ConnectionClosed("connection closed")
             if drop_when_full:
@@ -43,23 +44,31 @@ class SendQueue:
         if self.closed:
             raise ConnectionClosed("connection closed")
         self._lanes[priority].append(frame)
-        self._bytes[priority] += len(frame)
+        self._bytes[priority] += size
         self._nonempty.set()
         return True
 
-    async def get(self) -> bytes:
+    async def get(self) -> tuple[bytes, bytes]:
+        """The next frame, most urgent lane first; waits while all lanes are empty."""
         while True:
             if self.closed:
                 raise ConnectionClosed("connection closed")
-            for priority in Priority:
-                lane = self._lanes[priority]
-                if lane:
-                    frame = lane.popleft()
-                    self._bytes[priority] -= len(frame)
-                    self._space.set()
-                    return frame
+            frame = self.get_nowait()
+            if frame is not None:
+                return frame
             self._nonempty.clear()
             await self._nonempty.wait()
+
+    def get_nowait(self) -> tuple[bytes, bytes] | None:
+        """The next frame if one is queued, else None."""
+        for priority in Priority:
+            lane = self._lanes[priority]
+            if lane:
+                frame = lane.popleft()
+                self._bytes[priority] -= len(frame[0]) + len(frame[1])
+                self._space.set()
+                return frame
+        return None
 
     def close(self) -> None:
         self.closed = True
@@ -90,20 +99,41 @@ class Peer:
         self.requests_in_flight = asyncio.Semaphore(16)
 
     async def send(self, message: Message, priority: Priority, drop_when_full: bool = False) -> bool:
-        frame = encode_message(message)
-        if len(frame) > self.channel.max_frame:
-            raise FrameTooLarge(f"message of {len(frame)} bytes exceeds the {self.channel.max_frame}-byte frame limit")
+        frame = encode_message_parts(message)
+        size = len(frame[0]) + len(frame[1])
+        if size > self.channel.max_frame:
+            raise FrameTooLarge(f"message of {size} bytes exceeds the {self.channel.max_frame}-byte frame limit")
         return await self.queue.put(frame, priority, drop_when_full)
 
     async def run_writer(self) -> None:
+        """Seal and write queued frames in order. Large frames are encrypted on a worker
+        thread (libsodium releases the GIL), and the next frame is sealed while the
+        current one is written, so the cipher and the socket work overlap."""
+        sealing: asyncio.Future[bytearray] | None = None
         try:
             while True:
-                frame = await self.queue.get()
-                await self.channel.send(frame)
+                if sealing is None:
+                    sealing = self._seal(await self.queue.get())
+                frame = await sealing
+                following = self.queue.get_nowait()
+                sealing = self._seal(following) if following is not None else None
+                await self.channel.stream.write(frame)
         except ConnectionClosed:
             pass
         finally:
+            if sealing is not None:
+                sealing.cancel()
             self.close()
+
+    def _seal(self, frame: tuple[bytes, bytes]) -> asyncio.Future[bytearray]:
+        # One seal at a time, in queue order: the nonce counter advances in frame order.
+        head, body = frame
+        loop = asyncio.get_running_loop()
+        if len(body) >= OFFLOAD_BYTES:
+            return loop.run_in_executor(None, seal_frame, self.channel, head, body)
+        future: asyncio.Future[bytearray] = loop.create_future()
+        future.set_result(seal_frame(self.channel, head, body))
+        return future
 
     def close(self) -> None:
         if not self.closed:

@@ -64,6 +64,8 @@ class PeerScores:
             self._forget_recovered(now)
         self.scores[peer] = (score, now)
         if score <= self.ban_threshold and not self.is_banned(peer, now):
+            if len(self.bans) >= self.max_tracked:
+                self._forget_expired_bans(now)
             self.bans[peer] = now + self.ban_seconds
             self.scores[peer] = (0.0, now)  # after the ban it starts afresh
             return True
@@ -77,6 +79,12 @@ class PeerScores:
             del self.bans[peer]
             return False
         return True
+
+    def _forget_expired_bans(self, now: float) -> None:
+        for peer in [p for p, until in self.bans.items() if until <= now]:
+            del self.bans[peer]
+        while len(self.bans) >= self.max_tracked:  # a swarm of fresh identities: the oldest ban ends early
+            del self.bans[min(self.bans, key=self.bans.__getitem__)]
 
     def _forget_recovered(self, now: float) -> None:
         for peer in [p for p in self.scores if self.get_score(p, now) >= 0.0]:

@@ -32,8 +32,10 @@ import struct
 
 import nacl.bindings as sodium
 import nacl.exceptions
+from nacl._sodium import ffi as _ffi  # PyNaCl's libsodium binding: in-place AEAD on buffers
+from nacl._sodium import lib as _lib
 
-from bcai.crypto import PrivateKey, PublicKey
+from bcai.crypto import Address, PrivateKey, PublicKey
 from bcai.errors import (
     BcaiError,
     ConnectionClosed,
@@ -49,6 +51,7 @@ MAGIC = b"BCAIP2P1"
 HANDSHAKE_DOMAIN = "p2p-handshake"
 MAX_FRAME = 16 * 1024 * 1024  # plaintext bytes per frame, hard limit
 TAG_SIZE = 16
+OFFLOAD_BYTES = 256 * 1024  # frames this large are encrypted / decrypted off the event loop
 _HELLO_SIZE = len(MAGIC) + 32
 _AUTH_SIZE = 32 + 64
 _LENGTH = struct.Struct(">I")
@@ -105,63 +108,84 @@ class SecureChannel:
         self.remote_id = NodeId.of(remote_key)
         self.max_frame = max_frame
 
-    async def send(self, plaintext: bytes) -> None:
-        if len(plaintext) > self.max_frame:
-            raise FrameTooLarge(f"refusing to send a {len(plaintext)}-byte frame (max {self.max_frame})")
-        await self.stream.write(seal_frame(self, plaintext))
+    async def send(self, head: bytes, body: bytes = b"") -> None:
+        """Send `head + body` as one frame (two parts so a large body is copied only once)."""
+        size = len(head) + len(body)
+        if size > self.max_frame:
+            raise FrameTooLarge(f"refusing to send a {size}-byte frame (max {self.max_frame})")
+        await self.stream.write(seal_frame(self, head, body))
 
-    async def recv(self) -> bytes:
+    async def recv(self) -> memoryview:
+        """The next frame's plaintext (a view the caller owns)."""
         header = await self.stream.read_exactly(4)
-        (length,) = _LENGTH.unpack(header)
-        if length > self.max_frame + TAG_SIZE or length < TAG_SIZE:
+        (length,) = _LENGTH.unpack(header)  # checked before the body is read or allocated
+        if length > self.max_frame + TAG_SIZE:
             raise FrameTooLarge(f"peer announced a {length}-byte frame (max {self.max_frame + TAG_SIZE})")
+        if length < TAG_SIZE:
+            raise FrameAuthenticationFailed(f"a {length}-byte frame cannot even hold its tag")
         ciphertext = await self.stream.read_exactly(length)
+        if length >= OFFLOAD_BYTES:
+            # Large frames are decrypted on a worker thread (libsodium releases the GIL)
+            # while the event loop keeps reading the socket.
+            return await asyncio.get_running_loop().run_in_executor(None, open_frame, self, header, ciphertext)
         return open_frame(self, header, ciphertext)
 
     def close(self) -> None:
         self.stream.close()
 
 
-def seal_frame(channel: SecureChannel, plaintext: bytes) -> bytes:
-    """Encrypt one frame with the next send nonce; returns header + ciphertext."""
+def seal_frame(channel: SecureChannel, head: bytes, body: bytes = b"") -> bytearray:
+    """Encrypt `head + body` as one frame with the next send nonce; return the wire bytes.
+
+    The plaintext is copied once into the frame buffer and encrypted in place there
+    (libsodium allows it), so a 1 MiB chunk costs one copy plus the cipher.
+    """
     if channel._send_nonce >= _NONCE_LIMIT:
         raise ConnectionClosed("send nonce space exhausted; reconnect")
-    header = _LENGTH.pack(len(plaintext) + TAG_SIZE)
-    ciphertext = sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
-        plaintext, header, _nonce(channel._send_nonce), channel._send_key
+    size = len(head) + len(body)
+    frame = bytearray(4 + size + TAG_SIZE)
+    _LENGTH.pack_into(frame, 0, size + TAG_SIZE)
+    frame[4 : 4 + len(head)] = head
+    frame[4 + len(head) : 4 + size] = body
+    buf = _ffi.from_buffer("unsigned char[]", frame, require_writable=True)
+    rc = _lib.crypto_aead_chacha20poly1305_ietf_encrypt(
+        buf + 4, _ffi.NULL, buf + 4, size, buf, 4, _ffi.NULL, _nonce(channel._send_nonce), channel._send_key
     )
+    if rc != 0:
+        raise ConnectionClosed("encryption failed")
     channel._send_nonce += 1
-    return header + ciphertext
+    return frame
 
 
-def open_frame(channel: SecureChannel, header: bytes, ciphertext: bytes) -> bytes:
-    """Decrypt one frame with the next receive nonce; raise `FrameAuthenticationFailed`."""
+def open_frame(channel: SecureChannel, header: bytes | bytearray, ciphertext: bytearray) -> memoryview:
+    """Authenticate and decrypt one frame in place with the next receive nonce; return the
+    plaintext (a view into `ciphertext`) or raise `FrameAuthenticationFailed`."""
     if channel._recv_nonce >= _NONCE_LIMIT:
         raise ConnectionClosed("receive nonce space exhausted")
-    try:
-        plaintext = sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
-            ciphertext, header, _nonce(channel._recv_nonce), channel._recv_key
-        )
-    except nacl.exceptions.CryptoError:
+    buf = _ffi.from_buffer("unsigned char[]", ciphertext, require_writable=True)
+    rc = _lib.crypto_aead_chacha20poly1305_ietf_decrypt(
+        buf, _ffi.NULL, _ffi.NULL, buf, len(ciphertext), bytes(header), 4, _nonce(channel._recv_nonce), channel._recv_key
+    )
+    if rc != 0:
         raise FrameAuthenticationFailed(
             f"frame {channel._recv_nonce} from {channel.remote_id!r} failed authentication"
-        ) from None
+        )
     channel._recv_nonce += 1
-    return plaintext
+    return memoryview(ciphertext)[: len(ciphertext) - TAG_SIZE]
 
 
 async def perform_handshake(
     stream: ByteStream,
     identity: PrivateKey,
     network_id: str,
-    expected: NodeId | None = None,
+    expected: NodeId | Address | None = None,
     timeout: float = 10.0,
     max_frame: int = MAX_FRAME,
 ) -> SecureChannel:
     """Run the handshake on `stream`; return the channel or raise `HandshakeFailed`.
 
-    `expected` is the node id the dialer meant to reach (None when accepting: the
-    listener learns who called). The stream is closed on failure.
+    `expected` is the node the dialer meant to reach, by node id or by account address
+    (None when accepting: the listener learns who called). The stream is closed on failure.
     """
     try:
         return await asyncio.wait_for(_handshake(stream, identity, network_id, expected, max_frame), timeout)
@@ -176,12 +200,12 @@ async def perform_handshake(
 
 
 async def _handshake(
-    stream: ByteStream, identity: PrivateKey, network_id: str, expected: NodeId | None, max_frame: int
+    stream: ByteStream, identity: PrivateKey, network_id: str, expected: NodeId | Address | None, max_frame: int
 ) -> SecureChannel:
     ephemeral_secret = os.urandom(32)
     ephemeral_public = sodium.crypto_scalarmult_base(ephemeral_secret)
     await stream.write(MAGIC + ephemeral_public)
-    hello = await stream.read_exactly(_HELLO_SIZE)
+    hello = bytes(await stream.read_exactly(_HELLO_SIZE))
     # Anything that does not open with our magic (plaintext, another protocol) is refused.
     if hello[: len(MAGIC)] != MAGIC:
         raise HandshakeFailed(f"{stream.remote_address} does not speak the bcai p2p protocol")
@@ -202,7 +226,7 @@ async def _handshake(
     signature = identity.sign(HANDSHAKE_DOMAIN, network_id, challenge)
     await channel.send(identity.public_key.raw + signature)
     try:
-        proof = await channel.recv()
+        proof = bytes(await channel.recv())
     except (FrameAuthenticationFailed, FrameTooLarge) as exc:
         raise HandshakeFailed(f"bad handshake proof from {stream.remote_address}: {exc}") from None
     if len(proof) != _AUTH_SIZE:
@@ -213,8 +237,9 @@ async def _handshake(
     if remote_key == identity.public_key:
         raise HandshakeFailed("connected to ourselves")
     remote_id = NodeId.of(remote_key)
-    if expected is not None and remote_id != expected:
-        raise PeerIdentityMismatch(f"expected node {expected!r} at {stream.remote_address}, found {remote_id!r}")
+    found: NodeId | Address = remote_key.address if isinstance(expected, Address) else remote_id
+    if expected is not None and found != expected:
+        raise PeerIdentityMismatch(f"expected {expected!r} at {stream.remote_address}, found {found!r}")
     channel.remote_key = remote_key
     channel.remote_id = remote_id
     return channel

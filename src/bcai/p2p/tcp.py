@@ -1,4 +1,11 @@
-"""TCP transport: asyncio streams."""
+"""TCP transport: asyncio transports with a buffered protocol.
+
+Reads go straight from the socket into the caller's frame buffer (`recv_into`), so a
+1 MiB frame is copied once from the kernel and then decrypted in place; bytes that
+arrive before anyone asks for them wait in a small spill buffer, and reading pauses when
+it passes `_SPILL_LIMIT` (a peer cannot make us buffer more than that). Writes go to the
+asyncio transport; `write` waits while its buffer is above the high-water mark.
+"""
 
 from __future__ import annotations
 
@@ -8,68 +15,156 @@ import socket
 from bcai.errors import ConnectionClosed
 from bcai.p2p.transport import ByteStream, StreamHandler, Transport, split_host_port
 
-# The stream reader's buffer limit: large enough that one 16 MiB frame read does not
-# spin on small reads, small enough that a peer cannot make us buffer unboundedly.
-_READ_LIMIT = 4 * 1024 * 1024
+_STAGING = 256 * 1024
+_SPILL_LIMIT = 1024 * 1024
+_WRITE_HIGH = 64 * 1024
+
+
+class _StreamProtocol(asyncio.BufferedProtocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.spill = bytearray()
+        self.staging = bytearray(_STAGING)
+        self.target: bytearray | None = None  # the buffer of the pending read
+        self.filled = 0
+        self.ready: asyncio.Future[None] | None = None
+        self.closed = False
+        self.reading_paused = False
+        self.gave_target = False
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+        self.on_connect: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=_WRITE_HIGH)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if not self.on_connect.done():
+            self.on_connect.set_result(None)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        target = self.target
+        self.gave_target = target is not None and not self.spill and self.filled < len(target)
+        if target is not None and self.gave_target:
+            return memoryview(target)[self.filled :]
+        return memoryview(self.staging)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.gave_target:
+            self.filled += nbytes
+        else:
+            self.spill += memoryview(self.staging)[:nbytes]
+            self._take_spill()
+            if len(self.spill) >= _SPILL_LIMIT and self.transport is not None and not self.reading_paused:
+                self.reading_paused = True
+                self.transport.pause_reading()
+        if self.target is not None and self.filled == len(self.target) and self.ready and not self.ready.done():
+            self.ready.set_result(None)
+
+    def _take_spill(self) -> None:
+        if self.target is None or not self.spill:
+            return
+        n = min(len(self.spill), len(self.target) - self.filled)
+        self.target[self.filled : self.filled + n] = memoryview(self.spill)[:n]
+        self.filled += n
+        del self.spill[:n]
+
+    def eof_received(self) -> bool:
+        self._finish()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        self.closed = True
+        self.can_write.set()
+        if self.ready is not None and not self.ready.done():
+            self.ready.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
 
 
 class TcpStream(ByteStream):
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        peer = writer.get_extra_info("peername")
+    def __init__(self, protocol: _StreamProtocol) -> None:
+        self._p = protocol
+        assert protocol.transport is not None
+        self._transport = protocol.transport
+        peer = self._transport.get_extra_info("peername")
         self.remote_address = f"{peer[0]}:{peer[1]}" if peer else "?"
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        writer.transport.set_write_buffer_limits(high=4 * 1024 * 1024)
 
-    async def read_exactly(self, n: int) -> bytes:
+    async def read_exactly(self, n: int) -> bytearray:
+        p = self._p
+        buffer = bytearray(n)
+        p.target, p.filled = buffer, 0
         try:
-            return await self._reader.readexactly(n)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
-            raise ConnectionClosed(f"stream from {self.remote_address} ended: {exc}") from None
+            p._take_spill()
+            if p.reading_paused and len(p.spill) < _SPILL_LIMIT:
+                p.reading_paused = False
+                self._transport.resume_reading()
+            while p.filled < n:
+                if p.closed:
+                    raise ConnectionClosed(f"stream from {self.remote_address} ended")
+                p.ready = asyncio.get_running_loop().create_future()
+                await p.ready
+        finally:
+            p.target, p.ready = None, None
+        return buffer
 
-    async def write(self, data: bytes) -> None:
-        if self._writer.is_closing():
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._p.closed or self._transport.is_closing():
             raise ConnectionClosed(f"stream to {self.remote_address} is closed")
-        try:
-            self._writer.write(data)
-            await self._writer.drain()
-        except (ConnectionError, OSError) as exc:
-            raise ConnectionClosed(f"stream to {self.remote_address} broke: {exc}") from None
+        self._transport.write(data)
+        await self._p.can_write.wait()
+        if self._p.closed:
+            raise ConnectionClosed(f"stream to {self.remote_address} is closed")
 
     def close(self) -> None:
-        if not self._writer.is_closing():
-            self._writer.close()
+        self._p._finish()
+        self._transport.close()
 
     @property
     def is_closed(self) -> bool:
-        return self._writer.is_closing()
+        return self._p.closed or self._transport.is_closing()
 
 
 class TcpTransport(Transport):
     def __init__(self) -> None:
         self._servers: list[asyncio.base_events.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def listen(self, address: str, on_stream: StreamHandler) -> str:
         host, port = split_host_port(address)
+        loop = asyncio.get_running_loop()
 
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await on_stream(TcpStream(reader, writer))
+        def make() -> _StreamProtocol:
+            protocol = _StreamProtocol()
+            protocol.on_connect.add_done_callback(lambda _: self._accepted(protocol, on_stream))
+            return protocol
 
-        server = await asyncio.start_server(accept, host, port, limit=_READ_LIMIT)
+        server = await loop.create_server(make, host, port)
         self._servers.append(server)
-        bound = server.sockets[0].getsockname()
-        return f"{host}:{bound[1]}"
+        return f"{host}:{server.sockets[0].getsockname()[1]}"
+
+    def _accepted(self, protocol: _StreamProtocol, on_stream: StreamHandler) -> None:
+        task = asyncio.get_running_loop().create_task(on_stream(TcpStream(protocol)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def dial(self, address: str) -> ByteStream:
         host, port = split_host_port(address)
         try:
-            reader, writer = await asyncio.open_connection(host, port, limit=_READ_LIMIT)
+            _, protocol = await asyncio.get_running_loop().create_connection(_StreamProtocol, host, port)
         except OSError as exc:
             raise ConnectionClosed(f"cannot reach {address}: {exc}") from None
-        return TcpStream(reader, writer)
+        return TcpStream(protocol)
 
     async def close(self) -> None:
         for server in self._servers:

@@ -8,7 +8,8 @@ line of handshake, framing, scoring and gossip code, and one test suite runs on 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 
 class ByteStream(ABC):
@@ -17,11 +18,12 @@ class ByteStream(ABC):
     remote_address: str
 
     @abstractmethod
-    async def read_exactly(self, n: int) -> bytes:
-        """Exactly `n` bytes, or raise `ConnectionClosed` when the stream ends first."""
+    async def read_exactly(self, n: int) -> bytearray:
+        """Exactly `n` bytes in a new buffer the caller owns (it may decrypt in place), or
+        raise `ConnectionClosed` when the stream ends first."""
 
     @abstractmethod
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
         """Queue `data`; waits while the stream's buffer is full (backpressure)."""
 
     @abstractmethod
@@ -33,7 +35,7 @@ class ByteStream(ABC):
     def is_closed(self) -> bool: ...
 
 
-StreamHandler = Callable[[ByteStream], Awaitable[None]]
+StreamHandler = Callable[[ByteStream], Coroutine[Any, Any, None]]
 
 
 class Transport(ABC):

@@ -66,37 +66,44 @@ class Response:
 Message = Hello | Subscribe | Publish | Request | Response
 
 
-def encode_message(message: Message) -> bytes:
+def encode_message_parts(message: Message) -> tuple[bytes, bytes]:
+    """(head, body): the payload travels as its own part so it is copied only once."""
     if isinstance(message, Publish):
         topic = message.topic.encode()
-        return bytes([PUBLISH, len(topic)]) + topic + message.data
+        return bytes([PUBLISH, len(topic)]) + topic, message.data
     if isinstance(message, Request):
         protocol = message.protocol.encode()
-        return bytes([REQUEST]) + _U64.pack(message.request_id) + bytes([len(protocol)]) + protocol + message.payload
+        return bytes([REQUEST]) + _U64.pack(message.request_id) + bytes([len(protocol)]) + protocol, message.payload
     if isinstance(message, Response):
-        return bytes([RESPONSE]) + _U64.pack(message.request_id) + bytes([0 if message.ok else 1]) + message.payload
+        return bytes([RESPONSE]) + _U64.pack(message.request_id) + bytes([0 if message.ok else 1]), message.payload
     if isinstance(message, Hello):
-        return bytes([HELLO]) + encode({"record": message.record, "topics": list(message.topics)})
-    return bytes([SUBSCRIBE]) + encode([message.topic, message.subscribed])
+        return bytes([HELLO]) + encode({"record": message.record, "topics": list(message.topics)}), b""
+    return bytes([SUBSCRIBE]) + encode([message.topic, message.subscribed]), b""
 
 
-def decode_message(frame: bytes) -> Message:
+def encode_message(message: Message) -> bytes:
+    head, body = encode_message_parts(message)
+    return head + body
+
+
+def decode_message(frame: bytes | bytearray | memoryview) -> Message:
     """Parse one frame's plaintext; raise `MalformedMessage` on anything unexpected."""
-    if not frame:
+    view = memoryview(frame)
+    if not len(view):
         raise MalformedMessage("empty frame")
-    kind, view = frame[0], memoryview(frame)
+    kind = view[0]
     if kind == PUBLISH:
-        topic = _name_at(frame, 1)
-        return Publish(topic, bytes(view[2 + len(topic):]))
+        topic = _name_at(view, 1)
+        return Publish(topic, bytes(view[2 + len(topic) :]))
     if kind == REQUEST:
-        if len(frame) < 10:
+        if len(view) < 10:
             raise MalformedMessage("truncated request")
-        protocol = _name_at(frame, 9)
-        return Request(_U64.unpack_from(frame, 1)[0], protocol, bytes(view[10 + len(protocol):]))
+        protocol = _name_at(view, 9)
+        return Request(_U64.unpack_from(view, 1)[0], protocol, bytes(view[10 + len(protocol) :]))
     if kind == RESPONSE:
-        if len(frame) < 10 or frame[9] not in (0, 1):
+        if len(view) < 10 or view[9] not in (0, 1):
             raise MalformedMessage("truncated or bad response")
-        return Response(_U64.unpack_from(frame, 1)[0], frame[9] == 0, bytes(view[10:]))
+        return Response(_U64.unpack_from(view, 1)[0], view[9] == 0, bytes(view[10:]))
     if kind in (HELLO, SUBSCRIBE):
         try:
             body = decode(bytes(view[1:]))
@@ -110,11 +117,11 @@ def decode_message(frame: bytes) -> Message:
     raise MalformedMessage(f"unknown message kind {kind}")
 
 
-def _name_at(frame: bytes, offset: int) -> str:
-    if len(frame) <= offset:
+def _name_at(view: memoryview, offset: int) -> str:
+    if len(view) <= offset:
         raise MalformedMessage("truncated frame")
-    length = frame[offset]
-    raw = frame[offset + 1 : offset + 1 + length]
+    length = view[offset]
+    raw = bytes(view[offset + 1 : offset + 1 + length])
     try:
         name = raw.decode("ascii")
     except UnicodeDecodeError:

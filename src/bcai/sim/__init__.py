@@ -6,17 +6,18 @@
 - `byzantine.py`: behaviours `equivocate`, `silent`, `bad-pouw`, `amnesia`, `garbage`,
   `duplicate-key`.
 - `checkers.py`: agreement, validity, liveness, accountability, supply conservation.
-- `app.py`: `SimApplication`, the simulator's own small test application (signed
-  transfers, stake, slashing, supply invariant) behind the engine's `Application` boundary.
+
+Every node runs the real ledger (`bcai.ledger`) behind `bcai.consensus.LedgerApplication`:
+the load is signed transfers, evidence slashes through the ledger, validator sets come
+from its staking module and the supply checker is the ledger's `check_invariants`.
 """
 
-from bcai.sim.app import SimApplication, make_bond, make_transfer
 from bcai.sim.byzantine import BEHAVIOURS, Behaviour, get_behaviour
 from bcai.sim.checkers import Checkers
 from bcai.sim.network import LinkModel, PartitionSchedule, PartitionWindow
 from bcai.sim.simulator import SimConfig, SimNode, SimReport, Simulation, run_simulation
 
 __all__ = [
-    "BEHAVIOURS", "Behaviour", "Checkers", "LinkModel", "PartitionSchedule", "PartitionWindow", "SimApplication",
-    "SimConfig", "SimNode", "SimReport", "Simulation", "get_behaviour", "make_bond", "make_transfer", "run_simulation",
+    "BEHAVIOURS", "Behaviour", "Checkers", "LinkModel", "PartitionSchedule", "PartitionWindow",
+    "SimConfig", "SimNode", "SimReport", "Simulation", "get_behaviour", "run_simulation",
 ]

@@ -13,7 +13,7 @@ import random
 from typing import Union
 
 from bcai.consensus.engine import Engine
-from bcai.consensus.messages import Block, Message, Proposal, Vote, encode_message, sign_proposal, sign_vote
+from bcai.consensus.messages import Message, Proposal, Vote, encode_message, sign_proposal, sign_vote
 from bcai.crypto import PrivateKey, sha256
 from bcai.encoding import encode
 from bcai.errors import SimulationError
@@ -56,7 +56,7 @@ class Equivocate(Behaviour):
             twin = sign_vote(key, chain_id, message.vote_type, message.height, message.round, other)
             return [(peers[:half], message), (peers[half:], twin), (peers[:half], twin), (peers[half:], message)]
         header = dataclasses.replace(message.block.header, time_ms=message.block.header.time_ms + 1)
-        twin_block = Block(header, message.block.txs, message.block.evidence, message.block.proof)
+        twin_block = dataclasses.replace(message.block, header=header)
         twin_p = sign_proposal(key, chain_id, message.round, message.pol_round, twin_block)
         return [(peers[:half], message), (peers[half:], twin_p)]
 
@@ -75,7 +75,7 @@ class BadPouw(Behaviour):
         h = block.header
         nonce = compute_nonce(h.prev_hash, h.tx_root, model_hash, h.target)
         header = dataclasses.replace(h, model_hash=model_hash, nonce=nonce)
-        bad = sign_proposal(key, chain_id, message.round, message.pol_round, Block(header, block.txs, block.evidence, proof))
+        bad = sign_proposal(key, chain_id, message.round, message.pol_round, dataclasses.replace(block, header=header, proof=proof))
         return [(peers, bad)]
 
 

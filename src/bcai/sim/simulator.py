@@ -16,6 +16,7 @@ verified once, not once per receiver (`SimConfig.share_verification`).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import random
 import time
@@ -40,9 +41,11 @@ from bcai.consensus.events import (
     TimeoutFired,
 )
 from bcai.consensus.messages import Block, CommitCertificate, Vote, WalEntry
+from bcai.consensus.ledger_app import LedgerApplication, SharedExecution
 from bcai.crypto import PrivateKey, sha256
-from bcai.errors import SimulationError
-from bcai.sim.app import SimApplication, make_transfer
+from bcai.errors import BcaiError, SimulationError
+from bcai.ledger import Genesis as LedgerGenesis
+from bcai.ledger import Amount, Params, Transfer, check_invariants, compute_genesis_state, compute_params_with, encode_tx
 from bcai.sim.byzantine import Behaviour, get_behaviour
 from bcai.sim.checkers import Checkers
 from bcai.sim.network import LinkModel, PartitionSchedule, PartitionWindow
@@ -76,7 +79,7 @@ class SimConfig:
     def make_params(self) -> ConsensusParams:
         return ConsensusParams(
             chain_id="bcai-sim", matrix_n=self.matrix_n, freivalds_k=2, genesis_target=2**63,
-            target_block_ms=200, max_clock_drift_ms=2_000,
+            target_block_ms=200, max_clock_drift_ms=2_000, timeout_commit_ms=30,
         )
 
 
@@ -112,7 +115,7 @@ class SimReport:
 
 
 class SimNode:
-    def __init__(self, index: int, validator: int, key: PrivateKey, app: SimApplication, behaviour: Behaviour) -> None:
+    def __init__(self, index: int, validator: int, key: PrivateKey, app: LedgerApplication, behaviour: Behaviour) -> None:
         self.index = index
         self.validator = validator  # index of the validator whose key this node runs
         self.key = key
@@ -139,17 +142,28 @@ class Simulation:
         self._seq = 0
         self._queue: list[tuple[int, int, int, Any]] = []
         self.link = LinkModel(config.latency_ms, config.jitter_ms, config.loss, config.duplicate, config.reorder)
-        self.verified: set[Any] | None = set() if config.share_verification else None
-        self.tx_verified: set[bytes] | None = set() if config.share_verification else None
+        self.verified: dict[int, Any] | None = {} if config.share_verification else None
         self.delivered = 0
         self.rejected = 0
         self._last_fault_end = 0
+        self._done = False
+        self._grace_end: int | None = None  # once an honest node reaches the goal, laggards get 10 s more
         n = config.validators
         self.keys = [PrivateKey.from_label(f"sim-validator-{i}") for i in range(n)]
         powers = [100] * n if config.stake_dist == "equal" else [max(1, 1000 // (i + 1)) for i in range(n)]
-        self.stakes = {k.address.raw: (k.public_key, p) for k, p in zip(self.keys, powers)}
         self.users = [PrivateKey.from_label(f"sim-user-{i}") for i in range(USERS)]
-        self._user_pending: dict[int, int] = {}
+        self.ledger_genesis = LedgerGenesis(
+            self.params.chain_id,
+            compute_params_with(Params(), {"max_validators": max(100, n)}),
+            tuple((u.address, USER_BALANCE) for u in self.users),
+            tuple((k.public_key, p) for k, p in zip(self.keys, powers)),
+        )
+        self._supply_checked: set[bytes] = set()
+        # nodes in the same state applying the same block share one ledger execution
+        # (deterministic ledger, states never mutated once adopted), like signatures
+        self.execution: SharedExecution | None = SharedExecution() if config.share_verification else None
+        self._genesis_state: Any = None
+        self._user_pending: dict[int, tuple[int, int]] = {}  # user -> (nonce sent, when)
         self.genesis = Genesis(time_ms=0, genesis_hash=sha256(b"bcai-sim-genesis" + str(config.seed).encode()))
         self.checkers = Checkers(self.params, int(config.liveness_bound_s * 1000))
         self.nodes: list[SimNode] = []
@@ -167,9 +181,11 @@ class Simulation:
 
     # --- setup -----------------------------------------------------------------------
 
-    def _make_app(self) -> SimApplication:
-        balances = {u.address.raw: USER_BALANCE for u in self.users}
-        return SimApplication(self.params.chain_id, balances, self.stakes, self.tx_verified)
+    def _make_app(self) -> LedgerApplication:
+        if self._genesis_state is None:
+            self._genesis_state = compute_genesis_state(self.ledger_genesis)
+            self._genesis_state.root()
+        return LedgerApplication(self._genesis_state, shared=self.execution)
 
     def _assign_roles(self, n: int) -> None:
         roles = ["honest"] * n
@@ -222,11 +238,23 @@ class Simulation:
         if self.partitions.windows and self.partitions.is_blocked(src, dst, len(self.nodes), self.now):
             return
         for delay in self.link.get_delays(self.rng):
-            self._push(self.now + delay, kind, (dst, payload))
+            self._seq += 1
+            heapq.heappush(self._queue, (self.now + delay, self._seq, kind, (dst, payload)))
 
     # --- running ---------------------------------------------------------------------
 
     def run(self) -> SimReport:
+        # the cyclic GC would walk millions of live messages again and again; a run makes
+        # no garbage cycles worth collecting, so it is paused for the run and restored after
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _run(self) -> SimReport:
         started = time.perf_counter()
         for node in self.nodes:
             self._start_engine(node)
@@ -234,10 +262,10 @@ class Simulation:
             self._push(self.config.tx_interval_ms, _LOAD, None)
         limit = self.config.max_virtual_s
         max_ms = int(limit * 1000) if limit is not None else self._last_fault_end + self.config.heights * 20_000 + 60_000
-        while self._queue and not self._finished():
+        while self._queue and not self._done:
             at, _, kind, payload = heapq.heappop(self._queue)
-            if at > max_ms:
-                self.now = max_ms
+            if at > max_ms or (self._grace_end is not None and at > self._grace_end):
+                self.now = min(max_ms, self._grace_end if self._grace_end is not None else max_ms)
                 break
             self.now = at
             self._dispatch(kind, payload)
@@ -304,6 +332,8 @@ class Simulation:
             node.tip = node.engine.tip
 
     def _execute(self, node: SimNode, actions: list[Action]) -> None:
+        if not actions:
+            return
         crash = self.config.wal_crash
         engine = node.engine
         for i, action in enumerate(actions):
@@ -346,8 +376,26 @@ class Simulation:
     def _on_commit(self, node: SimNode, action: CommitBlock) -> None:
         block, cert = action.block, action.certificate
         node.store[block.height] = (block, cert)
+        if block.height >= self.config.heights and node.behaviour.name in ("honest", "duplicate-key"):
+            if self._grace_end is None:
+                self._grace_end = self.now + 10_000
+            if node.engine is not None:
+                node.tip = node.engine.tip
+            self._done = self._finished()
         validators = list(node.app.get_validators(block.height))
-        self.checkers.on_commit(node.index, block, cert, validators, self.now, node.app.is_supply_conserved())
+        self.checkers.on_commit(node.index, block, cert, validators, self.now, self._is_supply_conserved(node))
+
+    def _is_supply_conserved(self, node: SimNode) -> bool:
+        """The ledger's own invariant check, once per distinct state (equal roots, equal states)."""
+        root = node.app.get_app_hash()
+        if root in self._supply_checked:
+            return True
+        try:
+            check_invariants(node.app.state)
+        except BcaiError:
+            return False
+        self._supply_checked.add(root)
+        return True
 
     def _send_blocks(self, node: SimNode, action: SendBlocks) -> None:
         if not node.behaviour.sends_blocks:
@@ -360,19 +408,19 @@ class Simulation:
 
     def _make_load(self) -> None:
         """One signed transfer from a user with nothing in flight, gossiped from a random node."""
-        reference = self.nodes[0].app
-        for u, since in list(self._user_pending.items()):
-            if reference.state.nonces.get(self.users[u].address.raw, 0) > since or self.now - since > 30_000:
+        reference = self.nodes[0].app.state
+        for u, (nonce, since) in list(self._user_pending.items()):
+            if reference.get_account(self.users[u].address)[1] > nonce or self.now - since > 30_000:
                 del self._user_pending[u]
         free = [u for u in range(USERS) if u not in self._user_pending]
         if not free:
             return
         u = self.rng.choice(free)
         sender = self.users[u]
-        nonce = reference.state.nonces.get(sender.address.raw, 0)
-        to = self.users[self.rng.randrange(USERS)].address.raw
-        tx = make_transfer(sender, self.params.chain_id, to, self.rng.randint(1, 100), nonce)
-        self._user_pending[u] = nonce
+        nonce = reference.get_account(sender.address)[1]
+        to = self.users[self.rng.randrange(USERS)].address
+        tx = encode_tx(sender, nonce, 1, self.params.chain_id, Transfer(to=to, amount=Amount(self.rng.randint(1, 100))))
+        self._user_pending[u] = (nonce, self.now)
         origin = self.rng.randrange(len(self.nodes))
         self.nodes[origin].app.add_tx(tx)
         for dst in range(len(self.nodes)):

@@ -4,8 +4,8 @@
   against the stored root), `StoredBlock`, `StoredTx`.
 - `sqlite.py`: `SqliteChainStore`, SQLite in WAL mode (blocks, transactions, state).
 - `memory.py`: `MemoryChainStore`, the in-memory reference sharing the same tests.
-- `content.py`: the content store: immutable blobs addressed by CID (`ContentStore`,
-  on disk `FileContentStore`, in memory `MemoryContentStore`); every read is verified
+- `content.py`: the content store: immutable blobs addressed by CID (`ContentStore`, on
+  disk `FileContentStore`, in memory `MemoryContentStore`); every read is verified
   against its CID.
 """
 
@@ -15,6 +15,6 @@ from bcai.store.memory import MemoryChainStore
 from bcai.store.sqlite import SqliteChainStore
 
 __all__ = [
-    "ChainStore", "ContentStore", "FileContentStore", "MemoryChainStore", "MemoryContentStore", "SqliteChainStore",
-    "StoredBlock", "StoredTx",
+    "ChainStore", "ContentStore", "FileContentStore", "MemoryChainStore", "MemoryContentStore",
+    "SqliteChainStore", "StoredBlock", "StoredTx",
 ]

@@ -13,8 +13,8 @@ A blob that no longer hashes to its CID (disk corruption, tampering) raises
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +89,8 @@ class FileContentStore(ContentStore):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
+        self._dirs: set[Path] = set()
+        self._counter = itertools.count()
 
     def _path(self, cid: Cid) -> Path:
         name = str(cid)
@@ -109,9 +111,13 @@ class FileContentStore(ContentStore):
 
     def _write(self, cid: Cid, data: bytes) -> None:
         path = self._path(cid)
-        path.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        if path.parent not in self._dirs:
+            path.parent.mkdir(exist_ok=True)
+            self._dirs.add(path.parent)
+        # A unique temp name in the same directory, then an atomic rename onto the CID.
+        tmp = path.parent / f".tmp-{os.getpid()}-{next(self._counter)}"
         try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 if self.fsync:
@@ -119,7 +125,7 @@ class FileContentStore(ContentStore):
                     os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     def _read(self, cid: Cid) -> bytes | None:

@@ -1,0 +1,166 @@
+"""Canonical encoding of consensus messages, decoding of hostile bytes, proposer priority,
+difficulty."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from consensus_support import CHAIN, KEYS, PRECOMMIT, PREVOTE, Harness
+
+from bcai.consensus import (
+    CommitCertificate,
+    DuplicateVoteEvidence,
+    Validator,
+    ValidatorSet,
+    compute_next_target,
+    decode_message,
+    encode_message,
+    sign_vote,
+)
+from bcai.encoding import decode, encode
+from bcai.errors import InvalidMessage
+
+
+def test_vote_roundtrip_and_signature() -> None:
+    vote = sign_vote(KEYS[0], CHAIN, PRECOMMIT, 3, 1, b"\x05" * 32)
+    data = encode_message(vote)
+    assert decode_message(data) == vote
+    vote.verify(KEYS[0].public_key, CHAIN)
+    nil = sign_vote(KEYS[0], CHAIN, PREVOTE, 3, 1, None)
+    assert decode_message(encode_message(nil)) == nil
+
+
+def test_proposal_roundtrip_with_evidence_and_last_commit(harness: Harness) -> None:
+    block = harness.make_block()
+    a = sign_vote(KEYS[1], CHAIN, PREVOTE, 1, 0, b"\x01" * 32)
+    b = sign_vote(KEYS[1], CHAIN, PREVOTE, 1, 0, None)
+    ev = DuplicateVoteEvidence.of(a, b)
+    cert = CommitCertificate(1, 0, b"\x02" * 32, ((KEYS[0].address.raw, bytes(64)),))
+    block = dataclasses.replace(block, evidence=(ev,), last_commit=cert)
+    proposal = harness.propose(block)
+    again = decode_message(encode_message(proposal))
+    assert again == proposal and again.block.block_id == block.block_id
+    assert ev.vote_a.block_id is None  # canonical order: nil first
+    assert DuplicateVoteEvidence.of(b, a) == ev
+
+
+def test_block_id_covers_every_header_field(harness: Harness) -> None:
+    header = harness.make_block().header
+    for field in dataclasses.fields(header):
+        value = getattr(header, field.name)
+        changed = value + 1 if isinstance(value, int) else (value + "x" if isinstance(value, str) else b"\x09" * len(value))
+        assert dataclasses.replace(header, **{field.name: changed}).block_id != header.block_id, field.name
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xa0",
+        encode(["vote"]),
+        encode(["vote", [1, 1, 0, None, b"\x00" * 20]]),
+        encode(["vote", [3, 1, 0, None, b"\x00" * 20, b"\x00" * 64]]),  # unknown vote type
+        encode(["vote", [1, -1, 0, None, b"\x00" * 20, b"\x00" * 64]]),  # negative height
+        encode(["vote", [1, 1, 0, b"\x00" * 31, b"\x00" * 20, b"\x00" * 64]]),  # short block id
+        encode(["vote", [1, 1, 0, None, b"\x00" * 19, b"\x00" * 64]]),  # short address
+        encode(["vote", [1, 1, 0, None, b"\x00" * 20, b"\x00" * 63]]),  # short signature
+        encode(["vote", [True, 1, 0, None, b"\x00" * 20, b"\x00" * 64]]),  # bool is not a vote type
+        encode(["proposal", [1, 0, 0, [], b"\x00" * 20, b"\x00" * 64]]),  # pol_round not below round
+        encode(["block", []]),
+        b"\x19\x00\x01",  # non-canonical integer encoding
+    ],
+)
+def test_invalid_decode_raises_invalid_message(data: bytes) -> None:
+    with pytest.raises(InvalidMessage):
+        decode_message(data)
+
+
+def test_invalid_decode_oversized() -> None:
+    vote = sign_vote(KEYS[0], CHAIN, PREVOTE, 3, 1, None)
+    with pytest.raises(InvalidMessage):
+        decode_message(encode_message(vote), max_bytes=10)
+
+
+def test_invalid_certificate_unsorted_signers() -> None:
+    a, b = sorted(k.address.raw for k in KEYS[:2])
+    good = CommitCertificate(1, 0, b"\x02" * 32, ((a, bytes(64)), (b, bytes(64))))
+    assert CommitCertificate.from_list(decode(encode(good.to_list()))) == good
+    bad = [1, 0, b"\x02" * 32, [[b, bytes(64)], [a, bytes(64)]]]
+    with pytest.raises(InvalidMessage):
+        CommitCertificate.from_list(bad)
+
+
+def test_invalid_evidence_shape() -> None:
+    a = sign_vote(KEYS[1], CHAIN, PREVOTE, 1, 0, b"\x01" * 32)
+    for other in (
+        sign_vote(KEYS[2], CHAIN, PREVOTE, 1, 0, None),  # another validator
+        sign_vote(KEYS[1], CHAIN, PRECOMMIT, 1, 0, None),  # another type
+        sign_vote(KEYS[1], CHAIN, PREVOTE, 1, 1, None),  # another round
+        a,  # the same block
+    ):
+        with pytest.raises(InvalidMessage):
+            DuplicateVoteEvidence.of(a, other).check_shape()
+
+
+def _set(*powers: int) -> ValidatorSet:
+    return ValidatorSet([Validator(k.public_key, p) for k, p in zip(KEYS, powers)])
+
+
+def test_proposer_priority_is_weighted_round_robin() -> None:
+    vs = _set(1, 2, 3, 4)
+    counts: dict[bytes, int] = {}
+    for r in range(1000):
+        a = vs.get_proposer(r).address
+        counts[a] = counts.get(a, 0) + 1
+    by_power = {v.address: v.power for v in vs.validators}
+    for address, n in counts.items():
+        assert n == 100 * by_power[address]  # exactly proportional over a full cycle multiple
+
+
+def test_proposer_rotates_with_equal_power_and_carries_over_heights() -> None:
+    vs = _set(5, 5, 5, 5)
+    first_four = [vs.get_proposer(r).address for r in range(4)]
+    assert len(set(first_four)) == 4
+    nxt = ValidatorSet.from_priorities(list(vs.validators), vs.compute_priorities_after(0))
+    assert nxt.get_proposer(0).address == first_four[1]  # height h+1 round 0 continues the rotation
+
+
+def test_joining_validator_starts_behind() -> None:
+    vs = _set(10, 10, 10)
+    joined = [*vs.validators, Validator(KEYS[3].public_key, 10)]
+    nxt = ValidatorSet.from_priorities(joined, vs.compute_priorities_after(0))
+    assert nxt.priorities[KEYS[3].address.raw] == min(nxt.priorities.values())
+    assert sum(nxt.priorities.values()) in range(-len(joined), len(joined))  # re-centred
+
+
+def test_invalid_validator_sets() -> None:
+    with pytest.raises(ValueError):
+        ValidatorSet([])
+    with pytest.raises(ValueError):
+        ValidatorSet([Validator(KEYS[0].public_key, 0)])
+    with pytest.raises(ValueError):
+        ValidatorSet([Validator(KEYS[0].public_key, 1), Validator(KEYS[0].public_key, 2)])
+
+
+def test_quorum_thresholds() -> None:
+    vs = _set(1, 1, 1, 1)
+    assert not vs.is_quorum(2) and vs.is_quorum(3)
+    assert not vs.is_one_third(1) and vs.is_one_third(2)
+
+
+@pytest.mark.parametrize(
+    ("interval", "expected"),
+    [(5000, 1_000_000), (10_000, 1_050_000), (1, 950_000), (5100, 1_020_000), (4900, 980_000), (0, 950_000)],
+)
+def test_difficulty_moves_at_most_five_percent(interval: int, expected: int) -> None:
+    assert compute_next_target(1_000_000, interval, 5000) == expected
+
+
+def test_invalid_difficulty_parameters() -> None:
+    with pytest.raises(ValueError):
+        compute_next_target(1000, 10, 0)
+    with pytest.raises(ValueError):
+        compute_next_target(1000, 10, 100, max_change_ppm=1_000_000)
+    assert compute_next_target(1, 1, 5000) == 1  # never reaches zero
+    assert compute_next_target(2**64 - 1, 10**9, 5000) == 2**64 - 1  # never exceeds the maximum
