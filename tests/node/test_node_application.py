@@ -15,7 +15,7 @@ from bcai.crypto import PrivateKey
 from bcai.errors import BadNonce, ConfigError, InvalidBlock, TxAlreadyKnown, WrongChainId
 from bcai.ledger import Transfer, compute_genesis_state, encode_tx
 from bcai.node import Node, init_home, load_chain_spec
-from bcai.node.application import LedgerApplication, YieldAfterCommit
+from bcai.node.application import NodeApplication
 from bcai.node.chainspec import parse_consensus_params
 from bcai.node.config import P2PConfig
 from bcai.node.home import compute_local_params, make_genesis
@@ -27,13 +27,13 @@ V1, V2 = PrivateKey.from_label("v1"), PrivateKey.from_label("v2")
 ALICE, BOB = PrivateKey.from_label("alice"), PrivateKey.from_label("bob")
 
 
-def make_app() -> LedgerApplication:
+def make_app() -> NodeApplication:
     genesis = make_genesis(CHAIN, [V1.public_key, V2.public_key], [(ALICE.address, 1000)])
     state = compute_genesis_state(genesis)
     store = MemoryChainStore()
     store.commit_genesis(state)
     params = compute_local_params(CHAIN)
-    return LedgerApplication(store.load_state(), store, Mempool(), params, ConsensusGenesis(0, b"\x00" * 32))
+    return NodeApplication(store.load_state(), store, Mempool(), params, ConsensusGenesis(0, b"\x00" * 32))
 
 
 def transfer(nonce: int, amount: int = 10, chain: str = CHAIN) -> bytes:
@@ -44,9 +44,8 @@ def test_check_tx_chains_nonces_on_the_check_state() -> None:
     app = make_app()
     app.check_tx(transfer(0))
     app.check_tx(transfer(1))  # valid only after the first: checked against the check state
-    assert len(app.mempool) == 2
+    assert len(app.pool) == 2
     assert app.build_payload(1, 1 << 20) == (transfer(0), transfer(1))
-    app.check_payload(1, (transfer(0), transfer(1)))
 
 
 def test_invalid_check_tx_leaves_no_trace() -> None:
@@ -56,19 +55,11 @@ def test_invalid_check_tx_leaves_no_trace() -> None:
         app.check_tx(transfer(0, chain="other"))
     with pytest.raises(BadNonce):
         app.check_tx(transfer(5))
-    assert app.check_state.root() == root and len(app.mempool) == 0
+    assert app.check_state.root() == root and len(app.pool) == 0
     app.check_tx(transfer(0))
     with pytest.raises(TxAlreadyKnown):
         app.check_tx(transfer(0))
-    assert len(app.mempool) == 1
-
-
-def test_invalid_payload_is_an_invalid_block() -> None:
-    app = make_app()
-    with pytest.raises(InvalidBlock):
-        app.check_payload(1, (transfer(1),))  # nonce gap
-    with pytest.raises(InvalidBlock):
-        app.check_payload(1, (transfer(0, amount=10**6),))  # more than alice has
+    assert len(app.pool) == 1
 
 
 def test_two_validators_commit_through_the_engine_and_store() -> None:
@@ -96,23 +87,22 @@ def test_two_validators_commit_through_the_engine_and_store() -> None:
         assert app.state.height >= 1
         assert app.store.get_height() == app.state.height
         assert app.store.get_tx(app.store.get_block(1).hash and app.last_txs[0].hash).height == 1
-        assert len(app.mempool) == 0
+        assert len(app.pool) == 0
         assert app.state.get_account(BOB.address)[0] == 10
     assert apps[0].state.root() == apps[1].state.root()
     assert apps[0].store.get_block(1).hash == apps[1].store.get_block(1).hash
 
 
-def test_sole_validator_yields_after_each_commit() -> None:
+def test_sole_validator_commits_one_block_per_engine_call() -> None:
     genesis = make_genesis(CHAIN, [V1.public_key], [(ALICE.address, 1000)])
     store = MemoryChainStore()
     store.commit_genesis(compute_genesis_state(genesis))
-    app = LedgerApplication(store.load_state(), store, Mempool(), compute_local_params(CHAIN),
-                            ConsensusGenesis(0, b"\x00" * 32))
-    app.own_address = V1.address
+    app = NodeApplication(store.load_state(), store, Mempool(), compute_local_params(CHAIN),
+                          ConsensusGenesis(0, b"\x00" * 32))
     engine = Engine(app.params, ConsensusGenesis(0, b"\x00" * 32), app, V1, app.tip)
-    with pytest.raises(YieldAfterCommit):
-        engine.handle(Start(1000))
-    assert app.state.height == 1 and store.get_height() == 1 and app.pending_commit is not None
+    actions = engine.handle(Start(1000))
+    assert [a for a in actions if isinstance(a, CommitBlock)][0].block.height == 1
+    assert app.state.height == 1 and store.get_height() == 1
 
 
 def test_invalid_consensus_params_are_refused() -> None:

@@ -34,7 +34,7 @@ NODE_BALANCE = 1_000_000_000
 # an easy target, one-second target block time. Real networks pick their own in consensus.json.
 LOCAL_CONSENSUS = {
     "matrix_n": 64, "timeout_propose_ms": 2000, "timeout_prevote_ms": 500, "timeout_precommit_ms": 500,
-    "timeout_delta_ms": 250, "target_block_ms": 300,
+    "timeout_delta_ms": 250, "target_block_ms": 300, "timeout_commit_ms": 100,
 }
 
 

@@ -36,7 +36,7 @@ from bcai.crypto.keystore import KeyStore
 from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, ConfigError, InvalidGossip
 from bcai.ledger import compute_genesis_state
-from bcai.node.application import LedgerApplication, YieldAfterCommit, decode_synced_block
+from bcai.node.application import NodeApplication, decode_synced_block
 from bcai.node.chainspec import ChainSpec, load_chain_spec
 from bcai.node.config import NodeConfig, load_config
 from bcai.node.mempool import Mempool
@@ -81,13 +81,11 @@ class Node(NodeReads):
         m = self.config.mempool
         self.mempool = Mempool(m.max_txs, m.max_bytes, m.max_per_sender)
         genesis = self.spec.get_consensus_genesis()
-        self.app = LedgerApplication(state, self.store, self.mempool, self.spec.params, genesis)
+        self.app = NodeApplication(state, self.store, self.mempool, self.spec.params, genesis)
         self.is_validator = self.config.has_role("validator")
         self.wal = ConsensusWal(data / "consensus.wal")
         wal = self.wal.load() if self.is_validator else []
         self._genesis = genesis
-        if self.is_validator:
-            self.app.own_address = self.key.address
         self.engine = Engine(self.spec.params, genesis, self.app, self.key if self.is_validator else None,
                              self.app.tip, wal)
         self.content = FileContentStore(data / "content")
@@ -184,22 +182,10 @@ class Node(NodeReads):
             make_event, source = await self._events.get()
             try:
                 actions = self.engine.handle(make_event(now_ms()))
-            except YieldAfterCommit:
-                self._restart_engine()
-                continue
             except BcaiError as exc:
                 log.warning("engine refused an event", extra={"code": exc.code, "error": str(exc)})
                 continue
             await self._execute(actions, source)
-
-    def _restart_engine(self) -> None:
-        """See `YieldAfterCommit`: record the stored block, then a fresh engine at the next height."""
-        assert self.app.pending_commit is not None
-        block, certificate = self.app.pending_commit
-        self.app.pending_commit = None
-        self._on_commit(CommitBlock(block, certificate, self.app.state.root()))
-        self.engine = Engine(self.spec.params, self._genesis, self.app, self.key, self.app.tip, ())
-        self._enqueue(lambda now: Start(now))
 
     async def _execute(self, actions: list[Action], source: NodeId | None) -> None:
         for action in actions:
