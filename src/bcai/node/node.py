@@ -194,9 +194,9 @@ class Node(NodeReads):
             elif isinstance(action, Broadcast):
                 await self.host.publish(TOPIC_CONSENSUS, encode_message(action.message))
             elif isinstance(action, ScheduleTimeout):
-                h, r, step = action.height, action.round, action.step
                 asyncio.get_running_loop().call_later(
-                    action.delay_ms / 1000, self._enqueue, lambda now: TimeoutFired(h, r, step, now))
+                    action.delay_ms / 1000, self._enqueue,
+                    lambda now, a=action: TimeoutFired(a.height, a.round, a.step, now))  # bind this action
             elif isinstance(action, CommitBlock):
                 self._on_commit(action)
             elif isinstance(action, EvidenceFound):
