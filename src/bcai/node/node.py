@@ -7,7 +7,7 @@ Wiring (see docs/node.md for the why):
   out its actions in order: `PersistWal` is appended and fsynced before the call returns,
   so no later `Broadcast` can leave before our signature is on disk; timeouts are
   `loop.call_later`; `CommitBlock` clears the WAL (the block is already in the store:
-  `LedgerApplication.apply_block` wrote it in one SQLite transaction);
+  `NodeApplication.apply_block` wrote it in one SQLite transaction);
 - consensus messages travel on `TOPIC_CONSENSUS`, transactions on `TOPIC_TXS` in batches
   (one gossip message per flush, so a busy node stays far under the peers' message-rate
   limit), committed blocks through block sync (`sync/blocks`): every second a node asks
