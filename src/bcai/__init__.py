@@ -6,3 +6,14 @@ every step and pays everyone. See ARCHITECTURE in docs/ and the README.
 """
 
 __version__ = "0.1.0"
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    # `bcai.Client` without making `import bcai` pull in httpx and the ledger
+    if name == "Client":
+        from bcai.sdk import Client
+
+        return Client
+    raise AttributeError(f"module 'bcai' has no attribute {name!r}")

@@ -866,3 +866,61 @@ class SimulationError(BcaiError):
 
     code = "simulation_spec"
     exit_code = 2
+
+
+# --- node process, devnet and SDK -----------------------------------------------------
+
+
+class DevnetError(NodeError):
+    """Base for local devnet errors."""
+
+    code = "devnet"
+
+
+class DevnetNotFound(DevnetError):
+    """Raised when a devnet command finds no devnet.json in the devnet home."""
+
+    code = "devnet_not_found"
+    http_status = 404
+
+
+class DevnetAlreadyRunning(DevnetError):
+    """Raised when `devnet up` finds processes of the same devnet still running."""
+
+    code = "devnet_already_running"
+    http_status = 409
+
+
+class DevnetStartFailed(DevnetError):
+    """Raised when devnet nodes exit or do not commit a block within the wait."""
+
+    code = "devnet_start_failed"
+    retryable = True
+
+
+class ClientError(NodeError):
+    """Raised by the SDK when a node answers with an error (`code` is the node's code)."""
+
+    code = "client_error"
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(f"{message} (HTTP {status})" if status else message)
+        self.code = code
+        self.http_status = status or 400
+        self.retryable = status in (429, 503)
+
+
+class NodeUnreachable(NodeError):
+    """Raised by the SDK and CLI when no node answers at the given URL."""
+
+    code = "node_unreachable"
+    http_status = 503
+    retryable = True
+
+
+class TxTimeout(NodeError):
+    """Raised when a submitted transaction is not committed within the wait."""
+
+    code = "tx_timeout"
+    http_status = 504
+    retryable = True

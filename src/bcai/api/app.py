@@ -13,8 +13,10 @@ import time
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bcai.api.service import NodeService
 from bcai.crypto import Cid
@@ -140,6 +142,16 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
     async def _bcai_error(_: Request, exc: BcaiError) -> JSONResponse:
         return _error(exc)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors())
+        return _error(ApiError("invalid_request", where or "invalid request", 422))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return _error(ApiError(codes.get(exc.status_code, "http_error"), str(exc.detail), exc.status_code))
+
     app.add_middleware(_Limits, max_body_bytes=config.max_body_bytes, rate_per_s=config.rate_limit_per_s)
 
     @app.get("/status")
@@ -156,8 +168,8 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
 
     @app.get("/blocks/{height}")
     def block(height: int) -> dict[str, Any]:
-        if height < 1:
-            raise ApiError("bad_height", "heights start at 1", 400)
+        if not 1 <= height < 2**63:
+            raise ApiError("bad_height", "heights are integers from 1 to 2**63-1", 400)
         return _found(service.get_block(height), f"block {height}")
 
     @app.get("/txs/{tx_hash}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from bcai.cli import account, devnet, keys, node, status, tx
 from bcai.cli import genesis
 from bcai.cli import keys
 from bcai.cli import sandbox
@@ -17,6 +18,11 @@ app = typer.Typer(
 )
 app.add_typer(genesis.app, name="genesis")
 app.add_typer(keys.app, name="keys")
+app.add_typer(node.app, name="node")
+app.add_typer(devnet.app, name="devnet")
+app.command("account")(account.account)  # a single command: `bcai account ADDRESS`
+app.add_typer(tx.app, name="tx")
+app.command("status")(status.status)
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(sim.app, name="sim")
 app.add_typer(vm.app, name="vm")

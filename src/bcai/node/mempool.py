@@ -129,6 +129,12 @@ class Mempool:
             for nonce in [n for n in self._by_sender[sender] if n < floor]:
                 self._remove(self._by_sender[sender][nonce].tx)
 
+    def remove(self, tx_hash: bytes) -> None:
+        """Drop one tx (no longer valid); unknown hashes are ignored."""
+        entry = self._by_hash.get(tx_hash)
+        if entry is not None:
+            self._remove(entry.tx)
+
     def pending(self) -> list[PendingTx]:
         return [entry.tx for entry in self._by_hash.values()]
 

@@ -5,11 +5,12 @@ Bytes are hex, addresses `bcai...`, content ids base32 strings; amounts stay int
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
-from bcai.crypto import Address, Cid
-from bcai.ledger import Job, State, Validator, get_validator_set
+from bcai.consensus import Block, CommitCertificate
+from bcai.crypto import Address, Cid, sha256
+from bcai.ledger import Job, SignedTx, State, Validator, get_validator_set
 
 
 def view_account(state: State, address: Address) -> dict[str, Any]:
@@ -62,4 +63,45 @@ def view_job(job_id: bytes, job: Job) -> dict[str, Any]:
         "attestations": {str(Address(a)): {"model_cid": str(Cid.from_bytes(cid)), "accuracy_bps": acc,
                                            "accept": accept}
                          for a, (cid, acc, accept) in job.attestations.items()},
+    }
+
+
+def view_value(value: Any) -> Any:
+    """A tx body field as JSON: addresses and content ids as strings, bytes as hex."""
+    if isinstance(value, (Address, Cid)):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): view_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [view_value(v) for v in value]
+    if is_dataclass(value):
+        return {f.name: view_value(getattr(value, f.name)) for f in fields(value)}
+    return value
+
+
+def view_tx(tx: SignedTx, height: int | None = None, index: int | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "hash": tx.hash.hex(), "kind": tx.kind, "sender": str(tx.sender_address), "nonce": tx.nonce,
+        "fee": tx.fee, "chain_id": tx.chain_id, "body": view_value(tx.body), "size": len(tx.raw),
+        "status": "committed" if height is not None else "pending",
+    }
+    if height is not None:
+        view["height"] = height
+        view["index"] = index
+    return view
+
+
+def view_block(block: Block, certificate: CommitCertificate) -> dict[str, Any]:
+    h = block.header
+    return {
+        "height": h.height, "hash": block.block_id.hex(), "chain_id": h.chain_id, "time_ms": h.time_ms,
+        "prev_hash": h.prev_hash.hex(), "tx_root": h.tx_root.hex(), "app_hash": h.app_hash.hex(),
+        "proposer": str(Address(h.proposer)), "proof_kind": h.proof_kind, "task_id": h.task_id.hex(),
+        "model_hash": h.model_hash.hex(), "nonce": h.nonce, "target": h.target,
+        "num_txs": len(block.txs), "txs": [sha256(tx).hex() for tx in block.txs],
+        "evidence": [{"validator": str(Address(e.validator)), "height": e.height} for e in block.evidence],
+        "commit": {"round": certificate.round,
+                   "signers": [str(Address(a)) for a, _ in certificate.signatures]},
     }

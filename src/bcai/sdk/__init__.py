@@ -1,5 +1,6 @@
 """The Python SDK: `Client(url, key=...)` over a node's REST API (see `client.py`)."""
 
-from bcai.sdk.client import Client, ClientError, TxTimeout
+from bcai.errors import ClientError, NodeUnreachable, TxTimeout
+from bcai.sdk.client import Client
 
-__all__ = ["Client", "ClientError", "TxTimeout"]
+__all__ = ["Client", "ClientError", "NodeUnreachable", "TxTimeout"]

@@ -18,31 +18,12 @@ from typing import Any
 
 import httpx
 
-from bcai.crypto import Address, Cid, PrivateKey
-from bcai.errors import BcaiError, InvalidCid
+from bcai.crypto import Address, Cid, PrivateKey, sha256
+from bcai.errors import ClientError, InvalidCid, NodeUnreachable, TxTimeout
 from bcai.ledger import (
     Attest, Bond, Capabilities, PostJob, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, TxBody, Unbond,
     Volunteer, encode_tx,
 )
-
-
-class ClientError(BcaiError):
-    """Raised when a node answers a request with an error (its `code` is the node's code)."""
-
-    code = "client_error"
-
-    def __init__(self, code: str, message: str, status: int) -> None:
-        super().__init__(f"{message} (HTTP {status})")
-        self.code = code
-        self.http_status = status
-        self.retryable = status in (429, 503)
-
-
-class TxTimeout(BcaiError):
-    """Raised when a submitted transaction is not committed within the wait."""
-
-    code = "tx_timeout"
-    retryable = True
 
 
 class Client:
@@ -64,8 +45,14 @@ class Client:
 
     # --- reads ---------------------------------------------------------------------------
 
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise NodeUnreachable(f"no node answers at {self.url}: {exc}") from None
+
     def _get(self, path: str) -> Any:
-        return self._check(self._http.get(path)).json()
+        return self._check(self._request("GET", path)).json()
 
     @staticmethod
     def _check(response: httpx.Response) -> httpx.Response:
@@ -104,7 +91,7 @@ class Client:
         return self._get(f"/jobs/{job_id.hex() if isinstance(job_id, bytes) else job_id}")
 
     def tx(self, tx_hash: str) -> dict[str, Any] | None:
-        response = self._http.get(f"/txs/{tx_hash}")
+        response = self._request("GET", f"/txs/{tx_hash}")
         if response.status_code == 404:
             return None
         return self._check(response).json()
@@ -126,25 +113,28 @@ class Client:
         """Sign `body` with the next nonce, submit it, return the tx hash (hex)."""
         key = self._require_key()
         if fee is None:
-            fee = int(self.params()["min_fee"])
+            fee = int(self.params()["ledger"]["min_fee"])
         if self._next_nonce is None:
             self._next_nonce = int(self.account(key.address)["nonce"])
         raw = encode_tx(key, self._next_nonce, fee, self.chain_id, body)
         try:
-            response = self._check(self._http.post("/txs", json={"tx": raw.hex()}))
+            response = self._check(self._request("POST", "/txs", json={"tx": raw.hex()}))
+            tx_hash = str(response.json()["hash"])
         except ClientError as exc:
-            if exc.code == "bad_nonce":
-                self._next_nonce = None  # resync from the chain next time
-            raise
+            if exc.code != "tx_already_known":  # the very same bytes are pending: a retry that landed
+                if exc.code == "tx_bad_nonce":
+                    self._next_nonce = None  # resync from the chain next time
+                raise
+            tx_hash = sha256(raw).hex()
         self._next_nonce += 1
-        return str(response.json()["hash"])
+        return tx_hash
 
     def wait_for_tx(self, tx_hash: str, timeout_s: float = 30.0, poll_s: float = 0.1) -> dict[str, Any]:
         """Block until the tx is in a committed block; return its receipt."""
         deadline = time.monotonic() + timeout_s
         while True:
             found = self.tx(tx_hash)
-            if found is not None:
+            if found is not None and found.get("status") == "committed":
                 return found
             if time.monotonic() > deadline:
                 raise TxTimeout(f"tx {tx_hash} not committed within {timeout_s} s")
@@ -186,13 +176,13 @@ class Client:
 
     def upload(self, data: bytes) -> Cid:
         cid = Cid.of(data)
-        self._check(self._http.post(f"/artifacts/{cid}", content=data))
+        self._check(self._request("POST", f"/artifacts/{cid}", content=data))
         return cid
 
     def download(self, cid: Cid | str) -> bytes:
         """Fetch an artifact and check it against its CID before returning it."""
         cid = Cid.parse(cid) if isinstance(cid, str) else cid
-        data = self._check(self._http.get(f"/artifacts/{cid}")).content
+        data = self._check(self._request("GET", f"/artifacts/{cid}")).content
         if not cid.matches(data):
             raise InvalidCid(f"node returned bytes that do not match {cid}")
         return data

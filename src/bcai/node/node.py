@@ -1,0 +1,390 @@
+"""`Node`: the node process. One asyncio loop runs the consensus engine, the p2p host, the
+mempool and the REST API.
+
+Wiring (see docs/node.md for the why):
+
+- the engine is a pure core; one task (`_drive`) feeds it events one at a time and carries
+  out its actions in order: `PersistWal` is appended and fsynced before the call returns,
+  so no later `Broadcast` can leave before our signature is on disk; timeouts are
+  `loop.call_later`; `CommitBlock` clears the WAL (the block is already in the store:
+  `NodeApplication.apply_block` wrote it in one SQLite transaction);
+- consensus messages travel on `TOPIC_CONSENSUS`, transactions on `TOPIC_TXS` in batches
+  (one gossip message per flush, so a busy node stays far under the peers' message-rate
+  limit), committed blocks through block sync (`sync/blocks`): every second a node asks
+  its peers for their height and pulls what it misses; a validator's `SendBlocks` action
+  sends the lagging peer a hint so it pulls at once;
+- non-validators (worker, evaluator, client roles) run the engine without a key: they
+  follow the chain, never vote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from bcai.consensus import (
+    Action, Broadcast, CommitBlock, Engine, EvidenceFound, MessageRejected, PersistWal, Received, ScheduleTimeout,
+    SendBlocks, Start, SyncBlock, TimeoutFired, decode_message, encode_message,
+)
+from bcai.crypto.keystore import KeyStore
+from bcai.encoding import decode, encode
+from bcai.errors import BcaiError, ConfigError, InvalidGossip
+from bcai.ledger import compute_genesis_state
+from bcai.node.application import NodeApplication, decode_synced_block
+from bcai.node.chainspec import ChainSpec, load_chain_spec
+from bcai.node.config import NodeConfig, load_config
+from bcai.node.mempool import Mempool
+from bcai.node.service import NodeReads
+from bcai.node.telemetry import NodeMetrics
+from bcai.node.wal import ConsensusWal
+from bcai.p2p import TOPIC_CONSENSUS, TOPIC_TXS, BlockSyncServer, GossipMessage, Host, HostConfig, NodeId
+from bcai.p2p import TcpTransport, fetch_blocks, parse_peer_address
+from bcai.store import FileContentStore, SqliteChainStore
+
+log = logging.getLogger("bcai.node")
+
+HEIGHT_PROTOCOL = "node/height"
+HINT_PROTOCOL = "node/sync-hint"
+TX_FLUSH_S = 0.02
+TX_BATCH_BYTES = 1 << 20
+SYNC_PERIOD_S = 1.0
+MAX_EVENT_QUEUE = 10_000
+MAX_SUBSCRIBER_QUEUE = 1_000
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Node(NodeReads):
+    """A node built from its home directory (config.toml, genesis.json, consensus.json, keys/)."""
+
+    def __init__(self, home: Path, config: NodeConfig | None = None) -> None:
+        self.home = Path(home)
+        self.config = config or load_config(self.home / "config.toml")
+        self.spec: ChainSpec = load_chain_spec(self.home)
+        if self.spec.chain_id != self.config.chain_id:
+            raise ConfigError(f"config.toml says chain {self.config.chain_id!r}, genesis says {self.spec.chain_id!r}")
+        self.key = KeyStore(self.home).load(self.config.key_name)
+        data = self.home / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        self.store = SqliteChainStore(data / "chain.db")
+        if self.store.get_height() == -1:
+            self.store.commit_genesis(compute_genesis_state(self.spec.genesis))
+        state = self.store.load_state()
+        m = self.config.mempool
+        self.mempool = Mempool(m.max_txs, m.max_bytes, m.max_per_sender)
+        genesis = self.spec.get_consensus_genesis()
+        self.app = NodeApplication(state, self.store, self.mempool, self.spec.params, genesis)
+        self.is_validator = self.config.has_role("validator")
+        self.wal = ConsensusWal(data / "consensus.wal")
+        wal = self.wal.load() if self.is_validator else []
+        self._genesis = genesis
+        self.engine = Engine(self.spec.params, genesis, self.app, self.key if self.is_validator else None,
+                             self.app.tip, wal)
+        self.content = FileContentStore(data / "content")
+        self.metrics = NodeMetrics()
+        caps = {k: v for k, v in asdict(self.config.capabilities).items() if isinstance(v, int)}
+        self.host = Host(self.key, TcpTransport(),
+                         HostConfig(network_id=self.spec.chain_id, rate_per_s=float(self.config.p2p.rate_limit_per_s),
+                                    rate_burst=2.0 * self.config.p2p.rate_limit_per_s),
+                         roles=frozenset(self.config.roles), capabilities=caps)
+        self.api_url = ""
+        self.last_commit_time_ms: int | None = None
+        self._events: asyncio.Queue[tuple[Callable[[int], Any], NodeId | None]] = asyncio.Queue(MAX_EVENT_QUEUE)
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._tx_outbox: list[bytes] = []
+        self._tx_outbox_bytes = 0
+        self._sync_wakeup = asyncio.Event()
+        self._sync_peer: NodeId | None = None
+        self._last_polled_height = -1
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self.started = asyncio.Event()
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on p2p, subscribe, start the engine and the background tasks (not the API)."""
+        p2p = self.config.p2p
+        await self.host.start(f"{p2p.host}:{p2p.port}")
+        await self.host.subscribe(TOPIC_CONSENSUS, self._on_consensus_gossip)
+        await self.host.subscribe(TOPIC_TXS, self._on_tx_gossip)
+        BlockSyncServer(self._get_block_bytes).register(self.host)
+        self.host.register_handler(HEIGHT_PROTOCOL, self._serve_height)
+        self.host.register_handler(HINT_PROTOCOL, self._serve_hint)
+        self.metrics.height.set(self.app.state.height)
+        self._enqueue(lambda now: Start(now))
+        for coroutine in (self._drive(), self._flush_txs(), self._sync_loop(), self._connect_loop()):
+            self._spawn(coroutine)
+        log.info("node started", extra={"height": self.app.state.height, "p2p": self.host.address,
+                                        "roles": list(self.config.roles), "node_id": str(self.host.node_id)})
+        self.started.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.host.stop()
+        self.wal.close()
+        self.store.close()
+        log.info("node stopped", extra={"height": self.app.state.height})
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT: p2p, consensus and the API server in this loop."""
+        import uvicorn
+
+        from bcai.api import create_app
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        await self.start()
+        api = self.config.api
+        server = uvicorn.Server(uvicorn.Config(create_app(self, api), host=api.host, port=api.port,
+                                               log_level="warning", access_log=False, lifespan="off"))
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours, above
+        self.api_url = f"http://{api.host}:{api.port}"
+        serving = asyncio.create_task(server.serve())
+        stop = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await asyncio.gather(serving, return_exceptions=True)
+        stop.cancel()
+        await self.stop()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    # --- the engine -----------------------------------------------------------------
+
+    def _enqueue(self, make_event: Callable[[int], Any], source: NodeId | None = None) -> None:
+        self._events.put_nowait((make_event, source))
+
+    async def _drive(self) -> None:
+        while True:
+            await asyncio.sleep(0)  # Queue.get does not yield when items wait: let the loop run
+            make_event, source = await self._events.get()
+            try:
+                actions = self.engine.handle(make_event(now_ms()))
+            except BcaiError as exc:
+                log.warning("engine refused an event", extra={"code": exc.code, "error": str(exc)})
+                continue
+            await self._execute(actions, source)
+
+    async def _execute(self, actions: list[Action], source: NodeId | None) -> None:
+        for action in actions:
+            if isinstance(action, PersistWal):
+                self.wal.append(action.entry)  # fsynced before any later action
+            elif isinstance(action, Broadcast):
+                await self.host.publish(TOPIC_CONSENSUS, encode_message(action.message))
+            elif isinstance(action, ScheduleTimeout):
+                asyncio.get_running_loop().call_later(
+                    action.delay_ms / 1000, self._enqueue,
+                    lambda now, a=action: TimeoutFired(a.height, a.round, a.step, now))  # bind this action
+            elif isinstance(action, CommitBlock):
+                self._on_commit(action)
+            elif isinstance(action, EvidenceFound):
+                self.metrics.evidence.inc()
+                log.warning("equivocation evidence", extra={"validator": action.evidence.validator.hex(),
+                                                            "height": action.evidence.height})
+            elif isinstance(action, SendBlocks):
+                self._spawn(self._send_hint(action.to, action.from_height))
+            elif isinstance(action, MessageRejected):
+                self.metrics.rejected.inc()
+                if source is not None and action.error.peer_fault:
+                    self.host.penalize(source, 1.0, action.error.code)
+
+    def _on_commit(self, action: CommitBlock) -> None:
+        self.wal.clear()  # the block is in the store: nothing signed below the next height matters
+        block = action.block
+        self.last_commit_time_ms = now_ms()
+        self.metrics.process_commit(block.height, len(block.txs))
+        self.metrics.mempool_txs.set(len(self.mempool))
+        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+        log.info("committed", extra={"height": block.height, "txs": len(block.txs),
+                                     "block": block.block_id.hex(), "round": action.certificate.round})
+        self.publish_event({"type": "block", "height": block.height, "hash": block.block_id.hex(),
+                            "time_ms": block.header.time_ms, "num_txs": len(block.txs)})
+        if block.height == self.app.state.height:
+            txs = self.app.last_txs
+        else:  # several blocks applied in one engine call (catch-up): decode from the block itself
+            txs = [self.app.decode_tx(raw) for raw in block.txs]
+        for index, tx in enumerate(txs):
+            self.publish_event({"type": "tx", "hash": tx.hash.hex(), "height": block.height, "index": index,
+                                "kind": tx.kind, "sender": str(tx.sender_address)})
+            if tx.kind in JOB_KINDS:
+                job = getattr(tx.body, "job_id", None)
+                self.publish_event({"type": "job", "kind": tx.kind, "height": block.height, "tx": tx.hash.hex(),
+                                    "job_id": job.hex() if isinstance(job, bytes) else None})
+
+    # --- gossip ---------------------------------------------------------------------
+
+    async def _on_consensus_gossip(self, message: GossipMessage) -> None:
+        parsed = decode_message(message.data)  # InvalidMessage (a peer fault) rejects it
+        if parsed.height > self.engine.height + 1:
+            self._sync_wakeup.set()
+        self._enqueue(lambda now: Received(parsed, now), message.source)
+
+    async def _on_tx_gossip(self, message: GossipMessage) -> None:
+        try:
+            batch = decode(message.data)
+        except BcaiError:
+            raise InvalidGossip("a tx batch does not decode") from None
+        if not isinstance(batch, list) or not all(isinstance(tx, bytes) for tx in batch):
+            raise InvalidGossip("a tx batch is a list of byte strings")
+        for raw in batch:
+            try:
+                self.app.check_tx(raw)
+                self.metrics.txs_received.labels("p2p", "ok").inc()
+            except BcaiError as exc:  # already known, already committed, or outdated: normal in gossip
+                self.metrics.txs_received.labels("p2p", exc.code).inc()
+
+    async def submit_tx(self, raw: bytes) -> bytes:
+        """Check `raw`, admit it to the mempool and gossip it; return its hash (or raise)."""
+        try:
+            tx = self.app.check_tx(raw)
+        except BcaiError as exc:
+            self.metrics.txs_received.labels("api", exc.code).inc()
+            raise
+        self.metrics.txs_received.labels("api", "ok").inc()
+        self.metrics.mempool_txs.set(len(self.mempool))
+        self._tx_outbox.append(tx.raw)
+        self._tx_outbox_bytes += len(tx.raw)
+        return tx.hash
+
+    async def _flush_txs(self) -> None:
+        while True:
+            await asyncio.sleep(TX_FLUSH_S)
+            while self._tx_outbox:
+                batch: list[bytes] = []
+                size = 0
+                while self._tx_outbox and size + len(self._tx_outbox[0]) <= TX_BATCH_BYTES:
+                    raw = self._tx_outbox.pop(0)
+                    batch.append(raw)
+                    size += len(raw)
+                if not batch:  # a tx larger than a batch: send it alone
+                    batch.append(self._tx_outbox.pop(0))
+                self._tx_outbox_bytes -= sum(len(raw) for raw in batch)
+                await self.host.publish(TOPIC_TXS, encode(batch))
+
+    # --- block sync -----------------------------------------------------------------
+
+    def _get_block_bytes(self, height: int) -> bytes | None:
+        if not 1 <= height <= self.store.get_height():
+            return None
+        return self.store.get_block(height).data
+
+    async def _serve_height(self, peer: NodeId, payload: bytes) -> bytes:
+        return encode(self.app.state.height)
+
+    async def _serve_hint(self, peer: NodeId, payload: bytes) -> bytes:
+        self._sync_peer = peer
+        self._sync_wakeup.set()
+        return b""
+
+    async def _send_hint(self, validator: bytes, from_height: int) -> None:
+        for peer in self.host.peers:
+            record = self.host.get_peer_record(peer)
+            if record is not None and record.record.public_key.address.raw == validator:
+                try:
+                    await self.host.request(peer, HINT_PROTOCOL, encode(from_height), timeout=5)
+                except BcaiError as exc:
+                    log.debug("sync hint not delivered", extra={"code": exc.code})
+                return
+
+    async def _sync_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._sync_wakeup.wait(), SYNC_PERIOD_S)
+            except asyncio.TimeoutError:
+                pass
+            self._sync_wakeup.clear()
+            try:
+                await self._sync_once()
+            except BcaiError as exc:
+                log.info("block sync attempt failed", extra={"code": exc.code, "error": str(exc)})
+
+    async def _sync_once(self) -> None:
+        peers = self.host.peers
+        if not peers:
+            return
+        hinted, self._sync_peer = self._sync_peer, None
+        candidates = [hinted] if hinted in peers else random.sample(peers, min(3, len(peers)))
+        best, best_peer = self.app.state.height, None
+        for peer in candidates:
+            try:
+                height = decode(await self.host.request(peer, HEIGHT_PROTOCOL, b"", timeout=3))
+            except BcaiError:
+                continue
+            if type(height) is int and height > best:
+                best, best_peer = height, peer
+        # one block behind is normal while a commit propagates: act on 2+, on a hint, or when
+        # we have not moved since the last poll (stuck one behind: our peers moved on)
+        mine, previous = self.app.state.height, self._last_polled_height
+        self._last_polled_height = mine
+        if best_peer is None or (best - mine < 2 and hinted is None and mine != previous):
+            return
+        while self.app.state.height < best and not self._stopping.is_set():
+            start = self.app.state.height + 1
+            blocks = await fetch_blocks(self.host, best_peer, start, min(64, best - start + 1), timeout=20)
+            if not blocks:
+                return
+            for raw in blocks:
+                block, certificate = decode_synced_block(raw)
+                self._enqueue(lambda now, b=block, c=certificate: SyncBlock(b, c, now), best_peer)
+            target = start + len(blocks) - 1
+            deadline = time.monotonic() + 30
+            while self.app.state.height < target and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            if self.app.state.height < target:
+                return  # the peer's blocks did not apply (rejected): try again later, maybe elsewhere
+            log.info("synced blocks", extra={"height": self.app.state.height, "peer": str(best_peer)})
+
+    async def _connect_loop(self) -> None:
+        targets = [parse_peer_address(text) for text in self.config.p2p.bootstrap]
+        while True:
+            for node_id, address in targets:
+                if node_id in self.host.peers or node_id == self.host.node_id:
+                    continue
+                try:
+                    await self.host.connect(address, node_id)
+                    log.info("connected", extra={"peer": str(node_id), "address": address})
+                except (BcaiError, OSError) as exc:
+                    log.debug("connect failed", extra={"peer": str(node_id), "error": str(exc)})
+            self.metrics.peers.set(len(self.host.peers))
+            await asyncio.sleep(1.0)
+
+    # --- events for the API's websocket -----------------------------------------------
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_SUBSCRIBER_QUEUE)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)
+
+    def publish_event(self, event: dict[str, Any]) -> None:
+        for queue in list(self._subscribers):
+            if queue.full():  # a reader too slow to keep up loses its oldest events, not our memory
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+
+JOB_KINDS = frozenset({"post_job", "volunteer", "submit_result", "attest", "cancel_job"})

@@ -1,0 +1,99 @@
+"""`NodeReads`: the read side of `bcai.api.NodeService` over a node's store, state and host.
+
+`Node` inherits it; it only reads `self.app`, `self.store`, `self.host`, `self.config`,
+`self.spec`, `self.content`, `self.mempool` and `self.metrics`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from bcai.crypto import Address, Cid
+from bcai.errors import BlockNotFound, ContentNotFound
+from bcai.node.application import CommittedBlock
+from bcai.node.views import view_account, view_block, view_job, view_tx, view_validators
+
+if TYPE_CHECKING:
+    from bcai.node.node import Node
+
+
+class NodeReads:
+    def get_status(self: Node) -> dict[str, Any]:
+        state = self.app.state
+        latest = self.get_latest_block()
+        return {
+            "chain_id": self.spec.chain_id, "name": self.config.name, "node_id": str(self.host.node_id),
+            "address": str(self.key.address), "roles": list(self.config.roles), "validator": self.is_validator,
+            "height": state.height, "app_hash": state.root().hex(),
+            "latest_block_hash": latest["hash"] if latest else None,
+            "latest_block_time_ms": latest["time_ms"] if latest else None,
+            "last_commit_time_ms": self.last_commit_time_ms,
+            "consensus": {"height": self.engine.height, "round": self.engine.round, "step": self.engine.step},
+            "peers": len(self.host.peers), "p2p_address": self.host.address,
+            "p2p_peer_address": f"{self.host.node_id}@{self.host.address}",
+            "api_url": self.api_url, "mempool": {"txs": len(self.mempool), "bytes": self.mempool.size_bytes},
+        }
+
+    def _committed(self: Node, height: int) -> CommittedBlock | None:
+        try:
+            return CommittedBlock.from_bytes(self.store.get_block(height).data)
+        except BlockNotFound:
+            return None
+
+    def get_block(self: Node, height: int) -> dict[str, Any] | None:
+        record = self._committed(height) if height >= 1 else None
+        return None if record is None else view_block(record.block, record.certificate)
+
+    def get_latest_block(self: Node) -> dict[str, Any] | None:
+        return self.get_block(self.store.get_height())
+
+    def get_tx(self: Node, tx_hash: bytes) -> dict[str, Any] | None:
+        try:
+            stored = self.store.get_tx(tx_hash)
+        except BlockNotFound:
+            for pending in self.mempool.pending():
+                if pending.hash == tx_hash:
+                    return view_tx(pending)  # type: ignore[arg-type]
+            return None
+        return view_tx(self.app.decode_tx(stored.data), stored.height, stored.index)
+
+    def get_account(self: Node, address: str) -> dict[str, Any]:
+        return view_account(self.app.state, Address.parse(address))
+
+    def get_validators(self: Node) -> list[dict[str, Any]]:
+        return view_validators(self.app.state)
+
+    def get_jobs(self: Node) -> list[dict[str, Any]]:
+        return [view_job(job_id, job) for job_id, job in self.app.state.get_all_jobs()]
+
+    def get_job(self: Node, job_id: bytes) -> dict[str, Any] | None:
+        job = self.app.state.get_job(job_id)
+        return None if job is None else view_job(job_id, job)
+
+    def get_nodes(self: Node) -> list[dict[str, Any]]:
+        nodes = []
+        for peer in self.host.peers:
+            signed = self.host.get_peer_record(peer)
+            record = signed.record if signed else None
+            nodes.append({"node_id": str(peer), "address": record.address if record else None,
+                          "roles": sorted(record.roles) if record else [],
+                          "capabilities": dict(record.capabilities) if record else {}})
+        return nodes
+
+    def get_params(self: Node) -> dict[str, Any]:
+        return {"ledger": self.app.state.params.to_dict(), "consensus": asdict(self.spec.params)}
+
+    def get_artifact(self: Node, cid: str) -> bytes | None:
+        try:
+            return self.content.get(Cid.parse(cid))
+        except ContentNotFound:
+            return None
+
+    def put_artifact(self: Node, data: bytes) -> str:
+        return str(self.content.put(data))
+
+    def render_metrics(self: Node) -> bytes:
+        self.metrics.peers.set(len(self.host.peers))
+        self.metrics.mempool_txs.set(len(self.mempool))
+        return self.metrics.render()
