@@ -1,0 +1,722 @@
+"""The ML instruction set: one frozen dataclass per instruction.
+
+Every instruction names its tensors by string id. Instructions are functional over ids
+(weights are tensors made by `TensorCreate`, not hidden inside layers), so a program is a
+plain list that any node can validate, meter and replay.
+
+Field kinds (the annotation string is the schema used by the canonical encoding):
+
+- `Id` a tensor id, `OptId` an id or None, `Ids` a tuple of ids;
+- `int`, `bool`, `str`, `Ints` (tuple of ints), `OptInt`;
+- `Dec`: a real hyperparameter (learning rate, epsilon...). Floats may not appear in
+  canonical objects, so a `Dec` is kept as the shortest round-trip decimal string of the
+  float (`repr(float(x))`: `0.001 -> "0.001"`); constructors accept int, float or str.
+  `OptDec` is a `Dec` or None;
+- `Bytes?`: optional raw little-endian tensor data; `Specs`: output specs of
+  `PythonExecute`; `Constraints`: its sandbox constraints.
+
+Which fields an instruction reads and writes is declared in `reads` / `writes`; the
+validator and the tensor manager use only those.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from bcai.errors import MalformedProgram, UnknownInstruction
+
+DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "uint8", "bool")
+FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+_ID_RE = re.compile(r"^[A-Za-z0-9_.:/\-\[\]]{1,128}$")
+
+
+def canonical_dec(value: Any) -> str:
+    """The canonical decimal string of a real number: `repr(float(value))`; no NaN."""
+    if isinstance(value, bool):
+        raise MalformedProgram(f"expected a number, got bool {value!r}")
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise MalformedProgram(f"not a decimal number: {value!r}") from None
+    elif isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        raise MalformedProgram(f"expected a number, got {type(value).__name__}")
+    if math.isnan(number):
+        raise MalformedProgram("NaN is not allowed in a program")
+    return repr(number)
+
+
+def _check_id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise MalformedProgram(f"{where}: tensor id must be 1-128 chars of [A-Za-z0-9_.:/-[]], got {value!r}")
+    return value
+
+
+def _coerce(kind: str, value: Any, where: str) -> Any:
+    """Check and normalise one field value against its kind; raise MalformedProgram."""
+    if kind.startswith("Opt") and value is None:
+        return None
+    base = kind[3:] if kind.startswith("Opt") else kind
+    if base == "Id":
+        return _check_id(value, where)
+    if base == "Ids":
+        if not isinstance(value, (list, tuple)):
+            raise MalformedProgram(f"{where}: expected a list of tensor ids")
+        return tuple(_check_id(v, where) for v in value)
+    if base == "Int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise MalformedProgram(f"{where}: expected an int, got {value!r}")
+        return value
+    if base == "Ints":
+        if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise MalformedProgram(f"{where}: expected a list of ints, got {value!r}")
+        return tuple(value)
+    if base == "Bool":
+        if not isinstance(value, bool):
+            raise MalformedProgram(f"{where}: expected a bool, got {value!r}")
+        return value
+    if base == "Str":
+        if not isinstance(value, str):
+            raise MalformedProgram(f"{where}: expected a string, got {value!r}")
+        return value
+    if base == "Dec":
+        return canonical_dec(value)
+    if base == "Bytes":
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise MalformedProgram(f"{where}: expected bytes")
+        return bytes(value)
+    if base == "Dtype":
+        if value not in DTYPES:
+            raise MalformedProgram(f"{where}: unknown dtype {value!r} (known: {', '.join(DTYPES)})")
+        return value
+    if base == "Specs":
+        if not isinstance(value, (list, tuple)):
+            raise MalformedProgram(f"{where}: expected a list of tensor specs")
+        return tuple(v if isinstance(v, TensorSpec) else TensorSpec.from_obj(v) for v in value)
+    if base == "Constraints":
+        return value if isinstance(value, PythonConstraints) else PythonConstraints.from_obj(value)
+    raise AssertionError(f"unknown field kind {kind}")
+
+
+class _Record:
+    """Shared machinery: field checking on construction, and to/from canonical objects."""
+
+    KIND: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            where = f"{self.KIND or type(self).__name__}.{f.name}"
+            object.__setattr__(self, f.name, _coerce(str(f.type), getattr(self, f.name), where))
+
+    def to_obj(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = [v.to_obj() if isinstance(v, _Record) else v for v in value]
+            elif isinstance(value, _Record):
+                value = value.to_obj()
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Any:
+        name = cls.KIND or cls.__name__
+        if not isinstance(obj, dict):
+            raise MalformedProgram(f"{name}: expected a map, got {type(obj).__name__}")
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        extra = sorted(set(obj) - known - {"op_kind"})
+        if extra:
+            raise MalformedProgram(f"{name}: unknown field(s) {', '.join(map(str, extra))}")
+        kwargs = {k: v for k, v in obj.items() if k in known}
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise MalformedProgram(f"{name}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec(_Record):
+    """A named tensor's declared shape (-1 marks a dimension given at run time) and dtype."""
+
+    name: Id
+    shape: Ints
+    dtype: Dtype = "float32"
+
+    def __post_init__(self) -> None:
+        _Record.__post_init__(self)
+        if any(d < -1 for d in self.shape):
+            raise MalformedProgram(f"TensorSpec {self.name}: dimensions must be >= 0 or -1 (dynamic)")
+
+
+@dataclass(frozen=True, slots=True)
+class PythonConstraints(_Record):
+    """Limits for a `PythonExecute` (SPEC C: the Python bridge constraints)."""
+
+    max_memory_mb: Int = 256
+    max_execution_time_ms: Int = 10_000
+    allowed_imports: tuple[str, ...] = ("math", "numpy")
+    max_file_operations: Int = 0
+    network_access: Bool = False
+
+    def __post_init__(self) -> None:
+        imports = self.allowed_imports
+        if not isinstance(imports, (list, tuple)) or not all(isinstance(i, str) for i in imports):
+            raise MalformedProgram("PythonConstraints.allowed_imports: expected a list of module names")
+        object.__setattr__(self, "allowed_imports", tuple(imports))
+        for f in fields(self):
+            if f.name != "allowed_imports":
+                object.__setattr__(self, f.name, _coerce(str(f.type), getattr(self, f.name), f"PythonConstraints.{f.name}"))
+
+
+# Annotation aliases: the strings above are the schema; these keep type checkers informed.
+Id = str
+OptId = "str | None"
+Ids = tuple[str, ...]
+Int = int
+OptInt = "int | None"
+Ints = tuple[int, ...]
+Bool = bool
+Str = str
+Dec = str
+OptDec = "str | None"
+OptBytes = "bytes | None"
+Dtype = str
+Specs = tuple[TensorSpec, ...]
+Constraints = PythonConstraints
+
+
+class Instruction(_Record):
+    """Base of every instruction. `reads`/`writes` name the fields holding tensor ids."""
+
+    reads: ClassVar[tuple[str, ...]] = ("input",)
+    writes: ClassVar[tuple[str, ...]] = ("output",)
+
+    def read_ids(self) -> tuple[str, ...]:
+        return _collect(self, self.reads)
+
+    def write_ids(self) -> tuple[str, ...]:
+        return _collect(self, self.writes)
+
+    def to_obj(self) -> dict[str, Any]:
+        obj = _Record.to_obj(self)
+        obj["op_kind"] = self.KIND
+        return obj
+
+
+def _collect(instr: Instruction, names: tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for name in names:
+        value = getattr(instr, name)
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            out.extend(v.name if isinstance(v, TensorSpec) else v for v in value)
+        else:
+            out.append(value)
+    return tuple(out)
+
+
+INSTRUCTIONS: dict[str, type[Instruction]] = {}
+
+
+def _register(cls: type) -> type:
+    cls.KIND = cls.__name__
+    INSTRUCTIONS[cls.__name__] = cls
+    return cls
+
+
+def instruction(cls: type) -> type[Instruction]:
+    return _register(dataclass(frozen=True, slots=True)(cls))
+
+
+def instruction_from_obj(obj: Any) -> Instruction:
+    """Decode one instruction from its canonical object (`{"op_kind": KIND, ...}`)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("op_kind"), str):
+        raise MalformedProgram("an instruction must be a map with a string 'op_kind'")
+    cls = INSTRUCTIONS.get(obj["op_kind"])
+    if cls is None:
+        raise UnknownInstruction(f"unknown instruction kind {obj['op_kind']!r}")
+    return cls.from_obj(obj)
+
+
+# --- tensors and devices ----------------------------------------------------------------
+
+INITS = ("zeros", "ones", "full", "uniform", "normal", "data")
+
+
+@instruction
+class TensorCreate(Instruction):
+    """Create tensor `id`: zeros, ones, full(a), uniform(a, b), normal(mean a, std b) drawn
+    from the program's seeded generator, or `data` (raw little-endian bytes)."""
+
+    id: Id
+    shape: Ints
+    dtype: Dtype = "float32"
+    init: Str = "zeros"
+    a: Dec = 0.0
+    b: Dec = 1.0
+    data: OptBytes = None
+    requires_grad: Bool = False
+    reads = ()
+    writes = ("id",)
+
+    def __post_init__(self) -> None:
+        Instruction.__post_init__(self)
+        if self.init not in INITS:
+            raise MalformedProgram(f"TensorCreate {self.id}: unknown init {self.init!r} (known: {', '.join(INITS)})")
+        if any(d < 0 for d in self.shape):
+            raise MalformedProgram(f"TensorCreate {self.id}: negative dimension in {self.shape}")
+        if (self.init == "data") != (self.data is not None):
+            raise MalformedProgram(f"TensorCreate {self.id}: init 'data' and a data field go together")
+
+
+@instruction
+class Cast(Instruction):
+    """Convert `input` to `dtype`."""
+
+    input: Id
+    output: Id
+    dtype: Dtype
+
+
+@instruction
+class ToGPU(Instruction):
+    """Move `input` to the node's accelerator (CUDA or MPS)."""
+
+    input: Id
+    output: Id
+
+
+@instruction
+class ToCPU(Instruction):
+    """Move `input` to host memory."""
+
+    input: Id
+    output: Id
+
+
+# --- generic tensor ops ------------------------------------------------------------------
+
+UNARY_OPS = ("neg", "exp", "log", "sqrt", "abs", "erf", "reciprocal", "sign", "floor", "ceil")
+BINARY_OPS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "lt", "gt")
+SHAPE_OPS = ("reshape", "transpose", "permute", "squeeze", "unsqueeze", "expand")
+REDUCE_OPS = ("sum", "mean", "max", "min", "prod", "argmax", "argmin")
+TENSOR_OPS = UNARY_OPS + BINARY_OPS + SHAPE_OPS + REDUCE_OPS + ("matmul", "concat", "where")
+
+
+@instruction
+class TensorOp(Instruction):
+    """A generic op on `inputs` (see TENSOR_OPS). `dims` is the new shape (reshape, expand),
+    the two swapped axes (transpose), the permutation (permute), the axes (squeeze,
+    unsqueeze, reductions; empty = all) or `(axis,)` (concat). A binary op with one input
+    uses the scalar `value` as its second operand."""
+
+    op: Str
+    inputs: Ids
+    output: Id
+    dims: Ints = ()
+    keepdim: Bool = False
+    value: OptDec = None
+    reads = ("inputs",)
+
+    def __post_init__(self) -> None:
+        Instruction.__post_init__(self)
+        if self.op not in TENSOR_OPS:
+            raise UnknownInstruction(f"unknown TensorOp op {self.op!r}")
+        if self.op in BINARY_OPS:
+            arity: tuple[int, ...] = (1,) if self.value is not None else (2,)
+        else:
+            arity = {"matmul": (2,), "where": (3,)}.get(self.op, (1,))
+        if self.op == "concat":
+            if len(self.inputs) < 1 or len(self.dims) != 1:
+                raise MalformedProgram("TensorOp concat: needs >= 1 input and dims=(axis,)")
+        elif len(self.inputs) not in arity:
+            raise MalformedProgram(f"TensorOp {self.op}: expected {arity[0]} input(s), got {len(self.inputs)}")
+
+
+@instruction
+class Split(Instruction):
+    """Split `input` along `axis` into pieces of `sizes` (one per output)."""
+
+    input: Id
+    outputs: Ids
+    axis: Int
+    sizes: Ints
+    writes = ("outputs",)
+
+
+@instruction
+class Slice(Instruction):
+    """`input[starts:ends:steps]` along `axes` (ONNX Slice semantics, clamped ends)."""
+
+    input: Id
+    output: Id
+    axes: Ints
+    starts: Ints
+    ends: Ints
+    steps: Ints = ()
+
+
+@instruction
+class Gather(Instruction):
+    """Take entries of `input` along `axis` at integer `indices` (ONNX Gather)."""
+
+    input: Id
+    indices: Id
+    output: Id
+    axis: Int = 0
+    reads = ("input", "indices")
+
+
+@instruction
+class Pad(Instruction):
+    """Pad `input`; `pads` is in torch order (last dim first: left, right, ...)."""
+
+    input: Id
+    output: Id
+    pads: Ints
+    mode: Str = "constant"
+    value: Dec = 0.0
+
+
+@instruction
+class Clamp(Instruction):
+    """Clamp `input` to [min, max] (either may be None)."""
+
+    input: Id
+    output: Id
+    min: OptDec = None
+    max: OptDec = None
+
+
+@instruction
+class Flatten(Instruction):
+    """Flatten dims `start_dim..end_dim` of `input` into one."""
+
+    input: Id
+    output: Id
+    start_dim: Int = 1
+    end_dim: Int = -1
+
+
+# --- layers ------------------------------------------------------------------------------
+
+
+@instruction
+class Linear(Instruction):
+    """`input @ weight.T + bias` (torch.nn.functional.linear)."""
+
+    input: Id
+    weight: Id
+    bias: OptId
+    output: Id
+    reads = ("input", "weight", "bias")
+
+
+class _ConvBase(Instruction):
+    ND: ClassVar[int] = 2
+    reads = ("input", "weight", "bias")
+
+
+def _conv(nd: int, transpose: bool) -> type[Instruction]:
+    name = f"Conv{'Transpose' if transpose else ''}{nd}D"
+    namespace: dict[str, Any] = {
+        "__annotations__": {
+            "input": "Id", "weight": "Id", "bias": "OptId", "output": "Id",
+            "stride": "Ints", "padding": "Ints", "dilation": "Ints", "groups": "Int",
+            **({"output_padding": "Ints"} if transpose else {}),
+        },
+        "stride": (1,) * nd, "padding": (0,) * nd, "dilation": (1,) * nd, "groups": 1,
+        **({"output_padding": (0,) * nd} if transpose else {}),
+        "ND": nd,
+        "__doc__": f"{'Transposed ' if transpose else ''}{nd}-d convolution (torch.nn.functional."
+                   f"conv{'_transpose' if transpose else ''}{nd}d); stride/padding/dilation per spatial dim.",
+        "__module__": __name__,
+        "__qualname__": name,
+    }
+    return instruction(type(name, (_ConvBase,), namespace))
+
+
+Conv1D = _conv(1, False)
+Conv2D = _conv(2, False)
+Conv3D = _conv(3, False)
+ConvTranspose1D = _conv(1, True)
+ConvTranspose2D = _conv(2, True)
+ConvTranspose3D = _conv(3, True)
+
+
+class _PoolBase(Instruction):
+    ND: ClassVar[int] = 2
+
+
+def _pool(nd: int, kind: str) -> type[Instruction]:
+    name = f"{kind}Pool{nd}D"
+    ann = {"input": "Id", "output": "Id", "kernel": "Ints", "stride": "Ints", "padding": "Ints",
+           "ceil_mode": "Bool"}
+    defaults: dict[str, Any] = {"stride": (), "padding": (0,) * nd, "ceil_mode": False}
+    if kind == "Max":
+        ann["dilation"] = "Ints"
+        defaults["dilation"] = (1,) * nd
+    else:
+        ann["count_include_pad"] = "Bool"
+        defaults["count_include_pad"] = True
+    namespace: dict[str, Any] = {
+        "__annotations__": ann, **defaults, "ND": nd,
+        "__doc__": f"{nd}-d {kind.lower()} pooling (torch.nn.functional.{kind.lower()}_pool{nd}d); "
+                   "empty stride means stride = kernel.",
+        "__module__": __name__, "__qualname__": name,
+    }
+    return instruction(type(name, (_PoolBase,), namespace))
+
+
+MaxPool1D = _pool(1, "Max")
+MaxPool2D = _pool(2, "Max")
+MaxPool3D = _pool(3, "Max")
+AvgPool1D = _pool(1, "Avg")
+AvgPool2D = _pool(2, "Avg")
+AvgPool3D = _pool(3, "Avg")
+
+
+@instruction
+class BatchNorm(Instruction):
+    """Batch normalization over dim 1. With `training`, batch statistics are used and the
+    running statistics are updated in place (momentum); otherwise running statistics."""
+
+    input: Id
+    weight: OptId
+    bias: OptId
+    running_mean: OptId
+    running_var: OptId
+    output: Id
+    training: Bool = False
+    momentum: Dec = 0.1
+    eps: Dec = 1e-5
+    reads = ("input", "weight", "bias", "running_mean", "running_var")
+
+
+@instruction
+class LayerNorm(Instruction):
+    """Layer normalization over the last `normalized_ndim` dims."""
+
+    input: Id
+    weight: OptId
+    bias: OptId
+    output: Id
+    normalized_ndim: Int = 1
+    eps: Dec = 1e-5
+    reads = ("input", "weight", "bias")
+
+
+@instruction
+class Dropout(Instruction):
+    """Zero entries with probability `p` (scaling the rest by 1/(1-p)) using the program's
+    seeded dropout generator; the identity when `training` is False."""
+
+    input: Id
+    output: Id
+    p: Dec = 0.5
+    training: Bool = True
+
+
+@instruction
+class Embedding(Instruction):
+    """Rows of `weight` at integer `indices`."""
+
+    indices: Id
+    weight: Id
+    output: Id
+    padding_idx: OptInt = None
+    reads = ("indices", "weight")
+
+
+@instruction
+class LSTM(Instruction):
+    """A (multi-layer, optionally bidirectional) LSTM with torch.nn.LSTM's gate order
+    (i, f, g, o). `weights` lists per layer and direction w_ih, w_hh[, b_ih, b_hh], in
+    torch.nn.LSTM's `_flat_weights` order. Outputs the sequence, and optionally h_n, c_n."""
+
+    input: Id
+    weights: Ids
+    output: Id
+    hidden_size: Int
+    num_layers: Int = 1
+    bidirectional: Bool = False
+    batch_first: Bool = True
+    has_bias: Bool = True
+    h0: OptId = None
+    c0: OptId = None
+    h_out: OptId = None
+    c_out: OptId = None
+    reads = ("input", "weights", "h0", "c0")
+    writes = ("output", "h_out", "c_out")
+
+
+@instruction
+class Attention(Instruction):
+    """Multi-head attention as torch.nn.MultiheadAttention(batch_first=True): packed input
+    projection (3E x E), output projection (E x E); `causal` masks future positions."""
+
+    query: Id
+    key: Id
+    value: Id
+    in_proj_weight: Id
+    in_proj_bias: OptId
+    out_proj_weight: Id
+    out_proj_bias: OptId
+    output: Id
+    embed_dim: Int
+    num_heads: Int
+    causal: Bool = False
+    reads = ("query", "key", "value", "in_proj_weight", "in_proj_bias", "out_proj_weight", "out_proj_bias")
+
+    def __post_init__(self) -> None:
+        Instruction.__post_init__(self)
+        if self.num_heads <= 0 or self.embed_dim % self.num_heads:
+            raise MalformedProgram(f"Attention: embed_dim {self.embed_dim} not divisible by num_heads {self.num_heads}")
+
+
+# --- activations -------------------------------------------------------------------------
+
+
+def _activation(name: str, doc: str, **params: tuple[str, Any]) -> type[Instruction]:
+    ann = {"input": "Id", "output": "Id", **{k: v[0] for k, v in params.items()}}
+    namespace: dict[str, Any] = {"__annotations__": ann, **{k: v[1] for k, v in params.items()},
+                                 "__doc__": doc, "__module__": __name__, "__qualname__": name}
+    return instruction(type(name, (Instruction,), namespace))
+
+
+ReLU = _activation("ReLU", "max(x, 0)")
+GELU = _activation("GELU", "Gaussian error linear unit; approximate is 'none' or 'tanh'.", approximate=("Str", "none"))
+Sigmoid = _activation("Sigmoid", "1 / (1 + exp(-x))")
+Tanh = _activation("Tanh", "tanh(x)")
+SiLU = _activation("SiLU", "x * sigmoid(x)")
+Softsign = _activation("Softsign", "x / (1 + |x|)")
+SELU = _activation("SELU", "scaled ELU with the fixed SELU constants")
+LeakyReLU = _activation("LeakyReLU", "x if x > 0 else slope * x", slope=("Dec", "0.01"))
+ELU = _activation("ELU", "x if x > 0 else alpha * (exp(x) - 1)", alpha=("Dec", "1.0"))
+Softplus = _activation("Softplus", "log(1 + exp(beta x)) / beta (linear above threshold)",
+                       beta=("Dec", "1.0"), threshold=("Dec", "20.0"))
+HardSigmoid = _activation("HardSigmoid", "clamp(alpha x + beta, 0, 1) (ONNX HardSigmoid)",
+                          alpha=("Dec", "0.2"), beta=("Dec", "0.5"))
+Softmax = _activation("Softmax", "softmax along `dim`", dim=("Int", -1))
+LogSoftmax = _activation("LogSoftmax", "log-softmax along `dim`", dim=("Int", -1))
+
+
+@instruction
+class PReLU(Instruction):
+    """x if x > 0 else weight * x (weight per channel, dim 1, or a single value)."""
+
+    input: Id
+    weight: Id
+    output: Id
+    reads = ("input", "weight")
+
+
+# --- losses and training -----------------------------------------------------------------
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+@instruction
+class CrossEntropyLoss(Instruction):
+    """Cross-entropy of logits `input` against int64 class `target`."""
+
+    input: Id
+    target: Id
+    output: Id
+    reduction: Str = "mean"
+    label_smoothing: Dec = 0.0
+    reads = ("input", "target")
+
+
+@instruction
+class MSELoss(Instruction):
+    """Mean squared error of `input` against `target`."""
+
+    input: Id
+    target: Id
+    output: Id
+    reduction: Str = "mean"
+    reads = ("input", "target")
+
+
+@instruction
+class Backward(Instruction):
+    """Gradients of scalar `loss` with respect to `wrt`, written to `grads` (same order)."""
+
+    loss: Id
+    wrt: Ids
+    grads: Ids
+    reads = ("loss", "wrt")
+    writes = ("grads",)
+
+    def __post_init__(self) -> None:
+        Instruction.__post_init__(self)
+        if len(self.wrt) != len(self.grads) or not self.wrt:
+            raise MalformedProgram("Backward: wrt and grads must be non-empty and of equal length")
+
+
+@instruction
+class SGDStep(Instruction):
+    """torch.optim.SGD's update, in place on `params` (and `momentum_buffers`, one per
+    param, when momentum > 0)."""
+
+    params: Ids
+    grads: Ids
+    lr: Dec
+    momentum_buffers: Ids = ()
+    momentum: Dec = 0.0
+    dampening: Dec = 0.0
+    weight_decay: Dec = 0.0
+    nesterov: Bool = False
+    reads = ("params", "grads", "momentum_buffers")
+    writes = ()
+
+
+@instruction
+class AdamStep(Instruction):
+    """torch.optim.Adam's update (AdamW's with `decoupled`), in place on `params`,
+    `exp_avgs`, `exp_avg_sqs` and the scalar float32 `steps` counters (one each per param)."""
+
+    params: Ids
+    grads: Ids
+    exp_avgs: Ids
+    exp_avg_sqs: Ids
+    steps: Ids
+    lr: Dec = 0.001
+    beta1: Dec = 0.9
+    beta2: Dec = 0.999
+    eps: Dec = 1e-8
+    weight_decay: Dec = 0.0
+    decoupled: Bool = False
+    reads = ("params", "grads", "exp_avgs", "exp_avg_sqs", "steps")
+    writes = ()
+
+    def __post_init__(self) -> None:
+        Instruction.__post_init__(self)
+        n = len(self.params)
+        if not (len(self.grads) == len(self.exp_avgs) == len(self.exp_avg_sqs) == len(self.steps) == n):
+            raise MalformedProgram("AdamStep: params, grads, exp_avgs, exp_avg_sqs, steps need equal lengths")
+
+
+@instruction
+class PythonExecute(Instruction):
+    """Run `code` in the sandboxed Python bridge on `inputs`; it must return tensors
+    matching `outputs` (specs). Executed only where a bridge is wired in."""
+
+    code: Str
+    inputs: Ids
+    outputs: Specs
+    constraints: Constraints = field(default_factory=PythonConstraints)
+    reads = ("inputs",)
+    writes = ("outputs",)
+
+
+# Instructions whose writes are computed in place on ids they read.
+IN_PLACE = (SGDStep, AdamStep)
