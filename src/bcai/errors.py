@@ -449,3 +449,87 @@ class InvalidBml(FrontendError):
     """Raised when a BML document is not valid YAML or breaks the BML schema."""
 
     code = "vm_invalid_bml"
+
+# --- scheduler ------------------------------------------------------------------------
+
+
+class SchedulerError(BcaiError):
+    """Base for node telemetry, admission and assignment errors."""
+
+    code = "scheduler"
+    http_status = 400
+
+
+class InvalidTelemetry(SchedulerError):
+    """Raised when a telemetry sample holds a value outside its domain (negative, NaN, > 100%)."""
+
+    code = "invalid_telemetry"
+    peer_fault = True
+
+
+class InvalidJobPolicy(SchedulerError):
+    """Raised when a job's placement policy is malformed (non-positive min_nodes, negative needs)."""
+
+    code = "invalid_job_policy"
+
+
+class InvalidNodeRecord(SchedulerError):
+    """Raised when a node record or on-chain volunteer record holds an invalid field."""
+
+    code = "invalid_node_record"
+    peer_fault = True
+
+
+class UnknownStrategy(SchedulerError):
+    """Raised when an assignment strategy name is not one bcai ships."""
+
+    code = "unknown_strategy"
+
+
+class InvalidAssignment(SchedulerError):
+    """Raised when an assignment-history operation gets an invalid task id, node id or time."""
+
+    code = "invalid_assignment"
+
+
+# --- training -------------------------------------------------------------------------
+
+
+class TrainingError(BcaiError):
+    """Base for aggregation, privacy and secure-aggregation errors."""
+
+    code = "training"
+    http_status = 400
+
+
+class InvalidUpdate(TrainingError):
+    """Raised when model updates are empty, disagree on names, shapes or dtypes, or hold NaN/inf."""
+
+    code = "invalid_update"
+    peer_fault = True
+
+
+class InvalidAggregationParameter(TrainingError):
+    """Raised when an aggregation rule's parameter does not fit the updates (e.g. Krum with n <= 2f + 2)."""
+
+    code = "invalid_aggregation_parameter"
+
+
+class UnsupportedPrivacyComposition(TrainingError):
+    """Raised when differential privacy wraps a rule with no L2 sensitivity bound (median, Krum)."""
+
+    code = "unsupported_privacy_composition"
+
+
+class MaskedClientDropped(TrainingError):
+    """Raised when a secure-aggregation client that masked its update is missing from the sum."""
+
+    code = "masked_client_dropped"
+    retryable = True
+
+
+class InvalidMaskedUpdate(TrainingError):
+    """Raised when a masked update is malformed, duplicated, or would overflow the fixed-point range."""
+
+    code = "invalid_masked_update"
+    peer_fault = True

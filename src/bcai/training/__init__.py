@@ -1,0 +1,71 @@
+"""Training: the pure parts (aggregation, privacy) of federated and data-parallel jobs.
+
+- `updates.py`: `ModelUpdate` (name -> torch tensor or numpy array, plus sample count)
+  and `check_updates`, the gate every rule passes input through.
+- `aggregation/`: the rule plugins (FedAvg, FedProx, Median, TrimmedMean, Krum) and
+  outlier flagging; see its `__init__`.
+- `privacy/`: differential privacy (a wrapper rule) and secure aggregation (pairwise
+  masks); see its `__init__`.
+
+Federated rounds over gossip, data-parallel training on torch.distributed, checkpoints
+and the job flow are shells built on these (the integrator's part of issue 7).
+"""
+
+from bcai.training.aggregation import (
+    DEFAULT_MAD_MULTIPLIER,
+    AggregationRule,
+    FedAvg,
+    FedProx,
+    Krum,
+    Median,
+    OutlierFlag,
+    TrimmedMean,
+    compute_outlier_flags,
+    compute_proximal_term,
+)
+from bcai.training.privacy import (
+    DEFAULT_DELTA,
+    EPSILON_PRESETS,
+    FRACTIONAL_BITS,
+    DifferentialPrivacy,
+    MaskedUpdate,
+    compute_classic_sigma,
+    compute_clipped,
+    compute_gaussian_sigma,
+    compute_mask,
+    compute_masked_update,
+    compute_pair_seed,
+    compute_pair_seed_from_secret,
+    compute_secure_average,
+    compute_secure_sum,
+)
+from bcai.training.updates import ModelUpdate, check_updates
+
+__all__ = [
+    "DEFAULT_DELTA",
+    "DEFAULT_MAD_MULTIPLIER",
+    "EPSILON_PRESETS",
+    "FRACTIONAL_BITS",
+    "AggregationRule",
+    "DifferentialPrivacy",
+    "FedAvg",
+    "FedProx",
+    "Krum",
+    "MaskedUpdate",
+    "Median",
+    "ModelUpdate",
+    "OutlierFlag",
+    "TrimmedMean",
+    "check_updates",
+    "compute_classic_sigma",
+    "compute_clipped",
+    "compute_gaussian_sigma",
+    "compute_mask",
+    "compute_masked_update",
+    "compute_outlier_flags",
+    "compute_pair_seed",
+    "compute_pair_seed_from_secret",
+    "compute_proximal_term",
+    "compute_secure_average",
+    "compute_secure_sum",
+]
