@@ -533,3 +533,48 @@ class InvalidMaskedUpdate(TrainingError):
 
     code = "invalid_masked_update"
     peer_fault = True
+
+
+# --- jobs (training runner, evaluation, job flow) --------------------------------------
+
+
+class JobFlowError(BcaiError):
+    """Base for errors of the training runner and the job flow around it."""
+
+    code = "job_flow"
+
+
+class InvalidDataset(JobFlowError):
+    """Raised when a dataset artifact or split is malformed (shapes, dtypes, names)."""
+
+    code = "invalid_dataset"
+    peer_fault = True
+
+
+class InvalidJobSpec(JobFlowError):
+    """Raised when a job spec document is malformed or inconsistent."""
+
+    code = "invalid_job_spec"
+    http_status = 400
+    peer_fault = True
+
+
+class InvalidRoundUpdate(JobFlowError):
+    """Raised when a federated round update is malformed, unsigned, or from a non-worker."""
+
+    code = "invalid_round_update"
+    peer_fault = True
+
+
+class RoundTimeout(JobFlowError):
+    """Raised when no worker's update for a round arrived in time (not even our own)."""
+
+    code = "round_timeout"
+    retryable = True
+
+
+class InvalidModel(JobFlowError):
+    """Raised when submitted model bytes do not fit the job's program (names, shapes, dtypes)."""
+
+    code = "invalid_model"
+    peer_fault = True
