@@ -277,7 +277,8 @@ async def find_open_job(client: Client, spec_cid: str | None, timeout_s: float) 
 
 async def run_worker(client: Client, channel: JobChannel, *, spec_cid: str | None = None, timeout_s: float = 600.0,
                      round_timeout_s: float = 120.0, on_round: Callable[[RoundReport], Any] | None = None,
-                     transform: Any = None, lazy: bool = False) -> FederatedResult | None:
+                     transform: Any = None, lazy: bool = False,
+                     on_event: Callable[[str, dict[str, Any]], None] | None = None) -> FederatedResult | None:
     """Volunteer for a job, train it federatedly with the other workers, submit the model.
 
     `lazy=True` plays a worker that skips training and submits the untrained model (for
@@ -288,7 +289,9 @@ async def run_worker(client: Client, channel: JobChannel, *, spec_cid: str | Non
     job = await find_open_job(client, spec_cid, timeout_s)
     job_id = job["job_id"]
     spec = JobSpec.from_bytes(await _call(client.download, job["spec_cid"]))
-    await send_and_wait(client, lambda: client.volunteer(job_id))
+    note = on_event or (lambda *_: None)
+    receipt = await send_and_wait(client, lambda: client.volunteer(job_id))
+    note("volunteered", {"worker": str(key.address), "height": receipt.get("height")})
     inbox_holder: list[JobInbox] = []
     early: list[bytes] = []
 
@@ -320,8 +323,9 @@ async def run_worker(client: Client, channel: JobChannel, *, spec_cid: str | Non
             channel=ChannelRounds(channel, inbox), seed=program.seed, round_timeout_s=round_timeout_s,
             transform=transform, on_round=on_round)
     uploaded = await _call(client.upload, result.model)
-    await send_and_wait(client, lambda: client.submit_result(job_id, uploaded, result.samples_processed,
-                                                             {"rounds": len(result.rounds)}))
+    receipt = await send_and_wait(client, lambda: client.submit_result(job_id, uploaded, result.samples_processed,
+                                                                       {"rounds": len(result.rounds)}))
+    note("submitted", {"worker": str(key.address), "model_cid": str(uploaded), "height": receipt.get("height")})
     return result
 
 
@@ -336,7 +340,8 @@ def _untrained(session: Any) -> tuple[bytes, Cid]:
 
 
 async def run_evaluator(client: Client, channel: JobChannel, *, job_id: str | None = None,
-                        timeout_s: float = 600.0) -> list[Evaluation]:
+                        timeout_s: float = 600.0, grace_s: float = 10.0,
+                        on_event: Callable[[str, dict[str, Any]], None] | None = None) -> list[Evaluation]:
     """Wait for a job of ours to reach evaluation, evaluate every submitted model, attest.
 
     The evaluator attests about the model most workers submitted (in a federated job
@@ -360,6 +365,10 @@ async def run_evaluator(client: Client, channel: JobChannel, *, job_id: str | No
     job = await wait_job_state(client, job_id, {"evaluating", "completed", "failed", "expired"}, timeout_s)
     if job["state"] != "evaluating":
         return []
+    grace_end = time.monotonic() + grace_s
+    while len(job["results"]) < len(job["workers"]) and time.monotonic() < grace_end:
+        await asyncio.sleep(POLL_S)  # give every worker the chance to submit before judging
+        job = await _call(client.job, job_id)
     spec = JobSpec.from_bytes(await _call(client.download, job["spec_cid"]))
     inbox = JobInbox(client.chain_id, bytes.fromhex(job_id), Address.parse(job["client"]), [])
     for data in received:
@@ -382,5 +391,7 @@ async def run_evaluator(client: Client, channel: JobChannel, *, job_id: str | No
     evaluation = evaluations.get(chosen)
     accuracy_bps = evaluation.accuracy_bps if evaluation else 0
     accept = evaluation is not None and accuracy_bps >= spec.target_accuracy_bps
-    await send_and_wait(client, lambda: client.attest(job_id, Cid.parse(chosen), accuracy_bps, accept))
+    receipt = await send_and_wait(client, lambda: client.attest(job_id, Cid.parse(chosen), accuracy_bps, accept))
+    (on_event or (lambda *_: None))("attested", {"evaluator": str(key.address), "accuracy_bps": accuracy_bps,
+                                                 "accept": accept, "height": receipt.get("height")})
     return list(evaluations.values())
