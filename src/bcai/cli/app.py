@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bcai.cli import keys
+from bcai.cli import demo, keys
 
 app = typer.Typer(
     help="bcai: a decentralized network for training AI models.",
@@ -12,6 +12,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(keys.app, name="keys")
+app.command("demo")(demo.demo)
 
 
 def main() -> None:
