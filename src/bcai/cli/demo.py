@@ -21,7 +21,8 @@ def demo(
 
     Example: bcai demo --json
     """
-    from bcai.demo.run import BUDGET, run_demo
+    from bcai.demo.job import BUDGET
+    from bcai.demo.run import run_demo
 
     def progress(kind: str, data: dict[str, Any]) -> None:
         if as_json:

@@ -6,12 +6,15 @@ import asyncio
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 from bcai.crypto import PrivateKey
 from bcai.crypto.keystore import KeyStore
+from bcai.demo.job import (
+    BUDGET, FUNDING, LOCAL_EPOCHS, N_EVALUATORS, N_VALIDATORS, N_WORKERS, REGISTRY_STAKE, ROUNDS, TARGET_ACCURACY_BPS,
+    WORKER_STAKE, demo_bml,
+)
 from bcai.ledger import Capabilities
 from bcai.node import devnet
 from bcai.sdk import Client
@@ -21,16 +24,6 @@ from bcai.training.jobflow import (
     MemoryJobChannel, prepare_job, run_client, run_evaluator, run_worker, send_and_wait,
 )
 
-N_VALIDATORS, N_WORKERS, N_EVALUATORS = 4, 3, 2
-BUDGET = 1_000_000
-WORKER_STAKE = 10_000
-REGISTRY_STAKE = 5_000
-FUNDING = 200_000
-ROUNDS, LOCAL_EPOCHS = 8, 2
-
-
-def demo_bml() -> str:
-    return resources.files("bcai.demo").joinpath("digits_cnn.yaml").read_text()
 
 
 @dataclass
@@ -86,7 +79,7 @@ async def run_demo_job(urls: list[str], client_key: PrivateKey, progress: Progre
     # the job
     train, test = load_digits_splits()
     job = prepare_job("digits-cnn-federated", demo_bml(), train, test, rounds=ROUNDS, local_epochs=LOCAL_EPOCHS,
-                      target_accuracy_bps=9700)
+                      target_accuracy_bps=TARGET_ACCURACY_BPS)
     channel = MemoryJobChannel()
     
     def on_event(kind: str, data: dict[str, Any]) -> None:
