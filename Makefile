@@ -14,11 +14,18 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test test-slow test-e2e bench sysdeps clean
 
-# System libraries the sandboxes need (libseccomp); installed only when missing.
+# System libraries the sandboxes need (libseccomp, loaded by pyseccomp through ctypes);
+# installed only when missing. ldconfig lives in /sbin for most non-root PATHs; apt-get
+# needs root (sudo when we are not); other distributions get a clear message instead.
 sysdeps:
-	@if ! ldconfig -p 2>/dev/null | grep -q libseccomp.so.2; then \
+	@if ! { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep -q 'libseccomp\.so\.2'; then \
+		if ! command -v apt-get >/dev/null 2>&1; then \
+			echo "libseccomp (libseccomp.so.2) is missing: install it with your package manager (e.g. dnf install libseccomp)" >&2; exit 1; \
+		fi; \
+		SUDO=; if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
 		echo "installing libseccomp2 (apt-get)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libseccomp2 >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libseccomp2 >/dev/null \
+			|| { echo "could not install libseccomp2; install it by hand (apt-get install libseccomp2)" >&2; exit 1; }; \
 	fi
 
 $(VENV)/.installed: pyproject.toml | sysdeps

@@ -134,6 +134,27 @@ class MempoolFull(MempoolError):
     """Raised when the mempool is at its limit and the tx does not pay more than what it holds."""
 
     code = "mempool_full"
+
+# --- sandbox ----------------------------------------------------------------------------
+# One leaf per error kind a sandboxed execution can end in. `kind` is the short name the
+# result records and the CLI prints (`error_kind`); `code` is `sandbox_<kind>`.
+# Untrusted code misbehaving is not a peer fault of the node that runs it, and none of
+# these is retryable: the same code with the same inputs and limits fails the same way.
+
+
+class SandboxError(BcaiError):
+    """Base for sandboxed executions (Python bridge and WASM engine) that did not succeed."""
+
+    code = "sandbox"
+    kind = "sandbox"
+    http_status = 422
+
+
+class SandboxUnavailable(SandboxError):
+    """Raised when the sandbox itself cannot start (libseccomp missing, zygote died, bad setup)."""
+
+    code = "sandbox_unavailable"
+    kind = "unavailable"
     http_status = 503
     retryable = True
 
@@ -450,6 +471,128 @@ class InvalidBml(FrontendError):
 
     code = "vm_invalid_bml"
 
+class SandboxMemoryLimit(SandboxError):
+    """Raised when the code tried to use more memory than its limit allows."""
+
+    code = "sandbox_memory_limit"
+    kind = "memory_limit"
+
+
+class SandboxTimeLimit(SandboxError):
+    """Raised when the code ran past its CPU-time or wall-clock limit (Python bridge)."""
+
+    code = "sandbox_time_limit"
+    kind = "time_limit"
+
+
+class SandboxImportDenied(SandboxError):
+    """Raised when Python code imported a module outside its allow-list."""
+
+    code = "sandbox_import_denied"
+    kind = "import_denied"
+
+
+class SandboxFileOpsLimit(SandboxError):
+    """Raised when Python code made more file operations than allowed, or wrote a file too big."""
+
+    code = "sandbox_file_ops_limit"
+    kind = "file_ops_limit"
+
+
+class SandboxNetworkDenied(SandboxError):
+    """Raised when code without network access tried to open a socket or resolve a name."""
+
+    code = "sandbox_network_denied"
+    kind = "network_denied"
+
+
+class SandboxForbidden(SandboxError):
+    """Raised when Python code tried an operation no sandbox allows: starting processes or
+    threads, signalling other processes, ctypes, or touching files outside its work dir."""
+
+    code = "sandbox_forbidden"
+    kind = "forbidden"
+
+
+class SandboxOutputInvalid(SandboxError):
+    """Raised when the code's outputs are missing, malformed, or of a type that cannot cross."""
+
+    code = "sandbox_output_invalid"
+    kind = "output_invalid"
+
+
+class SandboxOutputTooLarge(SandboxError):
+    """Raised when the code produced more output bytes than its cap."""
+
+    code = "sandbox_output_too_large"
+    kind = "output_too_large"
+
+
+class SandboxCrashed(SandboxError):
+    """Raised when Python code raised an uncaught exception or its process died abnormally."""
+
+    code = "sandbox_crashed"
+    kind = "crashed"
+
+
+class SandboxOutOfFuel(SandboxError):
+    """Raised when a WASM module used up its instruction budget (fuel)."""
+
+    code = "sandbox_out_of_fuel"
+    kind = "out_of_fuel"
+
+
+class SandboxTimeout(SandboxError):
+    """Raised when a WASM module ran past its wall-clock limit (epoch deadline)."""
+
+    code = "sandbox_timeout"
+    kind = "timeout"
+
+
+class SandboxTrap(SandboxError):
+    """Raised when a WASM module trapped (unreachable, out-of-bounds access, bad host call ...)."""
+
+    code = "sandbox_trap"
+    kind = "trap"
+
+
+class SandboxInvalidModule(SandboxError):
+    """Raised when WASM bytes or text do not compile, or the module's imports/exports do not
+    match the host interface (missing entry, unknown imports, WASI, threads)."""
+
+    code = "sandbox_invalid_module"
+    kind = "invalid_module"
+    http_status = 400
+
+
+class SandboxNondeterministic(SandboxError):
+    """Raised when the same module and input gave different output hashes on two runs."""
+
+    code = "sandbox_nondeterministic"
+    kind = "nondeterministic"
+
+
+SANDBOX_ERRORS: dict[str, type[SandboxError]] = {
+    cls.kind: cls
+    for cls in (
+        SandboxUnavailable,
+        SandboxMemoryLimit,
+        SandboxTimeLimit,
+        SandboxImportDenied,
+        SandboxFileOpsLimit,
+        SandboxNetworkDenied,
+        SandboxForbidden,
+        SandboxOutputInvalid,
+        SandboxOutputTooLarge,
+        SandboxCrashed,
+        SandboxOutOfFuel,
+        SandboxTimeout,
+        SandboxTrap,
+        SandboxInvalidModule,
+        SandboxNondeterministic,
+    )
+}
+
 # --- scheduler ------------------------------------------------------------------------
 
 
@@ -578,3 +721,4 @@ class InvalidModel(JobFlowError):
 
     code = "invalid_model"
     peer_fault = True
+

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bcai.crypto import PrivateKey
+from bcai.crypto import Cid, PrivateKey
 from bcai.encoding import decode, encode
 from bcai.errors import (
     BadNonce, BadTransactionSignature, FeeTooLow, InsufficientFunds, InvalidAmount, MalformedTransaction,
@@ -133,6 +133,7 @@ def test_invalid_tx_too_large(chain):
         encode({"a": 1}),
         encode([encode({"kind": "transfer"}), b"\x00" * 64]),
     ],
+    ids=["empty", "not_cbor", "one_item", "ints", "map", "bad_payload"],
 )
 def test_invalid_malformed_bytes(chain, raw):
     chain.reject(raw, error=MalformedTransaction)
@@ -165,3 +166,56 @@ def _forge(chain, name, kind, body):
     payload = encode({"body": body, "chain": "bcai-test-1", "fee": 1, "kind": kind,
                       "nonce": chain.nonce(name), "sender": key.public_key.raw})
     return encode([payload, key.sign("tx", "bcai-test-1", payload)])
+
+
+@pytest.mark.parametrize("where", ["payload", "body"])
+def test_invalid_unsorted_map_keys(chain, where):
+    import cbor2
+
+    key = chain.keys["alice"]
+    body = {"to": chain.addr("bob").raw, "amount": 5}  # "to" sorts before "amount"
+    fields = {"body": body, "chain": "bcai-test-1", "fee": 1, "kind": "transfer", "nonce": 0,
+              "sender": key.public_key.raw}
+    if where == "payload":
+        fields = dict(reversed(list(fields.items())))
+        fields["body"] = dict(sorted(body.items(), key=lambda kv: (len(kv[0]), kv[0])))
+    payload = cbor2.dumps(fields)  # plain mode keeps the given (wrong) order
+    assert payload != encode(fields)
+    chain.reject(cbor2.dumps([payload, key.sign("tx", "bcai-test-1", payload)]), error=MalformedTransaction)
+
+
+def test_invalid_non_canonical_integer_in_payload(chain):
+    raw = chain.sign("alice", Transfer(chain.addr("bob"), 5))
+    payload, _ = decode(raw)
+    wide = payload.replace(b"\x66amount\x05", b"\x66amount\x18\x05")  # 5 as a one-byte-head integer
+    assert wide != payload
+    key = chain.keys["alice"]
+    chain.reject(encode([wide, key.sign("tx", "bcai-test-1", wide)]), error=MalformedTransaction)
+
+
+def test_decoded_addresses_equal_checked_ones(chain):
+    tx = decode_tx(chain.sign("alice", Transfer(chain.addr("bob"), 42)), 1 << 16)
+    assert tx.sender_address == chain.keys["alice"].public_key.address == chain.addr("alice")
+    assert tx.body.to == chain.addr("bob") and hash(tx.body.to) == hash(chain.addr("bob"))
+    assert str(tx.sender_address) == str(chain.addr("alice"))
+
+
+@pytest.mark.parametrize("value", [2**70, -(2**70), 1.5, "x", None], ids=["bignum", "neg_bignum", "float", "text",
+                                                                           "null"])
+def test_invalid_metric_values(chain, value):
+    import cbor2
+
+    body = {"job_id": b"\x00" * 32, "metrics": {"loss": value}, "model_cid": Cid.of(b"m").to_bytes(),
+            "samples_processed": 1}
+    key = chain.keys["alice"]
+    fields = {"fee": 1, "body": dict(sorted(body.items(), key=lambda kv: (len(kv[0]), kv[0]))), "kind": "submit_result",
+              "chain": "bcai-test-1", "nonce": 0, "sender": key.public_key.raw}
+    payload = cbor2.dumps(fields)  # cbor2 writes bignums as tag 2/3, which the value model forbids
+    chain.reject(cbor2.dumps([payload, key.sign("tx", "bcai-test-1", payload)]), error=MalformedTransaction)
+
+
+def test_transfer_fast_decoder_matches_generic_one(chain):
+    from bcai.ledger.tx import _decode_fields, decode_body
+
+    value = {"to": chain.addr("bob").raw, "amount": 77}
+    assert decode_body("transfer", value) == _decode_fields(Transfer, value) == Transfer(chain.addr("bob"), 77)

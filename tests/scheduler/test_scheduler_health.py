@@ -88,6 +88,7 @@ def test_every_component_and_the_total_stay_in_unit_interval(up, down, lat, cpu,
         {"error_count": -1},
         {"error_count": True},
         {"latency_ms": "5"},
+        {"bandwidth_up_mbps": 10**400},
     ],
 )
 def test_invalid_telemetry_sample_is_rejected(changes):
@@ -95,6 +96,10 @@ def test_invalid_telemetry_sample_is_rejected(changes):
     fields.update(changes)
     with pytest.raises(InvalidTelemetry):
         TelemetrySample(**fields)
+
+
+def test_huge_dispute_count_scores_without_overflow():
+    assert compute_health(sample(), Reputation(10**30, 0, 10**400)).reputation == pytest.approx(0.7)
 
 
 def test_invalid_reputation_is_rejected():
@@ -153,3 +158,7 @@ def test_invalid_breaker_input_is_rejected():
         SafetyPolicy(recovery_samples=0)
     with pytest.raises(InvalidTelemetry):
         SafetyPolicy(max_error_count=-1)
+    with pytest.raises(InvalidTelemetry):
+        SafetyPolicy(max_temperature_c=float("nan"))
+    with pytest.raises(InvalidTelemetry):
+        SafetyPolicy(max_latency_ms="100")

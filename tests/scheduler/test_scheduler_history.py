@@ -3,6 +3,8 @@
 import sqlite3
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bcai.errors import InvalidAssignment
 from bcai.scheduler import AssignmentRow, InMemoryAssignmentHistory, SqliteAssignmentHistory
@@ -133,3 +135,50 @@ def test_a_failed_operation_rolls_back_in_both_backends(tmp_path):
         with pytest.raises(RuntimeError):
             history.attach_nodes("t1", ["a", "b"], min_nodes=2, max_tasks_per_node=5, now=1)
         assert history.get_rows("t1") == ()
+
+
+def test_two_handles_on_one_sqlite_file_share_the_limits(tmp_path):
+    path = tmp_path / "shared.db"
+    first, second = SqliteAssignmentHistory(path), SqliteAssignmentHistory(path)
+    assert first.attach_nodes("t1", ["a"], min_nodes=1, max_tasks_per_node=1, now=1) == ("a",)
+    assert second.attach_nodes("t1", ["b"], min_nodes=1, max_tasks_per_node=1, now=2) == ()  # task full
+    assert second.attach_nodes("t2", ["a", "b"], min_nodes=1, max_tasks_per_node=1, now=2) == ("b",)  # a at cap
+    first.close()
+    second.close()
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("attach"), st.sampled_from(["t1", "t2", "t3"]), st.lists(st.sampled_from("abcde"), max_size=5)),
+        st.tuples(st.just("finish"), st.sampled_from(["t1", "t2", "t3"]), st.just([])),
+        st.tuples(st.just("drop"), st.sampled_from(["t1", "t2", "t3"]), st.lists(st.sampled_from("abcde"), min_size=1, max_size=1)),
+    ),
+    max_size=25,
+)
+MIN_NODES = {"t1": 1, "t2": 2, "t3": 3}
+
+
+@settings(max_examples=40, deadline=None)
+@given(operations)
+def test_backends_agree_and_keep_the_invariants(ops):
+    memory, sql = InMemoryAssignmentHistory(), SqliteAssignmentHistory(":memory:")
+    seen: set[tuple[str, str]] = set()
+    for now, (op, task, nodes) in enumerate(ops):
+        results = []
+        for h in (memory, sql):
+            if op == "attach":
+                results.append(h.attach_nodes(task, nodes, min_nodes=MIN_NODES[task], max_tasks_per_node=2, now=now))
+            elif op == "finish":
+                results.append(h.disconnect_task(task, now=now))
+            else:
+                results.append(h.disconnect_node(task, nodes[0], now=now))
+        assert results[0] == results[1]
+        for task_id, minimum in MIN_NODES.items():
+            rows = memory.get_rows(task_id)
+            assert rows == sql.get_rows(task_id)
+            assert sum(r.is_active for r in rows) <= minimum  # never over-attached
+            seen |= {(task_id, r.node_id) for r in rows}
+            assert {(task_id, r.node_id) for r in rows} == {s for s in seen if s[0] == task_id}  # never deleted
+        for node in "abcde":
+            assert memory.count_active_for_node(node) == sql.count_active_for_node(node) <= 2
+    sql.close()

@@ -116,3 +116,11 @@ def test_invalid_onchain_input_is_rejected():
         Volunteer("", CAPS, GOOD)
     with pytest.raises(InvalidNodeRecord):
         Volunteer("a", CAPS, GOOD, active_tasks=-1)
+    with pytest.raises(InvalidNodeRecord):
+        Volunteer("a", "caps", GOOD)
+    with pytest.raises(InvalidNodeRecord):
+        Volunteer("a", CAPS, (1, 2, 3))
+    with pytest.raises(InvalidNodeRecord):
+        Volunteer("a", CAPS, GOOD, reputation=0.5)
+    with pytest.raises(InvalidNodeRecord):
+        Volunteer("a", CAPS, GOOD, deleted=1)

@@ -85,6 +85,8 @@ def test_invalid_strategy_input_is_rejected():
         WeightedStrategy().select([view("a")], -1)
     with pytest.raises(InvalidNodeRecord):
         WeightedStrategy().select([view("a"), view("a")], 1)
+    with pytest.raises(InvalidJobPolicy):
+        RoundRobinStrategy().select([view("a")], 1, last_selected=3)
 
 
 # --- select_nodes ---------------------------------------------------------------------

@@ -143,6 +143,8 @@ def test_invalid_update_is_rejected(make):
         [upd([1.0]), upd([1.0, 2.0])],
         [upd([1.0]), ModelUpdate({"w": torch.tensor([1.0], dtype=torch.float64)})],
         [ModelUpdate({"w": torch.tensor([1, 2])})],
+        [ModelUpdate({"w": np.array(["a", "b"], dtype=object)})],
+        [ModelUpdate({"w": torch.tensor([1 + 1j])})],
         [upd([1.0]), upd([float("nan")])],
         [upd([float("inf")])],
         "not a list",
@@ -174,3 +176,21 @@ def test_invalid_rule_parameters_are_rejected():
         compute_proximal_term({"w": torch.zeros(1)}, {"v": torch.zeros(1)}, mu=0.1)
     with pytest.raises(InvalidUpdate):
         compute_proximal_term({"w": torch.zeros(1)}, {"w": torch.zeros(2)}, mu=0.1)
+
+
+def test_huge_finite_values_are_accepted_even_when_their_sum_overflows():
+    big = torch.full((4,), 3e38)
+    out = Median().aggregate([ModelUpdate({"w": big}), ModelUpdate({"w": big}), ModelUpdate({"w": big})])
+    assert torch.equal(out["w"], big)
+
+
+def test_krum_distances_are_accurate_over_all_parameters():
+    from bcai.training.aggregation.krum import compute_pairwise_sq_distances
+
+    gen = torch.Generator().manual_seed(5)
+    params = [{"a": torch.randn(1000, generator=gen), "b": torch.randn(3, 3, generator=gen)} for _ in range(4)]
+    dist = compute_pairwise_sq_distances(params)
+    for i in range(4):
+        for j in range(4):
+            exact = sum(float(((params[i][k].double() - params[j][k].double()) ** 2).sum()) for k in "ab")
+            assert float(dist[i, j]) == pytest.approx(exact, rel=1e-5)

@@ -198,6 +198,9 @@ def test_invalid_masked_input_is_rejected():
         lambda: compute_secure_sum([ma, MaskedUpdate("b", 1, 1, {"v": np.zeros(3, np.uint64)}, {"v": (3,)})], ids),
         lambda: compute_secure_sum([ma, mb], []),
         lambda: MaskedUpdate("b", 1, 0, {}, {}),
+        lambda: MaskedUpdate("b", -1, 1, {}, {}),
+        lambda: MaskedUpdate("b", 1, 1, {"w": np.zeros(1, np.uint64)}, {"w": (-1,)}),
+        lambda: MaskedUpdate("b", 1, 1, {"w": np.zeros(1, np.uint64)}, {"w": [1]}),
         lambda: MaskedUpdate("b", 1, 1, {"w": np.zeros(1, np.uint64)}, {}),
     ]
     for call in bad:

@@ -9,17 +9,19 @@ from bcai.ledger.state import State
 from bcai.ledger.tx import Burn, SignedTx, Transfer
 
 
-def process_transfer(state: State, tx: SignedTx, body: Transfer) -> None:
+def process_transfer(state: State, tx: SignedTx, body: Transfer, balance: int, nonce: int) -> None:
+    """The hot path: `process_tx` has checked the envelope and hands over the sender's
+    account as read (fee not yet taken), so the sender is written once, fee and amount together.
+    """
     sender = tx.sender_address
-    # a transfer moves a positive amount
+    # a positive amount that the sender holds on top of the fee
     if body.amount <= 0:
         raise InvalidAmount("transfer amount must be positive")
-    balance, nonce = state.get_account(sender)
-    # the sender holds the amount (the fee is already taken)
-    if balance < body.amount:
-        raise InsufficientFunds(f"balance {balance} < amount {body.amount}")
-    state.set_account(sender, balance - body.amount, nonce)
+    if balance < tx.fee + body.amount:
+        raise InsufficientFunds(f"balance {balance} < amount {body.amount} + fee {tx.fee}")
+    state.set_account(sender, balance - tx.fee - body.amount, nonce + 1)
     state.add_balance(body.to, body.amount)
+    state.set_fee_pool(state.fee_pool + tx.fee)
 
 
 def process_burn(state: State, tx: SignedTx, body: Burn) -> None:

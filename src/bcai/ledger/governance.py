@@ -87,9 +87,7 @@ def process_tallies(state: State, height: int) -> None:
         else:
             try:
                 _check_changes(state, proposal.param_changes, proposal.challenge_status)
-            except InvalidParameter:
-                proposal.status = "invalid"
-            except (UnknownEntity, WrongState):
+            except (InvalidParameter, UnknownEntity, WrongState):
                 proposal.status = "invalid"
             else:
                 state.set_params(compute_params_with(state.params, proposal.param_changes))

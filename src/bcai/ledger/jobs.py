@@ -135,15 +135,18 @@ def process_volunteer(state: State, tx: SignedTx, body: Volunteer) -> None:
 def process_submit_result(state: State, tx: SignedTx, body: SubmitResult) -> None:
     worker_address = tx.sender_address.raw
     job = _get_job(state, body.job_id)
-    # an assigned worker of a job in training, submitting once
+    # an assigned worker of a job in training or evaluation, submitting once
     if worker_address not in job.workers:
         raise NotAuthorized("the sender is not assigned to this job")
-    if job.status not in ("assigned", "training"):
+    if job.status not in ("assigned", "training", "evaluating"):
         raise WrongState(f"job is {job.status}, not taking results")
     if worker_address in job.results:
         raise DuplicateAction("result already submitted")
     job.results[worker_address] = (body.model_cid.to_bytes(), body.samples_processed)
-    job.status = "evaluating" if len(job.results) == len(job.workers) else "training"
+    # Evaluation opens once more than half of the workers have submitted, so a worker that
+    # died mid-job cannot hold the job back; later results are still taken until the verdict.
+    if job.status != "evaluating":
+        job.status = "evaluating" if 2 * len(job.results) > len(job.workers) else "training"
     state.set_job(body.job_id, job)
 
 
@@ -206,16 +209,25 @@ def distribute_payment(state: State, job_id: bytes, job: Job, model: bytes) -> N
             evaluator.jobs_attested += 1
             state.set_evaluator(Address(addr), evaluator)
     process_protocol_income(state, budget - paid)
-    _return_worker_stakes(state, job, slash=set())
+    # Every worker of a job must submit the model the job's protocol produced (federated:
+    # the one agreed aggregate). One that submitted another model than the accepted one
+    # deviated provably: no pay, and its job stake is slashed. A worker that submitted
+    # nothing (it crashed) gets its stake back and no pay.
+    deviated = {addr for addr, (cid, _) in job.results.items() if cid != model}
+    _return_worker_stakes(state, job, slash=deviated)
     _close(state, job_id, job, "completed")
 
 
 def process_job_failure(state: State, job_id: bytes, job: Job, rejected: set[bytes]) -> None:
     """Evaluators rejected: refund the client; workers whose model was rejected lose their stake."""
-    state.add_balance(job.client, job.escrow)
     slashed = {addr for addr, (cid, _) in job.results.items() if cid in rejected}
-    _return_worker_stakes(state, job, slash=slashed)
-    _close(state, job_id, job, "failed")
+    _refund_and_close(state, job_id, job, "failed", slash=slashed)
+
+
+def _refund_and_close(state: State, job_id: bytes, job: Job, status: str, slash: set[bytes]) -> None:
+    state.add_balance(job.client, job.escrow)
+    _return_worker_stakes(state, job, slash=slash)
+    _close(state, job_id, job, status)
 
 
 def _return_worker_stakes(state: State, job: Job, slash: set[bytes]) -> None:
@@ -248,9 +260,7 @@ def process_cancel_job(state: State, tx: SignedTx, body: CancelJob) -> None:
         raise NotAuthorized("only the job's client cancels it")
     if job.status != "open":
         raise WrongState(f"job is {job.status}; only open jobs can be cancelled")
-    state.add_balance(job.client, job.escrow)
-    _return_worker_stakes(state, job, slash=set())
-    _close(state, body.job_id, job, "cancelled")
+    _refund_and_close(state, body.job_id, job, "cancelled", slash=set())
 
 
 def process_job_expiry(state: State, height: int) -> None:
@@ -259,8 +269,4 @@ def process_job_expiry(state: State, height: int) -> None:
         job = state.get_job(job_id)
         if job is None or job.status in TERMINAL_JOB_STATES:
             continue
-        state.add_balance(job.client, job.escrow)
-        _return_worker_stakes(state, job, slash=set())
-        job.escrow = 0
-        job.status = "expired"
-        state.set_job(job_id, job)
+        _refund_and_close(state, job_id, job, "expired", slash=set())

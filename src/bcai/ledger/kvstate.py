@@ -7,17 +7,19 @@ Every piece of ledger state is one entry `key -> value`, both canonical bytes (k
     bucket_hash   = SHA-256(0x02 || for each (key, value) in key order:
                             len(key) u32 || key || len(value) u32 || value)
                     (SHA-256 of the empty string for an empty bucket)
-    root          = perfect binary Merkle tree over the 2**16 bucket hashes,
-                    inner node = SHA-256(0x01 || left || right)
+    root          = perfect 16-ary Merkle tree over the 2**16 bucket hashes (4 levels),
+                    inner node = SHA-256(0x01 || child_0 || ... || child_15)
 
-Why buckets: a write marks one bucket dirty; `root()` rehashes only dirty buckets (each holds
-about n / 65536 entries) and the 16 tree nodes above each, so the cost of a block's root grows
-with the keys it touched, not with the size of the state. The tree over empty buckets is
-precomputed per level, so an empty state costs nothing to create. A bucket plus its 16
-siblings is an inclusion (or exclusion) proof for any key (`compute_proof` / `verify_proof`).
+Why buckets: a write marks its key dirty; `root()` rehashes only the buckets holding dirty
+keys (each bucket holds about n / 65536 entries) and the 4 tree nodes above each, so the
+cost of a block's root grows with the keys it touched, not with the size of the state.
+Why 16-ary: a block of 1000 transfers dirties ~2000 buckets; a binary tree rehashes
+~12,000 inner nodes above them, the 16-ary tree ~2,300 (with it the root costs ~6 us per
+transfer, about 5% of a transfer's whole cost; benchmarks/ledger_throughput.py). A bucket plus its 4 x 15 sibling hashes is an
+inclusion (or exclusion) proof for any key (`compute_proof` / `verify_proof`).
 
-Atomicity: `checkpoint()` starts a journal of old values; `rollback(cp)` restores them and
-`commit(cp)` drops the journal. Applying a tx or a block inside a checkpoint makes a rejected
+Atomicity: `checkpoint()` opens a (nestable) journal of old values; `rollback(token)`
+restores them and `commit(token)` keeps the writes. Applying a tx or a block inside a checkpoint makes a rejected
 one leave the state byte-for-byte unchanged at the cost of the keys it wrote, never a copy.
 """
 
@@ -29,18 +31,20 @@ from dataclasses import dataclass
 from typing import Iterator
 
 BUCKET_BITS = 16
+ARITY = 16
+LEVELS = 4  # ARITY ** LEVELS == 2 ** BUCKET_BITS
 _EMPTY_BUCKET = hashlib.sha256(b"").digest()
 _MISSING = object()
 
 
-def _node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+def _node(children: list[bytes]) -> bytes:
+    return hashlib.sha256(b"\x01" + b"".join(children)).digest()
 
 
 # _EMPTY[d] is the hash of an all-empty subtree whose leaves are d levels below it.
 _EMPTY = [_EMPTY_BUCKET]
-for _ in range(BUCKET_BITS):
-    _EMPTY.append(_node(_EMPTY[-1], _EMPTY[-1]))
+for _ in range(LEVELS):
+    _EMPTY.append(_node([_EMPTY[-1]] * ARITY))
 
 
 def compute_bucket(key: bytes) -> int:
@@ -65,7 +69,7 @@ class StateProof:
     key: bytes
     value: bytes | None
     bucket_entries: tuple[tuple[bytes, bytes], ...]
-    siblings: tuple[bytes, ...]  # from the bucket level up to just below the root
+    siblings: tuple[tuple[bytes, ...], ...]  # per level, bottom up: the 15 other children
 
 
 def verify_proof(root: bytes, proof: StateProof) -> bool:
@@ -75,12 +79,13 @@ def verify_proof(root: bytes, proof: StateProof) -> bool:
     index = compute_bucket(proof.key)
     if any(compute_bucket(k) != index for k in entries):
         return False
-    if len(proof.siblings) != BUCKET_BITS:
+    if len(proof.siblings) != LEVELS or any(len(s) != ARITY - 1 for s in proof.siblings):
         return False
     acc = compute_bucket_hash(list(proof.bucket_entries))
-    for sibling in proof.siblings:
-        acc = _node(acc, sibling) if index % 2 == 0 else _node(sibling, acc)
-        index //= 2
+    for siblings in proof.siblings:
+        position = index % ARITY
+        acc = _node([*siblings[:position], acc, *siblings[position:]])
+        index //= ARITY
     return acc == root
 
 
@@ -89,12 +94,16 @@ class KVState:
 
     def __init__(self) -> None:
         self._data: dict[bytes, bytes] = {}
-        self._bucket_keys: dict[int, set[bytes]] = {}
+        self._bucket_keys: dict[int, set[bytes]] = {}  # maintained lazily, in `root()`
         self._tables: dict[bytes, set[bytes]] = {}  # "table/" prefix -> keys, for scans
-        self._dirty: set[int] = set()
-        # _levels[d][i]: hash of node i at depth d above the buckets (d=0: buckets).
-        self._levels: list[dict[int, bytes]] = [{} for _ in range(BUCKET_BITS + 1)]
+        # Keys written since the last root: their buckets are found (one SHA-256 each) only
+        # when the root is computed, so a key written 1000 times in a block costs one hash.
+        self._dirty_keys: set[bytes] = set()
+        # _levels[d][i]: hash of node i at height d above the buckets (d=0: the buckets).
+        self._levels: list[list[bytes]] = [[_EMPTY[d]] * (ARITY ** (LEVELS - d)) for d in range(LEVELS + 1)]
         self._journal: list[tuple[bytes, object]] | None = None
+        self._marks: list[int] = []  # journal length at each open checkpoint
+        self._changed: set[bytes] = set()  # keys written since the last `take_changes`
 
     # -- reads -------------------------------------------------------------------------
 
@@ -119,15 +128,17 @@ class KVState:
     # -- writes ------------------------------------------------------------------------
 
     def set(self, key: bytes, value: bytes) -> None:
-        old = self._data.get(key, _MISSING)
+        data = self._data
+        old = data.get(key, _MISSING)
         if old == value:
             return
         if self._journal is not None:
             self._journal.append((key, old))
         if old is _MISSING:
-            self._index(key)
-        self._data[key] = value
-        self._dirty.add(compute_bucket(key))
+            self._add_to_table(key)
+        data[key] = value
+        self._dirty_keys.add(key)
+        self._changed.add(key)
 
     def delete(self, key: bytes) -> None:
         old = self._data.get(key, _MISSING)
@@ -136,101 +147,110 @@ class KVState:
         if self._journal is not None:
             self._journal.append((key, old))
         del self._data[key]
-        self._unindex(key)
-        self._dirty.add(compute_bucket(key))
+        self._remove_from_table(key)
+        self._dirty_keys.add(key)
+        self._changed.add(key)
 
-    def _index(self, key: bytes) -> None:
-        self._bucket_keys.setdefault(compute_bucket(key), set()).add(key)
+    def take_changes(self) -> dict[bytes, bytes | None]:
+        """Entries written since the last call (None: deleted), for incremental persistence."""
+        changes = {key: self._data.get(key) for key in self._changed}
+        self._changed = set()
+        return changes
+
+    def _add_to_table(self, key: bytes) -> None:
         slash = key.find(b"/")
         if slash >= 0:
             self._tables.setdefault(key[: slash + 1], set()).add(key)
 
-    def _unindex(self, key: bytes) -> None:
-        bucket = compute_bucket(key)
-        keys = self._bucket_keys[bucket]
-        keys.discard(key)
-        if not keys:
-            del self._bucket_keys[bucket]
+    def _remove_from_table(self, key: bytes) -> None:
         slash = key.find(b"/")
         if slash >= 0:
-            table = self._tables[key[: slash + 1]]
-            table.discard(key)
+            self._tables[key[: slash + 1]].discard(key)
 
     # -- atomicity ---------------------------------------------------------------------
 
     def checkpoint(self) -> int:
-        """Start (or nest in) a journal; returns a mark for `rollback` / `commit`."""
+        """Open a (possibly nested) checkpoint; returns its token for `rollback` / `commit`."""
         if self._journal is None:
             self._journal = []
-        return len(self._journal)
+        self._marks.append(len(self._journal))
+        return len(self._marks)
 
-    def rollback(self, mark: int) -> None:
-        assert self._journal is not None
-        journal = self._journal
-        while len(journal) > mark:
+    def rollback(self, token: int) -> None:
+        """Undo every write since checkpoint `token` (and close it and those inside it)."""
+        assert self._journal is not None and 0 < token <= len(self._marks), "no such checkpoint"
+        journal, position = self._journal, self._marks[token - 1]
+        while len(journal) > position:
             key, old = journal.pop()
             if old is _MISSING:
                 if key in self._data:
                     del self._data[key]
-                    self._unindex(key)
+                    self._remove_from_table(key)
             else:
                 if key not in self._data:
-                    self._index(key)
+                    self._add_to_table(key)
                 self._data[key] = old  # type: ignore[assignment]
-            self._dirty.add(compute_bucket(key))
-        if mark == 0:
-            self._journal = None
+            self._dirty_keys.add(key)
+            self._changed.add(key)
+        self._close(token)
 
-    def commit(self, mark: int) -> None:
-        if mark == 0:
+    def commit(self, token: int) -> None:
+        """Keep the writes since checkpoint `token`; an enclosing checkpoint can still undo them."""
+        assert 0 < token <= len(self._marks), "no such checkpoint"
+        self._close(token)
+
+    def _close(self, token: int) -> None:
+        del self._marks[token - 1:]
+        if not self._marks:
             self._journal = None
 
     # -- root and proofs ---------------------------------------------------------------
 
-    def _node_hash(self, depth: int, index: int) -> bytes:
-        return self._levels[depth].get(index, _EMPTY[depth])
-
     def root(self) -> bytes:
         """The state root; rehashes only buckets written since the last call."""
-        if self._dirty:
-            dirty = self._dirty
-            self._dirty = set()
+        if self._dirty_keys:
+            dirty: set[int] = set()
+            data, bucket_keys = self._data, self._bucket_keys
+            for key in self._dirty_keys:
+                index = compute_bucket(key)
+                dirty.add(index)
+                if key in data:
+                    bucket_keys.setdefault(index, set()).add(key)
+                else:
+                    members = bucket_keys.get(index)
+                    if members is not None:
+                        members.discard(key)
+                        if not members:
+                            del bucket_keys[index]
+            self._dirty_keys = set()
             buckets = self._levels[0]
             for index in dirty:
-                entries = [(k, self._data[k]) for k in self._bucket_keys.get(index, ())]
-                h = compute_bucket_hash(entries)
-                if h == _EMPTY_BUCKET:
-                    buckets.pop(index, None)
-                else:
-                    buckets[index] = h
-            for depth in range(1, BUCKET_BITS + 1):
-                parents = {i >> 1 for i in dirty}
-                level = self._levels[depth]
-                for p in parents:
-                    h = _node(self._node_hash(depth - 1, 2 * p), self._node_hash(depth - 1, 2 * p + 1))
-                    if h == _EMPTY[depth]:
-                        level.pop(p, None)
-                    else:
-                        level[p] = h
-                dirty = parents
-        return self._node_hash(BUCKET_BITS, 0)
+                buckets[index] = compute_bucket_hash([(k, data[k]) for k in bucket_keys.get(index, ())])
+            for height in range(1, LEVELS + 1):
+                below, level = self._levels[height - 1], self._levels[height]
+                dirty = {i // ARITY for i in dirty}
+                for p in dirty:
+                    level[p] = _node(below[p * ARITY: (p + 1) * ARITY])
+        return self._levels[LEVELS][0]
 
     def compute_proof(self, key: bytes) -> StateProof:
         self.root()
         index = compute_bucket(key)
         entries = tuple(sorted((k, self._data[k]) for k in self._bucket_keys.get(index, ())))
         siblings = []
-        i = index
-        for depth in range(BUCKET_BITS):
-            siblings.append(self._node_hash(depth, i ^ 1))
-            i >>= 1
+        for height in range(LEVELS):
+            start, position = index - index % ARITY, index % ARITY
+            children = self._levels[height][start: start + ARITY]
+            siblings.append(tuple(children[:position] + children[position + 1:]))
+            index //= ARITY
         return StateProof(key, self._data.get(key), entries, tuple(siblings))
 
     def copy(self) -> KVState:
-        other = KVState()
-        for key, value in self._data.items():
-            other._data[key] = value
-            other._index(key)
         self.root()
-        other._levels = [dict(level) for level in self._levels]
+        other = KVState()
+        other._data = dict(self._data)
+        other._bucket_keys = {index: set(keys) for index, keys in self._bucket_keys.items()}
+        other._tables = {table: set(keys) for table, keys in self._tables.items()}
+        other._levels = [list(level) for level in self._levels]
+        other._changed = set(self._changed)
         return other

@@ -4,6 +4,8 @@ Transactions: the envelope is checked (size, encoding, chain id, signature, fee,
 balance for the fee), then the fee is taken and the nonce bumped, then the kind's
 `process_*` runs. All of it happens inside a state checkpoint: whichever check fails, the
 state is rolled back to exactly what it was (one `InvalidTransaction` subclass is raised).
+Transfers, the bulk of traffic, take a shorter path: `bank.process_transfer` checks
+everything before its first write and writes the sender once (fee, amount and nonce).
 
 Blocks: the proposer includes only valid transactions. `process_block` applies, in order,
 (1) the misbehaviour evidence, (2) liveness of the last commit, (3) every tx, (4) the
@@ -14,24 +16,28 @@ height + 2. Any failure raises `InvalidBlock` and rolls the whole block back.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import cbor2
 
-from bcai.crypto import Address
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
+from nacl.exceptions import ValueError as NaclValueError
+
+from bcai.crypto import Address, signing_bytes
 from bcai.errors import (
-    BadNonce, BadTransactionSignature, BcaiError, FeeTooLow, InsufficientFunds, InvalidBlock, InvalidSignature,
+    BadNonce, BadTransactionSignature, BcaiError, FeeTooLow, InsufficientFunds, InvalidBlock,
     InvalidTransaction, WrongChainId,
 )
 from bcai.ledger import bank, challenges, governance, jobs, registry, staking
 from bcai.ledger.params import MAX_AMOUNT
 from bcai.ledger.slashing import Misbehaviour, process_liveness, process_misbehaviour
 from bcai.ledger.state import K_HEIGHT, State
-from bcai.ledger.tx import SignedTx, decode_tx
+from bcai.ledger.tx import SignedTx, Transfer, decode_tx
 
 _HANDLERS: dict[str, Callable[[State, SignedTx, Any], None]] = {
-    "transfer": bank.process_transfer,
     "burn": bank.process_burn,
     "bond": staking.process_bond,
     "unbond": staking.process_unbond,
@@ -52,32 +58,48 @@ _HANDLERS: dict[str, Callable[[State, SignedTx, Any], None]] = {
 }
 
 
+@functools.lru_cache(maxsize=16)
+def _tx_prefix(chain_id: str) -> bytes:
+    return signing_bytes("tx", chain_id, b"")
+
+
 def decode_transaction(state: State, data: bytes) -> SignedTx:
     """Decode tx bytes under the state's `max_tx_bytes` (no signature check)."""
     return decode_tx(data, state.params.max_tx_bytes)
 
 
 def process_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
-    """Apply one transaction, or raise `InvalidTransaction` leaving the state unchanged."""
+    """Apply one transaction, or raise `InvalidTransaction` leaving the state unchanged.
+
+    `tx` is the received bytes, or a `SignedTx` that `decode_tx` returned for them (the
+    signature is checked on `tx.payload`, and `tx.body` must be what that payload decodes to).
+    """
+    params = state.params
     if not isinstance(tx, SignedTx):
-        tx = decode_tx(tx, state.params.max_tx_bytes)
-    elif len(tx.raw) > state.params.max_tx_bytes:
-        tx = decode_tx(tx.raw, state.params.max_tx_bytes)  # raises TransactionTooLarge
+        tx = decode_tx(tx, params.max_tx_bytes)
+    elif len(tx.raw) > params.max_tx_bytes:
+        tx = decode_tx(tx.raw, params.max_tx_bytes)  # raises TransactionTooLarge
     chain_id = state.chain_id
     # the tx is for this chain and signed by its sender
     if tx.chain_id != chain_id:
         raise WrongChainId(f"tx is for chain {tx.chain_id!r}, this is {chain_id!r}")
     try:
-        tx.sender.verify("tx", chain_id, tx.payload, tx.signature)
-    except InvalidSignature:
+        # the bytes `bcai.crypto.signing_bytes("tx", chain_id, payload)` builds, checked by
+        # libsodium directly: the one verification rule, without per-call label checks
+        crypto_sign_open(tx.signature + _tx_prefix(chain_id) + tx.payload, tx.sender.raw)
+    except (BadSignatureError, NaclValueError):
         raise BadTransactionSignature("transaction signature does not verify") from None
     # the fee reaches the minimum, the nonce is the next one, the balance covers the fee
-    if tx.fee < state.params.min_fee:
-        raise FeeTooLow(f"fee {tx.fee} < minimum {state.params.min_fee}")
-    sender = tx.sender.address
+    if tx.fee < params.min_fee:
+        raise FeeTooLow(f"fee {tx.fee} < minimum {params.min_fee}")
+    sender = tx.sender_address
     balance, nonce = state.get_account(sender)
     if tx.nonce != nonce:
         raise BadNonce(f"nonce {tx.nonce}, expected {nonce}")
+    body = tx.body
+    if type(body) is Transfer:
+        bank.process_transfer(state, tx, body, balance, nonce)  # checks all, then writes
+        return tx
     if balance < tx.fee:
         raise InsufficientFunds(f"balance {balance} < fee {tx.fee}")
     kv = state.kv
@@ -85,12 +107,25 @@ def process_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
     try:
         state.set_account(sender, balance - tx.fee, nonce + 1)
         state.set_fee_pool(state.fee_pool + tx.fee)
-        _HANDLERS[tx.body.KIND](state, tx, tx.body)
+        _HANDLERS[body.KIND](state, tx, body)
     except BaseException:
         kv.rollback(mark)
         raise
     kv.commit(mark)
     return tx
+
+
+def check_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
+    """Would `tx` apply on `state` now? Raises `InvalidTransaction` if not; never changes the state.
+
+    For mempool admission and the API: it applies the tx inside a checkpoint and rolls back.
+    """
+    kv = state.kv
+    mark = kv.checkpoint()
+    try:
+        return process_tx(state, tx)
+    finally:
+        kv.rollback(mark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +167,7 @@ def process_block(state: State, block: LedgerBlock) -> BlockResult:
     return BlockResult(state.root(), hashes)
 
 
-def _apply_block(state: State, block: LedgerBlock) -> tuple[bytes, ...]:
+def _begin_block(state: State, block: LedgerBlock) -> list[staking.ValidatorInfo]:
     # the next height, within the byte limit, proposed by a member of the set in force
     if block.height != state.height + 1:
         raise InvalidBlock(f"block height {block.height}, expected {state.height + 1}")
@@ -145,6 +180,11 @@ def _apply_block(state: State, block: LedgerBlock) -> tuple[bytes, ...]:
     for evidence in block.misbehaviour:
         process_misbehaviour(state, evidence)
     process_liveness(state, block.height, block.last_commit_signers)
+    return validators
+
+
+def _apply_block(state: State, block: LedgerBlock) -> tuple[bytes, ...]:
+    validators = _begin_block(state, block)
     hashes = []
     for raw in block.txs:
         try:
@@ -157,6 +197,36 @@ def _apply_block(state: State, block: LedgerBlock) -> tuple[bytes, ...]:
     governance.process_tallies(state, block.height)
     staking.process_validator_set_update(state, block.height)
     return tuple(hashes)
+
+
+def compute_block_txs(state: State, block: LedgerBlock, candidates: Iterable[bytes]) -> tuple[bytes, ...]:
+    """For a proposer: the candidates (in order) that apply in a block like `block`.
+
+    `block` gives the height, proposer, last commit signers and evidence (its `txs` are
+    ignored). Each candidate is tried on top of the ones kept, as `process_block` will apply
+    them; invalid ones and those that would pass `max_block_bytes` are dropped. The state is
+    left unchanged (everything happens inside a checkpoint that is rolled back). Raises
+    `InvalidBlock` when the block itself cannot start (wrong height, proposer, evidence).
+    """
+    kv = state.kv
+    mark = kv.checkpoint()
+    try:
+        _begin_block(state, LedgerBlock(block.height, block.proposer, (), block.last_commit_signers,
+                                        block.misbehaviour))
+        budget = state.params.max_block_bytes
+        chosen: list[bytes] = []
+        for raw in candidates:
+            if len(raw) > budget:
+                continue
+            try:
+                process_tx(state, raw)
+            except InvalidTransaction:
+                continue
+            chosen.append(raw)
+            budget -= len(raw)
+        return tuple(chosen)
+    finally:
+        kv.rollback(mark)
 
 
 def process_rewards(state: State, proposer: Address, validators: list[staking.ValidatorInfo]) -> None:

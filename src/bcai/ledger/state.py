@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import struct
+
 import cbor2
 
 from bcai.crypto import Address, Cid, PublicKey
@@ -39,6 +41,24 @@ from bcai.ledger.types import Amount, Height, JobId
 
 def be64(n: int) -> bytes:
     return n.to_bytes(8, "big")
+
+
+_pack_h = struct.Struct(">H").pack
+_pack_i = struct.Struct(">I").pack
+_pack_q = struct.Struct(">Q").pack
+
+
+def encode_uint(n: int) -> bytes:
+    """Canonical CBOR of an unsigned integer < 2**64 (the hot path's only value type)."""
+    if n < 24:
+        return bytes((n,))
+    if n < 0x100:
+        return bytes((24, n))
+    if n < 0x10000:
+        return b"\x19" + _pack_h(n)
+    if n < 0x100000000:
+        return b"\x1a" + _pack_i(n)
+    return b"\x1b" + _pack_q(n)
 
 
 def _enc(value: Any) -> bytes:
@@ -146,7 +166,8 @@ class Job:
     @classmethod
     def from_value(cls, v: list[Any]) -> Job:
         return cls(
-            Address(v[0]), Cid.from_bytes(v[1]), *v[2:12], dict(v[12]),
+            Address(v[0]), Cid.from_bytes(v[1]), v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11],
+            dict(v[12]),
             {k: (r[0], r[1]) for k, r in v[13].items()}, list(v[14]),
             {k: (a[0], a[1], a[2]) for k, a in v[15].items()},
         )
@@ -263,10 +284,10 @@ class State:
 
     def _get_int(self, key: bytes) -> int:
         raw = self.kv.get(key)
-        return 0 if raw is None else decode(raw)
+        return 0 if raw is None else int(cbor2.loads(raw))
 
     def _set_int(self, key: bytes, value: int) -> None:
-        self.kv.set(key, _enc(value))
+        self.kv.set(key, encode_uint(value))
 
     @property
     def treasury(self) -> Amount:
@@ -308,7 +329,7 @@ class State:
         if balance == 0 and nonce == 0:
             self.kv.delete(key)
         else:
-            self.kv.set(key, cbor2.dumps([balance, nonce]))
+            self.kv.set(key, b"\x82" + encode_uint(balance) + encode_uint(nonce))
 
     def add_balance(self, address: Address, amount: int) -> None:
         balance, nonce = self.get_account(address)

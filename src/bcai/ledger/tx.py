@@ -21,13 +21,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, NamedTuple
+
+import cbor2
 
 from bcai.crypto import Address, Cid, PrivateKey, PublicKey
-from bcai.encoding import decode, encode
-from bcai.errors import EncodingError, InvalidCid, MalformedTransaction, TransactionTooLarge
+from bcai.encoding import encode
+from bcai.errors import InvalidCid, MalformedTransaction, TransactionTooLarge
 from bcai.ledger.params import BPS, MAX_AMOUNT
-from bcai.ledger.types import Amount, Height, JobId
+from bcai.ledger.types import Amount, Bps, Height, JobId
 
 MAX_TEXT = 256
 MAX_MAP_ENTRIES = 32
@@ -131,7 +133,7 @@ class PostJob(TxBody):
     spec_cid: Cid
     budget: Amount
     required_evaluators: int
-    agreement_threshold_bps: int  # evaluators agree when max - min accuracy <= this
+    agreement_threshold_bps: Bps  # evaluators agree when max - min accuracy <= this
     deadline_height: Height
     min_workers: int
     max_workers: int
@@ -162,7 +164,7 @@ class Attest(TxBody):
     KIND: ClassVar[str] = "attest"
     job_id: JobId
     model_cid: Cid
-    accuracy_bps: int
+    accuracy_bps: Bps
     accept: bool
 
 
@@ -247,10 +249,21 @@ def _dec_bps(v: Any) -> int:
     return v
 
 
+def _trusted_address(raw: bytes) -> Address:
+    """An `Address` from 20 bytes the caller has already checked.
+
+    Skips the dataclass's own re-validation: 0.4 us instead of 2.3 us, twice per transfer
+    on the hot path (the recipient, and the sender derived from its key).
+    """
+    address = object.__new__(Address)
+    object.__setattr__(address, "raw", raw)
+    return address
+
+
 def _dec_address(v: Any) -> Address:
     if type(v) is not bytes or len(v) != 20:
         raise _bad("an address is 20 bytes")
-    return Address(v)
+    return _trusted_address(v)
 
 
 def _dec_hash(v: Any) -> bytes:
@@ -289,16 +302,20 @@ def _dec_sig(v: Any) -> bytes:
 def _dec_int_map(v: Any) -> dict[str, int]:
     if type(v) is not dict or len(v) > MAX_MAP_ENTRIES:
         raise _bad(f"expected a map of at most {MAX_MAP_ENTRIES} entries")
+    if not _is_canonical_order(list(v)):
+        raise _bad("map keys are not in canonical order")
     for key, item in v.items():
         _dec_text(key)
-        if type(item) is not int:
-            raise _bad(f"map value for {key!r} must be an integer")
+        if type(item) is not int or not -(2**63) <= item < 2**63:
+            raise _bad(f"map value for {key!r} must be a 64-bit signed integer")
     return dict(v)
 
 
 def _dec_text_map(v: Any) -> dict[str, str]:
     if type(v) is not dict or len(v) > MAX_MAP_ENTRIES:
         raise _bad(f"expected a map of at most {MAX_MAP_ENTRIES} entries")
+    if not _is_canonical_order(list(v)):
+        raise _bad("map keys are not in canonical order")
     for key, item in v.items():
         _dec_text(key)
         _dec_text(item)
@@ -318,6 +335,7 @@ _CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "int": (_dec_uint, _ident),
     "Amount": (_dec_amount, _ident),
     "Height": (_dec_uint, _ident),
+    "Bps": (_dec_bps, _ident),
     "Address": (_dec_address, lambda a: a.raw),
     "JobId": (_dec_hash, _ident),
     "Cid": (_dec_cid, lambda c: c.to_bytes()),
@@ -339,14 +357,28 @@ def _fields_of(cls: type) -> tuple[tuple[str, Callable[[Any], Any], Callable[[An
     return spec
 
 
+def _canonical_key(key: Any) -> bytes:
+    return bytes(cbor2.dumps(key))
+
+
+def _is_canonical_order(keys: list[Any]) -> bool:
+    encoded = [_canonical_key(k) for k in keys]
+    return all(a < b for a, b in zip(encoded, encoded[1:]))
+
+
+_ORDER: dict[type, list[str]] = {}
+
+
 def _decode_fields(cls: type, value: Any) -> Any:
-    spec = _fields_of(cls)
-    if type(value) is not dict or len(value) != len(spec):
-        raise _bad(f"{cls.__name__} needs exactly the fields {[name for name, _, _ in spec]}")
-    try:
-        return cls(**{name: dec(value[name]) for name, dec, _ in spec})
-    except KeyError as exc:
-        raise _bad(f"{cls.__name__} is missing field {exc.args[0]!r}") from None
+    spec = _FIELDS.get(cls) or _fields_of(cls)
+    order = _ORDER.get(cls)
+    if order is None:
+        order = _ORDER[cls] = sorted((name for name, _, _ in spec), key=_canonical_key)
+    if type(value) is not dict or list(value) != order:
+        if type(value) is dict and sorted(value, key=_canonical_key) == order:
+            raise _bad(f"{cls.__name__} fields are not in canonical order")
+        raise _bad(f"{cls.__name__} needs exactly the fields {order}")
+    return cls(**{name: dec(value[name]) for name, dec, _ in spec})
 
 
 def _encode_fields(obj: Any) -> dict[str, Any]:
@@ -358,6 +390,9 @@ def encode_body(body: TxBody) -> dict[str, Any]:
 
 
 def decode_body(kind: str, value: Any) -> TxBody:
+    if kind == "transfer" and type(value) is dict and list(value) == _TRANSFER_ORDER:
+        # the bulk of traffic: the same checks as `_decode_fields`, without its generic loop
+        return Transfer(_dec_address(value["to"]), Amount(_dec_amount(value["amount"])))
     cls = TX_KINDS.get(kind)
     if cls is None:
         raise _bad(f"unknown transaction kind {kind!r}")
@@ -365,12 +400,19 @@ def decode_body(kind: str, value: Any) -> TxBody:
     return body
 
 
+_TRANSFER_ORDER = ["to", "amount"]  # canonical order: shorter keys first
+
+
 # --- envelope -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SignedTx:
-    """A decoded transaction: its envelope fields, body, and the exact bytes it came from."""
+class SignedTx(NamedTuple):
+    """A decoded transaction: its envelope fields, body, and the exact bytes it came from.
+
+    Immutable like the frozen dataclasses of the bodies, but a NamedTuple: it is built once
+    per received tx on the hot path, where a NamedTuple costs 0.5 us and a frozen slotted
+    dataclass of these ten fields 1.5-6 us (measured here).
+    """
 
     sender: PublicKey
     nonce: int
@@ -380,14 +422,11 @@ class SignedTx:
     signature: bytes
     payload: bytes  # the signed bytes, as received
     raw: bytes  # the whole tx, as received
+    sender_address: Address  # derived from `sender` once, at decode
 
     @property
     def hash(self) -> bytes:
         return hashlib.sha256(self.raw).digest()
-
-    @property
-    def sender_address(self) -> Address:
-        return self.sender.address
 
     @property
     def kind(self) -> str:
@@ -409,23 +448,55 @@ def encode_tx(key: PrivateKey, nonce: int, fee: int, chain_id: str, body: TxBody
     return encode([payload, key.sign("tx", chain_id, payload)])
 
 
+def _split_outer(data: bytes) -> tuple[bytes, bytes]:
+    """Parse the canonical outer array [payload bstr, signature bstr(64)] without a CBOR library.
+
+    The outer array is always this shape, so checking its bytes by hand is both the
+    canonical check (shortest length heads, nothing trailing) and much faster than
+    decoding and re-encoding it.
+    """
+    if len(data) < 3 or data[0] != 0x82:
+        raise _bad("a transaction is a CBOR array [payload bytes, signature bytes]")
+    head = data[1]
+    if 0x40 <= head <= 0x57:
+        length, start = head - 0x40, 2
+    elif head == 0x58 and len(data) > 2 and data[2] >= 24:
+        length, start = data[2], 3
+    elif head == 0x59 and len(data) > 3 and data[2] << 8 | data[3] >= 0x100:
+        length, start = data[2] << 8 | data[3], 4
+    elif head == 0x5A and len(data) > 5 and int.from_bytes(data[2:6], "big") >= 0x10000:
+        length, start = int.from_bytes(data[2:6], "big"), 6
+    else:
+        raise _bad("transaction payload is not a canonically encoded byte string")
+    end = start + length
+    if data[end: end + 2] != b"\x58\x40" or len(data) != end + 66:
+        raise _bad("transaction must end with a 64-byte signature and nothing after it")
+    return data[start:end], data[end + 2:]
+
+
 def decode_tx(data: bytes, max_bytes: int) -> SignedTx:
     """Decode tx bytes; rejects oversized, malformed and non-canonical input (no signature check)."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise _bad("a transaction is bytes")
-    data = bytes(data)
+    if type(data) is not bytes:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise _bad("a transaction is bytes")
+        data = bytes(data)
     if len(data) > max_bytes:
         raise TransactionTooLarge(f"transaction of {len(data)} bytes exceeds {max_bytes}")
+    payload, signature = _split_outer(data)
+    # Every field below is checked for its exact Python type, so the value-model walk of
+    # `bcai.encoding.decode` is not needed here. Canonical form = cbor2's plain re-encoding
+    # gives the same bytes (shortest heads, definite lengths, no duplicate keys; about 5x
+    # cheaper than its canonical mode), and every map's keys come in canonical order (checked
+    # below, in one list comparison for the fixed-field maps).
     try:
-        outer = decode(data)
-        if type(outer) is not list or len(outer) != 2 or type(outer[0]) is not bytes:
-            raise _bad("a transaction is [payload bytes, signature bytes]")
-        payload, signature = outer
-        fields = decode(payload)
-    except EncodingError as exc:
-        raise _bad(f"transaction is not canonical CBOR: {exc}") from None
-    if type(fields) is not dict or set(fields) != {"body", "chain", "fee", "kind", "nonce", "sender"}:
-        raise _bad("payload needs exactly body, chain, fee, kind, nonce, sender")
+        fields = cbor2.loads(payload)
+        canonical = cbor2.dumps(fields) == payload
+    except Exception as exc:  # cbor2 raises several types (decode, value, overflow...)
+        raise _bad(f"transaction payload is not valid CBOR: {exc}") from None
+    if not canonical:
+        raise _bad("transaction payload is not canonical CBOR")
+    if type(fields) is not dict or list(fields) != _PAYLOAD_ORDER:
+        raise _bad(f"payload needs exactly the fields {_PAYLOAD_ORDER}, in that (canonical) order")
     sender = fields["sender"]
     if type(sender) is not bytes or len(sender) != 32:
         raise _bad("sender is a 32-byte ed25519 public key")
@@ -435,13 +506,19 @@ def decode_tx(data: bytes, max_bytes: int) -> SignedTx:
     kind = fields["kind"]
     if type(kind) is not str:
         raise _bad("kind is text")
+    public_key = PublicKey(sender)
     return SignedTx(
-        sender=PublicKey(sender),
+        sender=public_key,
         nonce=_dec_uint(fields["nonce"]),
         fee=Amount(_dec_amount(fields["fee"])),
         chain_id=chain,
         body=decode_body(kind, fields["body"]),
-        signature=_dec_sig(signature),
+        signature=signature,
         payload=payload,
         raw=data,
+        sender_address=_trusted_address(hashlib.sha256(sender).digest()[:20]),  # = public_key.address
     )
+
+
+_PAYLOAD_ORDER = ["fee", "body", "kind", "chain", "nonce", "sender"]  # RFC 8949 4.2.1 order
+

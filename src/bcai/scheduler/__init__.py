@@ -13,6 +13,7 @@ Pure core (no clock, disk or randomness: `now` and seeds are arguments):
 - `selection.py`: `select_nodes` (admission + breaker + health floor + strategy).
 - `onchain.py`: `compute_assignment(volunteers, policy, seed_bytes)`, integer-only, what
   every validator computes identically; `Volunteer`, `OnchainTelemetry`, `compute_health_ppm`.
+- `checks.py`: small field checks shared by the records above.
 - `history.py`: the assignment-history rules (`AssignmentHistory`) and the in-memory
   reference backend.
 

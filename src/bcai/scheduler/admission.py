@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bcai.errors import InvalidJobPolicy, InvalidNodeRecord
+from bcai.scheduler.checks import check_count, check_name, is_count
 
 HEARTBEAT_TIMEOUT_S = 90
 ANY_NODE_TYPE = "any"
@@ -44,15 +45,6 @@ NODE_TYPE_MISMATCH = "node_type_mismatch"
 AT_CAPACITY = "at_capacity"
 
 
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _check_name(error: type[Exception], field: str, value: object) -> None:
-    if not isinstance(value, str) or not value:
-        raise error(f"{field} must be a non-empty string, got {value!r}")
-
-
 @dataclass(frozen=True)
 class NodeCapabilities:
     """What a node offers: cores, memory (MiB), bandwidth (Mbps), GPUs and per-GPU memory (MiB)."""
@@ -65,8 +57,7 @@ class NodeCapabilities:
 
     def __post_init__(self) -> None:
         for name in ("cpu_cores", "memory_mib", "bandwidth_mbps", "gpu_count", "gpu_memory_mib"):
-            if not _is_count(getattr(self, name)):
-                raise InvalidNodeRecord(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+            check_count(InvalidNodeRecord, name, getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -80,11 +71,11 @@ class NodeRecord:
     deleted: bool = False
 
     def __post_init__(self) -> None:
-        _check_name(InvalidNodeRecord, "node_id", self.node_id)
-        _check_name(InvalidNodeRecord, "node_type", self.node_type)
+        check_name(InvalidNodeRecord, "node_id", self.node_id)
+        check_name(InvalidNodeRecord, "node_type", self.node_type)
         if not isinstance(self.capabilities, NodeCapabilities):
             raise InvalidNodeRecord("capabilities must be a NodeCapabilities")
-        if self.last_heartbeat is not None and not _is_count(self.last_heartbeat):
+        if self.last_heartbeat is not None and not is_count(self.last_heartbeat):
             raise InvalidNodeRecord(f"last_heartbeat must be a non-negative integer or None, got {self.last_heartbeat!r}")
         if not isinstance(self.deleted, bool):
             raise InvalidNodeRecord(f"deleted must be a bool, got {self.deleted!r}")
@@ -108,12 +99,11 @@ class JobPolicy:
     min_health: float = 0.5
 
     def __post_init__(self) -> None:
-        if not _is_count(self.min_nodes) or self.min_nodes < 1:
+        if not is_count(self.min_nodes) or self.min_nodes < 1:
             raise InvalidJobPolicy(f"min_nodes must be a positive integer, got {self.min_nodes!r}")
         for name in ("min_cpu_cores", "min_memory_mib", "min_bandwidth_mbps", "min_gpu_count", "min_gpu_memory_mib"):
-            if not _is_count(getattr(self, name)):
-                raise InvalidJobPolicy(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
-        _check_name(InvalidJobPolicy, "preferred_node_type", self.preferred_node_type)
+            check_count(InvalidJobPolicy, name, getattr(self, name))
+        check_name(InvalidJobPolicy, "preferred_node_type", self.preferred_node_type)
         if isinstance(self.min_health, bool) or not isinstance(self.min_health, (int, float)) or not 0 <= self.min_health <= 1:
             raise InvalidJobPolicy(f"min_health must be a number in [0, 1], got {self.min_health!r}")
 
@@ -177,11 +167,10 @@ def compute_admission_rejections(
     node: NodeRecord, policy: JobPolicy, *, now: int, active_tasks: int, max_tasks: int
 ) -> tuple[str, ...]:
     """Every rule the node fails for this job (empty: admitted)."""
-    if not _is_count(now):
+    if not is_count(now):
         raise InvalidJobPolicy(f"now must be a non-negative integer (Unix seconds), got {now!r}")
-    if not _is_count(active_tasks):
-        raise InvalidNodeRecord(f"active_tasks must be a non-negative integer, got {active_tasks!r}")
-    if not _is_count(max_tasks) or max_tasks < 1:
+    check_count(InvalidNodeRecord, "active_tasks", active_tasks)
+    if not is_count(max_tasks) or max_tasks < 1:
         raise InvalidJobPolicy(f"max_tasks must be a positive integer, got {max_tasks!r}")
     reasons = []
     if not is_online(node, now):

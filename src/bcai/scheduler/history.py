@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 
 from bcai.errors import InvalidAssignment
+from bcai.scheduler.checks import check_name
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,7 @@ class AssignmentRow:
 
 
 def _check_id(field: str, value: object) -> None:
-    if not isinstance(value, str) or not value:
-        raise InvalidAssignment(f"{field} must be a non-empty string, got {value!r}")
+    check_name(InvalidAssignment, field, value)
 
 
 def _check_positive(field: str, value: object) -> None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from bcai.errors import InvalidJobPolicy, InvalidNodeRecord
 from bcai.scheduler.admission import DEFAULT_MAX_CONCURRENT_TASKS, JobPolicy, NodeCapabilities, compute_capability_rejections
+from bcai.scheduler.checks import check_count, check_name
 from bcai.scheduler.telemetry import Reputation, TelemetrySample
 
 PPM = 1_000_000
@@ -44,11 +45,6 @@ MAX_TEMPERATURE_MILLI_C = 85_000
 MAX_LATENCY_US = 100_000
 MAX_ERROR_COUNT = 25
 _DOMAIN = b"bcai/scheduler/assignment/v1"
-
-
-def _check_count(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidNodeRecord(f"{name} must be a non-negative integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -65,9 +61,9 @@ class OnchainTelemetry:
 
     def __post_init__(self) -> None:
         for name in ("bandwidth_up_kbps", "bandwidth_down_kbps", "latency_us", "error_count"):
-            _check_count(name, getattr(self, name))
+            check_count(InvalidNodeRecord, name, getattr(self, name))
         for name in ("cpu_use_permille", "memory_use_permille"):
-            _check_count(name, getattr(self, name))
+            check_count(InvalidNodeRecord, name, getattr(self, name))
             if getattr(self, name) > 1000:
                 raise InvalidNodeRecord(f"{name} must be at most 1000, got {getattr(self, name)!r}")
         if isinstance(self.temperature_milli_c, bool) or not isinstance(self.temperature_milli_c, int):
@@ -87,11 +83,17 @@ class Volunteer:
     deleted: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.node_id, str) or not self.node_id:
-            raise InvalidNodeRecord(f"node_id must be a non-empty string, got {self.node_id!r}")
-        if not isinstance(self.node_type, str) or not self.node_type:
-            raise InvalidNodeRecord(f"node_type must be a non-empty string, got {self.node_type!r}")
-        _check_count("active_tasks", self.active_tasks)
+        check_name(InvalidNodeRecord, "node_id", self.node_id)
+        if not isinstance(self.capabilities, NodeCapabilities):
+            raise InvalidNodeRecord("capabilities must be a NodeCapabilities")
+        if not isinstance(self.telemetry, OnchainTelemetry):
+            raise InvalidNodeRecord("telemetry must be an OnchainTelemetry")
+        if not isinstance(self.reputation, Reputation):
+            raise InvalidNodeRecord("reputation must be a Reputation")
+        if not isinstance(self.deleted, bool):
+            raise InvalidNodeRecord(f"deleted must be a bool, got {self.deleted!r}")
+        check_name(InvalidNodeRecord, "node_type", self.node_type)
+        check_count(InvalidNodeRecord, "active_tasks", self.active_tasks)
 
 
 def compute_onchain_telemetry(sample: TelemetrySample) -> OnchainTelemetry:

@@ -11,6 +11,7 @@ are ignored, so a delayed report cannot close (or trip) a breaker out of order.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from bcai.errors import InvalidTelemetry
@@ -31,6 +32,10 @@ class SafetyPolicy:
     recovery_samples: int = 1
 
     def __post_init__(self) -> None:
+        for name in ("max_temperature_c", "max_latency_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InvalidTelemetry(f"{name} must be a finite number, got {value!r}")
         if isinstance(self.recovery_samples, bool) or not isinstance(self.recovery_samples, int) or self.recovery_samples < 1:
             raise InvalidTelemetry(f"recovery_samples must be a positive integer, got {self.recovery_samples!r}")
         if isinstance(self.max_error_count, bool) or not isinstance(self.max_error_count, int) or self.max_error_count < 0:

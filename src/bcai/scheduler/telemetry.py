@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 from bcai.errors import InvalidTelemetry
+from bcai.scheduler.checks import check_count, check_name
 
 BANDWIDTH_REFERENCE_MBPS = 1000.0
 LATENCY_REFERENCE_MS = 100.0
@@ -34,25 +35,19 @@ WEIGHT_COMPUTE = 0.2
 WEIGHT_REPUTATION = 0.1
 
 
-def _check_node_id(node_id: object) -> None:
-    if not isinstance(node_id, str) or not node_id:
-        raise InvalidTelemetry(f"node_id must be a non-empty string, got {node_id!r}")
-
-
 def _check_real(name: str, value: object, *, low: float | None = 0.0, high: float | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidTelemetry(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        finite = False
+    if not finite:
         raise InvalidTelemetry(f"{name} must be finite, got {value!r}")
     if low is not None and value < low:
         raise InvalidTelemetry(f"{name} must be >= {low}, got {value!r}")
     if high is not None and value > high:
         raise InvalidTelemetry(f"{name} must be <= {high}, got {value!r}")
-
-
-def _check_count(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidTelemetry(f"{name} must be a non-negative integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -75,15 +70,15 @@ class TelemetrySample:
     error_count: int = 0
 
     def __post_init__(self) -> None:
-        _check_node_id(self.node_id)
-        _check_count("timestamp", self.timestamp)
+        check_name(InvalidTelemetry, "node_id", self.node_id)
+        check_count(InvalidTelemetry, "timestamp", self.timestamp)
         _check_real("bandwidth_up_mbps", self.bandwidth_up_mbps)
         _check_real("bandwidth_down_mbps", self.bandwidth_down_mbps)
         _check_real("latency_ms", self.latency_ms)
         for name in ("cpu_use_percent", "memory_use_percent", "gpu_use_percent"):
             _check_real(name, getattr(self, name), high=100.0)
         _check_real("temperature_c", self.temperature_c, low=-273.15)
-        _check_count("error_count", self.error_count)
+        check_count(InvalidTelemetry, "error_count", self.error_count)
 
 
 @dataclass(frozen=True)
@@ -95,9 +90,9 @@ class Reputation:
     disputes: int = 0
 
     def __post_init__(self) -> None:
-        _check_count("completed_tasks", self.completed_tasks)
-        _check_count("failed_tasks", self.failed_tasks)
-        _check_count("disputes", self.disputes)
+        check_count(InvalidTelemetry, "completed_tasks", self.completed_tasks)
+        check_count(InvalidTelemetry, "failed_tasks", self.failed_tasks)
+        check_count(InvalidTelemetry, "disputes", self.disputes)
 
 
 @dataclass(frozen=True)
@@ -134,7 +129,8 @@ def compute_reputation_score(reputation: Reputation) -> float:
     if total == 0:
         return NEUTRAL_REPUTATION
     success_rate = reputation.completed_tasks / total
-    penalty = min(reputation.disputes * DISPUTE_PENALTY, MAX_DISPUTE_PENALTY)
+    # Capping the count first keeps a huge dispute count from overflowing the float.
+    penalty = min(min(reputation.disputes, 1000) * DISPUTE_PENALTY, MAX_DISPUTE_PENALTY)
     return min(max(success_rate - penalty, 0.0), 1.0)
 
 

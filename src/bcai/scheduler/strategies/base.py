@@ -39,6 +39,8 @@ class AssignmentStrategy(ABC):
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidJobPolicy(f"count must be a non-negative integer, got {count!r}")
+        if last_selected is not None and not isinstance(last_selected, str):
+            raise InvalidJobPolicy(f"last_selected must be a node id or None, got {last_selected!r}")
         ids = [c.node_id for c in candidates]
         if len(set(ids)) != len(ids):
             raise InvalidNodeRecord("candidates hold the same node id twice")

@@ -4,6 +4,7 @@
 - `fedavg.py`: `FedAvg`, sample-weighted mean.
 - `fedprox.py`: `FedProx` (server side = FedAvg) and `compute_proximal_term` for clients.
 - `median.py`: `Median`, coordinate-wise.
+- `sorting.py`: coordinate-wise sort across updates (vectorized sorting network + numpy reference).
 - `trimmed_mean.py`: `TrimmedMean(beta)`, coordinate-wise.
 - `krum.py`: `Krum(f, m=1)`: Krum, and multi-Krum for m > 1.
 - `outliers.py`: `compute_outlier_flags` (beyond median distance + 3 x MAD).

@@ -10,17 +10,17 @@ from __future__ import annotations
 import torch
 
 from bcai.training.aggregation.base import AggregationRule
+from bcai.training.aggregation.sorting import compute_sorted_stack
 
 
 def compute_coordinate_median(params: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     n = len(params)
     out = {}
     for name in params[0]:
-        stacked = torch.stack([p[name] for p in params])
+        ordered = compute_sorted_stack([p[name] for p in params])
         if n % 2 == 1:
-            out[name] = torch.median(stacked, dim=0).values
+            out[name] = ordered[n // 2].clone()
         else:
-            ordered = torch.sort(stacked, dim=0).values
             out[name] = (ordered[n // 2 - 1] + ordered[n // 2]) / 2
     return out
 

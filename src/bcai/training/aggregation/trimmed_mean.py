@@ -11,6 +11,7 @@ import torch
 
 from bcai.errors import InvalidAggregationParameter
 from bcai.training.aggregation.base import AggregationRule
+from bcai.training.aggregation.sorting import compute_sorted_stack
 
 
 class TrimmedMean(AggregationRule):
@@ -29,9 +30,9 @@ class TrimmedMean(AggregationRule):
         k = self.compute_trim(n)
         out = {}
         for name in params[0]:
-            stacked = torch.stack([p[name] for p in params])
+            tensors = [p[name] for p in params]
             if k == 0:
-                out[name] = stacked.mean(dim=0)
+                out[name] = torch.stack(tensors).mean(dim=0)
             else:
-                out[name] = torch.sort(stacked, dim=0).values[k : n - k].mean(dim=0)
+                out[name] = compute_sorted_stack(tensors)[k : n - k].mean(dim=0)
         return out

@@ -139,6 +139,7 @@ class DifferentialPrivacy(AggregationRule):
         noisy = {}
         for name in sorted(result):
             value = result[name]
+            # Drawn on CPU whatever the device: the same seed gives the same noise everywhere.
             noise = torch.normal(0.0, sigma, size=value.shape, generator=self._generator, dtype=value.dtype)
-            noisy[name] = value + noise
+            noisy[name] = value + noise.to(value.device)
         return noisy

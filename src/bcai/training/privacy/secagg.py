@@ -93,8 +93,13 @@ class MaskedUpdate:
         _check_id(self.client_id)
         if isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int) or self.num_samples < 1:
             raise InvalidMaskedUpdate(f"num_samples must be a positive integer, got {self.num_samples!r}")
+        if isinstance(self.round_id, bool) or not isinstance(self.round_id, int) or not 0 <= self.round_id < 2**64:
+            raise InvalidMaskedUpdate(f"round_id must be an unsigned 64-bit integer, got {self.round_id!r}")
         if not isinstance(self.params, Mapping) or not isinstance(self.shapes, Mapping) or set(self.params) != set(self.shapes):
             raise InvalidMaskedUpdate("params and shapes must be mappings over the same parameter names")
+        for name, shape in self.shapes.items():
+            if not isinstance(shape, tuple) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+                raise InvalidMaskedUpdate(f"shape of {name!r} must be a tuple of non-negative ints, got {shape!r}")
 
 
 def compute_masked_update(
@@ -115,7 +120,7 @@ def compute_masked_update(
     words: dict[str, np.ndarray] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     for name in sorted(params):
-        scaled = params[name].detach().to(torch.float64).reshape(-1).numpy() * (update.num_samples * _SCALE)
+        scaled = params[name].detach().cpu().to(torch.float64).reshape(-1).numpy() * (update.num_samples * _SCALE)
         if scaled.size and float(np.abs(scaled).max()) >= bound:
             raise InvalidMaskedUpdate(f"parameter {name!r} is too large for the fixed-point range of {len(peers) + 1} clients")
         total = np.rint(scaled).astype(np.int64).view(np.uint64)

@@ -1,0 +1,332 @@
+"""The shell: `WasmEngine` runs WASM modules under fuel, an epoch deadline and store limits.
+
+One wasmtime `Engine` per `WasmEngine` (configured for determinism: NaN canonicalization,
+no threads or shared memory, deterministic relaxed SIMD), compiled modules cached by
+hash, and one ticker thread that bumps the engine's epoch every `tick_ms` while an
+execution is in flight. Each execution gets a fresh `Store` (fuel, limits, epoch
+deadline), a fresh `Linker` with the host functions of `host.py`, and no WASI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Sequence
+
+import wasmtime
+
+from bcai.errors import SandboxInvalidModule
+from bcai.sandbox.result import ExecutionMetrics, ExecutionResult, compute_error, compute_ok
+from bcai.sandbox.wasm.host import HOST_MODULE, HOST_SIGNATURES, HostState, compute_func_type, compute_host_functions
+from bcai.sandbox.wasm.limits import WasmLimits
+
+WASM_MAGIC = b"\0asm"
+MAX_MODULE_BYTES = 64 * 1024 * 1024
+#: How close to its memory cap a failed module must be for the failure to count as
+#: memory_limit (covers grow loops of up to 16 pages per step).
+GROW_SLACK_BYTES = 16 * 65536
+_MODULE_CACHE_SIZE = 32
+
+
+class EpochTicker:
+    """Increments an engine's epoch every `tick_ms` while at least one execution runs."""
+
+    def __init__(self, engine: wasmtime.Engine, tick_ms: int) -> None:
+        self._engine = engine
+        self._tick_s = tick_ms / 1000
+        self._active = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> EpochTicker:
+        with self._cond:
+            self._active += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="bcai-wasm-epoch", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._active -= 1
+
+    def _loop(self) -> None:
+        # Ticks follow an absolute schedule, so a late wake-up is caught up, not lost.
+        next_tick = time.monotonic()
+        while True:
+            with self._cond:
+                if self._active == 0:
+                    while self._active == 0:
+                        self._cond.wait()
+                    next_tick = time.monotonic()
+            next_tick += self._tick_s
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self._engine.increment_epoch()
+
+
+def compute_module_bytes(source: bytes | str) -> bytes:
+    """WASM binary from binary or text (`.wat`) source; raises SandboxInvalidModule."""
+    if isinstance(source, str):
+        text = source
+    elif isinstance(source, (bytes, bytearray)):
+        if bytes(source[:4]) == WASM_MAGIC:
+            if len(source) > MAX_MODULE_BYTES:
+                raise SandboxInvalidModule(f"module is {len(source)} bytes, over {MAX_MODULE_BYTES}")
+            return bytes(source)
+        try:
+            text = bytes(source).decode("utf-8")
+        except UnicodeDecodeError:
+            raise SandboxInvalidModule("module is neither WASM binary (no \\0asm magic) nor UTF-8 text") from None
+    else:
+        raise SandboxInvalidModule(f"module source must be bytes or str, got {type(source).__name__}")
+    if len(text) > MAX_MODULE_BYTES:
+        raise SandboxInvalidModule(f"module text is over {MAX_MODULE_BYTES} bytes")
+    try:
+        return bytes(wasmtime.wat2wasm(text))
+    except wasmtime.WasmtimeError as exc:
+        raise SandboxInvalidModule(f"module text does not parse: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if "Caused by:" in text:  # wasmtime: "error while executing at ... Caused by: <reason>"
+        return text.split("Caused by:")[-1].strip().splitlines()[0]
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class WasmEngine:
+    """Compiles and runs WASM modules deterministically, metered and bounded.
+
+    `metered=False` turns fuel off (for benchmarks only: production always meters);
+    `interruptible=False` turns the epoch deadline off likewise.
+    """
+
+    def __init__(self, *, metered: bool = True, interruptible: bool = True, tick_ms: int = 10) -> None:
+        config = wasmtime.Config()
+        config.consume_fuel = metered
+        config.epoch_interruption = interruptible
+        config.cranelift_nan_canonicalization = True
+        config.wasm_threads = False
+        config.shared_memory = False
+        config.wasm_memory64 = False
+        config.wasm_relaxed_simd = False
+        config.wasm_relaxed_simd_deterministic = True
+        config.wasm_gc = False
+        config.wasm_component_model = False
+        self.metered = metered
+        self.interruptible = interruptible
+        self.tick_ms = tick_ms
+        self.engine = wasmtime.Engine(config)
+        self._ticker = EpochTicker(self.engine, tick_ms)
+        self._modules: OrderedDict[bytes, wasmtime.Module] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def compile(self, source: bytes | str) -> wasmtime.Module:
+        """Compile (or fetch from the cache) and check the imports; raises SandboxInvalidModule."""
+        wasm = compute_module_bytes(source)
+        key = hashlib.sha256(wasm).digest()
+        with self._lock:
+            cached = self._modules.get(key)
+            if cached is not None:
+                self._modules.move_to_end(key)
+                return cached
+        try:
+            module = wasmtime.Module(self.engine, wasm)
+        except wasmtime.WasmtimeError as exc:
+            raise SandboxInvalidModule(f"module does not validate: {_first_line(exc)}") from None
+        check_imports(module)
+        with self._lock:
+            self._modules[key] = module
+            while len(self._modules) > _MODULE_CACHE_SIZE:
+                self._modules.popitem(last=False)
+        return module
+
+    def execute(
+        self,
+        source: bytes | str,
+        input: bytes = b"",
+        *,
+        entry: str = "run",
+        limits: WasmLimits | None = None,
+    ) -> ExecutionResult:
+        """Run export `entry` of the module on `input`; failures are results, not raises."""
+        limits = limits if limits is not None else WasmLimits()
+        start = time.perf_counter()
+        cpu_start = time.thread_time()
+
+        def metrics(fuel_used: int | None = None, memory: int = 0) -> ExecutionMetrics:
+            return ExecutionMetrics(
+                wall_time_ms=(time.perf_counter() - start) * 1000,
+                cpu_time_ms=(time.thread_time() - cpu_start) * 1000,
+                peak_memory_bytes=memory,
+                fuel_used=fuel_used,
+            )
+
+        if not isinstance(input, (bytes, bytearray)):
+            return compute_error("invalid_module", "input must be bytes", metrics())
+        if len(input) > limits.max_input_bytes:
+            return compute_error("invalid_module", f"input is {len(input)} bytes, over {limits.max_input_bytes}", metrics())
+        try:
+            module = self.compile(source)
+            check_entry(module, entry)
+        except SandboxInvalidModule as exc:
+            return compute_error("invalid_module", str(exc), metrics())
+        state = HostState(bytes(input), limits.max_output_bytes, limits.max_log_bytes)
+        store = wasmtime.Store(self.engine)
+        store.set_limits(
+            memory_size=limits.max_memory_bytes,
+            table_elements=limits.max_table_elements,
+            instances=1,
+            tables=8,
+            memories=1,
+        )
+        if self.metered:
+            store.set_fuel(limits.fuel)
+        if self.interruptible:
+            store.set_epoch_deadline(math.ceil(limits.timeout_ms / self.tick_ms) + 1)
+        linker = wasmtime.Linker(self.engine)
+        for name, host_func in compute_host_functions(state).items():
+            linker.define_func(HOST_MODULE, name, compute_func_type(name), host_func, access_caller=True)
+        instance: wasmtime.Instance | None = None
+        failure: BaseException | None = None
+        returned = None
+        with self._ticker:
+            try:
+                instance = linker.instantiate(store, module)
+                entry_func = instance.exports(store)[entry]
+                if not isinstance(entry_func, wasmtime.Func):  # check_entry ruled this out
+                    raise wasmtime.WasmtimeError(f"export {entry!r} is not a function")
+                returned = entry_func(store)
+            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+                failure = exc
+            except Exception as exc:  # a host function's own exception, re-raised by wasmtime-py
+                failure = exc
+        fuel_used = limits.fuel - store.get_fuel() if self.metered else None
+        memory = 0
+        if instance is not None:
+            exported = instance.exports(store).get("memory")
+            if isinstance(exported, wasmtime.Memory):
+                memory = exported.data_len(store)
+        log = state.log.decode("utf-8", errors="replace")
+        if failure is None:
+            output = bytes(state.output)
+            result = compute_ok({"output": output}, metrics(fuel_used, memory), log, hashlib.sha256(output).hexdigest())
+            if returned is not None:
+                result = _with_return(result, returned)
+            return result
+        kind, message = _classify(failure, state, instance is None, memory, limits)
+        if kind == "timeout":
+            fuel_used = None  # wasmtime does not report the fuel left after an epoch trap
+        return compute_error(kind, message, metrics(fuel_used, memory), log)
+
+
+def _with_return(result: ExecutionResult, returned: object) -> ExecutionResult:
+    return replace(result, extra=MappingProxyType({"return_value": returned}))
+
+
+def _classify(
+    failure: BaseException, state: HostState, instantiating: bool, memory: int, limits: WasmLimits
+) -> tuple[str, str]:
+    if state.fault is not None:
+        return state.fault.kind, str(state.fault)
+    if isinstance(failure, wasmtime.Trap):
+        # memory.grow past the store limit returns -1 instead of trapping (wasmtime-py
+        # exposes no grow hook); a module that then fails in any way (trap, fuel,
+        # deadline) with its memory within GROW_SLACK of the cap failed because of it.
+        if memory > 0 and memory + GROW_SLACK_BYTES > limits.max_memory_bytes:
+            return "memory_limit", f"the module reached its memory limit ({limits.max_memory_bytes} bytes) and then failed: {_first_line(failure)}"
+        code = failure.trap_code
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return "out_of_fuel", f"the module used its whole fuel budget ({limits.fuel})"
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return "timeout", f"the module ran past its {limits.timeout_ms} ms wall-clock limit"
+        return "trap", _first_line(failure)
+    text = str(failure)
+    if instantiating and "memory" in text and ("limit" in text or "exceeds" in text or "minimum" in text):
+        return "memory_limit", f"the module's memory does not fit its limit ({limits.max_memory_bytes} bytes): {_first_line(failure)}"
+    if instantiating and ("table" in text or "instance" in text) and ("limit" in text or "exceeds" in text or "minimum" in text):
+        return "memory_limit", f"the module's tables do not fit their limit: {_first_line(failure)}"
+    if instantiating:
+        return "invalid_module", f"the module does not instantiate: {_first_line(failure)}"
+    return "trap", _first_line(failure)
+
+
+def check_imports(module: wasmtime.Module) -> None:
+    """Only the host functions of `host.py`, with their exact types; nothing else."""
+    for imp in module.imports:
+        expected = HOST_SIGNATURES.get(imp.name or "") if imp.module == HOST_MODULE else None
+        if expected is None:
+            raise SandboxInvalidModule(
+                f"module imports {imp.module}.{imp.name}, which the host does not provide "
+                f"(only {HOST_MODULE}.{{{', '.join(HOST_SIGNATURES)}}}; no WASI)"
+            )
+        ty = imp.type
+        if not isinstance(ty, wasmtime.FuncType) or (
+            tuple(str(t) for t in ty.params), tuple(str(t) for t in ty.results)
+        ) != expected:
+            raise SandboxInvalidModule(f"module imports {imp.module}.{imp.name} with the wrong type")
+
+
+def check_entry(module: wasmtime.Module, entry: str) -> None:
+    for export in module.exports:
+        if export.name == entry:
+            ty = export.type
+            if not isinstance(ty, wasmtime.FuncType):
+                raise SandboxInvalidModule(f"export {entry!r} is not a function")
+            if ty.params or [str(r) for r in ty.results] not in ([], ["i32"]):
+                raise SandboxInvalidModule(f"entry {entry!r} must take no parameters and return nothing or an i32")
+            return
+    raise SandboxInvalidModule(f"module exports no function {entry!r}")
+
+
+@dataclass(frozen=True)
+class DeterminismReport:
+    """Outcome of running one module several times: equal iff every run agrees."""
+
+    deterministic: bool
+    output_sha256s: tuple[str | None, ...]
+    results: tuple[ExecutionResult, ...]
+
+
+def verify_deterministic(
+    source: bytes | str,
+    input: bytes = b"",
+    *,
+    entry: str = "run",
+    limits: WasmLimits | None = None,
+    engines: Sequence[WasmEngine] | None = None,
+    runs: int = 2,
+) -> DeterminismReport:
+    """Run the module `runs` times (on each of `engines`, or on fresh engines) and compare
+    status, error kind, output hash and fuel used."""
+    if runs < 2:
+        raise ValueError("verify_deterministic needs at least two runs")
+    executors = list(engines) if engines else [WasmEngine() for _ in range(runs)]
+    results = tuple(executors[i % len(executors)].execute(source, input, entry=entry, limits=limits) for i in range(max(runs, len(executors))))
+    signatures = {(r.status, r.error_kind, r.output_sha256, r.metrics.fuel_used) for r in results}
+    return DeterminismReport(len(signatures) == 1, tuple(r.output_sha256 for r in results), results)
+
+
+_default_engine: WasmEngine | None = None
+_default_lock = threading.Lock()
+
+
+def get_default_engine() -> WasmEngine:
+    global _default_engine
+    with _default_lock:
+        if _default_engine is None:
+            _default_engine = WasmEngine()
+        return _default_engine
+
+
+def run_wasm(source: bytes | str, input: bytes = b"", *, entry: str = "run", limits: WasmLimits | None = None) -> ExecutionResult:
+    """Run a module on the process-wide default engine; see `WasmEngine.execute`."""
+    return get_default_engine().execute(source, input, entry=entry, limits=limits)

@@ -1,0 +1,217 @@
+"""Staking, the validator set by height, blocks, slashing (equivocation, downtime), unjail."""
+
+import pytest
+
+from bcai.ledger.slashing import get_evidence_height
+
+from bcai.errors import InsufficientFunds, InsufficientStake, InvalidAmount, InvalidBlock, UnknownEntity, WrongState
+from bcai.ledger import (
+    Bond, LedgerBlock, Misbehaviour, Transfer, Unbond, Unjail, compute_supply_breakdown, compute_total_supply,
+    get_validator_set,
+)
+
+
+def powers(chain, height):
+    return [(v.address, v.power) for v in get_validator_set(chain.state, height)]
+
+
+def test_genesis_validator_set(chain):
+    vs = get_validator_set(chain.state, 1)
+    assert [v.power for v in vs] == [1000, 1000]
+    assert [v.address.raw for v in vs] == sorted(v.address.raw for v in vs)  # ties by address
+    assert vs[0].public_key.address == vs[0].address
+
+
+def test_bond_creates_validator_effective_two_heights_later(chain):
+    chain.tx("alice", Bond(5000))
+    assert chain.balance("alice") == 1_000_000 - 5001
+    chain.block()  # height 1: the change is recorded for height 3
+    assert len(get_validator_set(chain.state, 2)) == 2
+    assert powers(chain, 3)[0] == (chain.addr("alice"), 5000)
+    chain.reject_block(chain.make_block(proposer="alice"))  # height 2: not yet in the set
+    chain.block()
+    chain.block(proposer="alice")  # height 3: alice may propose now
+
+
+def test_unbond_releases_at_maturity():
+    from ledger_support import Chain
+    from bcai.ledger import Params
+
+    chain = Chain(Params(block_reward=0))
+    chain.tx("alice", Bond(5000))
+    chain.tx("alice", Unbond(2000))
+    period = chain.state.params.unbonding_period
+    balance = chain.balance("alice")
+    chain.advance(period - 1)
+    assert chain.balance("alice") == balance
+    assert compute_supply_breakdown(chain.state)["unbonding"] == 2000
+    chain.advance(1)
+    assert chain.balance("alice") == balance + 2000
+    assert compute_supply_breakdown(chain.state)["unbonding"] == 0
+    assert chain.state.get_validator(chain.addr("alice")).bonded == 3000
+
+
+def test_unbond_everything_removes_validator(chain):
+    chain.tx("val2", Unbond(1000))
+    assert chain.state.get_validator(chain.addr("val2")) is None
+    chain.block()
+    assert [a for a, _ in powers(chain, 3)] == [chain.addr("val1")]
+    assert len(powers(chain, 2)) == 2
+
+
+def test_invalid_unbond_more_than_bonded(chain):
+    chain.reject("val1", Unbond(1001), InsufficientStake)
+
+
+def test_invalid_unbond_without_stake(chain):
+    chain.reject("alice", Unbond(1), UnknownEntity)
+
+
+def test_invalid_bond_zero_or_unfunded(chain):
+    chain.reject("alice", Bond(0), InvalidAmount)
+    chain.reject("alice", Bond(1_000_000), InsufficientFunds)
+
+
+def test_invalid_unjail_when_not_jailed(chain):
+    chain.reject("val1", Unjail(), WrongState)
+    chain.reject("alice", Unjail(), UnknownEntity)
+
+
+def test_equivocation_slashes_five_percent_and_jails(chain):
+    chain.block()
+    supply = chain.state.supply
+    treasury = chain.state.treasury
+    evidence = Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x11" * 32)
+    assert get_evidence_height(chain.state, evidence) is None
+    chain.block(misbehaviour=(evidence,))
+    assert get_evidence_height(chain.state, evidence) == 2
+    v = chain.state.get_validator(chain.addr("val2"))
+    assert v.bonded == 950 and v.jailed
+    assert chain.state.treasury == treasury + 50
+    assert chain.state.supply == supply + chain.state.params.block_reward
+    assert [a for a, _ in powers(chain, 4)] == [chain.addr("val1")]
+    # the same offence cannot be punished twice, even with other evidence bytes
+    again = Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x22" * 32)
+    chain.reject_block(chain.make_block(misbehaviour=(again,)))
+    # unjail only after the jail duration
+    chain.reject("val2", Unjail(), WrongState)
+    chain.advance(chain.state.params.jail_duration, signers=("val1",))
+    chain.tx("val2", Unjail())
+    chain.block(signers=("val1",))
+    assert chain.addr("val2") in [a for a, _ in powers(chain, chain.state.height + 2)]
+
+
+def test_equivocation_burns_when_switch_is_on():
+    from ledger_support import Chain
+    from bcai.ledger import Params
+
+    chain = Chain(Params(burn_protocol_share=True))
+    chain.block()
+    supply = chain.state.supply
+    chain.block(misbehaviour=(Misbehaviour(chain.addr("val1"), 1, "equivocation", b"\x01" * 32),))
+    assert chain.state.supply == supply + chain.state.params.block_reward - 50
+    assert chain.state.treasury == 0
+
+
+def test_invalid_block_evidence_for_future_or_unknown(chain):
+    chain.block()
+    chain.reject_block(chain.make_block(misbehaviour=(Misbehaviour(chain.addr("val1"), 9, "equivocation", b""),)))
+    chain.reject_block(chain.make_block(misbehaviour=(Misbehaviour(chain.addr("alice"), 1, "equivocation", b""),)))
+    chain.reject_block(chain.make_block(misbehaviour=(Misbehaviour(chain.addr("val1"), 1, "lying", b""),)))
+
+
+def test_downtime_jails_after_missing_more_than_half(chain):
+    params = chain.state.params
+    chain.block()
+    # val2 misses every commit from height 1 on; jailed at its 51st miss
+    for _ in range(params.downtime_max_missed):
+        chain.block(signers=("val1",))
+        assert not chain.state.get_validator(chain.addr("val2")).jailed
+    chain.block(signers=("val1",))
+    v = chain.state.get_validator(chain.addr("val2"))
+    assert v.jailed and v.bonded == 990
+    assert chain.state.get_validator(chain.addr("val1")).missed_count == 0
+
+
+def test_downtime_window_forgets_old_misses(chain):
+    chain.block()
+    for _ in range(40):
+        chain.block(signers=("val1",))
+    chain.advance(100)
+    assert chain.state.get_validator(chain.addr("val2")).missed_count == 0
+    for _ in range(40):
+        chain.block(signers=("val1",))
+    assert not chain.state.get_validator(chain.addr("val2")).jailed
+
+
+def test_invalid_block_wrong_height_or_proposer(chain):
+    chain.reject_block(LedgerBlock(5, chain.addr("val1")))
+    chain.reject_block(LedgerBlock(1, chain.addr("alice")))
+
+
+def test_invalid_block_signer_outside_set(chain):
+    chain.block()
+    chain.reject_block(chain.make_block(signers=("val1", "alice")))
+    chain.reject_block(chain.make_block(signers=("val1", "val1")))
+
+
+def test_invalid_block_with_invalid_tx_is_rolled_back(chain):
+    good = chain.sign("alice", Transfer(chain.addr("bob"), 5))
+    bad = chain.sign("carol", Transfer(chain.addr("bob"), 10**9))
+    err = chain.reject_block(chain.make_block(txs=(good, bad)))
+    assert "insufficient_funds" in str(err)
+    chain.block(txs=(good,))
+    assert chain.balance("bob") == 1_000_005
+
+
+def test_block_with_transactions_and_reward(chain):
+    supply = chain.state.supply
+    txs = tuple(chain.sign("alice", Transfer(chain.addr("bob"), 1), nonce=i) for i in range(5))
+    chain.block(txs=txs)
+    assert chain.nonce("alice") == 5
+    assert chain.state.supply == supply + chain.state.params.block_reward == compute_total_supply(chain.state)
+
+
+@pytest.mark.parametrize("signers", [("val1", "val2"), ("val1",)])
+def test_state_root_changes_with_every_block(chain, signers):
+    roots = {chain.state.root()}
+    for _ in range(3):
+        chain.block(signers=signers) if chain.state.height else chain.block()
+        roots.add(chain.state.root())
+    assert len(roots) == 4
+
+
+def test_invalid_validator_set_height_before_genesis(chain):
+    with pytest.raises(UnknownEntity):
+        get_validator_set(chain.state, 0)
+
+
+def test_validator_set_respects_max_validators():
+    from ledger_support import Chain
+    from bcai.ledger import Params
+
+    chain = Chain(Params(max_validators=2))
+    chain.tx("alice", Bond(5000))
+    chain.block()
+    assert [a for a, _ in powers(chain, 3)] == [chain.addr("alice"), min(chain.addr("val1"), chain.addr("val2"),
+                                                                         key=lambda a: a.raw)]
+
+
+def test_proposer_selects_only_txs_that_apply_in_the_block(chain):
+    from bcai.ledger import PostJob, compute_block_txs
+    from bcai.crypto import Cid
+
+    good = chain.sign("alice", Transfer(chain.addr("bob"), 5))
+    replay = good  # the same tx twice: the second has a stale nonce once the first applies
+    broke = chain.sign("carol", Transfer(chain.addr("bob"), 10**9))
+    # valid now (height 0), but its deadline is not after the block's height 1
+    late = chain.sign("bob", PostJob(Cid.of(b"s"), 100, 1, 0, 1, 1, 1, 20))
+    second = chain.sign("alice", Transfer(chain.addr("carol"), 7), nonce=1)
+    before = chain.state.dump()
+    template = chain.make_block()
+    chosen = compute_block_txs(chain.state, template, [good, replay, broke, late, second])
+    assert chosen == (good, second)
+    assert chain.state.dump() == before
+    chain.block(txs=chosen)
+    with pytest.raises(InvalidBlock):
+        compute_block_txs(chain.state, LedgerBlock(9, chain.addr("val1")), [good])

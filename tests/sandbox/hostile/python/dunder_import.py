@@ -1,0 +1,2 @@
+# expect: import_denied
+__import__("os").system("touch /tmp/bcai-hostile-canary")

@@ -1,0 +1,2 @@
+# expect: import_denied
+exec("import os", {})

@@ -1,0 +1,2 @@
+# expect: crashed
+raise SystemExit(0)

@@ -1,0 +1,4 @@
+# expect: import_denied
+import os
+while True:
+    os.fork()

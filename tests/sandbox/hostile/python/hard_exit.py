@@ -1,0 +1,3 @@
+# expect: crashed
+# prelude: disarm
+OS["_exit"](0)

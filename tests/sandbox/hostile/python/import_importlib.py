@@ -1,0 +1,3 @@
+# expect: import_denied
+import importlib
+importlib.import_module("os")

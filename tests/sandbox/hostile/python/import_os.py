@@ -1,0 +1,3 @@
+# expect: import_denied
+import os
+outputs["n"] = len(os.listdir("/"))

@@ -1,0 +1,2 @@
+# expect: import_denied
+import socket

@@ -1,0 +1,3 @@
+# expect: time_limit
+while True:
+    pass

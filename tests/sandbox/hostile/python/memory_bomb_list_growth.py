@@ -1,0 +1,4 @@
+# expect: memory_limit
+chunks = []
+while True:
+    chunks.append(bytearray(16 * 1024 * 1024))

@@ -1,0 +1,2 @@
+# expect: memory_limit
+s = "a" * (4 * 1024 ** 3)

@@ -1,0 +1,2 @@
+# expect: output_invalid
+outputs["x"] = object()

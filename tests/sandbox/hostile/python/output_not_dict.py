@@ -1,0 +1,3 @@
+# expect: output_invalid
+def main(inputs):
+    return [1, 2, 3]

@@ -1,0 +1,2 @@
+# expect: forbidden
+open("../bcai-hostile-canary", "w").write("pwned")

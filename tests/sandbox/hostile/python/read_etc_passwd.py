@@ -1,0 +1,2 @@
+# expect: forbidden
+outputs["passwd"] = list(open("/etc/passwd", "rb").read())

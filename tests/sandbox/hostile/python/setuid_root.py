@@ -1,0 +1,3 @@
+# expect: forbidden
+# prelude: disarm
+OS["setuid"](0)

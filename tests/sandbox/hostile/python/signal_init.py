@@ -1,0 +1,3 @@
+# expect: forbidden
+# prelude: disarm
+OS["kill"](1, 15)

@@ -1,0 +1,3 @@
+# expect: import_denied
+import subprocess
+subprocess.run(["sh", "-c", "echo pwned > /tmp/bcai-hostile-canary"])

@@ -1,0 +1,3 @@
+# expect: import_denied
+import threading
+threading.Thread(target=lambda: None).start()

@@ -1,0 +1,3 @@
+# expect: forbidden
+# prelude: disarm
+open("/tmp/bcai-hostile-canary", "w").write("pwned")

@@ -1,0 +1,2 @@
+# expect: forbidden
+open("/tmp/bcai-hostile-canary", "w").write("pwned")

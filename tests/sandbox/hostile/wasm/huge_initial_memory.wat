@@ -1,0 +1,2 @@
+;; expect: memory_limit
+(module (memory (export "memory") 60000) (func (export "run")))

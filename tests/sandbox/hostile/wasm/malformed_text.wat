@@ -1,0 +1,2 @@
+;; expect: invalid_module
+(module (func (export "run") (i32.add)

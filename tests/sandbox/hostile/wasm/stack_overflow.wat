@@ -1,0 +1,2 @@
+;; expect: trap
+(module (func $f (export "run") (call $f)))

@@ -1,0 +1,66 @@
+"""The tensor wire format: round trips, and every malformed frame refused."""
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from bcai.encoding import encode
+from bcai.sandbox.python.frames import MAGIC, FrameError, decode_frame, encode_frame
+
+DTYPES = st.sampled_from(["bool", "int8", "uint8", "int16", "int32", "int64", "uint64", "float16", "float32", "float64", "complex64"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(DTYPES, hnp.array_shapes(min_dims=0, max_dims=4, max_side=5)))
+def test_round_trip(array):
+    frame = decode_frame(encode_frame({"status": "ok"}, {"a": array}))
+    assert frame.header == {"status": "ok"}
+    out = frame.tensors["a"]
+    assert out.dtype == array.dtype and out.shape == array.shape
+    assert out.tobytes() == np.ascontiguousarray(array).tobytes()
+
+
+def _frame(header: object, payload: bytes = b"") -> bytes:
+    head = encode(header)
+    return struct.pack(">4sI", MAGIC, len(head)) + head + payload
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"BCS",
+        b"XXXX\x00\x00\x00\x00",
+        struct.pack(">4sI", MAGIC, 1 << 30),
+        struct.pack(">4sI", MAGIC, 3) + b"\xff\xff\xff",
+        _frame({"status": "ok"}),
+        _frame({"tensors": "no"}),
+        _frame({"tensors": [["x", "|O", [1], 8]]}, b"\0" * 8),
+        _frame({"tensors": [["x", "<f4", [2], 4]]}, b"\0" * 4),
+        _frame({"tensors": [["x", "<f4", [-1], 4]]}, b"\0" * 4),
+        _frame({"tensors": [["x", "<f4", [1], 4]]}, b"\0" * 2),
+        _frame({"tensors": [["x", "<f4", [1], 4]]}, b"\0" * 8),
+        _frame({"tensors": [["../x", "<f4", [1], 4]]}, b"\0" * 4),
+        _frame({"tensors": [["x", "<f4", [1], 4], ["x", "<f4", [1], 4]]}, b"\0" * 8),
+        _frame({"tensors": [["x", "<f4", [True], 4]]}, b"\0" * 4),
+        _frame({"tensors": [["x", "<f4"]]}),
+        _frame({1: 2}),
+        _frame([1, 2]),
+    ],
+)
+def test_invalid_frames_are_refused(data):
+    with pytest.raises(FrameError):
+        decode_frame(data)
+
+
+def test_invalid_tensors_cannot_be_encoded():
+    with pytest.raises(FrameError):
+        encode_frame({}, {"x": np.array([object()], dtype=object)})
+    with pytest.raises(FrameError):
+        encode_frame({}, {"not valid": np.zeros(1)})
+    with pytest.raises(FrameError):
+        encode_frame({"tensors": 1}, {})

@@ -1,0 +1,197 @@
+"""The Python bridge: the program interface, tensors in and out, constraints, metrics."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bcai.errors import ConfigError, SandboxMemoryLimit
+from bcai.sandbox.python import DEFAULT_ALLOWED_IMPORTS, PythonConstraints, PythonSandbox
+from bcai.sandbox.result import ExecutionResult
+
+FAST = PythonConstraints(max_execution_time_ms=3000, max_memory_mb=128)
+
+
+def test_outputs_dict_and_inputs(sandbox):
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    result = sandbox.run("outputs['y'] = inputs['x'].T @ inputs['x']\nprint('rows', inputs['x'].shape[0])", {"x": x}, FAST)
+    assert isinstance(result, ExecutionResult) and result.ok, result.message
+    np.testing.assert_array_equal(result.outputs["y"], x.T @ x)
+    assert result.outputs["y"].dtype == np.float32
+    assert result.log == "rows 3\n"
+    assert result.metrics.wall_time_ms > 0 and result.metrics.cpu_time_ms > 0
+    assert result.metrics.peak_memory_bytes > 1 << 20
+    assert result.metrics.fuel_used is None
+
+
+def test_main_function_interface(sandbox):
+    code = "import numpy as np\ndef main(inputs):\n    return {'s': np.sum(inputs['a']), 'n': 3, 'l': [1.5, 2.5]}"
+    result = sandbox.run(code, {"a": np.ones(5, dtype=np.int64)}, FAST)
+    assert result.ok, result.message
+    assert int(result.outputs["s"]) == 5 and result.outputs["s"].shape == ()
+    assert result.outputs["l"].tolist() == [1.5, 2.5]
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int8", "uint16", "int32", "int64", "float16", "float32", "float64", "complex128"])
+def test_dtypes_round_trip(sandbox, dtype):
+    x = (np.arange(6) % 3).astype(dtype).reshape(2, 3)
+    result = sandbox.run("outputs['x'] = inputs['x']", {"x": x}, FAST)
+    assert result.ok, result.message
+    assert result.outputs["x"].dtype == x.dtype
+    np.testing.assert_array_equal(result.outputs["x"], x)
+
+
+def test_inputs_are_read_only(sandbox):
+    result = sandbox.run("inputs['x'][0] = 5", {"x": np.zeros(3)}, FAST)
+    assert result.error_kind == "crashed" and "read-only" in result.message
+
+
+def test_big_endian_and_non_contiguous_inputs_cross(sandbox):
+    x = np.arange(10, dtype=">i4")[::2]
+    result = sandbox.run("outputs['x'] = inputs['x'] + 1", {"x": x}, FAST)
+    assert result.outputs["x"].tolist() == [1, 3, 5, 7, 9]
+
+
+def test_expected_outputs(sandbox):
+    assert sandbox.run("outputs['a'] = 1", {}, FAST, expected_outputs=["a"]).ok
+    missing = sandbox.run("outputs['a'] = 1", {}, FAST, expected_outputs=["a", "b"])
+    assert missing.error_kind == "output_invalid" and "'b'" in missing.message
+    extra = sandbox.run("outputs['a'] = 1; outputs['c'] = 2", {}, FAST, expected_outputs=["a"])
+    assert extra.error_kind == "output_invalid"
+
+
+def test_file_operations_inside_the_work_dir_are_counted(sandbox):
+    code = "open('a.txt', 'w').write('hello')\noutputs['n'] = len(open('a.txt').read())"
+    assert sandbox.run(code, {}, PythonConstraints(max_file_operations=2)).outputs["n"] == 5
+    assert sandbox.run(code, {}, PythonConstraints(max_file_operations=1)).error_kind == "file_ops_limit"
+    assert sandbox.run(code, {}, PythonConstraints()).error_kind == "file_ops_limit"
+
+
+def test_each_execution_gets_a_fresh_process_and_work_dir(sandbox):
+    write = "open('state.txt', 'w').write('x')\nimport numpy as np\nnp.STOLEN = 1"
+    assert sandbox.run(write, {}, PythonConstraints(max_file_operations=1)).ok
+    check = "import numpy as np\noutputs['stolen'] = hasattr(np, 'STOLEN')\ntry:\n    open('state.txt')\n    outputs['file'] = True\nexcept FileNotFoundError:\n    outputs['file'] = False"
+    result = sandbox.run(check, {}, PythonConstraints(max_file_operations=1))
+    assert result.ok, result.message
+    assert not bool(result.outputs["stolen"]) and not bool(result.outputs["file"])
+
+
+def test_allowed_imports_extend_the_default(sandbox):
+    code = "import time\noutputs['t'] = time.monotonic() > 0"
+    assert sandbox.run(code, {}, FAST).error_kind == "import_denied"
+    assert sandbox.run(code, {}, PythonConstraints(allowed_imports=frozenset({"time"}))).ok
+    assert "numpy" in DEFAULT_ALLOWED_IMPORTS
+
+
+def test_stdlib_modules_may_import_what_they_need(sandbox):
+    # `random` imports `os` internally: only the program's own imports are checked.
+    code = "import random, statistics, json\nrandom.seed(1)\noutputs['m'] = statistics.mean([random.random() for _ in range(10)])"
+    assert sandbox.run(code, {}, FAST).ok
+
+
+def test_network_access_when_granted(sandbox, listener):
+    port, accepted = listener
+    code = f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\ns.close()\noutputs['ok'] = True"
+    denied = sandbox.run(code, {}, PythonConstraints(allowed_imports=frozenset({"socket"})))
+    assert denied.error_kind == "network_denied"
+    assert not accepted()
+    granted = sandbox.run(code, {}, PythonConstraints(allowed_imports=frozenset({"socket"}), network_access=True))
+    assert granted.ok, granted.message
+    assert accepted()
+
+
+def test_memory_limit_scales_with_the_constraint(sandbox):
+    code = "x = bytearray(200 * 1024 * 1024)\noutputs['n'] = len(x)"
+    assert sandbox.run(code, {}, PythonConstraints(max_memory_mb=64)).error_kind == "memory_limit"
+    assert sandbox.run(code, {}, PythonConstraints(max_memory_mb=400)).ok
+
+
+def test_raise_for_error(sandbox):
+    result = sandbox.run("x = bytearray(1 << 33)", {}, FAST)
+    with pytest.raises(SandboxMemoryLimit):
+        result.raise_for_error()
+
+
+def test_uncaught_exception_is_a_crash_with_its_message(sandbox):
+    result = sandbox.run("raise ValueError('bad weights')", {}, FAST)
+    assert result.error_kind == "crashed" and "ValueError: bad weights" in result.message
+
+
+def test_syntax_error_is_a_crash(sandbox):
+    result = sandbox.run("def f(:\n", {}, FAST)
+    assert result.error_kind == "crashed" and "compile" in result.message
+
+
+def test_log_is_bounded(sandbox):
+    result = sandbox.run("for i in range(10**5):\n    print('x' * 100)", {}, PythonConstraints(max_log_bytes=1000))
+    assert result.ok and len(result.log) == 1000
+
+
+def test_run_python_default_sandbox():
+    from bcai.sandbox import run_python
+
+    result = run_python("outputs['y'] = inputs['x'] * 2", {"x": np.arange(3)})
+    assert result.outputs["y"].tolist() == [0, 2, 4]
+
+
+def test_invalid_constraints_are_refused():
+    with pytest.raises(ConfigError):
+        PythonConstraints(max_memory_mb=0)
+    with pytest.raises(ConfigError):
+        PythonConstraints(max_execution_time_ms=-5)
+    with pytest.raises(ConfigError):
+        PythonConstraints(max_file_operations=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        PythonConstraints(network_access="yes")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="never be allowed"):
+        PythonConstraints(allowed_imports=frozenset({"ctypes"}))
+    with pytest.raises(ConfigError, match="not a module name"):
+        PythonConstraints(allowed_imports=frozenset({"os; rm -rf"}))
+
+
+def test_invalid_inputs_are_refused(sandbox):
+    with pytest.raises(ConfigError, match="not a numpy array"):
+        sandbox.run("pass", {"x": [1, 2]}, FAST)
+    with pytest.raises(ConfigError, match="not an identifier"):
+        sandbox.run("pass", {"bad name": np.zeros(1)}, FAST)
+    with pytest.raises(ConfigError, match="cannot cross"):
+        sandbox.run("pass", {"x": np.array(["text"])}, FAST)
+    with pytest.raises(ConfigError):
+        sandbox.run(b"pass", {}, FAST)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        sandbox.run("pass", {}, FAST, expected_outputs="y")
+
+
+DISARMED_UID = (Path(__file__).parent / "hostile" / "disarm_prelude.txt").read_text() + """
+outputs["uid"] = OS["getuid"]()
+import numpy as np
+outputs["y"] = np.arange(3) * 2
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root children change uid")
+@pytest.mark.parametrize("mode, uid", [("user", 65534), ("capabilities", 0)])
+def test_root_children_give_up_root(workroot, mode, uid):
+    with PythonSandbox(workdir_root=str(workroot), drop_root=mode) as box:
+        assert box.privilege_mode == ("user 65534" if mode == "user" else "no-capabilities")
+        result = box.run(DISARMED_UID, {}, FAST)
+    assert result.ok, result.message
+    assert int(result.outputs["uid"]) == uid and result.outputs["y"].tolist() == [0, 2, 4]
+
+
+def test_invalid_drop_root_mode():
+    with pytest.raises(ConfigError):
+        PythonSandbox(drop_root="sometimes")
+
+
+def test_concurrent_runs_do_not_mix(sandbox):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int):
+        return i, sandbox.run("outputs['y'] = inputs['x'] + 1", {"x": np.full(3, i)}, FAST)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for i, result in pool.map(one, range(12)):
+            assert result.ok, result.message
+            assert result.outputs["y"].tolist() == [i + 1] * 3

@@ -1,0 +1,194 @@
+"""The WASM engine: hostile corpus (tests/sandbox/hostile/wasm), host interface, limits,
+presets, determinism."""
+
+import hashlib
+import struct
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bcai.errors import ConfigError, SandboxInvalidModule, SandboxTrap
+from bcai.sandbox.wasm import (
+    OUTPUT_CAP_EVALUATION,
+    OUTPUT_CAP_TASK,
+    PRESETS,
+    WasmEngine,
+    WasmLimits,
+    compute_module_bytes,
+    get_preset,
+    verify_deterministic,
+)
+
+CORPUS = Path(__file__).parent / "hostile" / "wasm"
+CASES = sorted(CORPUS.glob("*.wa[st]"))
+SHORT = WasmLimits(fuel=20_000_000, timeout_ms=400, max_memory_bytes=32 << 20, max_output_bytes=4 << 20)
+
+IMPORTS = """
+  (import "bcai" "input_len" (func $len (result i32)))
+  (import "bcai" "read_input" (func $read (param i32 i32 i32) (result i32)))
+  (import "bcai" "write_output" (func $write (param i32 i32)))
+  (import "bcai" "log" (func $log (param i32 i32)))
+"""
+# Reads its input, writes it back reversed, logs "hi", returns the input length.
+REVERSE = f"""(module {IMPORTS}
+  (memory (export "memory") 2)
+  (data (i32.const 65536) "hi")
+  (func (export "run") (result i32) (local $n i32) (local $i i32)
+    (local.set $n (call $read (i32.const 0) (i32.const 0) (call $len)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (i32.store8 (i32.add (i32.const 32768) (local.get $i))
+        (i32.load8_u (i32.sub (i32.sub (local.get $n) (i32.const 1)) (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (call $log (i32.const 65536) (i32.const 2))
+    (call $write (i32.const 32768) (local.get $n))
+    (local.get $n)))"""
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return WasmEngine()
+
+
+def _parse(path: Path) -> tuple[str, WasmLimits]:
+    """The `;; expect: KIND` line and optional `;; limits: key=value ...` overrides."""
+    if path.suffix == ".wasm":
+        return "invalid_module", SHORT
+    expect, overrides = None, {}
+    for line in path.read_text().splitlines():
+        if line.startswith(";; expect:"):
+            expect = line.split(":", 1)[1].strip()
+        elif line.startswith(";; limits:"):
+            for item in line.split(":", 1)[1].split():
+                key, value = item.split("=")
+                overrides[key] = int(value)
+    assert expect, path.name
+    return expect, replace(SHORT, **overrides)
+
+
+def test_corpus_is_big_enough():
+    assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.name for p in CASES])
+def test_hostile_module(path, engine):
+    expect, limits = _parse(path)
+    result = engine.execute(path.read_bytes(), b"input", limits=limits)
+    assert (result.status, result.error_kind) == ("error", expect), result.message
+    assert result.outputs == {}
+
+
+def test_reverse_echo_reads_input_writes_output_and_logs(engine):
+    result = engine.execute(REVERSE, b"hello", limits=SHORT)
+    assert result.ok, result.message
+    assert result.outputs["output"] == b"olleh"
+    assert result.output_sha256 == hashlib.sha256(b"olleh").hexdigest()
+    assert result.log == "hi"
+    assert result.extra["return_value"] == 5
+    assert result.metrics.fuel_used and result.metrics.fuel_used > 5
+    assert result.metrics.peak_memory_bytes == 2 * 65536
+
+
+def test_binary_and_text_give_the_same_result(engine):
+    binary = compute_module_bytes(REVERSE)
+    assert binary[:4] == b"\0asm"
+    a = engine.execute(REVERSE, b"abc", limits=SHORT)
+    b = engine.execute(binary, b"abc", limits=SHORT)
+    assert a.output_sha256 == b.output_sha256 and a.metrics.fuel_used == b.metrics.fuel_used
+
+
+def test_fuel_is_exact_and_repeatable(engine):
+    runs = [engine.execute(REVERSE, b"x" * 100, limits=SHORT) for _ in range(3)]
+    assert len({r.metrics.fuel_used for r in runs}) == 1
+    # Fuel is checked at function entries and loop headers, so a budget is exact up to
+    # one straight-line stretch of code.
+    tight = WasmLimits(fuel=runs[0].metrics.fuel_used // 2)
+    assert engine.execute(REVERSE, b"x" * 100, limits=tight).error_kind == "out_of_fuel"
+    exact = WasmLimits(fuel=runs[0].metrics.fuel_used)
+    assert engine.execute(REVERSE, b"x" * 100, limits=exact).ok
+
+
+def test_nan_results_are_canonical(engine):
+    # 0/0 gives a NaN whose payload may differ by CPU; canonicalization pins it.
+    module = f"""(module {IMPORTS} (memory (export "memory") 1)
+      (func (export "run")
+        (f32.store (i32.const 0) (f32.div (f32.const 0) (f32.const 0)))
+        (f64.store (i32.const 8) (f64.sqrt (f64.const -1)))
+        (call $write (i32.const 0) (i32.const 16))))"""
+    out = engine.execute(module, limits=SHORT).outputs["output"]
+    assert struct.unpack("<I", out[:4])[0] == 0x7FC00000
+    assert struct.unpack("<Q", out[8:16])[0] == 0x7FF8000000000000
+
+
+def test_verify_deterministic_agrees_across_engines():
+    report = verify_deterministic(REVERSE, b"determinism", limits=SHORT, engines=[WasmEngine(), WasmEngine()])
+    assert report.deterministic
+    assert len(set(report.output_sha256s)) == 1 and report.output_sha256s[0] is not None
+
+
+def test_verify_deterministic_reports_a_difference():
+    # Same module, different limits per engine is not possible, so feed a different fuel
+    # budget through two runs on engines that differ: one metered, one not.
+    report = verify_deterministic(REVERSE, b"abc", limits=SHORT, engines=[WasmEngine(), WasmEngine(metered=False)])
+    assert not report.deterministic  # fuel_used 17 vs None: the runs are not comparable
+
+
+def test_presets_match_the_spec():
+    assert (PRESETS["default"].max_memory_bytes, PRESETS["default"].timeout_ms, PRESETS["default"].fuel) == (512 << 20, 30_000, 10**10)
+    assert (PRESETS["strict"].max_memory_bytes, PRESETS["strict"].timeout_ms) == (256 << 20, 10_000)
+    assert (PRESETS["relaxed"].max_memory_bytes, PRESETS["relaxed"].timeout_ms) == (1024 << 20, 60_000)
+    assert PRESETS["default"].max_output_bytes == OUTPUT_CAP_EVALUATION == 64 << 20
+    assert PRESETS["default"].for_task().max_output_bytes == OUTPUT_CAP_TASK == 16 << 20
+
+
+def test_strict_preset_refuses_what_default_allows(engine):
+    module = '(module (memory (export "memory") 5000) (func (export "run")))'  # ~312 MiB
+    assert engine.execute(module, limits=get_preset("default")).ok
+    assert engine.execute(module, limits=get_preset("strict")).error_kind == "memory_limit"
+
+
+def test_task_output_cap(engine):
+    module = f"""(module {IMPORTS} (memory (export "memory") 1)
+      (func (export "run") (local i32)
+        (loop (call $write (i32.const 0) (i32.const 65536))
+              (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+              (br_if 0 (i32.lt_u (local.get 0) (i32.const 257))))))"""  # 16 MiB + 64 KiB
+    assert engine.execute(module, limits=WasmLimits()).ok
+    assert engine.execute(module, limits=WasmLimits().for_task()).error_kind == "output_too_large"
+
+
+def test_raise_for_error_gives_the_leaf(engine):
+    result = engine.execute('(module (func (export "run") unreachable))', limits=SHORT)
+    with pytest.raises(SandboxTrap, match="unreachable"):
+        result.raise_for_error()
+
+
+def test_invalid_limits_are_refused():
+    with pytest.raises(ConfigError):
+        WasmLimits(fuel=0)
+    with pytest.raises(ConfigError):
+        WasmLimits(timeout_ms=-1)
+    with pytest.raises(ConfigError):
+        WasmLimits(max_memory_bytes=True)
+    with pytest.raises(ConfigError, match="unknown WASM preset"):
+        get_preset("lenient")
+
+
+def test_invalid_module_sources():
+    with pytest.raises(SandboxInvalidModule):
+        compute_module_bytes(b"\xff\xfe not utf-8 \x80")
+    with pytest.raises(SandboxInvalidModule):
+        compute_module_bytes(12345)  # type: ignore[arg-type]
+
+
+def test_invalid_input_is_a_clear_error(engine):
+    assert engine.execute(REVERSE, "text, not bytes", limits=SHORT).error_kind == "invalid_module"  # type: ignore[arg-type]
+    big = WasmLimits(max_input_bytes=3)
+    assert "over" in engine.execute(REVERSE, b"four", limits=big).message
+
+
+def test_entry_returning_other_types_is_invalid(engine):
+    result = engine.execute('(module (func (export "run") (result f64) (f64.const 1)))', limits=SHORT)
+    assert result.error_kind == "invalid_module"
