@@ -56,7 +56,7 @@ async def run_demo_job(urls: list[str], client_key: PrivateKey, progress: Progre
     started = time.monotonic()
     result = DemoResult()
     client = Client(urls[0], key=client_key)
-    params = client.params()
+    params = client.params()["ledger"]
     fee = int(params["min_fee"])
     workers = [Client(urls[(i + 1) % len(urls)], key=PrivateKey.generate()) for i in range(N_WORKERS)]
     evaluators = [Client(urls[(i + 2) % len(urls)], key=PrivateKey.generate()) for i in range(N_EVALUATORS)]
