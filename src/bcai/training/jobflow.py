@@ -233,7 +233,7 @@ async def run_client(client: Client, job: PreparedJob, channel: JobChannel, *, b
     key = client.key
     assert key is not None
     for cid, data in job.artifacts.items():
-        uploaded = await _call(client.upload, data)
+        uploaded = await _call(client.upload, data, Cid.parse(cid).codec)
         if str(uploaded) != cid:
             raise InvalidJobSpec(f"artifact CID mismatch for {cid}")
     status = await _call(client.status)
