@@ -293,7 +293,7 @@ class InvalidParameter(InvalidTransaction):
     code = "invalid_parameter"
 
 
-class InvalidJobSpec(InvalidTransaction):
+class InvalidJobDocument(InvalidTransaction):
     """Raised when a `PostJob` has inconsistent numbers (workers, evaluators, deadline, threshold)."""
 
     code = "invalid_job_spec"
@@ -694,10 +694,10 @@ class InvalidDataset(JobFlowError):
     peer_fault = True
 
 
-class InvalidJobSpec(JobFlowError):
-    """Raised when a job spec document is malformed or inconsistent."""
+class InvalidJobDocument(JobFlowError):
+    """Raised when a job spec document (what a PostJob's spec CID names) is malformed."""
 
-    code = "invalid_job_spec"
+    code = "invalid_job_document"
     http_status = 400
     peer_fault = True
 

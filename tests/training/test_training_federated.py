@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bcai.crypto import PrivateKey
-from bcai.errors import DecryptionFailed, InvalidDataset, InvalidJobSpec, InvalidModel, InvalidRoundUpdate
+from bcai.errors import DecryptionFailed, InvalidDataset, InvalidJobDocument, InvalidModel, InvalidRoundUpdate
 from bcai.training.data import (
     Dataset, compute_shard, decode_dataset, decrypt_artifact, encode_dataset, encrypt_artifact, load_digits_splits,
     new_data_key,
@@ -148,9 +148,9 @@ def test_job_spec_round_trip_and_rejections():
     assert spec.cid.codec_name == "dag-cbor"
     for bad in [dict(train_cid="nope"), dict(paradigm="competitive"), dict(aggregation="mean"), dict(rounds=0),
                 dict(target_accuracy_bps=10_001)]:
-        with pytest.raises(InvalidJobSpec):
+        with pytest.raises(InvalidJobDocument):
             JobSpec(**{**dict(name="j", bml="", train_cid=cid, test_cid=cid, train_samples=10), **bad})
-    with pytest.raises(InvalidJobSpec):
+    with pytest.raises(InvalidJobDocument):
         JobSpec.from_bytes(b"\xa0")
-    with pytest.raises(InvalidJobSpec):
+    with pytest.raises(InvalidJobDocument):
         JobSpec.from_bytes(b"\x00" * 300_000)

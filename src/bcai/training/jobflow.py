@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from bcai.crypto import Address, Cid, PrivateKey, PublicKey, open_sealed, seal
 from bcai.encoding import decode, encode
-from bcai.errors import BcaiError, InvalidJobSpec, InvalidRoundUpdate, JobFlowError
+from bcai.errors import BcaiError, InvalidJobDocument, InvalidRoundUpdate, JobFlowError
 from bcai.ledger import Capabilities, PostJob
 from bcai.sdk import Client
 from bcai.training.data import (
@@ -235,7 +235,7 @@ async def run_client(client: Client, job: PreparedJob, channel: JobChannel, *, b
     for cid, data in job.artifacts.items():
         uploaded = await _call(client.upload, data, Cid.parse(cid).codec)
         if str(uploaded) != cid:
-            raise InvalidJobSpec(f"artifact CID mismatch for {cid}")
+            raise InvalidJobDocument(f"artifact CID mismatch for {cid}")
     status = await _call(client.status)
     body = PostJob(spec_cid=job.spec.cid, budget=budget, required_evaluators=required_evaluators,
                    agreement_threshold_bps=agreement_threshold_bps,

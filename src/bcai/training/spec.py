@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 
 from bcai.crypto import CODEC_DAG_CBOR, Cid
 from bcai.encoding import decode, encode
-from bcai.errors import EncodingError, InvalidCid, InvalidJobSpec
+from bcai.errors import EncodingError, InvalidCid, InvalidJobDocument
 
 PARADIGMS = ("federated",)
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum")
@@ -37,16 +37,16 @@ class JobSpec:
             try:
                 Cid.parse(getattr(self, name))
             except InvalidCid as exc:
-                raise InvalidJobSpec(f"{name}: {exc}") from None
+                raise InvalidJobDocument(f"{name}: {exc}") from None
         if self.paradigm not in PARADIGMS:
-            raise InvalidJobSpec(f"paradigm must be one of {PARADIGMS} (data-parallel and competitive jobs are "
+            raise InvalidJobDocument(f"paradigm must be one of {PARADIGMS} (data-parallel and competitive jobs are "
                                  f"not implemented yet), got {self.paradigm!r}")
         if self.aggregation not in AGGREGATIONS:
-            raise InvalidJobSpec(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+            raise InvalidJobDocument(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
         if not 1 <= self.rounds <= 1000 or not 1 <= self.local_epochs <= 1000 or self.train_samples < 1:
-            raise InvalidJobSpec("rounds and local_epochs must be in 1..1000, train_samples positive")
+            raise InvalidJobDocument("rounds and local_epochs must be in 1..1000, train_samples positive")
         if not 0 <= self.target_accuracy_bps <= 10_000:
-            raise InvalidJobSpec("target_accuracy_bps must be in 0..10000")
+            raise InvalidJobDocument("target_accuracy_bps must be in 0..10000")
 
     def to_bytes(self) -> bytes:
         return encode(asdict(self))
@@ -58,16 +58,16 @@ class JobSpec:
     @classmethod
     def from_bytes(cls, data: bytes) -> JobSpec:
         if len(data) > MAX_SPEC_BYTES:
-            raise InvalidJobSpec(f"job spec over {MAX_SPEC_BYTES} bytes")
+            raise InvalidJobDocument(f"job spec over {MAX_SPEC_BYTES} bytes")
         try:
             obj = decode(data)
         except EncodingError as exc:
-            raise InvalidJobSpec(f"job spec is not canonical CBOR: {exc}") from None
+            raise InvalidJobDocument(f"job spec is not canonical CBOR: {exc}") from None
         names = {f.name: f.type for f in fields(cls)}
         if not isinstance(obj, dict) or set(obj) != set(names):
-            raise InvalidJobSpec(f"job spec needs exactly the fields {sorted(names)}")
+            raise InvalidJobDocument(f"job spec needs exactly the fields {sorted(names)}")
         for name, value in obj.items():
             expected = int if names[name] in ("int", int) else str
             if type(value) is not expected:
-                raise InvalidJobSpec(f"job spec field {name} must be {expected.__name__}")
+                raise InvalidJobDocument(f"job spec field {name} must be {expected.__name__}")
         return cls(**obj)
