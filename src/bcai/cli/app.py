@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bcai.cli import account
+from bcai.cli import demo
 from bcai.cli import devnet
 from bcai.cli import genesis
 from bcai.cli import keys
@@ -21,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("account")(account.account)  # a single command: `bcai account ADDRESS`
+app.command("demo")(demo.demo)
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(genesis.app, name="genesis")
 app.add_typer(keys.app, name="keys")

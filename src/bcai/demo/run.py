@@ -1,0 +1,157 @@
+"""The demo job, step by step (see the package docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from bcai.crypto import PrivateKey
+from bcai.crypto.keystore import KeyStore
+from bcai.demo.job import (
+    BUDGET, FUNDING, LOCAL_EPOCHS, N_EVALUATORS, N_VALIDATORS, N_WORKERS, REGISTRY_STAKE, ROUNDS, TARGET_ACCURACY_BPS,
+    WORKER_STAKE, demo_bml,
+)
+from bcai.ledger import Capabilities
+from bcai.node import devnet
+from bcai.sdk import Client
+from bcai.training.data import load_digits_splits
+from bcai.training.federated import RoundReport
+from bcai.training.jobflow import (
+    MemoryJobChannel, prepare_job, run_client, run_evaluator, run_worker, send_and_wait,
+)
+
+
+
+@dataclass
+class DemoResult:
+    job_id: str = ""
+    state: str = ""
+    accuracy: float = 0.0
+    accuracy_bps: int = 0
+    model_cid: str = ""
+    height: int = 0
+    job_blocks: dict[str, int] = field(default_factory=dict)  # step -> height
+    payouts: dict[str, int] = field(default_factory=dict)  # address -> amount paid by the job
+    roles: dict[str, str] = field(default_factory=dict)  # address -> role
+    balances_before: dict[str, int] = field(default_factory=dict)
+    balances_after: dict[str, int] = field(default_factory=dict)
+    network_fee: int = 0
+    treasury_share: int = 0
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+async def run_demo_job(urls: list[str], client_key: PrivateKey, progress: Progress) -> DemoResult:
+    """Run the demo job against a running chain whose node APIs are `urls`."""
+    started = time.monotonic()
+    result = DemoResult()
+    client = Client(urls[0], key=client_key)
+    params = client.params()["ledger"]
+    fee = int(params["min_fee"])
+    workers = [Client(urls[(i + 1) % len(urls)], key=PrivateKey.generate()) for i in range(N_WORKERS)]
+    evaluators = [Client(urls[(i + 2) % len(urls)], key=PrivateKey.generate()) for i in range(N_EVALUATORS)]
+    result.roles = {str(client_key.address): "client", **{str(w.key.address): f"worker{i}" for i, w in enumerate(workers)},
+                    **{str(e.key.address): f"evaluator{i}" for i, e in enumerate(evaluators)}}
+    # fund and register the participants (real signed transactions)
+    progress("setup", {"message": "funding and registering 3 workers and 2 evaluators"})
+    hashes = [client.transfer(p.key.address, FUNDING) for p in workers + evaluators]
+    for h in hashes:
+        client.wait_for_tx(h, 60)
+    caps = Capabilities(cpu_cores=2, memory_mb=4096, gpu_count=0, gpu_memory_mb=0, bandwidth_mbps=1000,
+                        node_type="cpu")
+    registrations = [w.register_worker(REGISTRY_STAKE, caps) for w in workers]
+    registrations += [e.register_evaluator(REGISTRY_STAKE) for e in evaluators]
+    for participant, h in zip(workers + evaluators, registrations):
+        participant.wait_for_tx(h, 60)
+    result.balances_before = {addr: client.balance(addr) for addr in result.roles}
+    treasury_before = int(client.status().get("treasury", 0))
+
+    # the job
+    train, test = load_digits_splits()
+    job = prepare_job("digits-cnn-federated", demo_bml(), train, test, rounds=ROUNDS, local_epochs=LOCAL_EPOCHS,
+                      target_accuracy_bps=TARGET_ACCURACY_BPS)
+    channel = MemoryJobChannel()
+    
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "posted":
+            result.job_id = data["job_id"]
+        if data.get("height"):
+            step = kind if kind == "posted" else f"{kind}:{data.get('worker') or data.get('evaluator')}"
+            result.job_blocks[step] = int(data["height"])
+        progress(kind, data)
+
+    def on_round(report: RoundReport) -> None:
+        result.rounds.append({"round": report.round_index + 1, "loss": round(report.loss, 4),
+                              "accuracy": round(report.accuracy, 4), "workers": len(report.workers),
+                              "checkpoint": report.checkpoint})
+        progress("round", result.rounds[-1])
+
+    client_task = asyncio.create_task(run_client(
+        client, job, channel, budget=BUDGET, worker_stake=WORKER_STAKE, required_evaluators=N_EVALUATORS,
+        min_workers=N_WORKERS, max_workers=N_WORKERS, deadline_blocks=2_000, on_event=on_event))
+    worker_tasks = [asyncio.create_task(run_worker(w, channel, spec_cid=str(job.spec.cid), on_event=on_event,
+                                                   on_round=on_round if i == 0 else None))
+                    for i, w in enumerate(workers)]
+    evaluator_tasks = [asyncio.create_task(run_evaluator(e, channel, on_event=on_event)) for e in evaluators]
+    final = await client_task
+    trained = await asyncio.gather(*worker_tasks)
+    evaluations = await asyncio.gather(*evaluator_tasks)
+    result.state = final["state"]
+    result.model_cid = str(trained[0].model_cid) if trained[0] else ""
+    best = [e for batch in evaluations for e in batch if str(e.model_cid) == result.model_cid]
+    if best:
+        result.accuracy, result.accuracy_bps = best[0].accuracy, best[0].accuracy_bps
+    status = client.status()
+    result.height = int(status["height"])
+    result.balances_after = {addr: client.balance(addr) for addr in result.roles}
+    result.treasury_share = int(status.get("treasury", 0)) - treasury_before
+    result.network_fee = BUDGET * int(params.get("network_fee_bps", 100)) // 10_000
+    # what the job paid each participant: the balance change plus what they put in
+    # (tx fees, the job's worker stake is returned, the registry stake stays bonded)
+    for addr, role in result.roles.items():
+        spent = fee * _tx_count(role)
+        delta = result.balances_after[addr] - result.balances_before[addr]
+        if role == "client":
+            continue
+        result.payouts[addr] = delta + spent
+    result.wall_seconds = round(time.monotonic() - started, 1)
+    for c in [client, *workers, *evaluators]:
+        c.close()
+    return result
+
+
+def _tx_count(role: str) -> int:
+    """Transactions each role sends after the 'before' snapshot (each pays the minimum fee)."""
+    if role.startswith("worker"):
+        return 2  # volunteer, submit_result
+    if role.startswith("evaluator"):
+        return 1  # attest
+    return 1  # post_job
+
+
+def run_demo(home: Path | None, progress: Progress, keep: bool = False) -> DemoResult:
+    """Boot a devnet, run the demo job on it, stop the devnet (unless `keep`)."""
+    owned = home is None
+    home = Path(tempfile.mkdtemp(prefix="bcai-demo-")) if home is None else Path(home)
+    progress("devnet", {"message": f"starting {N_VALIDATORS} validators under {home}"})
+    nodes = devnet.up(home, N_VALIDATORS, fresh=True, wait_s=120)
+    try:
+        client_key = KeyStore(home).load("client")
+        return asyncio.run(run_demo_job([n.api_url for n in nodes], client_key, progress))
+    finally:
+        if not keep:
+            devnet.down(home)
+            if owned:
+                import shutil
+
+                shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,397 @@
+"""The job flow around training: client, worker and evaluator agents (shell).
+
+Each agent holds its own key and talks to the chain through a node's REST API
+(`bcai.sdk.Client`) and to the job's other participants through the job channel (the
+job's gossip topic; in one process, memory). The chain is the only authority: who the
+workers and evaluators are, and what is paid, is read from it.
+
+1. The client encrypts the train and test splits with fresh keys, uploads the ciphertexts
+   and the job spec as artifacts, and posts the job (budget in escrow).
+2. Workers volunteer (their job stake is locked). When the job is assigned, the client
+   seals the train key to each worker and the test key to each evaluator
+   (`KeyRelease`, signed, on the job channel).
+3. Workers decrypt their data, run federated rounds (`federated.py`), upload the agreed
+   model and submit its CID.
+4. Evaluators decrypt the test split, fetch each submitted model, evaluate it and attest;
+   the ledger completes the job and pays 90 / 5 / 5, or fails it and refunds the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Protocol
+
+from bcai.crypto import Address, Cid, PrivateKey, PublicKey, open_sealed, seal
+from bcai.encoding import decode, encode
+from bcai.errors import BcaiError, InvalidJobDocument, InvalidRoundUpdate, JobFlowError
+from bcai.ledger import Capabilities, PostJob
+from bcai.sdk import Client
+from bcai.training.data import (
+    Dataset, decode_dataset, decrypt_artifact, encode_dataset, encrypt_artifact, new_data_key,
+)
+from bcai.training.federated import FederatedResult, RoundReport, RoundUpdate, UpdateBoard, run_federated_worker
+from bcai.training.spec import JobSpec
+from bcai.verify.evaluation import Evaluation, evaluate_model
+from bcai.vm.frontends.bml import from_bml
+from bcai.vm.interpreter import VM
+
+KEYS_DOMAIN = "job-keys"
+POLL_S = 0.2
+
+
+class JobTimeout(JobFlowError):
+    """Raised when a job does not reach the awaited state in time."""
+
+    code = "job_timeout"
+    retryable = True
+
+
+# --- the job channel -------------------------------------------------------------------
+
+
+class JobChannel(Protocol):
+    """Best-effort broadcast to the job's participants (its gossip topic)."""
+
+    async def publish(self, data: bytes) -> None: ...
+    def subscribe(self, handler: Callable[[bytes], None]) -> None: ...
+
+
+class MemoryJobChannel:
+    """Every subscriber in this process sees every message (tests, single-process runs)."""
+
+    def __init__(self) -> None:
+        self._handlers: list[Callable[[bytes], None]] = []
+
+    async def publish(self, data: bytes) -> None:
+        for handler in list(self._handlers):
+            handler(data)
+
+    def subscribe(self, handler: Callable[[bytes], None]) -> None:
+        self._handlers.append(handler)
+
+
+@dataclass(frozen=True)
+class KeyRelease:
+    """The client's data keys, each sealed to one participant's node key."""
+
+    job_id: bytes
+    split: str  # "train" or "test"
+    sealed: dict[bytes, bytes]  # participant address -> sealed 32-byte key
+    client: PublicKey
+    signature: bytes
+
+    @staticmethod
+    def _payload(job_id: bytes, split: str, sealed: dict[bytes, bytes], client: PublicKey) -> bytes:
+        return encode(["keys", job_id, split, sealed, client.raw])
+
+    @classmethod
+    def create(cls, key: PrivateKey, chain_id: str, job_id: bytes, split: str,
+               recipients: list[PublicKey], data_key: bytes) -> KeyRelease:
+        sealed = {r.address.raw: seal(r, data_key) for r in recipients}
+        payload = cls._payload(job_id, split, sealed, key.public_key)
+        return cls(job_id, split, sealed, key.public_key, key.sign(KEYS_DOMAIN, chain_id, payload))
+
+    def to_bytes(self) -> bytes:
+        return encode([self._payload(self.job_id, self.split, self.sealed, self.client), self.signature])
+
+    @classmethod
+    def from_bytes(cls, data: bytes, chain_id: str) -> KeyRelease:
+        try:
+            payload, signature = decode(data)
+            tag, job_id, split, sealed, client = decode(payload)
+            if tag != "keys" or split not in ("train", "test") or type(sealed) is not dict:
+                raise ValueError("not a key release")
+            key = PublicKey(client)
+            key.verify(KEYS_DOMAIN, chain_id, payload, signature)
+        except (BcaiError, ValueError, TypeError) as exc:
+            raise InvalidRoundUpdate(f"bad key release: {exc}") from None
+        return cls(job_id, split, sealed, key, signature)
+
+    def open_for(self, key: PrivateKey) -> bytes:
+        box = self.sealed.get(key.address.raw)
+        if box is None:
+            raise JobFlowError(f"no {self.split} key sealed to {key.address}")
+        return open_sealed(key, box)
+
+
+def _is_key_release(data: bytes) -> bool:
+    try:
+        payload, _ = decode(data)
+        return decode(payload)[0] == "keys"
+    except (BcaiError, ValueError, TypeError, IndexError, KeyError):
+        return False
+
+
+class JobInbox:
+    """What one participant has received on the job channel: key releases and updates."""
+
+    def __init__(self, chain_id: str, job_id: bytes, client: Address, workers: list[Address]) -> None:
+        self.chain_id = chain_id
+        self.job_id = job_id
+        self.client = client
+        self.board = UpdateBoard(chain_id, job_id, workers)
+        self.keys: dict[str, KeyRelease] = {}
+        self._keys_changed = asyncio.Event()
+
+    def offer(self, data: bytes) -> None:
+        if _is_key_release(data):
+            try:
+                release = KeyRelease.from_bytes(data, self.chain_id)
+            except InvalidRoundUpdate:
+                return
+            if release.job_id == self.job_id and release.client.address == self.client:
+                self.keys.setdefault(release.split, release)
+                self._keys_changed.set()
+        else:
+            self.board.offer(data)
+
+    async def wait_key(self, split: str, timeout_s: float) -> KeyRelease:
+        deadline = time.monotonic() + timeout_s
+        while split not in self.keys:
+            if time.monotonic() > deadline:
+                raise JobTimeout(f"no {split} key released within {timeout_s} s")
+            self._keys_changed.clear()
+            try:
+                await asyncio.wait_for(self._keys_changed.wait(), POLL_S * 5)
+            except asyncio.TimeoutError:
+                pass
+        return self.keys[split]
+
+
+class ChannelRounds:
+    """The federated `RoundChannel` over a job channel and an inbox."""
+
+    def __init__(self, channel: JobChannel, inbox: JobInbox) -> None:
+        self.channel, self.inbox = channel, inbox
+
+    async def publish(self, update: RoundUpdate) -> None:
+        await self.channel.publish(update.to_bytes())
+
+    async def gather(self, round_index: int, workers: Any, timeout_s: float) -> dict[Address, RoundUpdate]:
+        return await self.inbox.board.gather(round_index, workers, timeout_s)
+
+
+# --- chain helpers ---------------------------------------------------------------------
+
+
+async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def wait_job_state(client: Client, job_id: str, states: set[str], timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            job = await _call(client.job, job_id)
+        except BcaiError:
+            job = None
+        if job is not None and job["state"] in states:
+            return job
+        if time.monotonic() > deadline:
+            state = job["state"] if job else "unknown"
+            raise JobTimeout(f"job {job_id[:16]} is {state}, not {sorted(states)}, after {timeout_s} s")
+        await asyncio.sleep(POLL_S)
+
+
+async def send_and_wait(client: Client, send: Callable[[], str], timeout_s: float = 60.0) -> dict[str, Any]:
+    tx_hash = await _call(send)
+    return await _call(client.wait_for_tx, tx_hash, timeout_s)
+
+
+# --- the client ----------------------------------------------------------------------
+
+
+@dataclass
+class PreparedJob:
+    spec: JobSpec
+    artifacts: dict[str, bytes]  # cid -> bytes to upload
+    train_key: bytes
+    test_key: bytes
+
+
+def prepare_job(name: str, bml: str, train: Dataset, test: Dataset, *, rounds: int, local_epochs: int,
+                aggregation: str = "fedavg", target_accuracy_bps: int = 9700) -> PreparedJob:
+    train_key, test_key = new_data_key(), new_data_key()
+    train_blob = encrypt_artifact(encode_dataset(train), train_key)
+    test_blob = encrypt_artifact(encode_dataset(test), test_key)
+    spec = JobSpec(name=name, bml=bml, train_cid=str(Cid.of(train_blob)), test_cid=str(Cid.of(test_blob)),
+                   train_samples=len(train), rounds=rounds, local_epochs=local_epochs, aggregation=aggregation,
+                   target_accuracy_bps=target_accuracy_bps)
+    spec_bytes = spec.to_bytes()
+    artifacts = {spec.train_cid: train_blob, spec.test_cid: test_blob, str(spec.cid): spec_bytes}
+    return PreparedJob(spec, artifacts, train_key, test_key)
+
+
+async def run_client(client: Client, job: PreparedJob, channel: JobChannel, *, budget: int, worker_stake: int,
+                     required_evaluators: int, min_workers: int, max_workers: int, deadline_blocks: int,
+                     agreement_threshold_bps: int = 100, timeout_s: float = 600.0,
+                     on_event: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Post the job, release the data keys when it is assigned, wait for the outcome."""
+    note = on_event or (lambda *_: None)
+    key = client.key
+    assert key is not None
+    for cid, data in job.artifacts.items():
+        uploaded = await _call(client.upload, data, Cid.parse(cid).codec)
+        if str(uploaded) != cid:
+            raise InvalidJobDocument(f"artifact CID mismatch for {cid}")
+    status = await _call(client.status)
+    body = PostJob(spec_cid=job.spec.cid, budget=budget, required_evaluators=required_evaluators,
+                   agreement_threshold_bps=agreement_threshold_bps,
+                   deadline_height=int(status["height"]) + deadline_blocks, min_workers=min_workers,
+                   max_workers=max_workers, worker_stake=worker_stake)
+    receipt = await send_and_wait(client, lambda: client.post_job(body))
+    job_id = str(receipt["hash"])
+    note("posted", {"job_id": job_id, "height": receipt.get("height")})
+    assigned = await wait_job_state(client, job_id, {"assigned", "training", "expired", "cancelled"}, timeout_s)
+    if assigned["state"] not in ("assigned", "training"):
+        return assigned
+    note("assigned", assigned)
+    chain_id = client.chain_id
+    workers = [PublicKey(bytes.fromhex((await _call(client.account, w))["public_key"])) for w in assigned["workers"]]
+    evaluators = [PublicKey(bytes.fromhex((await _call(client.account, e))["public_key"]))
+                  for e in assigned["evaluators"]]
+    job_bytes = bytes.fromhex(job_id)
+    await channel.publish(KeyRelease.create(key, chain_id, job_bytes, "train", workers, job.train_key).to_bytes())
+    await channel.publish(KeyRelease.create(key, chain_id, job_bytes, "test", evaluators, job.test_key).to_bytes())
+    note("keys_released", {"workers": len(workers), "evaluators": len(evaluators)})
+    final = await wait_job_state(client, job_id, {"completed", "failed", "expired"}, timeout_s)
+    note(final["state"], final)
+    return final
+
+
+# --- workers -------------------------------------------------------------------------
+
+
+async def find_open_job(client: Client, spec_cid: str | None, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for job in await _call(client.jobs):
+            if job["state"] in ("open", "assigned") and (spec_cid is None or job["spec_cid"] == spec_cid):
+                return job
+        if time.monotonic() > deadline:
+            raise JobTimeout("no open job appeared")
+        await asyncio.sleep(POLL_S)
+
+
+async def run_worker(client: Client, channel: JobChannel, *, spec_cid: str | None = None, timeout_s: float = 600.0,
+                     round_timeout_s: float = 120.0, on_round: Callable[[RoundReport], Any] | None = None,
+                     transform: Any = None, lazy: bool = False,
+                     on_event: Callable[[str, dict[str, Any]], None] | None = None) -> FederatedResult | None:
+    """Volunteer for a job, train it federatedly with the other workers, submit the model.
+
+    `lazy=True` plays a worker that skips training and submits the untrained model (for
+    tests of the evaluators' and ledger's defences; never a default).
+    """
+    key = client.key
+    assert key is not None
+    job = await find_open_job(client, spec_cid, timeout_s)
+    job_id = job["job_id"]
+    spec = JobSpec.from_bytes(await _call(client.download, job["spec_cid"]))
+    note = on_event or (lambda *_: None)
+    receipt = await send_and_wait(client, lambda: client.volunteer(job_id))
+    note("volunteered", {"worker": str(key.address), "height": receipt.get("height")})
+    inbox_holder: list[JobInbox] = []
+    early: list[bytes] = []
+
+    def deliver(data: bytes) -> None:
+        if inbox_holder:
+            inbox_holder[0].offer(data)
+        else:
+            early.append(data)
+
+    channel.subscribe(deliver)
+    assigned = await wait_job_state(client, job_id, {"assigned", "training", "evaluating", "expired"}, timeout_s)
+    if assigned["state"] == "expired":
+        return None
+    workers = [Address.parse(w) for w in assigned["workers"]]
+    inbox = JobInbox(client.chain_id, bytes.fromhex(job_id), Address.parse(assigned["client"]), workers)
+    inbox_holder.append(inbox)
+    for data in early:
+        inbox.offer(data)
+    train_key = (await inbox.wait_key("train", timeout_s)).open_for(key)
+    train = decode_dataset(decrypt_artifact(await _call(client.download, spec.train_cid), train_key))
+    program = from_bml(spec.bml)
+    session = VM(deterministic=True).load(program)
+    if lazy:
+        result = FederatedResult(*_untrained(session), samples_processed=len(train), rounds=[])
+    else:
+        result = await run_federated_worker(
+            key=key, chain_id=client.chain_id, job_id=bytes.fromhex(job_id), workers=workers, session=session,
+            data=train, rounds=spec.rounds, local_epochs=spec.local_epochs, rule_name=spec.aggregation,
+            channel=ChannelRounds(channel, inbox), seed=program.seed, round_timeout_s=round_timeout_s,
+            transform=transform, on_round=on_round)
+    uploaded = await _call(client.upload, result.model)
+    receipt = await send_and_wait(client, lambda: client.submit_result(job_id, uploaded, result.samples_processed,
+                                                                       {"rounds": len(result.rounds)}))
+    note("submitted", {"worker": str(key.address), "model_cid": str(uploaded), "height": receipt.get("height")})
+    return result
+
+
+def _untrained(session: Any) -> tuple[bytes, Cid]:
+    from bcai.vm.tensors import compute_tensors_hash, encode_tensors
+
+    params = session.get_parameters()
+    return encode_tensors(params), compute_tensors_hash(params)
+
+
+# --- evaluators ----------------------------------------------------------------------
+
+
+async def run_evaluator(client: Client, channel: JobChannel, *, job_id: str | None = None,
+                        timeout_s: float = 600.0, grace_s: float = 10.0,
+                        on_event: Callable[[str, dict[str, Any]], None] | None = None) -> list[Evaluation]:
+    """Wait for a job of ours to reach evaluation, evaluate every submitted model, attest.
+
+    The evaluator attests about the model most workers submitted (in a federated job
+    every honest worker submits the same agreed model), accepting it when its test
+    accuracy reaches the spec's target.
+    """
+    key = client.key
+    assert key is not None
+    me = str(key.address)
+    received: list[bytes] = []
+    channel.subscribe(received.append)
+    deadline = time.monotonic() + timeout_s
+    while job_id is None:
+        for job in await _call(client.jobs):
+            if me in job["evaluators"] and job["state"] not in ("completed", "failed", "expired", "cancelled"):
+                job_id = job["job_id"]
+        if time.monotonic() > deadline:
+            raise JobTimeout("no job assigned to this evaluator")
+        if job_id is None:
+            await asyncio.sleep(POLL_S)
+    job = await wait_job_state(client, job_id, {"evaluating", "completed", "failed", "expired"}, timeout_s)
+    if job["state"] != "evaluating":
+        return []
+    grace_end = time.monotonic() + grace_s
+    while len(job["results"]) < len(job["workers"]) and time.monotonic() < grace_end:
+        await asyncio.sleep(POLL_S)  # give every worker the chance to submit before judging
+        job = await _call(client.job, job_id)
+    spec = JobSpec.from_bytes(await _call(client.download, job["spec_cid"]))
+    inbox = JobInbox(client.chain_id, bytes.fromhex(job_id), Address.parse(job["client"]), [])
+    for data in received:
+        inbox.offer(data)
+    channel.subscribe(inbox.offer)
+    test_key = (await inbox.wait_key("test", timeout_s)).open_for(key)
+    test = decode_dataset(decrypt_artifact(await _call(client.download, spec.test_cid), test_key))
+    program = from_bml(spec.bml)
+    votes: dict[str, int] = {}
+    for result in job["results"].values():
+        votes[result["model_cid"]] = votes.get(result["model_cid"], 0) + 1
+    evaluations: dict[str, Evaluation] = {}
+    for cid in sorted(votes):
+        model = await _call(client.download, cid)
+        try:
+            evaluations[cid] = await asyncio.to_thread(evaluate_model, program, model, test)
+        except BcaiError:
+            continue  # a malformed model cannot be accepted
+    chosen = max(sorted(votes), key=lambda c: votes[c])
+    evaluation = evaluations.get(chosen)
+    accuracy_bps = evaluation.accuracy_bps if evaluation else 0
+    accept = evaluation is not None and accuracy_bps >= spec.target_accuracy_bps
+    receipt = await send_and_wait(client, lambda: client.attest(job_id, Cid.parse(chosen), accuracy_bps, accept))
+    (on_event or (lambda *_: None))("attested", {"evaluator": str(key.address), "accuracy_bps": accuracy_bps,
+                                                 "accept": accept, "height": receipt.get("height")})
+    return list(evaluations.values())
