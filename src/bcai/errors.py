@@ -293,7 +293,7 @@ class InvalidParameter(InvalidTransaction):
     code = "invalid_parameter"
 
 
-class InvalidJobDocument(InvalidTransaction):
+class InvalidJobSpec(InvalidTransaction):
     """Raised when a `PostJob` has inconsistent numbers (workers, evaluators, deadline, threshold)."""
 
     code = "invalid_job_spec"
@@ -810,130 +810,6 @@ class CorruptContent(ContentStoreError):
 
     code = "corrupt_content"
 
-# --- vm -------------------------------------------------------------------------------
-
-
-class VMError(BcaiError):
-    """Base for errors of the ML virtual machine (programs, front ends, execution)."""
-
-    code = "vm"
-    http_status = 400
-    exit_code = 3
-
-
-class MalformedProgram(VMError):
-    """Raised when bytes or an object do not decode into a program (bad CBOR, missing or
-    mistyped field, unknown instruction kind)."""
-
-    code = "vm_malformed_program"
-    peer_fault = True
-
-
-class UnknownInstruction(MalformedProgram):
-    """Raised when a program names an instruction kind or tensor op the VM does not have."""
-
-    code = "vm_unknown_instruction"
-
-
-class InvalidProgram(VMError):
-    """Raised when a well-formed program fails validation (see the leaves)."""
-
-    code = "vm_invalid_program"
-    peer_fault = True
-
-
-class UndefinedTensor(InvalidProgram):
-    """Raised when an instruction reads a tensor id that no earlier instruction or input defines."""
-
-    code = "vm_undefined_tensor"
-
-
-class ShapeMismatch(InvalidProgram):
-    """Raised when tensor shapes do not fit an instruction (checked before execution)."""
-
-    code = "vm_shape_mismatch"
-
-
-class DtypeMismatch(InvalidProgram):
-    """Raised when a tensor's dtype does not fit an instruction (checked before execution)."""
-
-    code = "vm_dtype_mismatch"
-
-
-class InvalidFeed(VMError):
-    """Raised when the inputs given to a program entry are missing, extra, or of the wrong
-    shape or dtype."""
-
-    code = "vm_invalid_feed"
-
-
-class ResourceLimitExceeded(VMError):
-    """Base for a program going over the limits it declared."""
-
-    code = "vm_resource_limit"
-    http_status = 422
-
-
-class MemoryLimitExceeded(ResourceLimitExceeded):
-    """Raised when a program's live tensors would exceed its declared memory limit."""
-
-    code = "vm_memory_limit_exceeded"
-
-
-class GasExhausted(ResourceLimitExceeded):
-    """Raised when a program entry would use more gas than its declared limit."""
-
-    code = "vm_gas_exhausted"
-
-
-class DeviceUnavailable(VMError):
-    """Raised when a requested or required hardware backend is not present on this node."""
-
-    code = "vm_device_unavailable"
-    http_status = 503
-    exit_code = 4
-
-
-class ExecutionFailed(VMError):
-    """Raised when an instruction fails while executing on real tensors."""
-
-    code = "vm_execution_failed"
-    http_status = 500
-
-
-class PythonBridgeUnavailable(VMError):
-    """Raised when a program reaches `PythonExecute` and no sandboxed Python bridge is wired in."""
-
-    code = "vm_python_bridge_unavailable"
-    http_status = 501
-
-
-class FrontendError(VMError):
-    """Base for errors turning torch modules, ONNX files or BML into programs."""
-
-    code = "vm_frontend"
-    exit_code = 2
-
-
-class UnsupportedOperators(FrontendError):
-    """Raised when an ONNX graph or torch module uses operators the VM cannot express; the
-    message lists all of them."""
-
-    code = "vm_unsupported_operators"
-
-
-class InvalidModel(FrontendError):
-    """Raised when an ONNX file or torch module cannot be read or has an invalid structure."""
-
-    code = "vm_invalid_model"
-
-
-class InvalidBml(FrontendError):
-    """Raised when a BML document is not valid YAML or breaks the BML schema."""
-
-    code = "vm_invalid_bml"
-
-
 # --- consensus ------------------------------------------------------------------------
 
 
@@ -1087,9 +963,9 @@ class RoundTimeout(JobFlowError):
     retryable = True
 
 
-class InvalidModel(JobFlowError):
+class InvalidSubmittedModel(JobFlowError):
     """Raised when submitted model bytes do not fit the job's program (names, shapes, dtypes)."""
 
-    code = "invalid_model"
+    code = "invalid_submitted_model"
     peer_fault = True
 

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 from bcai.crypto import Address, Cid, PrivateKey
 from bcai.errors import (
-    AlreadyExists, DuplicateAction, InsufficientFunds, InsufficientStake, InvalidAmount, InvalidJobDocument,
+    AlreadyExists, DuplicateAction, InsufficientFunds, InsufficientStake, InvalidAmount, InvalidJobSpec,
     NotAuthorized, UnknownEntity, WrongState,
 )
 from bcai.ledger import (
@@ -226,11 +226,11 @@ def test_invalid_post_job(chain):
     post(chain)
     chain.reject("bob", PostJob(SPEC, 0, 2, 100, 50, 1, 1, 20), InvalidAmount)
     chain.reject("bob", PostJob(SPEC, 999_999, 2, 100, 50, 1, 1, 20), InsufficientFunds)  # + 1% fee
-    chain.reject("bob", PostJob(SPEC, 1000, 2, 100, 50, 2, 1, 20), InvalidJobDocument)
-    chain.reject("bob", PostJob(SPEC, 1000, 0, 100, 50, 1, 1, 20), InvalidJobDocument)
-    chain.reject("bob", PostJob(SPEC, 1000, 2, 5000, 50, 1, 1, 20), InvalidJobDocument)
-    chain.reject("bob", PostJob(SPEC, 1000, 2, 100, 0, 1, 1, 20), InvalidJobDocument)
-    chain.reject("bob", PostJob(SPEC, 1000, 2, 100, 10**9, 1, 1, 20), InvalidJobDocument)
+    chain.reject("bob", PostJob(SPEC, 1000, 2, 100, 50, 2, 1, 20), InvalidJobSpec)
+    chain.reject("bob", PostJob(SPEC, 1000, 0, 100, 50, 1, 1, 20), InvalidJobSpec)
+    chain.reject("bob", PostJob(SPEC, 1000, 2, 5000, 50, 1, 1, 20), InvalidJobSpec)
+    chain.reject("bob", PostJob(SPEC, 1000, 2, 100, 0, 1, 1, 20), InvalidJobSpec)
+    chain.reject("bob", PostJob(SPEC, 1000, 2, 100, 10**9, 1, 1, 20), InvalidJobSpec)
     chain.reject("bob", PostJob(SPEC, 1000, 2, 100, 50, 1, 1, 1), InsufficientStake)
     chain.reject("bob", PostJob(SPEC, 1000, 4, 100, 50, 1, 1, 20), WrongState)  # only 3 evaluators
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bcai.crypto import PrivateKey
-from bcai.errors import DecryptionFailed, InvalidDataset, InvalidJobDocument, InvalidModel, InvalidRoundUpdate
+from bcai.errors import DecryptionFailed, InvalidDataset, InvalidJobDocument, InvalidSubmittedModel, InvalidRoundUpdate
 from bcai.training.data import (
     Dataset, compute_shard, decode_dataset, decrypt_artifact, encode_dataset, encrypt_artifact, load_digits_splits,
     new_data_key,
@@ -135,9 +135,9 @@ def test_invalid_model_rejected_by_evaluation(digits, program):
     from bcai.vm.tensors import encode_tensors
 
     _, test = digits
-    with pytest.raises(InvalidModel):
+    with pytest.raises(InvalidSubmittedModel):
         evaluate_model(program, encode_tensors({"nope": torch.zeros(2)}), test)
-    with pytest.raises(InvalidModel):
+    with pytest.raises(InvalidSubmittedModel):
         evaluate_model(program, b"not tensors", test)
 
 

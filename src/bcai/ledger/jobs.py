@@ -27,7 +27,7 @@ import hashlib
 
 from bcai.crypto import Address
 from bcai.errors import (
-    DuplicateAction, InsufficientFunds, InsufficientStake, InvalidAmount, InvalidJobDocument, NotAuthorized,
+    DuplicateAction, InsufficientFunds, InsufficientStake, InvalidAmount, InvalidJobSpec, NotAuthorized,
     UnknownEntity, WrongState,
 )
 from bcai.ledger.bank import process_protocol_income
@@ -73,13 +73,13 @@ def process_post_job(state: State, tx: SignedTx, body: PostJob) -> None:
         raise InsufficientFunds(f"balance {balance} < budget {body.budget} + network fee {fee}")
     # consistent worker counts, evaluator count, threshold and deadline
     if not 1 <= body.min_workers <= body.max_workers <= params.max_workers_per_job:
-        raise InvalidJobDocument(f"need 1 <= min_workers <= max_workers <= {params.max_workers_per_job}")
+        raise InvalidJobSpec(f"need 1 <= min_workers <= max_workers <= {params.max_workers_per_job}")
     if not 1 <= body.required_evaluators <= params.max_evaluators_per_job:
-        raise InvalidJobDocument(f"need 1 <= required_evaluators <= {params.max_evaluators_per_job}")
+        raise InvalidJobSpec(f"need 1 <= required_evaluators <= {params.max_evaluators_per_job}")
     if body.agreement_threshold_bps > params.max_agreement_threshold_bps:
-        raise InvalidJobDocument(f"agreement threshold above {params.max_agreement_threshold_bps} bps")
+        raise InvalidJobSpec(f"agreement threshold above {params.max_agreement_threshold_bps} bps")
     if not state.height < body.deadline_height <= state.height + params.max_job_duration:
-        raise InvalidJobDocument(f"deadline must be in ({state.height}, {state.height + params.max_job_duration}]")
+        raise InvalidJobSpec(f"deadline must be in ({state.height}, {state.height + params.max_job_duration}]")
     if body.worker_stake < params.min_worker_stake:
         raise InsufficientStake(f"a job's worker stake is at least {params.min_worker_stake}")
     # enough evaluators (other than the client) to assign

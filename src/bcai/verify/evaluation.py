@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bcai.crypto import Cid
-from bcai.errors import BcaiError, InvalidModel
+from bcai.errors import BcaiError, InvalidSubmittedModel
 from bcai.training.data import Dataset
 from bcai.vm.interpreter import VM
 from bcai.vm.loop import evaluate
@@ -30,18 +30,18 @@ class Evaluation:
 
 
 def evaluate_model(program: Program, model: bytes, test: Dataset, vm: VM | None = None) -> Evaluation:
-    """Accuracy of `model` (canonical tensor bytes) on `test`; raises `InvalidModel`."""
+    """Accuracy of `model` (canonical tensor bytes) on `test`; raises `InvalidSubmittedModel`."""
     session = (vm or VM(deterministic=True)).load(program)
     try:
         params = decode_tensors(model)
     except BcaiError as exc:
-        raise InvalidModel(f"model bytes are not named tensors: {exc}") from None
+        raise InvalidSubmittedModel(f"model bytes are not named tensors: {exc}") from None
     expected = session.get_parameters()
     if set(params) != set(expected):
-        raise InvalidModel(f"model has tensors {sorted(params)}, the program needs {sorted(expected)}")
+        raise InvalidSubmittedModel(f"model has tensors {sorted(params)}, the program needs {sorted(expected)}")
     for name, tensor in params.items():
         if tensor.shape != expected[name].shape or tensor.dtype != expected[name].dtype:
-            raise InvalidModel(f"tensor {name!r} is {tuple(tensor.shape)} {tensor.dtype}, "
+            raise InvalidSubmittedModel(f"tensor {name!r} is {tuple(tensor.shape)} {tensor.dtype}, "
                                f"expected {tuple(expected[name].shape)} {expected[name].dtype}")
     session.set_parameters(params)
     loss, accuracy = evaluate(session, test.x, test.y)
