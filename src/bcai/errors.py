@@ -123,6 +123,14 @@ class NodeError(BcaiError):
     code = "node"
 
 
+class InvalidJobMessage(NodeError):
+    """Raised when a job-channel message is malformed, badly signed, or not from a participant of its job."""
+
+    code = "invalid_job_message"
+    http_status = 400
+    peer_fault = True
+
+
 class MempoolError(NodeError):
     """Base for transactions the mempool will not hold (the tx may be valid later)."""
 

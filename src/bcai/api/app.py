@@ -43,6 +43,10 @@ class TxAccepted(BaseModel):
     hash: str
 
 
+class JobMessageAccepted(BaseModel):
+    index: int
+
+
 class ArtifactStored(BaseModel):
     cid: str
 
@@ -200,17 +204,33 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
     def job(job_id: str) -> dict[str, Any]:
         return _found(service.get_job(_hex(job_id, "job id")), f"job {job_id}")
 
+    @app.post("/jobs/{job_id}/messages", status_code=202, response_model=JobMessageAccepted)
+    async def post_job_message(job_id: str, request: Request) -> JobMessageAccepted:
+        """Relay a signed job message (raw bytes of a `bcai.node.job_relay.JobMessage`)
+        to the job's participants; only the job's client, workers and evaluators may post."""
+        job = _hex(job_id, "job id")
+        index = await service.post_job_message(job, await request.body())
+        return JobMessageAccepted(index=index)
+
+    @app.get("/jobs/{job_id}/messages")
+    async def get_job_messages(job_id: str, after: int = 0) -> dict[str, Any]:
+        """The job's messages this node holds, from index `after` on (hex bytes)."""
+        if after < 0:
+            raise ApiError("bad_index", "after must be >= 0", 400)
+        return await service.get_job_messages(_hex(job_id, "job id"), after)
+
     @app.get("/nodes")
     def nodes() -> list[dict[str, Any]]:
         return service.get_nodes()
 
     @app.get("/artifacts/{cid}", response_class=Response)
-    def get_artifact(cid: str) -> Response:
+    async def get_artifact(cid: str) -> Response:
+        """The artifact's bytes, from this node or fetched from its peers by CID."""
         try:
             Cid.parse(cid)
         except InvalidCid as exc:
             raise ApiError("invalid_cid", str(exc), 400) from None
-        data = _found(service.get_artifact(cid), f"artifact {cid}")
+        data = _found(await service.get_artifact(cid), f"artifact {cid}")
         return Response(content=data, media_type="application/octet-stream")
 
     @app.post("/artifacts", status_code=201, response_model=ArtifactStored)
@@ -221,10 +241,11 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
     async def put_artifact_checked(cid: str, request: Request) -> ArtifactStored:
         data = await request.body()
         try:
-            Cid.parse(cid).check(data)
+            parsed = Cid.parse(cid)
+            parsed.check(data)
         except InvalidCid as exc:
             raise ApiError("invalid_cid", str(exc), 400) from None
-        return ArtifactStored(cid=service.put_artifact(data))
+        return ArtifactStored(cid=service.put_artifact(data, parsed.codec))
 
     @app.get("/metrics", response_class=Response)
     def metrics() -> Response:

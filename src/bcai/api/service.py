@@ -26,8 +26,21 @@ class NodeService(Protocol):
         """Check and admit a signed tx to the mempool and gossip it; return its hash."""
         ...
 
-    def get_artifact(self, cid: str) -> bytes | None: ...
-    def put_artifact(self, data: bytes) -> str: ...
+    async def get_artifact(self, cid: str) -> bytes | None:
+        """The artifact from this node's content store, else fetched from peers; None if nobody has it."""
+        ...
+
+    def put_artifact(self, data: bytes, codec: int = 0x55) -> str:
+        """Store bytes under their CID (`codec`: raw 0x55 or dag-cbor 0x71); return the CID."""
+        ...
+
+    async def post_job_message(self, job_id: bytes, data: bytes) -> int:
+        """Check a signed job message, keep it and relay it on the job's topic; return its index."""
+        ...
+
+    async def get_job_messages(self, job_id: bytes, after: int) -> dict[str, Any]:
+        """`{"messages": [{"index", "data" (hex)}], "next"}` from index `after` on."""
+        ...
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         """A queue of events (`{"type": "block"|"tx"|"job", ...}`); call `unsubscribe` when done."""

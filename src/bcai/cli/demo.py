@@ -29,7 +29,7 @@ def demo(
             return
         if kind == "round":
             console.print(f"  round {data['round']}: loss {data['loss']:.4f}  shard accuracy {data['accuracy']:.3f}"
-                          f"  workers {data['workers']}  checkpoint {data['checkpoint'][:20]}...")
+                          f"  workers {data['workers']}  checkpoint {data['checkpoint'][:16]}…", soft_wrap=True)
         elif kind in ("devnet", "setup"):
             console.print(f"[bold]{kind}[/]: {data['message']}")
         elif kind == "posted":
@@ -51,10 +51,15 @@ def demo(
     console.print()
     console.print(f"[bold green]job {result.state}[/]  test accuracy {result.accuracy * 100:.2f}%  "
                   f"model {result.model_cid}")
-    console.print(f"height {result.height}; job blocks: {dict(sorted(result.job_blocks.items(), key=lambda kv: kv[1]))}")
+    steps: dict[str, list[int]] = {}
+    for step, height in result.job_blocks.items():
+        steps.setdefault(step.split(":")[0], []).append(height)
+    console.print(f"chain height {result.height}; the job's blocks: " + ", ".join(
+        f"{name} @{min(h)}" + (f"-{max(h)}" if max(h) != min(h) else "") + (f" (x{len(h)})" if len(h) > 1 else "")
+        for name, h in steps.items()), soft_wrap=True)
     table = Table("participant", "address", "before", "after", "paid by the job")
     for address, role in result.roles.items():
-        table.add_row(role, address[:18] + "...", str(result.balances_before[address]),
+        table.add_row(role, address, str(result.balances_before[address]),
                       str(result.balances_after[address]), str(result.payouts.get(address, "-")))
     console.print(table)
     console.print(f"budget {BUDGET}: network fee {result.network_fee} to validators, "

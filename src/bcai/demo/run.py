@@ -20,9 +20,7 @@ from bcai.node import devnet
 from bcai.sdk import Client
 from bcai.training.data import load_digits_splits
 from bcai.training.federated import RoundReport
-from bcai.training.jobflow import (
-    MemoryJobChannel, prepare_job, run_client, run_evaluator, run_worker, send_and_wait,
-)
+from bcai.training.jobflow import http_channels, prepare_job, run_client, run_evaluator, run_worker
 
 
 
@@ -80,7 +78,6 @@ async def run_demo_job(urls: list[str], client_key: PrivateKey, progress: Progre
     train, test = load_digits_splits()
     job = prepare_job("digits-cnn-federated", demo_bml(), train, test, rounds=ROUNDS, local_epochs=LOCAL_EPOCHS,
                       target_accuracy_bps=TARGET_ACCURACY_BPS)
-    channel = MemoryJobChannel()
     
     def on_event(kind: str, data: dict[str, Any]) -> None:
         if kind == "posted":
@@ -96,16 +93,20 @@ async def run_demo_job(urls: list[str], client_key: PrivateKey, progress: Progre
                               "checkpoint": report.checkpoint})
         progress("round", result.rounds[-1])
 
-    client_task = asyncio.create_task(run_client(
-        client, job, channel, budget=BUDGET, worker_stake=WORKER_STAKE, required_evaluators=N_EVALUATORS,
-        min_workers=N_WORKERS, max_workers=N_WORKERS, deadline_blocks=2_000, on_event=on_event))
-    worker_tasks = [asyncio.create_task(run_worker(w, channel, spec_cid=str(job.spec.cid), on_event=on_event,
-                                                   on_round=on_round if i == 0 else None))
-                    for i, w in enumerate(workers)]
-    evaluator_tasks = [asyncio.create_task(run_evaluator(e, channel, on_event=on_event)) for e in evaluators]
-    final = await client_task
-    trained = await asyncio.gather(*worker_tasks)
-    evaluations = await asyncio.gather(*evaluator_tasks)
+    # Every agent talks to the chain and to the others through its own node: job messages
+    # travel between the node processes on the job's gossip topic.
+    async with asyncio.TaskGroup() as group:  # one failure cancels the rest and surfaces
+        client_task = group.create_task(run_client(
+            client, job, http_channels, budget=BUDGET, worker_stake=WORKER_STAKE,
+            required_evaluators=N_EVALUATORS, min_workers=N_WORKERS, max_workers=N_WORKERS, deadline_blocks=2_000,
+            on_event=on_event))
+        worker_tasks = [group.create_task(run_worker(w, http_channels, spec_cid=str(job.spec.cid), on_event=on_event,
+                                                     on_round=on_round if i == 0 else None))
+                        for i, w in enumerate(workers)]
+        evaluator_tasks = [group.create_task(run_evaluator(e, http_channels, on_event=on_event)) for e in evaluators]
+    final = client_task.result()
+    trained = [t.result() for t in worker_tasks]
+    evaluations = [t.result() for t in evaluator_tasks]
     result.state = final["state"]
     result.model_cid = str(trained[0].model_cid) if trained[0] else ""
     best = [e for batch in evaluations for e in batch if str(e.model_cid) == result.model_cid]
@@ -147,7 +148,13 @@ def run_demo(home: Path | None, progress: Progress, keep: bool = False) -> DemoR
     nodes = devnet.up(home, N_VALIDATORS, fresh=True, wait_s=120)
     try:
         client_key = KeyStore(home).load("client")
-        return asyncio.run(run_demo_job([n.api_url for n in nodes], client_key, progress))
+        try:
+            return asyncio.run(run_demo_job([n.api_url for n in nodes], client_key, progress))
+        except ExceptionGroup as group:  # from the agents' TaskGroup: report the first cause
+            first = group.exceptions[0]
+            while isinstance(first, ExceptionGroup):
+                first = first.exceptions[0]
+            raise first from group
     finally:
         if not keep:
             devnet.down(home)

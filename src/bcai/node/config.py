@@ -36,7 +36,7 @@ class P2PConfig:
 class ApiConfig:
     host: str = "127.0.0.1"
     port: int = 26657
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = 16 << 20  # artifacts and job messages; txs are capped by the ledger
     rate_limit_per_s: int = 200
     admin_token: str = ""  # empty: admin endpoints disabled
 

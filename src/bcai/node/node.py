@@ -32,6 +32,7 @@ from bcai.consensus import (
     Action, Broadcast, CommitBlock, Engine, EvidenceFound, MessageRejected, PersistWal, Received, ScheduleTimeout,
     SendBlocks, Start, SyncBlock, TimeoutFired, decode_message, encode_message,
 )
+from bcai.crypto import Address
 from bcai.crypto.keystore import KeyStore
 from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, ConfigError, InvalidGossip
@@ -39,12 +40,13 @@ from bcai.ledger import compute_genesis_state
 from bcai.node.application import NodeApplication, decode_synced_block
 from bcai.node.chainspec import ChainSpec, load_chain_spec
 from bcai.node.config import NodeConfig, load_config
+from bcai.node.job_relay import JobRelay
 from bcai.node.mempool import Mempool
 from bcai.node.service import NodeReads
 from bcai.node.telemetry import NodeMetrics
 from bcai.node.wal import ConsensusWal
 from bcai.p2p import TOPIC_CONSENSUS, TOPIC_TXS, BlockSyncServer, GossipMessage, Host, HostConfig, NodeId
-from bcai.p2p import TcpTransport, fetch_blocks, parse_peer_address
+from bcai.p2p import ContentExchange, TcpTransport, fetch_blocks, parse_peer_address
 from bcai.store import FileContentStore, SqliteChainStore
 
 log = logging.getLogger("bcai.node")
@@ -95,6 +97,8 @@ class Node(NodeReads):
                          HostConfig(network_id=self.spec.chain_id, rate_per_s=float(self.config.p2p.rate_limit_per_s),
                                     rate_burst=2.0 * self.config.p2p.rate_limit_per_s),
                          roles=frozenset(self.config.roles), capabilities=caps)
+        self.exchange = ContentExchange(self.host, self.content)  # serves our artifacts to peers
+        self.jobs = JobRelay(self.host, self.spec.chain_id, self._get_job_participants)
         self.api_url = ""
         self.last_commit_time_ms: int | None = None
         self._events: asyncio.Queue[tuple[Callable[[int], Any], NodeId | None]] = asyncio.Queue(MAX_EVENT_QUEUE)
@@ -240,6 +244,13 @@ class Node(NodeReads):
         if parsed.height > self.engine.height + 1:
             self._sync_wakeup.set()
         self._enqueue(lambda now: Received(parsed, now), message.source)
+
+    def _get_job_participants(self, job_id: bytes) -> set[Address] | None:
+        job = self.app.state.get_job(job_id)
+        if job is None:
+            return None
+        members = [*job.workers, *job.evaluators]
+        return {job.client, *(Address(raw) for raw in members)}
 
     async def _on_tx_gossip(self, message: GossipMessage) -> None:
         try:

@@ -9,13 +9,17 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from bcai.crypto import Address, Cid
-from bcai.errors import BlockNotFound, ContentNotFound
+from bcai.crypto import CODEC_RAW, Address, Cid
+from bcai.errors import BcaiError, BlockNotFound, ContentNotFound
 from bcai.node.application import CommittedBlock
+from bcai.p2p import scoring
+from bcai.p2p.content import GET_PROTOCOL
 from bcai.node.views import view_account, view_block, view_job, view_tx, view_validators
 
 if TYPE_CHECKING:
     from bcai.node.node import Node
+
+ARTIFACT_FETCH_TIMEOUT_S = 30.0
 
 
 class NodeReads:
@@ -33,6 +37,7 @@ class NodeReads:
             "peers": len(self.host.peers), "p2p_address": self.host.address,
             "p2p_peer_address": f"{self.host.node_id}@{self.host.address}",
             "api_url": self.api_url, "mempool": {"txs": len(self.mempool), "bytes": self.mempool.size_bytes},
+            "treasury": state.treasury, "supply": state.supply,
         }
 
     def _committed(self: Node, height: int) -> CommittedBlock | None:
@@ -84,14 +89,34 @@ class NodeReads:
     def get_params(self: Node) -> dict[str, Any]:
         return {"ledger": self.app.state.params.to_dict(), "consensus": asdict(self.spec.params)}
 
-    def get_artifact(self: Node, cid: str) -> bytes | None:
+    async def get_artifact(self: Node, cid: str) -> bytes | None:
+        """The artifact from the local content store, else from the first peer that has it
+        (checked against its CID, then kept here)."""
+        wanted = Cid.parse(cid)
         try:
-            return self.content.get(Cid.parse(cid))
+            return self.content.get(wanted)
         except ContentNotFound:
-            return None
+            pass
+        for peer in list(self.host.peers):
+            try:
+                data = await self.host.request(peer, GET_PROTOCOL, wanted.to_bytes(), ARTIFACT_FETCH_TIMEOUT_S)
+            except BcaiError:
+                continue  # that peer does not have it (or is gone): ask the next
+            if wanted.matches(data):
+                self.content.put_verified(wanted, data)
+                return data
+            self.host.penalize(peer, scoring.PENALTY_BAD_CONTENT, f"wrong bytes for {wanted}")
+        return None
 
-    def put_artifact(self: Node, data: bytes) -> str:
-        return str(self.content.put(data))
+    def put_artifact(self: Node, data: bytes, codec: int = CODEC_RAW) -> str:
+        return str(self.content.put(data, codec))
+
+    async def post_job_message(self: Node, job_id: bytes, data: bytes) -> int:
+        return await self.jobs.post(job_id, data)
+
+    async def get_job_messages(self: Node, job_id: bytes, after: int) -> dict[str, Any]:
+        messages, next_index = await self.jobs.read(job_id, after)
+        return {"messages": [{"index": i, "data": data.hex()} for i, data in messages], "next": next_index}
 
     def render_metrics(self: Node) -> bytes:
         self.metrics.peers.set(len(self.host.peers))

@@ -21,13 +21,14 @@ from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, MalformedMessage
 
 HELLO, SUBSCRIBE, PUBLISH, REQUEST, RESPONSE = 1, 2, 3, 4, 5
-_NAME = re.compile(r"[a-z0-9][a-z0-9_:/.\-]{0,63}")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_:/.\-]{0,95}")
 _U64 = struct.Struct(">Q")
 MAX_TOPICS = 1024
 
 
 def is_valid_name(name: str) -> bool:
-    """Topic and protocol names: 1-64 chars of a-z 0-9 _ : / . - (first a letter/digit)."""
+    """Topic and protocol names: 1-96 chars of a-z 0-9 _ : / . - (first a letter/digit); a job
+    topic is `job/` + the 64 hex digits of the job id."""
     return isinstance(name, str) and _NAME.fullmatch(name) is not None
 
 

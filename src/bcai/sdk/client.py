@@ -18,12 +18,13 @@ from typing import Any
 
 import httpx
 
-from bcai.crypto import Address, Cid, PrivateKey, sha256
-from bcai.errors import ClientError, InvalidCid, NodeUnreachable, TxTimeout
+from bcai.crypto import CODEC_RAW, Address, Cid, PrivateKey, PublicKey, sha256
+from bcai.errors import BcaiError, ClientError, InvalidCid, NodeUnreachable, TxTimeout
 from bcai.ledger import (
     Attest, Bond, Capabilities, PostJob, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, TxBody, Unbond,
     Volunteer, encode_tx,
 )
+from bcai.sdk.job_message import JobMessage
 
 
 class Client:
@@ -174,10 +175,32 @@ class Client:
 
     # --- artifacts -----------------------------------------------------------------------
 
-    def upload(self, data: bytes) -> Cid:
-        cid = Cid.of(data)
+    def upload(self, data: bytes, codec: int = CODEC_RAW) -> Cid:
+        """Store `data` on the node under its CID (raw codec unless told otherwise)."""
+        cid = Cid.of(data, codec)
         self._check(self._request("POST", f"/artifacts/{cid}", content=data))
         return cid
+
+    # --- job channel -------------------------------------------------------------------
+
+    def post_job_message(self, job_id: str, payload: bytes) -> int:
+        """Sign `payload` as a job message and relay it to the job's participants."""
+        message = JobMessage.create(self._require_key(), self.chain_id, bytes.fromhex(job_id), payload)
+        response = self._check(self._request("POST", f"/jobs/{job_id}/messages", content=message.to_bytes()))
+        return int(response.json()["index"])
+
+    def job_messages(self, job_id: str, after: int = 0) -> tuple[list[tuple[PublicKey, bytes]], int]:
+        """The job's messages from index `after` on, as (signer, payload), each checked; and
+        the index to ask from next time."""
+        body = self._get(f"/jobs/{job_id}/messages?after={after}")
+        out = []
+        for item in body["messages"]:
+            try:
+                message = JobMessage.from_bytes(bytes.fromhex(item["data"]), self.chain_id)
+            except (BcaiError, ValueError):
+                continue  # the node checked it; a bad one here means a bad node: skip it
+            out.append((message.sender, message.payload))
+        return out, int(body["next"])
 
     def download(self, cid: Cid | str) -> bytes:
         """Fetch an artifact and check it against its CID before returning it."""

@@ -56,10 +56,55 @@ class JobChannel(Protocol):
 
     async def publish(self, data: bytes) -> None: ...
     def subscribe(self, handler: Callable[[bytes], None]) -> None: ...
+    def close(self) -> None: ...
+
+
+ChannelFactory = Callable[[Client, str], JobChannel]  # (the agent's client, job id) -> its channel
+
+
+class HttpJobChannel:
+    """The job channel through the agent's own node: messages are signed `JobMessage`s
+    that the node checks and relays on the job's gossip topic (`bcai.node.job_relay`);
+    what the node holds for the job is polled and handed to the subscribers."""
+
+    def __init__(self, client: Client, job_id: str, poll_s: float = POLL_S) -> None:
+        self.client, self.job_id, self.poll_s = client, job_id, poll_s
+        self._handlers: list[Callable[[bytes], None]] = []
+        self._next = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish(self, data: bytes) -> None:
+        await _call(self.client.post_job_message, self.job_id, data)
+
+    def subscribe(self, handler: Callable[[bytes], None]) -> None:
+        self._handlers.append(handler)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                messages, self._next = await _call(self.client.job_messages, self.job_id, self._next)
+            except BcaiError:
+                messages = []  # the node is busy or restarting: ask again
+            for _, payload in messages:
+                for handler in list(self._handlers):
+                    handler(payload)
+            await asyncio.sleep(self.poll_s)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def http_channels(client: Client, job_id: str) -> JobChannel:
+    """The `ChannelFactory` of agents that talk through their node (the network default)."""
+    return HttpJobChannel(client, job_id)
 
 
 class MemoryJobChannel:
-    """Every subscriber in this process sees every message (tests, single-process runs)."""
+    """A hub in this process: every endpoint sees every message (tests, single-process
+    runs). `as_factory` gives each agent its own endpoint on the hub."""
 
     def __init__(self) -> None:
         self._handlers: list[Callable[[bytes], None]] = []
@@ -68,8 +113,26 @@ class MemoryJobChannel:
         for handler in list(self._handlers):
             handler(data)
 
+    def as_factory(self) -> ChannelFactory:
+        return lambda client, job_id: _MemoryEndpoint(self)
+
+
+class _MemoryEndpoint:
+    def __init__(self, hub: MemoryJobChannel) -> None:
+        self.hub = hub
+        self.mine: list[Callable[[bytes], None]] = []
+
+    async def publish(self, data: bytes) -> None:
+        await self.hub.publish(data)
+
     def subscribe(self, handler: Callable[[bytes], None]) -> None:
-        self._handlers.append(handler)
+        self.mine.append(handler)
+        self.hub._handlers.append(handler)
+
+    def close(self) -> None:
+        for handler in self.mine:
+            self.hub._handlers.remove(handler)
+        self.mine.clear()
 
 
 @dataclass(frozen=True)
@@ -114,6 +177,31 @@ class KeyRelease:
         if box is None:
             raise JobFlowError(f"no {self.split} key sealed to {key.address}")
         return open_sealed(key, box)
+
+
+def make_hello(key: PublicKey) -> bytes:
+    """A participant's announcement of its public key on the job channel (the client seals
+    the data keys to these; a key only counts if it hashes to a participant's address)."""
+    return encode(["hello", key.raw])
+
+
+def read_hello(data: bytes) -> PublicKey | None:
+    try:
+        tag, raw = decode(data)
+        return PublicKey(raw) if tag == "hello" else None
+    except (BcaiError, ValueError, TypeError):
+        return None
+
+
+async def gather_keys(channel_keys: dict[Address, PublicKey], wanted: list[Address], timeout_s: float) -> list[PublicKey]:
+    """Wait until every wanted participant has said hello; their public keys, in order."""
+    deadline = time.monotonic() + timeout_s
+    while any(a not in channel_keys for a in wanted):
+        if time.monotonic() > deadline:
+            missing = [str(a) for a in wanted if a not in channel_keys]
+            raise JobTimeout(f"no hello from {missing} within {timeout_s} s")
+        await asyncio.sleep(POLL_S)
+    return [channel_keys[a] for a in wanted]
 
 
 def _is_key_release(data: bytes) -> bool:
@@ -224,7 +312,7 @@ def prepare_job(name: str, bml: str, train: Dataset, test: Dataset, *, rounds: i
     return PreparedJob(spec, artifacts, train_key, test_key)
 
 
-async def run_client(client: Client, job: PreparedJob, channel: JobChannel, *, budget: int, worker_stake: int,
+async def run_client(client: Client, job: PreparedJob, channels: ChannelFactory, *, budget: int, worker_stake: int,
                      required_evaluators: int, min_workers: int, max_workers: int, deadline_blocks: int,
                      agreement_threshold_bps: int = 100, timeout_s: float = 600.0,
                      on_event: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -244,17 +332,28 @@ async def run_client(client: Client, job: PreparedJob, channel: JobChannel, *, b
     receipt = await send_and_wait(client, lambda: client.post_job(body))
     job_id = str(receipt["hash"])
     note("posted", {"job_id": job_id, "height": receipt.get("height")})
-    assigned = await wait_job_state(client, job_id, {"assigned", "training", "expired", "cancelled"}, timeout_s)
-    if assigned["state"] not in ("assigned", "training"):
-        return assigned
-    note("assigned", assigned)
-    chain_id = client.chain_id
-    workers = [PublicKey(bytes.fromhex((await _call(client.account, w))["public_key"])) for w in assigned["workers"]]
-    evaluators = [PublicKey(bytes.fromhex((await _call(client.account, e))["public_key"]))
-                  for e in assigned["evaluators"]]
-    job_bytes = bytes.fromhex(job_id)
-    await channel.publish(KeyRelease.create(key, chain_id, job_bytes, "train", workers, job.train_key).to_bytes())
-    await channel.publish(KeyRelease.create(key, chain_id, job_bytes, "test", evaluators, job.test_key).to_bytes())
+    heard: dict[Address, PublicKey] = {}
+
+    def on_message(data: bytes) -> None:
+        announced = read_hello(data)
+        if announced is not None:
+            heard.setdefault(announced.address, announced)
+
+    channel = channels(client, job_id)
+    channel.subscribe(on_message)
+    try:
+        assigned = await wait_job_state(client, job_id, {"assigned", "training", "expired", "cancelled"}, timeout_s)
+        if assigned["state"] not in ("assigned", "training"):
+            return assigned
+        note("assigned", assigned)
+        chain_id = client.chain_id
+        workers = await gather_keys(heard, [Address.parse(w) for w in assigned["workers"]], timeout_s)
+        evaluators = await gather_keys(heard, [Address.parse(e) for e in assigned["evaluators"]], timeout_s)
+        job_bytes = bytes.fromhex(job_id)
+        await channel.publish(KeyRelease.create(key, chain_id, job_bytes, "train", workers, job.train_key).to_bytes())
+        await channel.publish(KeyRelease.create(key, chain_id, job_bytes, "test", evaluators, job.test_key).to_bytes())
+    finally:
+        channel.close()
     note("keys_released", {"workers": len(workers), "evaluators": len(evaluators)})
     final = await wait_job_state(client, job_id, {"completed", "failed", "expired"}, timeout_s)
     note(final["state"], final)
@@ -275,7 +374,7 @@ async def find_open_job(client: Client, spec_cid: str | None, timeout_s: float) 
         await asyncio.sleep(POLL_S)
 
 
-async def run_worker(client: Client, channel: JobChannel, *, spec_cid: str | None = None, timeout_s: float = 600.0,
+async def run_worker(client: Client, channels: ChannelFactory, *, spec_cid: str | None = None, timeout_s: float = 600.0,
                      round_timeout_s: float = 120.0, on_round: Callable[[RoundReport], Any] | None = None,
                      transform: Any = None, lazy: bool = False,
                      on_event: Callable[[str, dict[str, Any]], None] | None = None) -> FederatedResult | None:
@@ -290,8 +389,6 @@ async def run_worker(client: Client, channel: JobChannel, *, spec_cid: str | Non
     job_id = job["job_id"]
     spec = JobSpec.from_bytes(await _call(client.download, job["spec_cid"]))
     note = on_event or (lambda *_: None)
-    receipt = await send_and_wait(client, lambda: client.volunteer(job_id))
-    note("volunteered", {"worker": str(key.address), "height": receipt.get("height")})
     inbox_holder: list[JobInbox] = []
     early: list[bytes] = []
 
@@ -301,13 +398,30 @@ async def run_worker(client: Client, channel: JobChannel, *, spec_cid: str | Non
         else:
             early.append(data)
 
-    channel.subscribe(deliver)
+    channel = channels(client, job_id)
+    channel.subscribe(deliver)  # before volunteering: our node joins the job's topic early
+    try:
+        return await _work(client, channel, job_id, spec, deliver_to=inbox_holder, early=early, note=note,
+                           timeout_s=timeout_s, round_timeout_s=round_timeout_s, on_round=on_round,
+                           transform=transform, lazy=lazy)
+    finally:
+        channel.close()
+
+
+async def _work(client: Client, channel: JobChannel, job_id: str, spec: JobSpec, *, deliver_to: list[JobInbox],
+                early: list[bytes], note: Callable[[str, dict[str, Any]], None], timeout_s: float,
+                round_timeout_s: float, on_round: Any, transform: Any, lazy: bool) -> FederatedResult | None:
+    key = client.key
+    assert key is not None
+    receipt = await send_and_wait(client, lambda: client.volunteer(job_id))
+    note("volunteered", {"worker": str(key.address), "height": receipt.get("height")})
+    await channel.publish(make_hello(key.public_key))  # so the client can seal the train key to us
     assigned = await wait_job_state(client, job_id, {"assigned", "training", "evaluating", "expired"}, timeout_s)
     if assigned["state"] == "expired":
         return None
     workers = [Address.parse(w) for w in assigned["workers"]]
     inbox = JobInbox(client.chain_id, bytes.fromhex(job_id), Address.parse(assigned["client"]), workers)
-    inbox_holder.append(inbox)
+    deliver_to.append(inbox)
     for data in early:
         inbox.offer(data)
     train_key = (await inbox.wait_key("train", timeout_s)).open_for(key)
@@ -339,7 +453,7 @@ def _untrained(session: Any) -> tuple[bytes, Cid]:
 # --- evaluators ----------------------------------------------------------------------
 
 
-async def run_evaluator(client: Client, channel: JobChannel, *, job_id: str | None = None,
+async def run_evaluator(client: Client, channels: ChannelFactory, *, job_id: str | None = None,
                         timeout_s: float = 600.0, grace_s: float = 10.0,
                         on_event: Callable[[str, dict[str, Any]], None] | None = None) -> list[Evaluation]:
     """Wait for a job of ours to reach evaluation, evaluate every submitted model, attest.
@@ -351,8 +465,6 @@ async def run_evaluator(client: Client, channel: JobChannel, *, job_id: str | No
     key = client.key
     assert key is not None
     me = str(key.address)
-    received: list[bytes] = []
-    channel.subscribe(received.append)
     deadline = time.monotonic() + timeout_s
     while job_id is None:
         for job in await _call(client.jobs):
@@ -362,6 +474,21 @@ async def run_evaluator(client: Client, channel: JobChannel, *, job_id: str | No
             raise JobTimeout("no job assigned to this evaluator")
         if job_id is None:
             await asyncio.sleep(POLL_S)
+    received: list[bytes] = []
+    channel = channels(client, job_id)
+    channel.subscribe(received.append)  # our node joins the job's topic before the keys are released
+    try:
+        await channel.publish(make_hello(key.public_key))  # so the client can seal the test key to us
+        return await _evaluate(client, channel, job_id, received, timeout_s=timeout_s, grace_s=grace_s,
+                               on_event=on_event)
+    finally:
+        channel.close()
+
+
+async def _evaluate(client: Client, channel: JobChannel, job_id: str, received: list[bytes], *, timeout_s: float,
+                    grace_s: float, on_event: Callable[[str, dict[str, Any]], None] | None) -> list[Evaluation]:
+    key = client.key
+    assert key is not None
     job = await wait_job_state(client, job_id, {"evaluating", "completed", "failed", "expired"}, timeout_s)
     if job["state"] != "evaluating":
         return []
