@@ -957,6 +957,13 @@ class InvalidJobDocument(JobFlowError):
     peer_fault = True
 
 
+class JobTimeout(JobFlowError):
+    """Raised when a job does not reach the awaited state (or a participant's message) in time."""
+
+    code = "job_timeout"
+    retryable = True
+
+
 class InvalidRoundUpdate(JobFlowError):
     """Raised when a federated round update is malformed, unsigned, or from a non-worker."""
 

@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from bcai.crypto import Address, Cid, PrivateKey, PublicKey, open_sealed, seal
 from bcai.encoding import decode, encode
-from bcai.errors import BcaiError, InvalidJobDocument, InvalidRoundUpdate, JobFlowError
+from bcai.errors import BcaiError, InvalidJobDocument, InvalidRoundUpdate, JobFlowError, JobTimeout
 from bcai.ledger import Capabilities, PostJob
 from bcai.sdk import Client
 from bcai.training.data import (
@@ -39,13 +39,6 @@ from bcai.vm.interpreter import VM
 
 KEYS_DOMAIN = "job-keys"
 POLL_S = 0.2
-
-
-class JobTimeout(JobFlowError):
-    """Raised when a job does not reach the awaited state in time."""
-
-    code = "job_timeout"
-    retryable = True
 
 
 # --- the job channel -------------------------------------------------------------------
