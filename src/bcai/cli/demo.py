@@ -35,7 +35,7 @@ def demo(
         elif kind == "posted":
             console.print(f"[bold]job posted[/] {data['job_id'][:16]}... at height {data.get('height')}")
         elif kind in ("volunteered", "submitted", "attested"):
-            who = data.get("worker") or data.get("evaluator")
+            who = str(data.get("worker") or data.get("evaluator"))
             extra = f" accuracy {data['accuracy_bps'] / 100:.2f}% accept={data['accept']}" if kind == "attested" else ""
             console.print(f"  {kind}: {who[:14]}... at height {data.get('height')}{extra}")
         else:

@@ -56,13 +56,17 @@ async def run_demo_job(urls: list[str], client_key: PrivateKey, progress: Progre
     client = Client(urls[0], key=client_key)
     params = client.params()["ledger"]
     fee = int(params["min_fee"])
-    workers = [Client(urls[(i + 1) % len(urls)], key=PrivateKey.generate()) for i in range(N_WORKERS)]
-    evaluators = [Client(urls[(i + 2) % len(urls)], key=PrivateKey.generate()) for i in range(N_EVALUATORS)]
-    result.roles = {str(client_key.address): "client", **{str(w.key.address): f"worker{i}" for i, w in enumerate(workers)},
-                    **{str(e.key.address): f"evaluator{i}" for i, e in enumerate(evaluators)}}
+    worker_keys = [PrivateKey.generate() for _ in range(N_WORKERS)]
+    evaluator_keys = [PrivateKey.generate() for _ in range(N_EVALUATORS)]
+    # each participant talks to its own node (the client to node 0)
+    workers = [Client(urls[(i + 1) % len(urls)], key=k) for i, k in enumerate(worker_keys)]
+    evaluators = [Client(urls[(i + 2) % len(urls)], key=k) for i, k in enumerate(evaluator_keys)]
+    result.roles = {str(client_key.address): "client",
+                    **{str(k.address): f"worker{i}" for i, k in enumerate(worker_keys)},
+                    **{str(k.address): f"evaluator{i}" for i, k in enumerate(evaluator_keys)}}
     # fund and register the participants (real signed transactions)
     progress("setup", {"message": "funding and registering 3 workers and 2 evaluators"})
-    hashes = [client.transfer(p.key.address, FUNDING) for p in workers + evaluators]
+    hashes = [client.transfer(k.address, FUNDING) for k in worker_keys + evaluator_keys]
     for h in hashes:
         client.wait_for_tx(h, 60)
     caps = Capabilities(cpu_cores=2, memory_mb=4096, gpu_count=0, gpu_memory_mb=0, bandwidth_mbps=1000,

@@ -20,6 +20,7 @@ import httpx
 
 from bcai.crypto import CODEC_RAW, Address, Cid, PrivateKey, PublicKey, sha256
 from bcai.errors import BcaiError, ClientError, InvalidCid, NodeUnreachable, TxTimeout
+from bcai.ledger.types import Amount, Bps, JobId
 from bcai.ledger import (
     Attest, Bond, Capabilities, PostJob, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, TxBody, Unbond,
     Volunteer, encode_tx,
@@ -143,34 +144,34 @@ class Client:
 
     def transfer(self, to: str | Address, amount: int, fee: int | None = None) -> str:
         to_address = to if isinstance(to, Address) else Address.parse(to)
-        return self.send(Transfer(to=to_address, amount=amount), fee)
+        return self.send(Transfer(to=to_address, amount=Amount(amount)), fee)
 
     def bond(self, amount: int, fee: int | None = None) -> str:
-        return self.send(Bond(amount=amount), fee)
+        return self.send(Bond(amount=Amount(amount)), fee)
 
     def unbond(self, amount: int, fee: int | None = None) -> str:
-        return self.send(Unbond(amount=amount), fee)
+        return self.send(Unbond(amount=Amount(amount)), fee)
 
     def register_worker(self, stake: int, capabilities: Capabilities, fee: int | None = None) -> str:
-        return self.send(RegisterWorker(stake=stake, capabilities=capabilities), fee)
+        return self.send(RegisterWorker(stake=Amount(stake), capabilities=capabilities), fee)
 
     def register_evaluator(self, stake: int, fee: int | None = None) -> str:
-        return self.send(RegisterEvaluator(stake=stake), fee)
+        return self.send(RegisterEvaluator(stake=Amount(stake)), fee)
 
     def post_job(self, body: PostJob, fee: int | None = None) -> str:
         """Post a job; its job id is the tx hash."""
         return self.send(body, fee)
 
     def volunteer(self, job_id: str, fee: int | None = None) -> str:
-        return self.send(Volunteer(job_id=bytes.fromhex(job_id)), fee)
+        return self.send(Volunteer(job_id=JobId(bytes.fromhex(job_id))), fee)
 
     def submit_result(self, job_id: str, model_cid: Cid, samples: int, metrics: dict[str, int],
                       fee: int | None = None) -> str:
-        return self.send(SubmitResult(job_id=bytes.fromhex(job_id), model_cid=model_cid,
+        return self.send(SubmitResult(job_id=JobId(bytes.fromhex(job_id)), model_cid=model_cid,
                                       samples_processed=samples, metrics=metrics), fee)
 
     def attest(self, job_id: str, model_cid: Cid, accuracy_bps: int, accept: bool, fee: int | None = None) -> str:
-        return self.send(Attest(job_id=bytes.fromhex(job_id), model_cid=model_cid, accuracy_bps=accuracy_bps,
+        return self.send(Attest(job_id=JobId(bytes.fromhex(job_id)), model_cid=model_cid, accuracy_bps=Bps(accuracy_bps),
                                 accept=accept), fee)
 
     # --- artifacts -----------------------------------------------------------------------

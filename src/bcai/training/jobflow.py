@@ -26,7 +26,8 @@ from typing import Any, Awaitable, Callable, Protocol
 from bcai.crypto import Address, Cid, PrivateKey, PublicKey, open_sealed, seal
 from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, InvalidJobDocument, InvalidRoundUpdate, JobFlowError, JobTimeout
-from bcai.ledger import Capabilities, PostJob
+from bcai.ledger import PostJob
+from bcai.ledger.types import Amount, Bps, Height
 from bcai.sdk import Client
 from bcai.training.data import (
     Dataset, decode_dataset, decrypt_artifact, encode_dataset, encrypt_artifact, new_data_key,
@@ -318,10 +319,10 @@ async def run_client(client: Client, job: PreparedJob, channels: ChannelFactory,
         if str(uploaded) != cid:
             raise InvalidJobDocument(f"artifact CID mismatch for {cid}")
     status = await _call(client.status)
-    body = PostJob(spec_cid=job.spec.cid, budget=budget, required_evaluators=required_evaluators,
-                   agreement_threshold_bps=agreement_threshold_bps,
-                   deadline_height=int(status["height"]) + deadline_blocks, min_workers=min_workers,
-                   max_workers=max_workers, worker_stake=worker_stake)
+    body = PostJob(spec_cid=job.spec.cid, budget=Amount(budget), required_evaluators=required_evaluators,
+                   agreement_threshold_bps=Bps(agreement_threshold_bps),
+                   deadline_height=Height(int(status["height"]) + deadline_blocks), min_workers=min_workers,
+                   max_workers=max_workers, worker_stake=Amount(worker_stake))
     receipt = await send_and_wait(client, lambda: client.post_job(body))
     job_id = str(receipt["hash"])
     note("posted", {"job_id": job_id, "height": receipt.get("height")})
