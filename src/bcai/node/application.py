@@ -31,6 +31,7 @@ from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, InvalidBlock, InvalidTransaction, StoreCorrupted
 from bcai.ledger import SignedTx, State, decode_transaction, get_validator_set, process_tx
 from bcai.node.mempool import Mempool
+from bcai.node.sigcache import VerifiedSignatures
 from bcai.store import ChainStore
 
 
@@ -76,6 +77,7 @@ class NodeApplication(CoreLedgerApplication):
         self.store = store
         self.pool = mempool
         self.params = params
+        self.verified = VerifiedSignatures()  # each tx signature is verified once on this node
         self.check_state = state.copy()
         self.tip = self._load_tip(genesis)
         self.last_txs: list[SignedTx] = []  # the txs of the last applied block, for the node's events
@@ -95,7 +97,7 @@ class NodeApplication(CoreLedgerApplication):
         chosen = []
         for tx in candidates:
             try:
-                process_tx(scratch, tx)
+                process_tx(scratch, tx, self.verified)
             except InvalidTransaction:
                 self.pool.remove(tx.hash)
                 continue
@@ -132,7 +134,7 @@ class NodeApplication(CoreLedgerApplication):
         try:
             if tx.hash in self.pool:
                 self.pool.add(tx, self.get_next_nonce(tx.sender_address))  # raises TxAlreadyKnown
-            process_tx(self.check_state, tx)
+            process_tx(self.check_state, tx, self.verified)
             self.pool.add(tx, self.get_next_nonce(tx.sender_address))
         except BaseException:
             kv.rollback(mark)
@@ -146,6 +148,6 @@ class NodeApplication(CoreLedgerApplication):
         pending = sorted(self.pool.pending(), key=lambda t: (t.sender_address.raw, t.nonce))
         for tx in pending:
             try:
-                process_tx(self.check_state, tx)  # type: ignore[arg-type]
+                process_tx(self.check_state, tx, self.verified)  # type: ignore[arg-type]
             except InvalidTransaction:
                 self.pool.remove(tx.hash)
