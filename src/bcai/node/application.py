@@ -20,6 +20,7 @@ also uses: validator sets, `check_payload` as a dry run of `process_block` whose
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -112,13 +113,20 @@ class NodeApplication(CoreLedgerApplication):
         self.tip = ChainTip(h.height, h.block_id, h.time_ms, h.target, h.time_ms - self.tip.time_ms,
                             tuple(sorted(validators.compute_priorities_after(certificate.round).items())), certificate)
         record = CommittedBlock(block, certificate, self.tip)
-        self.last_txs = [decode_transaction(self.state, raw) for raw in block.txs]
+        self.last_txs = [self._get_decoded(raw) for raw in block.txs]
         tx_hashes = [tx.hash for tx in self.last_txs]
         self.store.commit_block(block.block_id, record.to_bytes(), list(zip(tx_hashes, block.txs)), self.state)
         self._recheck_mempool(tx_hashes)
         return root
 
     # --- mempool ----------------------------------------------------------------------
+
+    def _get_decoded(self, raw: bytes) -> SignedTx:
+        """A block tx, decoded: the mempool's copy when it holds these very bytes."""
+        pending = self.pool.get(hashlib.sha256(raw).digest())
+        if pending is not None and pending.raw == raw:
+            return pending  # type: ignore[return-value]  # the pool holds the SignedTx check_tx admitted
+        return decode_transaction(self.state, raw)
 
     def decode_tx(self, raw: bytes) -> SignedTx:
         return decode_transaction(self.state, raw)
