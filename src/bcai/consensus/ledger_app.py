@@ -25,7 +25,8 @@ from bcai.consensus.messages import Block, CommitCertificate
 from bcai.consensus.validators import Validator
 from bcai.crypto import Address
 from bcai.errors import BcaiError
-from bcai.ledger import LedgerBlock, Misbehaviour, SignatureCache, State, get_validator_set, process_block, process_tx
+from bcai.ledger import LedgerBlock, Misbehaviour, State, get_validator_set, process_block, process_tx
+from bcai.ledger.process import SignatureCache
 
 
 class SharedExecution:

@@ -22,7 +22,7 @@
 from bcai.ledger.genesis import Genesis, compute_genesis_state, load_genesis, parse_genesis
 from bcai.ledger.kvstate import KVState, StateProof, verify_proof
 from bcai.ledger.params import BPS, MAX_AMOUNT, Params, compute_params_with
-from bcai.ledger.process import BlockResult, LedgerBlock, SignatureCache, check_tx, compute_block_txs, decode_transaction, process_block, process_tx
+from bcai.ledger.process import BlockResult, LedgerBlock, check_tx, compute_block_txs, decode_transaction, process_block, process_tx
 from bcai.ledger.slashing import Misbehaviour
 from bcai.ledger.staking import compute_validator_set, get_total_power, get_validator_set
 from bcai.ledger.state import JOB_STATES, Challenge, Evaluator, Job, Proposal, State, Validator, ValidatorInfo, Worker
@@ -44,5 +44,5 @@ __all__ = [
     "check_invariants", "check_tx", "compute_block_txs", "compute_challenge_metadata_bytes", "compute_genesis_state", "compute_params_with",
     "compute_supply_breakdown", "compute_total_supply", "compute_validator_set", "decode_transaction",
     "decode_tx", "encode_tx", "get_total_power", "get_validator_set", "load_genesis", "parse_genesis",
-    "process_block", "process_tx", "SignatureCache", "verify_proof",
+    "process_block", "process_tx", "verify_proof",
 ]
