@@ -26,6 +26,7 @@ from bcai.consensus.validators import Validator
 from bcai.crypto import Address
 from bcai.errors import BcaiError
 from bcai.ledger import LedgerBlock, Misbehaviour, State, get_validator_set, process_block, process_tx
+from bcai.ledger.process import SignatureCache
 
 
 class SharedExecution:
@@ -47,6 +48,7 @@ class LedgerApplication:
         self._after: dict[bytes, State] = {}  # block id -> state after it (dry runs)
         self._sets: dict[int, list[Validator]] = {}
         self._keep_sets = keep_sets
+        self.verified: SignatureCache | None = None  # a node's verified-signature cache, if it keeps one
 
     # --- Application -----------------------------------------------------------------
 
@@ -77,7 +79,7 @@ class LedgerApplication:
             if used + len(tx) > max_bytes:
                 break
             try:
-                process_tx(scratch, tx)
+                process_tx(scratch, tx, self.verified)
             except BcaiError:
                 del self.mempool[tx]  # invalid on top of the current state: drop it
                 continue
@@ -93,7 +95,7 @@ class LedgerApplication:
         if known is None:
             try:
                 known = self.state.copy()
-                process_block(known, compute_ledger_block(block))
+                process_block(known, compute_ledger_block(block), self.verified)
                 known.root()
             except BcaiError as exc:
                 known = exc
@@ -107,7 +109,7 @@ class LedgerApplication:
         after = self._after.pop(block.block_id, None)
         if after is None:
             after = self.state.copy()
-            process_block(after, compute_ledger_block(block))
+            process_block(after, compute_ledger_block(block), self.verified)
         self.state = after
         self._after.clear()
         for tx in block.txs:

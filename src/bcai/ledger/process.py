@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 import cbor2
 
@@ -63,16 +63,30 @@ def _tx_prefix(chain_id: str) -> bytes:
     return signing_bytes("tx", chain_id, b"")
 
 
+class SignatureCache(Protocol):
+    """Hashes of txs whose signature this process has already verified (a node's cache).
+
+    Keyed by the tx hash (SHA-256 of the exact tx bytes, which hold payload, sender, chain
+    id and signature): a tx whose bytes differ in any way is verified again. Only the
+    signature check is skipped for a known hash; every other rule still runs.
+    """
+
+    def __contains__(self, tx_hash: object) -> bool: ...
+    def add(self, tx_hash: bytes) -> None: ...
+
+
 def decode_transaction(state: State, data: bytes) -> SignedTx:
     """Decode tx bytes under the state's `max_tx_bytes` (no signature check)."""
     return decode_tx(data, state.params.max_tx_bytes)
 
 
-def process_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
+def process_tx(state: State, tx: SignedTx | bytes, verified: SignatureCache | None = None) -> SignedTx:
     """Apply one transaction, or raise `InvalidTransaction` leaving the state unchanged.
 
     `tx` is the received bytes, or a `SignedTx` that `decode_tx` returned for them (the
     signature is checked on `tx.payload`, and `tx.body` must be what that payload decodes to).
+    `verified`: a node's cache of tx hashes whose signature already checked; a hash in it
+    skips only the signature check, and a newly verified one is added.
     """
     params = state.params
     if not isinstance(tx, SignedTx):
@@ -83,12 +97,13 @@ def process_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
     # the tx is for this chain and signed by its sender
     if tx.chain_id != chain_id:
         raise WrongChainId(f"tx is for chain {tx.chain_id!r}, this is {chain_id!r}")
-    try:
-        # the bytes `bcai.crypto.signing_bytes("tx", chain_id, payload)` builds, checked by
-        # libsodium directly: the one verification rule, without per-call label checks
-        crypto_sign_open(tx.signature + _tx_prefix(chain_id) + tx.payload, tx.sender.raw)
-    except (BadSignatureError, NaclValueError):
-        raise BadTransactionSignature("transaction signature does not verify") from None
+    if verified is None:
+        _verify_signature(tx, chain_id)
+    else:
+        tx_hash = tx.hash
+        if tx_hash not in verified:
+            _verify_signature(tx, chain_id)
+            verified.add(tx_hash)
     # the fee reaches the minimum, the nonce is the next one, the balance covers the fee
     if tx.fee < params.min_fee:
         raise FeeTooLow(f"fee {tx.fee} < minimum {params.min_fee}")
@@ -113,6 +128,15 @@ def process_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
         raise
     kv.commit(mark)
     return tx
+
+
+def _verify_signature(tx: SignedTx, chain_id: str) -> None:
+    try:
+        # the bytes `bcai.crypto.signing_bytes("tx", chain_id, payload)` builds, checked by
+        # libsodium directly: the one verification rule, without per-call label checks
+        crypto_sign_open(tx.signature + _tx_prefix(chain_id) + tx.payload, tx.sender.raw)
+    except (BadSignatureError, NaclValueError):
+        raise BadTransactionSignature("transaction signature does not verify") from None
 
 
 def check_tx(state: State, tx: SignedTx | bytes) -> SignedTx:
@@ -149,12 +173,14 @@ class BlockResult:
     tx_hashes: tuple[bytes, ...]
 
 
-def process_block(state: State, block: LedgerBlock) -> BlockResult:
-    """Apply a whole block, or raise `InvalidBlock` leaving the state unchanged."""
+def process_block(state: State, block: LedgerBlock, verified: SignatureCache | None = None) -> BlockResult:
+    """Apply a whole block, or raise `InvalidBlock` leaving the state unchanged.
+
+    `verified`: as for `process_tx` (a node's cache of already verified tx signatures)."""
     kv = state.kv
     mark = kv.checkpoint()
     try:
-        hashes = _apply_block(state, block)
+        hashes = _apply_block(state, block, verified)
     except BcaiError as exc:
         kv.rollback(mark)
         if isinstance(exc, InvalidBlock):
@@ -183,12 +209,12 @@ def _begin_block(state: State, block: LedgerBlock) -> list[staking.ValidatorInfo
     return validators
 
 
-def _apply_block(state: State, block: LedgerBlock) -> tuple[bytes, ...]:
+def _apply_block(state: State, block: LedgerBlock, verified: SignatureCache | None) -> tuple[bytes, ...]:
     validators = _begin_block(state, block)
     hashes = []
     for raw in block.txs:
         try:
-            hashes.append(process_tx(state, raw).hash)
+            hashes.append(process_tx(state, raw, verified).hash)
         except InvalidTransaction as exc:
             raise InvalidBlock(f"tx {len(hashes)} of block {block.height}: {exc.code}: {exc}") from exc
     process_rewards(state, block.proposer, validators)

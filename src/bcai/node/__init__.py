@@ -10,6 +10,8 @@
 - `home.py`: `init_home`, the layout of a node home.
 - `config.py`: `NodeConfig`, the `config.toml` of a node home.
 - `mempool.py`: `Mempool`, pending transactions with limits and fee ordering (pure core).
+- `sigcache.py`: `VerifiedSignatures`, the bounded set of tx hashes whose signature this
+  node has verified (passed to the ledger so each signature is checked once per node).
 - `telemetry.py`: JSON-lines logs and Prometheus metrics.
 - `devnet.py`: local devnets (`up`, `down`, status); `processes.py`: starting and stopping
   the node processes a devnet owns.
@@ -22,9 +24,11 @@ from bcai.node.config import NodeConfig, load_config, save_config
 from bcai.node.home import init_home
 from bcai.node.mempool import Mempool
 from bcai.node.node import Node
+from bcai.node.sigcache import VerifiedSignatures
 from bcai.node.wal import ConsensusWal
 
 __all__ = [
     "ChainSpec", "CommittedBlock", "ConsensusWal", "NodeApplication", "Mempool", "Node", "NodeConfig",
     "init_home", "load_chain_spec", "load_config", "save_chain_spec", "save_config",
+    "VerifiedSignatures",
 ]

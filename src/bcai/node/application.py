@@ -20,6 +20,7 @@ also uses: validator sets, `check_payload` as a dry run of `process_block` whose
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -31,6 +32,7 @@ from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, InvalidBlock, InvalidTransaction, StoreCorrupted
 from bcai.ledger import SignedTx, State, decode_transaction, get_validator_set, process_tx
 from bcai.node.mempool import Mempool
+from bcai.node.sigcache import VerifiedSignatures
 from bcai.store import ChainStore
 
 
@@ -76,6 +78,7 @@ class NodeApplication(CoreLedgerApplication):
         self.store = store
         self.pool = mempool
         self.params = params
+        self.verified = VerifiedSignatures()  # each tx signature is verified once on this node
         self.check_state = state.copy()
         self.tip = self._load_tip(genesis)
         self.last_txs: list[SignedTx] = []  # the txs of the last applied block, for the node's events
@@ -95,7 +98,7 @@ class NodeApplication(CoreLedgerApplication):
         chosen = []
         for tx in candidates:
             try:
-                process_tx(scratch, tx)
+                process_tx(scratch, tx, self.verified)
             except InvalidTransaction:
                 self.pool.remove(tx.hash)
                 continue
@@ -110,13 +113,20 @@ class NodeApplication(CoreLedgerApplication):
         self.tip = ChainTip(h.height, h.block_id, h.time_ms, h.target, h.time_ms - self.tip.time_ms,
                             tuple(sorted(validators.compute_priorities_after(certificate.round).items())), certificate)
         record = CommittedBlock(block, certificate, self.tip)
-        self.last_txs = [decode_transaction(self.state, raw) for raw in block.txs]
+        self.last_txs = [self._get_decoded(raw) for raw in block.txs]
         tx_hashes = [tx.hash for tx in self.last_txs]
         self.store.commit_block(block.block_id, record.to_bytes(), list(zip(tx_hashes, block.txs)), self.state)
         self._recheck_mempool(tx_hashes)
         return root
 
     # --- mempool ----------------------------------------------------------------------
+
+    def _get_decoded(self, raw: bytes) -> SignedTx:
+        """A block tx, decoded: the mempool's copy when it holds these very bytes."""
+        pending = self.pool.get(hashlib.sha256(raw).digest())
+        if pending is not None and pending.raw == raw:
+            return pending  # type: ignore[return-value]  # the pool holds the SignedTx check_tx admitted
+        return decode_transaction(self.state, raw)
 
     def decode_tx(self, raw: bytes) -> SignedTx:
         return decode_transaction(self.state, raw)
@@ -132,7 +142,7 @@ class NodeApplication(CoreLedgerApplication):
         try:
             if tx.hash in self.pool:
                 self.pool.add(tx, self.get_next_nonce(tx.sender_address))  # raises TxAlreadyKnown
-            process_tx(self.check_state, tx)
+            process_tx(self.check_state, tx, self.verified)
             self.pool.add(tx, self.get_next_nonce(tx.sender_address))
         except BaseException:
             kv.rollback(mark)
@@ -146,6 +156,6 @@ class NodeApplication(CoreLedgerApplication):
         pending = sorted(self.pool.pending(), key=lambda t: (t.sender_address.raw, t.nonce))
         for tx in pending:
             try:
-                process_tx(self.check_state, tx)  # type: ignore[arg-type]
+                process_tx(self.check_state, tx, self.verified)  # type: ignore[arg-type]
             except InvalidTransaction:
                 self.pool.remove(tx.hash)

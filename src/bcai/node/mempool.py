@@ -135,6 +135,10 @@ class Mempool:
         if entry is not None:
             self._remove(entry.tx)
 
+    def get(self, tx_hash: bytes) -> PendingTx | None:
+        entry = self._by_hash.get(tx_hash)
+        return None if entry is None else entry.tx
+
     def pending(self) -> list[PendingTx]:
         return [entry.tx for entry in self._by_hash.values()]
 

@@ -55,6 +55,7 @@ HEIGHT_PROTOCOL = "node/height"
 HINT_PROTOCOL = "node/sync-hint"
 TX_FLUSH_S = 0.02
 TX_BATCH_BYTES = 1 << 20
+TX_CHECK_SLICE = 64  # txs of a gossip batch checked between two yields to the event loop
 SYNC_PERIOD_S = 1.0
 MAX_EVENT_QUEUE = 10_000
 MAX_SUBSCRIBER_QUEUE = 1_000
@@ -259,7 +260,9 @@ class Node(NodeReads):
             raise InvalidGossip("a tx batch does not decode") from None
         if not isinstance(batch, list) or not all(isinstance(tx, bytes) for tx in batch):
             raise InvalidGossip("a tx batch is a list of byte strings")
-        for raw in batch:
+        for index, raw in enumerate(batch):
+            if index and index % TX_CHECK_SLICE == 0:
+                await asyncio.sleep(0)  # a big batch must not hold up consensus messages
             try:
                 self.app.check_tx(raw)
                 self.metrics.txs_received.labels("p2p", "ok").inc()
