@@ -13,6 +13,12 @@ data, seed and global batch size, and its own rank. Each step:
    uneven the slices (the last batch of an epoch);
 4. it runs `apply_gradients` with that gradient (cast back to the parameter dtype).
 
+Buffers (batch-norm running statistics) are updated by each rank from its own slice in
+`compute_gradients`; the same all-reduce replaces them with their example-weighted mean
+(integer buffers: the maximum), so they stay identical too. For `running_mean` that is the
+global batch's update; `running_var` misses the variance between slices, and batch norm
+normalises each slice with its own statistics (as PyTorch DDP without SyncBatchNorm).
+
 Every rank receives the same reduced bytes, so every rank applies the same update and the
 parameters stay bitwise identical; at the end of each epoch the ranks all-gather their
 model hashes and stop with an error if any differ. Against one process training on the
@@ -40,7 +46,7 @@ from bcai.errors import InvalidFeed, JobFlowError, JobTimeout
 from bcai.training.data import Dataset
 from bcai.vm.interpreter import Session
 from bcai.vm.isa import TensorSpec
-from bcai.vm.kernels import TORCH_DTYPES
+from bcai.vm.kernels import DTYPE_NAMES, TORCH_DTYPES
 from bcai.vm.loop import compute_batch_order
 from bcai.vm.tensors import compute_tensors_hash, encode_tensors
 
@@ -85,17 +91,18 @@ def compute_global_batches(n: int, epoch: int, seed: int, batch_size: int) -> li
     return [order[start:start + batch_size] for start in range(0, n, batch_size)]
 
 
-def compute_packed(loss: float, grads: Sequence[torch.Tensor], samples: int) -> torch.Tensor:
-    """One float64 vector [n*loss, n*grad...] (the rank's weighted contribution)."""
+def compute_packed(loss: float, tensors: Sequence[torch.Tensor], samples: int) -> torch.Tensor:
+    """One float64 vector [n*loss, n*tensor...] (the rank's weighted contribution: its
+    gradients, then its floating-point buffers)."""
     parts = [torch.tensor([loss * samples], dtype=torch.float64)]
-    parts += [g.detach().to("cpu", torch.float64).reshape(-1) * samples for g in grads]
+    parts += [t.detach().to("cpu", torch.float64).reshape(-1) * samples for t in tensors]
     return torch.cat(parts)
 
 
 def compute_unpacked(total: torch.Tensor, specs: Sequence[TensorSpec], batch_len: int
                      ) -> tuple[float, dict[str, torch.Tensor]]:
-    """The global batch's mean loss and mean gradients (in their declared dtypes) from the
-    summed vector of `compute_packed` contributions."""
+    """The global batch's mean loss and the example-weighted means of the packed tensors
+    (in their declared dtypes) from the summed `compute_packed` vectors."""
     counts = [int(np.prod(spec.shape, dtype=np.int64)) for spec in specs]
     if total.dim() != 1 or len(total) != 1 + sum(counts):
         raise InvalidFeed(f"gradient vector has shape {list(total.shape)}, the program needs [{1 + sum(counts)}]")
@@ -131,7 +138,12 @@ def run_data_parallel_worker(*, rank: int, world_size: int, init_method: str, se
     """Train `session` synchronously with `world_size - 1` peers (see the module doc);
     `init_method` is the rendezvous ("tcp://HOST:PORT", rank 0 listens). Every rank must
     pass the same program, data, epochs, batch_size and seed."""
-    specs = check_data_parallel_program(session)
+    grad_specs = check_data_parallel_program(session)
+    buffers = session.state.get(session.program.buffers)
+    float_buffers = tuple(TensorSpec(n, tuple(t.shape), DTYPE_NAMES[t.dtype]) for n, t in buffers.items()
+                          if t.is_floating_point())
+    other_buffers = tuple(n for n, t in buffers.items() if not t.is_floating_point())
+    specs = grad_specs + float_buffers
     compute_rank_slice(0, rank, world_size)  # validates rank / world_size
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise InvalidFeed(f"epochs must be an int >= 0, got {epochs!r}")
@@ -162,12 +174,18 @@ def run_data_parallel_worker(*, rank: int, world_size: int, init_method: str, se
                 idx = torch.from_numpy(batch[start:stop])
                 if len(idx):
                     out, _ = session.run(COMPUTE_ENTRY, {x_name: xs[idx], y_name: ys[idx]})
-                    packed = compute_packed(float(out["loss"]), [out[s.name] for s in specs], len(idx))
+                    local = [out[s.name] for s in grad_specs]
+                    local += list(session.state.get(tuple(s.name for s in float_buffers)).values())
+                    packed = compute_packed(float(out["loss"]), local, len(idx))
                 else:
                     packed = compute_packed(0.0, [torch.zeros(s.shape) for s in specs], 0)
                 _collective(dist.all_reduce, packed, where=f"{where}, epoch {epoch} step {step}")
-                loss, grads = compute_unpacked(packed, specs, len(batch))
-                session.run(APPLY_ENTRY, grads)
+                loss, reduced = compute_unpacked(packed, specs, len(batch))
+                if other_buffers:
+                    _sync_other_buffers(session, other_buffers, where=f"{where}, epoch {epoch} step {step}")
+                if float_buffers:
+                    session.set_parameters({s.name: reduced[s.name] for s in float_buffers})
+                session.run(APPLY_ENTRY, {s.name: reduced[s.name] for s in grad_specs})
                 samples += len(idx)
                 global_samples += len(batch)
                 loss_sum += loss * len(batch)
@@ -185,6 +203,19 @@ def _collective(op: object, *args: object, where: str) -> None:
         op(*args)  # type: ignore[operator]
     except Exception as exc:  # gloo raises RuntimeError/DistBackendError on a lost or silent peer
         raise JobTimeout(f"{where}: a peer left or did not answer in time ({exc})") from exc
+
+
+def _sync_other_buffers(session: Session, names: tuple[str, ...], *, where: str) -> None:
+    """Integer buffers (batch counters): the largest value of any rank (a rank without
+    examples this step did not count it)."""
+    values = session.state.get(names)
+    flat = torch.cat([v.to(torch.int64).reshape(-1) for v in values.values()])
+    _collective(dist.all_reduce, flat, dist.ReduceOp.MAX, where=where)
+    out, offset = {}, 0
+    for name, v in values.items():
+        out[name] = flat[offset:offset + v.numel()].reshape(v.shape).to(v.dtype)
+        offset += v.numel()
+    session.set_parameters(out)
 
 
 def _check_agreement(session: Session, *, where: str, world_size: int) -> None:
