@@ -212,6 +212,8 @@ def test_invalid_arguments_are_refused_before_joining():
         run_data_parallel_worker(rank=0, world_size=1, **{**common, "batch_size": 0})
     with pytest.raises(InvalidFeed, match="epochs"):
         run_data_parallel_worker(rank=0, world_size=1, **{**common, "epochs": -1})
+    with pytest.raises(InvalidFeed, match="cannot join 'udp://x'"):
+        run_data_parallel_worker(rank=0, world_size=1, **{**common, "init_method": "udp://x"})
     with pytest.raises(InvalidFeed, match="timeout_s"):
         run_data_parallel_worker(rank=0, world_size=1, **{**common, "timeout_s": 0})
     old = VM(deterministic=True).load(Program(session.program.init, session.program.entries[:3],

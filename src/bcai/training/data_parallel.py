@@ -151,6 +151,8 @@ def run_data_parallel_worker(*, rank: int, world_size: int, init_method: str, se
         raise InvalidFeed(f"batch_size must be an int > 0, got {batch_size!r}")
     if not timeout_s > 0:
         raise InvalidFeed(f"timeout_s must be > 0, got {timeout_s!r}")
+    if not isinstance(init_method, str) or init_method.partition("://")[0] not in ("tcp", "file", "env"):
+        raise InvalidFeed(f"cannot join {init_method!r}: init_method must be tcp://HOST:PORT, file://PATH or env://")
     if dist.is_initialized():
         raise JobFlowError("this process already belongs to a torch.distributed process group")
     plan = session.program.training
@@ -162,7 +164,9 @@ def run_data_parallel_worker(*, rank: int, world_size: int, init_method: str, se
     try:
         dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world_size,
                                 timeout=timedelta(seconds=timeout_s))
-    except Exception as exc:  # the store's own timeout/connection errors
+    except ValueError as exc:  # a malformed init_method or backend name
+        raise InvalidFeed(f"{where}: cannot join {init_method!r} with backend {backend!r}: {exc}") from exc
+    except RuntimeError as exc:  # the store's timeout / connection errors (DistError and kin)
         raise JobTimeout(f"{where}: could not join the process group at {init_method} within {timeout_s}s: "
                          f"{exc}") from exc
     try:
@@ -201,7 +205,7 @@ def run_data_parallel_worker(*, rank: int, world_size: int, init_method: str, se
 def _collective(op: object, *args: object, where: str) -> None:
     try:
         op(*args)  # type: ignore[operator]
-    except Exception as exc:  # gloo raises RuntimeError/DistBackendError on a lost or silent peer
+    except RuntimeError as exc:  # gloo raises DistBackendError (a RuntimeError) on a lost or silent peer
         raise JobTimeout(f"{where}: a peer left or did not answer in time ({exc})") from exc
 
 
