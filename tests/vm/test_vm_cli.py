@@ -27,7 +27,7 @@ def test_compile_bml_and_run_forward(tmp_path):
     result = invoke("vm", "compile", "--bml", str(EXAMPLES / "digits_cnn.yaml"), "-o", str(program), "--json")
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
-    assert info["cid"].startswith("bafyrei") and info["entries"] == ["forward", "train_step", "evaluate"]
+    assert info["cid"].startswith("bafyrei") and info["entries"] == ["forward", "train_step", "evaluate", "compute_gradients", "apply_gradients"]
     np.save(tmp_path / "x.npy", np.random.rand(5, 1, 8, 8).astype(np.float32))
     result = invoke("vm", "run", str(program), "--input", f"x={tmp_path / 'x.npy'}", "--out", str(tmp_path / "out"),
                     "--device", "cpu", "--deterministic", "--json")

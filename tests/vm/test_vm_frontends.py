@@ -86,7 +86,7 @@ def test_compile_torch_training_program_trains_like_torch():
     torch.manual_seed(1)
     module = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
     program = compile_torch(module, torch.zeros(1, 4), loss="cross_entropy")
-    assert program.entry_names == ("forward", "train_step", "evaluate")
+    assert program.entry_names == ("forward", "train_step", "evaluate", "compute_gradients", "apply_gradients")
     session = VM("cpu").load(program)
     ref = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
     ref.load_state_dict(module.state_dict())
@@ -280,7 +280,7 @@ def test_invalid_onnx_bytes_and_paths(tmp_path):
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_bml_examples_compile_and_train_one_step(path):
     program = from_bml(path)
-    assert program.training is not None and program.entry_names == ("forward", "train_step", "evaluate")
+    assert program.training is not None and program.entry_names == ("forward", "train_step", "evaluate", "compute_gradients", "apply_gradients")
     spec = program.entry("train_step").inputs[0]
     shape = tuple(2 if d == -1 else d for d in spec.shape)
     x = torch.randint(0, 5, shape) if spec.dtype == "int64" else torch.rand(shape)

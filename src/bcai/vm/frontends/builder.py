@@ -13,7 +13,13 @@ program looks like, for BML and for `compile_torch(..., training=...)`:
 - `train_step(x, y) -> loss`: forward in training mode, loss, `Backward` over every
   parameter, the optimizer step (one batch);
 - `evaluate(x, y) -> loss_sum, correct` in eval mode (sum of per-example losses, and the
-  number of correct argmax predictions for cross-entropy; MSE gives `loss_sum` only).
+  number of correct argmax predictions for cross-entropy; MSE gives `loss_sum` only);
+- `compute_gradients(x, y) -> loss, grad.<param>...`: `train_step` split before the
+  optimizer step (forward in training mode, loss, `Backward`; buffers such as batch-norm
+  statistics update as in `train_step`), returning the mean-loss gradients;
+- `apply_gradients(grad.<param>...)`: the optimizer step alone on given gradients.
+  `compute_gradients` then `apply_gradients` on its outputs is bitwise `train_step`; in
+  between, data-parallel training all-reduces the gradients across workers.
 """
 
 from __future__ import annotations
@@ -141,7 +147,21 @@ def build_training_program(model: ModelFn, input_spec: isa.TensorSpec, *, num_ou
         eval_outputs = ("loss_sum",)
     evaluate = Entry("evaluate", (input_spec, label), b.take_body(), eval_outputs)
 
-    return Program(init=tuple(b.init), entries=(forward, train, evaluate), parameters=params,
+    out = model(b, x, True)
+    if loss == "cross_entropy":
+        b.emit(isa.CrossEntropyLoss(out, "y", "loss"))
+    else:
+        b.emit(isa.MSELoss(out, "y", "loss"))
+    b.emit(isa.Backward("loss", params, grads))
+    compute_gradients = Entry("compute_gradients", (input_spec, label), b.take_body(), ("loss", *grads))
+
+    dtypes = {i.id: i.dtype for i in b.init if isinstance(i, isa.TensorCreate)}
+    grad_specs = tuple(isa.TensorSpec(g, b._shapes[p], dtypes[p]) for p, g in zip(params, grads))
+    b.emit(_optimizer_step(b, params, grads, optimizer))
+    apply_gradients = Entry("apply_gradients", grad_specs, b.take_body(), ())
+
+    return Program(init=tuple(b.init), entries=(forward, train, evaluate, compute_gradients, apply_gradients),
+                   parameters=params,
                    buffers=tuple(b.buffers), limits=limits or Limits(), requirements=requirements, seed=seed,
                    training=TrainingPlan(epochs, batch_size, dataset, feature_input=x))
 
