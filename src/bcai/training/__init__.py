@@ -1,4 +1,6 @@
-"""Training: the pure parts (aggregation, privacy) of federated and data-parallel jobs.
+"""Training: aggregation and privacy (pure), and the shells that run jobs.
+
+Pure cores:
 
 - `updates.py`: `ModelUpdate` (name -> torch tensor or numpy array, plus sample count)
   and `check_updates`, the gate every rule passes input through.
@@ -7,8 +9,15 @@
 - `privacy/`: differential privacy (a wrapper rule) and secure aggregation (pairwise
   masks); see its `__init__`.
 
-Federated rounds over gossip, data-parallel training on torch.distributed, checkpoints
-and the job flow are shells built on these (the integrator's part of issue 7).
+Shells (imported from their modules, not re-exported here, so `import bcai.training`
+stays light):
+- `data.py`: the digits dataset, deterministic shards, encrypted dataset artifacts.
+- `spec.py`: `JobSpec`, the document a `PostJob` names by CID.
+- `federated.py`: coordinator-free federated rounds (`run_federated_worker`), signed
+  round updates, round checkpoints.
+- `data_parallel.py`: synchronous data-parallel training on torch.distributed (gloo),
+  `run_data_parallel_worker`.
+- `jobflow.py`: the client, worker and evaluator agents of a job and the job channel.
 """
 
 from bcai.training.aggregation import (
