@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow test-e2e bench sysdeps clean
+.PHONY: demo test test-slow test-e2e typecheck bench sysdeps clean
 
 # System libraries the sandboxes need (libseccomp, loaded by pyseccomp through ctypes);
 # installed only when missing. ldconfig lives in /sbin for most non-root PATHs; apt-get
@@ -44,6 +44,14 @@ test: $(VENV)/.installed
 # Long soaks and big simulations.
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+# Only the real multi-process tests (devnets, p2p processes), slow ones included.
+test-e2e: $(VENV)/.installed
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+# mypy over src/ (clean as of this commit).
+typecheck: $(VENV)/.installed
+	$(PY) -m mypy src
 
 bench: $(VENV)/.installed
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

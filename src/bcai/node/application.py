@@ -98,7 +98,7 @@ class NodeApplication(CoreLedgerApplication):
         chosen = []
         for tx in candidates:
             try:
-                process_tx(scratch, tx, self.verified)
+                process_tx(scratch, tx, self.verified)  # type: ignore[arg-type]  # the pool holds SignedTx
             except InvalidTransaction:
                 self.pool.remove(tx.hash)
                 continue

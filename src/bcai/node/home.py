@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from bcai.consensus import ConsensusParams
 from bcai.crypto import PrivateKey, PublicKey
@@ -32,7 +33,7 @@ NODE_BALANCE = 1_000_000_000
 
 # Fast, small proofs of useful work for a local chain on a laptop: a 64x64 matrix task and
 # an easy target, one-second target block time. Real networks pick their own in consensus.json.
-LOCAL_CONSENSUS = {
+LOCAL_CONSENSUS: dict[str, Any] = {
     "matrix_n": 64, "timeout_propose_ms": 2000, "timeout_prevote_ms": 500, "timeout_precommit_ms": 500,
     "timeout_delta_ms": 250, "target_block_ms": 300, "timeout_commit_ms": 100,
 }

@@ -20,6 +20,7 @@ Wiring (see docs/node.md for the why):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import signal
@@ -59,6 +60,10 @@ TX_CHECK_SLICE = 64  # txs of a gossip batch checked between two yields to the e
 SYNC_PERIOD_S = 1.0
 MAX_EVENT_QUEUE = 10_000
 MAX_SUBSCRIBER_QUEUE = 1_000
+
+
+def _sync_event(block: Any, certificate: Any, now: int) -> SyncBlock:
+    return SyncBlock(block, certificate, now)
 
 
 def now_ms() -> int:
@@ -108,7 +113,7 @@ class Node(NodeReads):
         self._tx_outbox_bytes = 0
         self._sync_wakeup = asyncio.Event()
         self._sync_peer: NodeId | None = None
-        self._last_polled_height = -1
+        self._last_polled_height: int = -1
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
@@ -156,7 +161,7 @@ class Node(NodeReads):
         api = self.config.api
         server = uvicorn.Server(uvicorn.Config(create_app(self, api), host=api.host, port=api.port,
                                                log_level="warning", access_log=False, lifespan="off"))
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours, above
+        server.install_signal_handlers = lambda: None  # type: ignore[attr-defined,method-assign]  # ours, above
         self.api_url = f"http://{api.host}:{api.port}"
         serving = asyncio.create_task(server.serve())
         stop = asyncio.create_task(self._stopping.wait())
@@ -340,7 +345,7 @@ class Node(NodeReads):
             return
         hinted, self._sync_peer = self._sync_peer, None
         candidates = [hinted] if hinted in peers else random.sample(peers, min(3, len(peers)))
-        best, best_peer = self.app.state.height, None
+        best, best_peer = int(self.app.state.height), None
         for peer in candidates:
             try:
                 height = decode(await self.host.request(peer, HEIGHT_PROTOCOL, b"", timeout=3))
@@ -350,7 +355,7 @@ class Node(NodeReads):
                 best, best_peer = height, peer
         # one block behind is normal while a commit propagates: act on 2+, on a hint, or when
         # we have not moved since the last poll (stuck one behind: our peers moved on)
-        mine, previous = self.app.state.height, self._last_polled_height
+        mine, previous = int(self.app.state.height), self._last_polled_height
         self._last_polled_height = mine
         if best_peer is None or (best - mine < 2 and hinted is None and mine != previous):
             return
@@ -361,7 +366,7 @@ class Node(NodeReads):
                 return
             for raw in blocks:
                 block, certificate = decode_synced_block(raw)
-                self._enqueue(lambda now, b=block, c=certificate: SyncBlock(b, c, now), best_peer)
+                self._enqueue(functools.partial(_sync_event, block, certificate), best_peer)
             target = start + len(blocks) - 1
             deadline = time.monotonic() + 30
             while self.app.state.height < target and time.monotonic() < deadline:

@@ -17,13 +17,38 @@ from bcai.p2p.content import GET_PROTOCOL
 from bcai.node.views import view_account, view_block, view_job, view_tx, view_validators
 
 if TYPE_CHECKING:
-    from bcai.node.node import Node
+    from bcai.consensus import Engine
+    from bcai.crypto import PrivateKey
+    from bcai.node.application import NodeApplication
+    from bcai.node.chainspec import ChainSpec
+    from bcai.node.config import NodeConfig
+    from bcai.node.job_relay import JobRelay
+    from bcai.node.mempool import Mempool
+    from bcai.node.telemetry import NodeMetrics
+    from bcai.p2p import Host
+    from bcai.store import FileContentStore, SqliteChainStore
 
 ARTIFACT_FETCH_TIMEOUT_S = 30.0
 
 
 class NodeReads:
-    def get_status(self: Node) -> dict[str, Any]:
+    # What the reads use; `Node` sets all of it in its constructor.
+    app: NodeApplication
+    store: SqliteChainStore
+    host: Host
+    config: NodeConfig
+    spec: ChainSpec
+    content: FileContentStore
+    mempool: Mempool
+    metrics: NodeMetrics
+    key: PrivateKey
+    engine: Engine
+    jobs: JobRelay
+    is_validator: bool
+    api_url: str
+    last_commit_time_ms: int | None
+
+    def get_status(self) -> dict[str, Any]:
         state = self.app.state
         latest = self.get_latest_block()
         return {
@@ -40,20 +65,20 @@ class NodeReads:
             "treasury": state.treasury, "supply": state.supply,
         }
 
-    def _committed(self: Node, height: int) -> CommittedBlock | None:
+    def _committed(self, height: int) -> CommittedBlock | None:
         try:
             return CommittedBlock.from_bytes(self.store.get_block(height).data)
         except BlockNotFound:
             return None
 
-    def get_block(self: Node, height: int) -> dict[str, Any] | None:
+    def get_block(self, height: int) -> dict[str, Any] | None:
         record = self._committed(height) if height >= 1 else None
         return None if record is None else view_block(record.block, record.certificate)
 
-    def get_latest_block(self: Node) -> dict[str, Any] | None:
+    def get_latest_block(self) -> dict[str, Any] | None:
         return self.get_block(self.store.get_height())
 
-    def get_tx(self: Node, tx_hash: bytes) -> dict[str, Any] | None:
+    def get_tx(self, tx_hash: bytes) -> dict[str, Any] | None:
         try:
             stored = self.store.get_tx(tx_hash)
         except BlockNotFound:
@@ -63,20 +88,20 @@ class NodeReads:
             return None
         return view_tx(self.app.decode_tx(stored.data), stored.height, stored.index)
 
-    def get_account(self: Node, address: str) -> dict[str, Any]:
+    def get_account(self, address: str) -> dict[str, Any]:
         return view_account(self.app.state, Address.parse(address))
 
-    def get_validators(self: Node) -> list[dict[str, Any]]:
+    def get_validators(self) -> list[dict[str, Any]]:
         return view_validators(self.app.state)
 
-    def get_jobs(self: Node) -> list[dict[str, Any]]:
+    def get_jobs(self) -> list[dict[str, Any]]:
         return [view_job(job_id, job) for job_id, job in self.app.state.get_all_jobs()]
 
-    def get_job(self: Node, job_id: bytes) -> dict[str, Any] | None:
+    def get_job(self, job_id: bytes) -> dict[str, Any] | None:
         job = self.app.state.get_job(job_id)
         return None if job is None else view_job(job_id, job)
 
-    def get_nodes(self: Node) -> list[dict[str, Any]]:
+    def get_nodes(self) -> list[dict[str, Any]]:
         nodes = []
         for peer in self.host.peers:
             signed = self.host.get_peer_record(peer)
@@ -86,10 +111,10 @@ class NodeReads:
                           "capabilities": dict(record.capabilities) if record else {}})
         return nodes
 
-    def get_params(self: Node) -> dict[str, Any]:
+    def get_params(self) -> dict[str, Any]:
         return {"ledger": self.app.state.params.to_dict(), "consensus": asdict(self.spec.params)}
 
-    async def get_artifact(self: Node, cid: str) -> bytes | None:
+    async def get_artifact(self, cid: str) -> bytes | None:
         """The artifact from the local content store, else from the first peer that has it
         (checked against its CID, then kept here)."""
         wanted = Cid.parse(cid)
@@ -108,17 +133,17 @@ class NodeReads:
             self.host.penalize(peer, scoring.PENALTY_BAD_CONTENT, f"wrong bytes for {wanted}")
         return None
 
-    def put_artifact(self: Node, data: bytes, codec: int = CODEC_RAW) -> str:
+    def put_artifact(self, data: bytes, codec: int = CODEC_RAW) -> str:
         return str(self.content.put(data, codec))
 
-    async def post_job_message(self: Node, job_id: bytes, data: bytes) -> int:
+    async def post_job_message(self, job_id: bytes, data: bytes) -> int:
         return await self.jobs.post(job_id, data)
 
-    async def get_job_messages(self: Node, job_id: bytes, after: int) -> dict[str, Any]:
+    async def get_job_messages(self, job_id: bytes, after: int) -> dict[str, Any]:
         messages, next_index = await self.jobs.read(job_id, after)
         return {"messages": [{"index": i, "data": data.hex()} for i, data in messages], "next": next_index}
 
-    def render_metrics(self: Node) -> bytes:
+    def render_metrics(self) -> bytes:
         self.metrics.peers.set(len(self.host.peers))
         self.metrics.mempool_txs.set(len(self.mempool))
         return self.metrics.render()
