@@ -17,6 +17,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,8 +25,9 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from bcai.crypto import PrivateKey
+from bcai.crypto import Cid, PrivateKey
 from bcai.crypto.keystore import KeyStore
+from bcai.errors import BcaiError
 from bcai.ledger import Capabilities
 from bcai.node import devnet
 from bcai.sdk import Client
@@ -153,6 +155,8 @@ async def _run_job(net: Net, job: PreparedJob, worker_keys: list[PrivateKey], mi
             w, http_channels, spec_cid=str(job.spec.cid), timeout_s=240, round_timeout_s=round_timeout_s,
             on_round=on_round_of(i), **worker_options.get(i, {}))))
     job_id = await asyncio.wait_for(posted, 120)
+    for e in evaluators:  # the evaluators' nodes may commit the job a moment after the client's
+        await asyncio.wait_for(asyncio.to_thread(wait_for_job, e, job_id), 60)
     evaluator_tasks = [asyncio.create_task(run_evaluator(e, http_channels, job_id=job_id, timeout_s=240, grace_s=3))
                        for e in evaluators] if worker_keys else []
     final = await client_task
@@ -167,6 +171,15 @@ async def _run_job(net: Net, job: PreparedJob, worker_keys: list[PrivateKey], mi
     return Outcome(final, list(results), reports, before, after, treasury_delta)
 
 
+def wait_for_job(client: Client, job_id: str) -> None:
+    while True:
+        try:
+            client.job(job_id)
+            return
+        except BcaiError:
+            time.sleep(0.1)
+
+
 def make_job(net: Net, name: str, *, rounds: int = 2, local_epochs: int = 1, aggregation: str = "fedavg",
              target_bps: int = 5_000) -> PreparedJob:
     return prepare_job(name, MLP_BML, net.train, net.test, rounds=rounds, local_epochs=local_epochs,
@@ -176,6 +189,13 @@ def make_job(net: Net, name: str, *, rounds: int = 2, local_epochs: int = 1, agg
 def expected_worker_pay(results: dict[str, dict[str, Any]], paid: list[str]) -> dict[str, int]:
     total = sum(results[a]["samples"] for a in paid)
     return {a: BUDGET * 9 // 10 * results[a]["samples"] // total for a in paid}
+
+
+def uploaded_cid(result: Any) -> str:
+    """The CID a worker submitted: its model's bytes uploaded as a raw artifact (the
+    federated checkpoint id `model_cid` has the same digest under the dag-cbor codec)."""
+    assert isinstance(result, FederatedResult), result
+    return str(Cid.of(result.model))
 
 
 def bcai(*args: str) -> dict[str, Any]:
@@ -194,8 +214,8 @@ def test_job_completes_and_pays_to_the_token_and_the_cli_reads_it(net: Net, tmp_
     final = out.final
     assert final["state"] == "completed" and final["escrow"] == 0
     assert all(isinstance(r, FederatedResult) for r in out.workers), out.workers
-    model_cid = str(out.workers[0].model_cid)  # type: ignore[union-attr]
-    assert {str(r.model_cid) for r in out.workers} == {model_cid}  # type: ignore[union-attr]
+    model_cid = uploaded_cid(out.workers[0])
+    assert {uploaded_cid(r) for r in out.workers} == {model_cid}
     assert {a["model_cid"] for a in final["attestations"].values()} == {model_cid}
     assert all(a["accept"] and a["accuracy_bps"] >= 5_000 for a in final["attestations"].values())
     workers = [str(k.address) for k in keys]
@@ -237,7 +257,7 @@ def test_lazy_worker_is_slashed_and_unpaid(net: Net) -> None:
     final = out.final
     assert final["state"] == "completed"
     honest, lazy = [str(k.address) for k in keys[:2]], str(keys[2].address)
-    honest_cid = str(out.workers[0].model_cid)  # type: ignore[union-attr]
+    honest_cid = uploaded_cid(out.workers[0])
     assert final["results"][lazy]["model_cid"] != honest_cid
     assert {final["results"][w]["model_cid"] for w in honest} == {honest_cid}
     assert {a["model_cid"] for a in final["attestations"].values()} == {honest_cid}
