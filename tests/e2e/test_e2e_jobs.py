@@ -207,6 +207,7 @@ def bcai(*args: str) -> dict[str, Any]:
 # --- short tier ----------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_job_completes_and_pays_to_the_token_and_the_cli_reads_it(net: Net, tmp_path: Path) -> None:
     keys = register_workers(net, 3)
     job = make_job(net, "e2e-payouts")
