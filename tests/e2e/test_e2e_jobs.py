@@ -354,7 +354,12 @@ def test_cli_submit_watch_runs_the_client_until_the_job_completes(net: Net, tmp_
         agents = [run_worker(w, http_channels, timeout_s=240) for w in workers]
         agents += [run_evaluator(e, http_channels, timeout_s=240, grace_s=3) for e in evaluators]
         results = await asyncio.gather(*agents, return_exceptions=True)
-        stdout, stderr = await asyncio.wait_for(cli.communicate(), 240)
+        try:
+            stdout, stderr = await asyncio.wait_for(cli.communicate(), 60)
+        except asyncio.TimeoutError:
+            cli.kill()
+            stdout, stderr = await cli.communicate()
+            raise AssertionError(f"bcai job submit did not end: {results} {stdout!r} {stderr[-3000:]!r}") from None
         for c in workers + evaluators:
             c.close()
         return cli.returncode or 0, stdout, stderr, results
