@@ -115,15 +115,15 @@ class Outcome:
 def run_job(net: Net, job: PreparedJob, worker_keys: list[PrivateKey], *, min_workers: int = 3,
             deadline_blocks: int = 2_000, round_timeout_s: float = 60.0,
             worker_options: dict[int, dict[str, Any]] | None = None,
-            cancel_after_round: dict[int, int] | None = None) -> Outcome:
+            cancel_after_round: dict[int, int] | None = None, grace_s: float = 10.0) -> Outcome:
     """Run the client, the given workers and both evaluators to the job's end."""
     return asyncio.run(_run_job(net, job, worker_keys, min_workers, deadline_blocks, round_timeout_s,
-                                worker_options or {}, cancel_after_round or {}))
+                                worker_options or {}, cancel_after_round or {}, grace_s))
 
 
 async def _run_job(net: Net, job: PreparedJob, worker_keys: list[PrivateKey], min_workers: int,
                    deadline_blocks: int, round_timeout_s: float, worker_options: dict[int, dict[str, Any]],
-                   cancel_after_round: dict[int, int]) -> Outcome:
+                   cancel_after_round: dict[int, int], grace_s: float) -> Outcome:
     client = Client(net.urls[0], key=net.client_key)
     workers = [Client(net.urls[(i + 1) % 4], key=k) for i, k in enumerate(worker_keys)]
     evaluators = [Client(net.urls[(i + 2) % 4], key=k) for i, k in enumerate(net.evaluator_keys)]
@@ -157,7 +157,7 @@ async def _run_job(net: Net, job: PreparedJob, worker_keys: list[PrivateKey], mi
     job_id = await asyncio.wait_for(posted, 120)
     for e in evaluators:  # the evaluators' nodes may commit the job a moment after the client's
         await asyncio.wait_for(asyncio.to_thread(wait_for_job, e, job_id), 60)
-    evaluator_tasks = [asyncio.create_task(run_evaluator(e, http_channels, job_id=job_id, timeout_s=240, grace_s=3))
+    evaluator_tasks = [asyncio.create_task(run_evaluator(e, http_channels, job_id=job_id, timeout_s=240, grace_s=grace_s))
                        for e in evaluators] if worker_keys else []
     final = await client_task
     results = await asyncio.gather(*worker_tasks, return_exceptions=True)
@@ -178,6 +178,16 @@ def wait_for_job(client: Client, job_id: str) -> None:
             return
         except BcaiError:
             time.sleep(0.1)
+
+
+def wait_for_new_job(url: str, known: set[str]) -> dict[str, Any]:
+    """The first job posted that is not in `known` (the one the CLI posts)."""
+    with Client(url) as client:
+        while True:
+            fresh = [j for j in client.jobs() if j["job_id"] not in known]
+            if fresh:
+                return fresh[0]
+            time.sleep(0.2)
 
 
 def make_job(net: Net, name: str, *, rounds: int = 2, local_epochs: int = 1, aggregation: str = "fedavg",
@@ -301,7 +311,7 @@ def test_poisoning_worker_is_flagged_and_median_still_reaches_the_target(net: Ne
 def test_worker_dying_mid_job_gets_its_stake_back_and_no_pay(net: Net) -> None:
     keys = register_workers(net, 3)
     job = make_job(net, "e2e-dies", rounds=3)
-    out = run_job(net, job, keys, round_timeout_s=8, cancel_after_round={2: 0})
+    out = run_job(net, job, keys, round_timeout_s=8, cancel_after_round={2: 0}, grace_s=4)
     assert isinstance(out.workers[2], asyncio.CancelledError)
     final = out.final
     assert final["state"] == "completed"
@@ -344,28 +354,36 @@ def test_cli_submit_watch_runs_the_client_until_the_job_completes(net: Net, tmp_
         "aggregation: fedavg\ntarget_accuracy: 0.5\nevaluators: 2\nworkers: {min: 2, max: 2}\n"
         "worker_stake: 10000\ndeadline_blocks: 2000\n")
 
-    async def scenario() -> tuple[int, bytes, bytes, list[Any]]:
-        cli = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bcai", "job", "submit", str(tmp_path / "job.yaml"), "--key", "client",
-            "--home", str(net.home), "--url", net.urls[0], "--watch", "--json",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        workers = [Client(net.urls[(i + 1) % 4], key=k) for i, k in enumerate(keys)]
-        evaluators = [Client(net.urls[(i + 2) % 4], key=k) for i, k in enumerate(net.evaluator_keys)]
-        agents = [run_worker(w, http_channels, timeout_s=240) for w in workers]
-        agents += [run_evaluator(e, http_channels, timeout_s=240, grace_s=3) for e in evaluators]
-        results = await asyncio.gather(*agents, return_exceptions=True)
-        try:
-            stdout, stderr = await asyncio.wait_for(cli.communicate(), 60)
-        except asyncio.TimeoutError:
-            cli.kill()
-            stdout, stderr = await cli.communicate()
-            raise AssertionError(f"bcai job submit did not end: {results} {stdout!r} {stderr[-3000:]!r}") from None
-        for c in workers + evaluators:
-            c.close()
-        return cli.returncode or 0, stdout, stderr, results
+    out_file, err_file = tmp_path / "submit.out", tmp_path / "submit.err"
+    with Client(net.urls[0]) as reader:
+        known = {j["job_id"] for j in reader.jobs()}
 
-    rc, stdout, stderr, results = asyncio.run(scenario())
-    assert rc == 0, stdout + stderr
+    async def scenario() -> tuple[int, list[Any]]:
+        with out_file.open("wb") as out, err_file.open("wb") as err:  # files, not pipes: nothing can block
+            cli = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bcai", "job", "submit", str(tmp_path / "job.yaml"), "--key", "client",
+                "--home", str(net.home), "--url", net.urls[0], "--watch", "--json", stdout=out, stderr=err)
+            job = await asyncio.wait_for(asyncio.to_thread(wait_for_new_job, net.urls[0], known), 120)
+            workers = [Client(net.urls[(i + 1) % 4], key=k) for i, k in enumerate(keys)]
+            evaluators = [Client(net.urls[(i + 2) % 4], key=k) for i, k in enumerate(net.evaluator_keys)]
+            for e in evaluators:
+                await asyncio.wait_for(asyncio.to_thread(wait_for_job, e, job["job_id"]), 60)
+            agents = [run_worker(w, http_channels, spec_cid=job["spec_cid"], timeout_s=240) for w in workers]
+            agents += [run_evaluator(e, http_channels, job_id=job["job_id"], timeout_s=240) for e in evaluators]
+            results = await asyncio.gather(*agents, return_exceptions=True)
+            try:
+                await asyncio.wait_for(cli.wait(), 60)
+            except asyncio.TimeoutError:
+                cli.kill()
+                await cli.wait()
+                raise AssertionError(f"bcai job submit did not end: {results} {err_file.read_text()[-3000:]}") from None
+            for c in workers + evaluators:
+                c.close()
+            return cli.returncode or 0, results
+
+    rc, results = asyncio.run(scenario())
+    stdout = out_file.read_text()
+    assert rc == 0, stdout + err_file.read_text()
     assert not [r for r in results if isinstance(r, BaseException)], results
     view = json.loads(stdout)
     assert view["state"] == "completed" and view["keys_released"] is True and view["budget"] == 500_000
