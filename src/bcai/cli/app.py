@@ -8,6 +8,7 @@ from bcai.cli import account
 from bcai.cli import demo
 from bcai.cli import devnet
 from bcai.cli import genesis
+from bcai.cli import job
 from bcai.cli import keys
 from bcai.cli import node
 from bcai.cli import sandbox
@@ -25,6 +26,7 @@ app.command("account")(account.account)  # a single command: `bcai account ADDRE
 app.command("demo")(demo.demo)
 app.add_typer(devnet.app, name="devnet")
 app.add_typer(genesis.app, name="genesis")
+app.add_typer(job.app, name="job")
 app.add_typer(keys.app, name="keys")
 app.add_typer(node.app, name="node")
 app.add_typer(sandbox.app, name="sandbox")

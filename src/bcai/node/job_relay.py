@@ -11,6 +11,12 @@ chain. The payload is opaque here; the job flow (`bcai.training.jobflow`) reads 
 
 Each node keeps the last messages of each job, bounded by count and bytes, and serves
 them by index (`GET /jobs/{id}/messages?after=N`).
+
+Nodes commit blocks at slightly different times, so a message from a participant that just
+joined (a worker whose Volunteer the sender's node has committed) can arrive at a node one
+block behind. Such a message (well signed, for this job, but its signer not a participant
+in this node's view yet) is held in a small per-job pending queue and checked again on
+every read, instead of being dropped for good.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from bcai.sdk.job_message import JobMessage
 MAX_MESSAGES_PER_JOB = 4096
 MAX_BYTES_PER_JOB = 256 * 1024 * 1024
 MAX_JOBS = 256
+MAX_PENDING_PER_JOB = 64  # signed messages whose signer this node does not know as a participant yet
 
 
 class _JobLog:
@@ -33,6 +40,7 @@ class _JobLog:
         self.start = 0  # index of messages[0]
         self.messages: deque[bytes] = deque()
         self.size = 0
+        self.pending: deque[tuple[JobMessage, bytes]] = deque(maxlen=MAX_PENDING_PER_JOB)
 
     def append(self, data: bytes) -> None:
         self.messages.append(data)
@@ -59,12 +67,15 @@ class JobRelay:
 
     def check(self, data: bytes) -> JobMessage:
         message = JobMessage.from_bytes(data, self.chain_id)
+        self.check_member(message)
+        return message
+
+    def check_member(self, message: JobMessage) -> None:
         participants = self.get_participants(message.job_id)
         if participants is None:
             raise InvalidJobMessage(f"no job {message.job_id.hex()[:16]} on chain")
         if message.sender.address not in participants:
             raise InvalidJobMessage(f"{message.sender.address} is not a participant of job {message.job_id.hex()[:16]}")
-        return message
 
     async def join(self, job_id: bytes) -> _JobLog:
         log = self.logs.get(job_id)
@@ -80,14 +91,20 @@ class JobRelay:
     def _make_handler(self, job_id: bytes) -> Callable[[GossipMessage], Awaitable[None]]:
         async def on_gossip(gossip: GossipMessage) -> None:
             try:
-                message = self.check(gossip.data)
+                message = JobMessage.from_bytes(gossip.data, self.chain_id)
             except InvalidJobMessage as exc:
                 raise InvalidGossip(str(exc)) from None
             if message.job_id != job_id:
                 raise InvalidGossip("a message for another job on this job's topic")
             log = self.logs.get(job_id)
-            if log is not None:
-                log.append(gossip.data)
+            if log is None:
+                return
+            try:
+                self.check_member(message)
+            except InvalidJobMessage:
+                log.pending.append((message, gossip.data))  # our chain view may be a block behind the sender's node
+                return
+            log.append(gossip.data)
 
         return on_gossip
 
@@ -103,4 +120,17 @@ class JobRelay:
 
     async def read(self, job_id: bytes, after: int) -> tuple[list[tuple[int, bytes]], int]:
         log = await self.join(job_id)
+        self._admit_pending(log)
         return log.since(after)
+
+    def _admit_pending(self, log: _JobLog) -> None:
+        """Keep the pending messages whose signers are participants by now."""
+        waiting = list(log.pending)
+        log.pending.clear()
+        for message, data in waiting:
+            try:
+                self.check_member(message)
+            except InvalidJobMessage:
+                log.pending.append((message, data))
+                continue
+            log.append(data)

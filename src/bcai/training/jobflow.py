@@ -179,6 +179,40 @@ def make_hello(key: PublicKey) -> bytes:
     return encode(["hello", key.raw])
 
 
+HELLO_EVERY_S = 2.0
+
+
+async def say_hello_until(channel: JobChannel, key: PublicKey, done: Callable[[], bool],
+                          every_s: float = HELLO_EVERY_S) -> None:
+    """Say hello now, then again every `every_s` until `done()`. Gossip is best effort: a
+    node that joins the job's topic a moment after a hello was published (its subscription
+    had not reached the publishing node yet) never sees it, so a single hello can be lost
+    and the client would wait for it forever."""
+    while True:
+        try:
+            await channel.publish(make_hello(key))
+        except BcaiError:
+            pass  # the node is busy, or has not committed the job yet: try again next time
+        await asyncio.sleep(every_s)
+        if done():
+            return
+
+
+def seen_key_release(messages: list[bytes]) -> Callable[[], bool]:
+    """A check for `say_hello_until`: has a key release arrived in `messages` (a growing
+    list)? Each message is looked at once."""
+    scanned = [0]
+
+    def check() -> bool:
+        while scanned[0] < len(messages):
+            if _is_key_release(messages[scanned[0]]):
+                return True
+            scanned[0] += 1
+        return False
+
+    return check
+
+
 def read_hello(data: bytes) -> PublicKey | None:
     try:
         tag, raw = decode(data)
@@ -409,7 +443,23 @@ async def _work(client: Client, channel: JobChannel, job_id: str, spec: JobSpec,
     assert key is not None
     receipt = await send_and_wait(client, lambda: client.volunteer(job_id))
     note("volunteered", {"worker": str(key.address), "height": receipt.get("height")})
-    await channel.publish(make_hello(key.public_key))  # so the client can seal the train key to us
+    # so the client can seal the train key to us; repeated until a key release arrives
+    early_key = seen_key_release(early)
+    hello = asyncio.create_task(say_hello_until(channel, key.public_key,
+                                                lambda: early_key() or bool(deliver_to and deliver_to[0].keys)))
+    try:
+        return await _train(client, channel, job_id, spec, deliver_to=deliver_to, early=early, note=note,
+                            timeout_s=timeout_s, round_timeout_s=round_timeout_s, on_round=on_round,
+                            transform=transform, lazy=lazy)
+    finally:
+        hello.cancel()
+
+
+async def _train(client: Client, channel: JobChannel, job_id: str, spec: JobSpec, *, deliver_to: list[JobInbox],
+                 early: list[bytes], note: Callable[[str, dict[str, Any]], None], timeout_s: float,
+                 round_timeout_s: float, on_round: Any, transform: Any, lazy: bool) -> FederatedResult | None:
+    key = client.key
+    assert key is not None
     assigned = await wait_job_state(client, job_id, {"assigned", "training", "evaluating", "expired"}, timeout_s)
     if assigned["state"] == "expired":
         return None
@@ -471,11 +521,13 @@ async def run_evaluator(client: Client, channels: ChannelFactory, *, job_id: str
     received: list[bytes] = []
     channel = channels(client, job_id)
     channel.subscribe(received.append)  # our node joins the job's topic before the keys are released
+    # so the client can seal the test key to us; repeated until a key release arrives
+    hello = asyncio.create_task(say_hello_until(channel, key.public_key, seen_key_release(received)))
     try:
-        await channel.publish(make_hello(key.public_key))  # so the client can seal the test key to us
         return await _evaluate(client, channel, job_id, received, timeout_s=timeout_s, grace_s=grace_s,
                                on_event=on_event)
     finally:
+        hello.cancel()
         channel.close()
 
 
