@@ -25,7 +25,7 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from bcai.crypto import Cid, PrivateKey
+from bcai.crypto import CODEC_DAG_CBOR, Cid, PrivateKey
 from bcai.crypto.keystore import KeyStore
 from bcai.errors import BcaiError
 from bcai.ledger import Capabilities
@@ -202,10 +202,11 @@ def expected_worker_pay(results: dict[str, dict[str, Any]], paid: list[str]) -> 
 
 
 def uploaded_cid(result: Any) -> str:
-    """The CID a worker submitted: its model's bytes uploaded as a raw artifact (the
-    federated checkpoint id `model_cid` has the same digest under the dag-cbor codec)."""
+    """The CID a worker submitted: its model's canonical tensor bytes under the dag-cbor
+    codec, which is also the federated result's `model_cid` (the last round checkpoint)."""
     assert isinstance(result, FederatedResult), result
-    return str(Cid.of(result.model))
+    assert str(Cid.of(result.model, CODEC_DAG_CBOR)) == str(result.model_cid)
+    return str(result.model_cid)
 
 
 def bcai(*args: str) -> dict[str, Any]:

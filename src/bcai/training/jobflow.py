@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
-from bcai.crypto import Address, Cid, PrivateKey, PublicKey, open_sealed, seal
+from bcai.crypto import CODEC_DAG_CBOR, Address, Cid, PrivateKey, PublicKey, open_sealed, seal
 from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, InvalidJobDocument, InvalidRoundUpdate, JobFlowError, JobTimeout
 from bcai.ledger import PostJob
@@ -480,7 +480,8 @@ async def _train(client: Client, channel: JobChannel, job_id: str, spec: JobSpec
             data=train, rounds=spec.rounds, local_epochs=spec.local_epochs, rule_name=spec.aggregation,
             channel=ChannelRounds(channel, inbox), seed=program.seed, round_timeout_s=round_timeout_s,
             transform=transform, on_round=on_round)
-    uploaded = await _call(client.upload, result.model)
+    # canonical CBOR tensor bytes: named by their dag-cbor CID, the same as the round checkpoints
+    uploaded = await _call(client.upload, result.model, CODEC_DAG_CBOR)
     receipt = await send_and_wait(client, lambda: client.submit_result(job_id, uploaded, result.samples_processed,
                                                                        {"rounds": len(result.rounds)}))
     note("submitted", {"worker": str(key.address), "model_cid": str(uploaded), "height": receipt.get("height")})
