@@ -448,18 +448,17 @@ async def _work(client: Client, channel: JobChannel, job_id: str, spec: JobSpec,
     hello = asyncio.create_task(say_hello_until(channel, key.public_key,
                                                 lambda: early_key() or bool(deliver_to and deliver_to[0].keys)))
     try:
-        return await _train(client, channel, job_id, spec, deliver_to=deliver_to, early=early, note=note,
-                            timeout_s=timeout_s, round_timeout_s=round_timeout_s, on_round=on_round,
-                            transform=transform, lazy=lazy)
+        return await _train(client, channel, job_id, spec, key, deliver_to, early, note, timeout_s,
+                            round_timeout_s, on_round, transform, lazy)
     finally:
         hello.cancel()
 
 
-async def _train(client: Client, channel: JobChannel, job_id: str, spec: JobSpec, *, deliver_to: list[JobInbox],
-                 early: list[bytes], note: Callable[[str, dict[str, Any]], None], timeout_s: float,
-                 round_timeout_s: float, on_round: Any, transform: Any, lazy: bool) -> FederatedResult | None:
-    key = client.key
-    assert key is not None
+async def _train(client: Client, channel: JobChannel, job_id: str, spec: JobSpec, key: PrivateKey,
+                 deliver_to: list[JobInbox], early: list[bytes], note: Callable[[str, dict[str, Any]], None],
+                 timeout_s: float, round_timeout_s: float, on_round: Any, transform: Any,
+                 lazy: bool) -> FederatedResult | None:
+    """The worker after volunteering: wait for assignment and the key, train, submit."""
     assigned = await wait_job_state(client, job_id, {"assigned", "training", "evaluating", "expired"}, timeout_s)
     if assigned["state"] == "expired":
         return None
