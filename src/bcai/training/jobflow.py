@@ -10,8 +10,10 @@ workers and evaluators are, and what is paid, is read from it.
 2. Workers volunteer (their job stake is locked). When the job is assigned, the client
    seals the train key to each worker and the test key to each evaluator
    (`KeyRelease`, signed, on the job channel).
-3. Workers decrypt their data, run federated rounds (`federated.py`), upload the agreed
-   model and submit its CID.
+3. Workers decrypt their data, run federated rounds (`federated.py`; each round's
+   checkpoint committed on chain and a restarted worker resuming from it:
+   `checkpoints.py`), upload the agreed model and submit its CID. Competitive jobs: each
+   worker trains its own model with its grid point of the search (`competitive.py`).
 4. Evaluators decrypt the test split, fetch each submitted model, evaluate it and attest;
    the ledger completes the job and pays 90 / 5 / 5, or fails it and refunds the client.
 """
@@ -32,6 +34,7 @@ from bcai.sdk import Client
 from bcai.training.data import (
     Dataset, decode_dataset, decrypt_artifact, encode_dataset, encrypt_artifact, new_data_key,
 )
+from bcai.training.checkpoints import checkpoint_recorder, load_checkpoint
 from bcai.training.federated import FederatedResult, RoundReport, RoundUpdate, UpdateBoard, run_federated_worker
 from bcai.training.spec import JobSpec
 from bcai.verify.evaluation import Evaluation, evaluate_model
@@ -397,7 +400,9 @@ async def find_open_job(client: Client, spec_cid: str | None, timeout_s: float) 
     deadline = time.monotonic() + timeout_s
     while True:
         for job in await _call(client.jobs):
-            if job["state"] in ("open", "assigned") and (spec_cid is None or job["spec_cid"] == spec_cid):
+            ours = client.key is not None and str(client.key.address) in job["workers"]
+            if (job["state"] in ("open", "assigned") or ours and job["state"] == "training") \
+                    and (spec_cid is None or job["spec_cid"] == spec_cid):
                 return job
         if time.monotonic() > deadline:
             raise JobTimeout("no open job appeared")
@@ -443,8 +448,11 @@ async def _work(client: Client, channel: JobChannel, job_id: str, spec: JobSpec,
                 round_timeout_s: float, on_round: Any, transform: Any, lazy: bool) -> FederatedResult | None:
     key = client.key
     assert key is not None
-    receipt = await send_and_wait(client, lambda: client.volunteer(job_id))
-    note("volunteered", {"worker": str(key.address), "height": receipt.get("height")})
+    if str(key.address) in (await _call(client.job, job_id))["workers"]:
+        note("rejoined", {"worker": str(key.address)})  # a restarted worker: resumes from the checkpoint
+    else:
+        receipt = await send_and_wait(client, lambda: client.volunteer(job_id))
+        note("volunteered", {"worker": str(key.address), "height": receipt.get("height")})
     # so the client can seal the train key to us; repeated until a key release arrives
     early_key = seen_key_release(early)
     hello = asyncio.create_task(say_hello_until(channel, key.public_key,
@@ -479,11 +487,14 @@ async def _train(client: Client, channel: JobChannel, job_id: str, spec: JobSpec
     if lazy:
         result = FederatedResult(*_untrained(session), samples_processed=len(train), rounds=[])
     else:
+        # round checkpoints on chain: resume from the latest, record ours (bcai.training.checkpoints)
+        start_round = await _call(load_checkpoint, client, await _call(client.job, job_id), session)
         result = await run_federated_worker(
             key=key, chain_id=client.chain_id, job_id=bytes.fromhex(job_id), workers=workers, session=session,
             data=train, rounds=spec.rounds, local_epochs=spec.local_epochs, rule_name=spec.aggregation,
             channel=ChannelRounds(channel, inbox), seed=program.seed, round_timeout_s=round_timeout_s,
-            transform=transform, on_round=on_round)
+            transform=transform, on_round=checkpoint_recorder(client, job_id, session, spec.rounds, on_round, note),
+            start_round=start_round)
     # canonical CBOR tensor bytes: named by their dag-cbor CID, the same as the round checkpoints
     uploaded = await _call(client.upload, result.model, CODEC_DAG_CBOR)
     receipt = await send_and_wait(client, lambda: client.submit_result(job_id, uploaded, result.samples_processed,
