@@ -165,7 +165,7 @@ def load_dataset(job: JobFile) -> tuple[Any, Any]:
     if math.prod(shape) != 64:
         raise InvalidJobDocument(f"the digits are 64 pixels; the model's input_shape {list(shape)} does not hold 64")
     train, test = load_digits_splits()
-    return tuple(Dataset(d.x.reshape(len(d), *shape), d.y) for d in (train, test))
+    return Dataset(train.x.reshape(len(train), *shape), train.y), Dataset(test.x.reshape(len(test), *shape), test.y)
 
 
 def _show_job(view: dict[str, Any]) -> None:
