@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from bcai.crypto import CODEC_DAG_CBOR, Address, Cid, PrivateKey
-from bcai.ledger import Capabilities
 from bcai.node import init_home
 from bcai.node.config import P2PConfig
 from bcai.sdk import Client
@@ -22,7 +21,8 @@ from bcai.training.jobflow import MemoryJobChannel, prepare_job, run_client, run
 from bcai.vm.frontends.bml import from_bml
 from bcai.vm.interpreter import VM
 from bcai.vm.tensors import encode_tensors
-from test_jobs_relay import call, commit, node_with_api
+from test_jobs_competitive import enrol
+from test_jobs_relay import call, node_with_api
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -36,7 +36,6 @@ model: {template: mlp, input_shape: [1, 8, 8], hidden: [16], num_classes: 10, ac
 training: {optimizer: sgd, lr: 0.1, epochs: 1, batch_size: 32, loss: cross_entropy, seed: 5}
 devices: [cpu]
 """
-CAPS = Capabilities(cpu_cores=2, memory_mb=4096, gpu_count=0, gpu_memory_mb=0, bandwidth_mbps=1000, node_type="cpu")
 
 
 def test_recorder_is_the_lowest_live_address() -> None:
@@ -56,13 +55,7 @@ def test_federated_job_commits_round_checkpoints_and_a_worker_resumes_from_them(
     async def scenario() -> dict[str, Any]:
         async with node_with_api(home) as (node, url):
             client = Client(url, key=node.key)
-            workers = [Client(url, key=PrivateKey.from_label(f"fl{i}")) for i in range(2)]
-            evaluator = Client(url, key=PrivateKey.from_label("checker"))
-            for who in (*workers, evaluator):
-                await commit(client, await call(client.transfer, who.key.address, 100_000))
-            await commit(evaluator, await call(evaluator.register_evaluator, 5_000))
-            for w in workers:
-                await commit(w, await call(w.register_worker, 5_000, CAPS))
+            workers, evaluator = await enrol(client, url, ["fl0", "fl1"], "checker")
             hub = MemoryJobChannel().as_factory()
             client_task = asyncio.create_task(run_client(
                 client, job, hub, budget=100_000, worker_stake=1_000, required_evaluators=1, min_workers=2,

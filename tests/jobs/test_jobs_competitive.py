@@ -39,6 +39,18 @@ SEARCH = {"lr": ["0.00001", "0.02", "0.2"]}
 CAPS = Capabilities(cpu_cores=2, memory_mb=4096, gpu_count=0, gpu_memory_mb=0, bandwidth_mbps=1000, node_type="cpu")
 
 
+async def enrol(client: Client, url: str, worker_labels: list[str], evaluator_label: str) -> tuple[list[Client], Client]:
+    """Fund, from the node's genesis-funded key, and register the job's workers and evaluator."""
+    workers = [Client(url, key=PrivateKey.from_label(label)) for label in worker_labels]
+    evaluator = Client(url, key=PrivateKey.from_label(evaluator_label))
+    for who in (*workers, evaluator):
+        await commit(client, await call(client.transfer, who.key.address, FUNDING))
+    await commit(evaluator, await call(evaluator.register_evaluator, REGISTRY_STAKE))
+    for w in workers:
+        await commit(w, await call(w.register_worker, REGISTRY_STAKE, CAPS))
+    return workers, evaluator
+
+
 def test_competitive_job_pays_the_best_hyperparameters_worker(tmp_path: Path) -> None:
     home = tmp_path / "node"
     init_home(home, "competitive", ("validator",), CHAIN, p2p=P2PConfig(port=0))
@@ -50,13 +62,7 @@ def test_competitive_job_pays_the_best_hyperparameters_worker(tmp_path: Path) ->
     async def scenario() -> dict[str, Any]:
         async with node_with_api(home) as (node, url):
             client = Client(url, key=node.key)
-            workers = [Client(url, key=PrivateKey.from_label(f"competitor{i}")) for i in range(3)]
-            evaluator = Client(url, key=PrivateKey.from_label("judge"))
-            for who in (*workers, evaluator):
-                await commit(client, await call(client.transfer, who.key.address, FUNDING))
-            await commit(evaluator, await call(evaluator.register_evaluator, REGISTRY_STAKE))
-            for w in workers:
-                await commit(w, await call(w.register_worker, REGISTRY_STAKE, CAPS))
+            workers, evaluator = await enrol(client, url, [f"competitor{i}" for i in range(3)], "judge")
             before = {str(c.key.address): await call(c.balance) for c in (*workers, evaluator)}
             hub = MemoryJobChannel().as_factory()
             client_task = asyncio.create_task(run_client(
