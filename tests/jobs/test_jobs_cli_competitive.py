@@ -22,7 +22,7 @@ def test_the_competitive_example_job_file_loads() -> None:
 
 
 def test_a_competitive_job_file_becomes_a_competitive_spec(tmp_path: Path) -> None:
-    job = load_job_file(write_job(tmp_path, {**GOOD, "paradigm": "competitive",
+    job = load_job_file(write_job(tmp_path, {**GOOD, "paradigm": "competitive", "workers": {"min": 2, "max": 2},
                                              "search": {"lr": [0.1, 1e-05, "0.3"], "batch_size": [16, 32]}}))
     assert job.search == {"lr": ["0.1", "1e-05", "0.3"], "batch_size": ["16", "32"]}
     from bcai.cli.job import load_dataset
@@ -43,6 +43,7 @@ def test_a_competitive_job_file_becomes_a_competitive_spec(tmp_path: Path) -> No
     ({"paradigm": "competitive", "search": {"lr": [-0.1]}}, "non-negative"),
     ({"paradigm": "competitive", "search": {"dropout": [0.1]}}, "not one of"),
     ({"paradigm": "competitive", "search": {"batch_size": [0.5]}}, "not int text"),
+    ({"paradigm": "competitive", "workers": {"min": 2, "max": 3}}, "workers.min == workers.max"),
 ])
 def test_invalid_competitive_job_file(tmp_path: Path, change: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidJobDocument, match=message):

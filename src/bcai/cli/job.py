@@ -20,6 +20,7 @@ A job file (JOB.yaml) names a BML file (path relative to the YAML) and the job's
 A competitive job (examples/jobs/digits_competitive.yaml): every worker trains its own
 model with its point of the `search` grid (BML training keys: lr, momentum, weight_decay,
 beta1, beta2, batch_size, seed), the evaluators judge each, and the best accepted one wins.
+It needs workers.min == workers.max (a worker's grid point is its rank among the workers).
 
 `submit` runs the client agent: it uploads the encrypted splits, posts the job and, once
 the job is assigned, releases the data keys to the assigned workers and evaluators. Only
@@ -140,6 +141,10 @@ def load_job_file(path: Path) -> JobFile:
     if paradigm not in PARADIGMS:
         raise InvalidJobDocument(f"job file: paradigm must be one of {list(PARADIGMS)}, got {paradigm!r}")
     search = _load_search(doc, paradigm)
+    if paradigm == "competitive" and min_workers != max_workers:
+        # each worker's grid point is its rank among the assigned workers: a volunteer joining
+        # after the others have read the worker set would shift the ranks
+        raise InvalidJobDocument("job file: a competitive job needs workers.min == workers.max")
     bml_name = doc.get("bml")
     if not isinstance(bml_name, str) or not bml_name:
         raise InvalidJobDocument("job file: bml must name a BML file (relative to the job file)")

@@ -233,10 +233,9 @@ def process_competitive_attest(state: State, body: Attest, job: Job, evaluator_a
         raise WrongState(f"job is {job.status}, not taking attestations")
     if model not in {cid for cid, _ in job.results.values()}:
         raise UnknownEntity("no worker submitted this model")
-    verdicts = job.verdicts.setdefault(model, {})
-    if evaluator_address in verdicts:
+    if evaluator_address in job.verdicts.get(model, {}):
         raise DuplicateAction("already attested this model")
-    verdicts[evaluator_address] = (body.accuracy_bps, body.accept)
+    job.verdicts.setdefault(model, {})[evaluator_address] = (body.accuracy_bps, body.accept)
     fully_attested = all(len(job.verdicts.get(cid, {})) == job.required_evaluators for cid, _ in job.results.values())
     if len(job.results) == len(job.workers) and fully_attested:
         process_competitive_settlement(state, body.job_id, job, at_deadline=False)
