@@ -3,6 +3,7 @@ checkpoints on chain: every rule and error path. Each test that uses `chain` is 
 committed vector (tests/vectors/ledger)."""
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from bcai.crypto import Address, Cid
 from bcai.encoding import decode, encode
@@ -282,3 +283,36 @@ def test_invalid_record_checkpoint_encoding():
                           "sender": key.public_key.raw})
         with pytest.raises(MalformedTransaction):
             decode_tx(encode([payload, key.sign("tx", CHAIN_ID, payload)]), 10_000)
+
+
+# --- the winner rule against a direct reading of it, on random verdicts ------------------
+
+verdict = st.tuples(st.integers(0, 10_000), st.booleans())
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(verdict, verdict), min_size=3, max_size=3), st.integers(0, 1000))
+def test_competitive_settlement_matches_the_rule_on_random_verdicts(verdicts, threshold):
+    from ledger_support import Chain
+
+    chain = Chain()
+    job_id = post_competitive(chain, threshold=threshold)
+    submit_all(chain, job_id)
+    before = balances(chain, WORKERS)
+    for model, pair in zip((M1, M2, M3), verdicts):
+        attest(chain, job_id, model, list(pair))  # every tx also checks supply and escrow invariants
+    # the rule, read directly: all accept, within the threshold; best minimum; tie -> lowest CID
+    eligible = [(min(a for a, _ in pair), m.to_bytes()) for m, pair in zip((M1, M2, M3), verdicts)
+                if all(ok for _, ok in pair) and max(a for a, _ in pair) - min(a for a, _ in pair) <= threshold]
+    winner = max(eligible, key=lambda e: (e[0], [-b for b in e[1]]))[1] if eligible else None
+    rejected = {m.to_bytes() for m, pair in zip((M1, M2, M3), verdicts) if not any(ok for _, ok in pair)}
+    job = chain.state.get_job(job_id)
+    expected_state = "completed" if winner else ("failed" if len(rejected) == 3 else "evaluating")
+    assert job.status == expected_state
+    if expected_state == "evaluating":
+        return  # settles at the deadline
+    assert compute_competitive_winner(job) == winner
+    for w, m in zip(WORKERS, (M1, M2, M3)):
+        pay = 900 if m.to_bytes() == winner else 0
+        stake_back = 0 if m.to_bytes() in rejected else 20
+        assert chain.balance(w) - before[w] == pay + stake_back
