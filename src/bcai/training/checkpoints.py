@@ -47,9 +47,10 @@ def checkpoint_recorder(client: Client, job_id: str, session: Session, rounds: i
                                              f"aggregated {report.checkpoint}")
                 tx_hash = await asyncio.to_thread(client.record_checkpoint, job_id, report.round_index, uploaded)
                 await asyncio.to_thread(client.wait_for_tx, tx_hash, 60.0)
-                note("checkpoint", {"round": report.round_index, "cid": str(uploaded)})
+                note("checkpoint", {"worker": str(key.address), "round": report.round_index, "cid": str(uploaded)})
             except BcaiError as exc:
-                note("checkpoint_failed", {"round": report.round_index, "error": str(exc)})
+                note("checkpoint_failed", {"worker": str(key.address), "round": report.round_index,
+                                           "error": str(exc)})
         if on_round is not None:
             maybe = on_round(report)
             if asyncio.iscoroutine(maybe):
