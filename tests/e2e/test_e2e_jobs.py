@@ -25,7 +25,7 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from bcai.crypto import CODEC_DAG_CBOR, Cid, PrivateKey
+from bcai.crypto import CODEC_DAG_CBOR, Address, Cid, PrivateKey
 from bcai.crypto.keystore import KeyStore
 from bcai.errors import BcaiError
 from bcai.ledger import Capabilities
@@ -209,6 +209,14 @@ def uploaded_cid(result: Any) -> str:
     return str(result.model_cid)
 
 
+def checkpoint_fees(out: Outcome, worker: str, rounds: int) -> int:
+    """The fees `worker` paid recording round checkpoints: the lowest live address of each
+    round but the last records it (`bcai.training.checkpoints`)."""
+    by_round = {r.round_index: r for reports in out.reports.values() for r in reports}
+    return sum(TX_FEE for i, r in by_round.items()
+               if i < rounds - 1 and min(r.workers, key=lambda w: Address.parse(w).raw) == worker)
+
+
 def bcai(*args: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-m", "bcai", *args, "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -235,8 +243,12 @@ def test_job_completes_and_pays_to_the_token_and_the_cli_reads_it(net: Net, tmp_
     assert [final["results"][w]["samples"] for w in workers] == [2 * 479] * 3
     pay = expected_worker_pay(final["results"], workers)
     assert pay == {w: 300_000 for w in workers}
-    for w in workers:  # 90% split by samples; the stake comes back; volunteer + submit paid a fee each
-        assert out.delta(w) == pay[w] - 2 * TX_FEE
+    for w in workers:  # 90% split by samples; the stake comes back; volunteer + submit (+ checkpoints) paid a fee each
+        assert out.delta(w) == pay[w] - 2 * TX_FEE - checkpoint_fees(out, w, 2)
+    # round 0's checkpoint is on chain, recorded by the lowest address (round 1's model is the result)
+    round0 = out.reports[workers[0]][0]
+    assert final["checkpoint"] == {"round": 0, "cid": round0.checkpoint,
+                                   "worker": min(round0.workers, key=lambda w: Address.parse(w).raw)}
     for e in net.evaluator_keys:  # 5% split equally; one attest fee
         assert out.delta(e.address) == 25_000 - TX_FEE
     assert out.treasury_delta == BUDGET - sum(pay.values()) - 50_000 == 50_000  # 5% (+ rounding)
@@ -278,7 +290,7 @@ def test_lazy_worker_is_slashed_and_unpaid(net: Net) -> None:
     pay = expected_worker_pay(final["results"], honest)
     assert sum(pay.values()) >= 900_000 - 1
     for w in honest:
-        assert out.delta(w) == pay[w] - 2 * TX_FEE
+        assert out.delta(w) == pay[w] - 2 * TX_FEE - checkpoint_fees(out, w, 2)
     assert out.delta(lazy) == -WORKER_STAKE - 2 * TX_FEE  # unpaid, and its job stake is gone
     with Client(net.urls[0]) as client:
         assert client.account(lazy)["worker"]["slash_count"] == 1
@@ -321,8 +333,9 @@ def test_worker_dying_mid_job_gets_its_stake_back_and_no_pay(net: Net) -> None:
     assert [r.workers for r in out.reports[alive[0]]][1:] == [sorted(alive)] * 2
     pay = expected_worker_pay(final["results"], alive)
     for w in alive:
-        assert out.delta(w) == pay[w] - 2 * TX_FEE
-    assert out.delta(dead) == -TX_FEE  # its stake came back; it paid only the volunteer fee
+        assert out.delta(w) == pay[w] - 2 * TX_FEE - checkpoint_fees(out, w, 3)
+    # its stake came back; it paid only the volunteer fee (and round 0's checkpoint if it recorded it)
+    assert out.delta(dead) == -TX_FEE - checkpoint_fees(out, dead, 3)
     with Client(net.urls[0]) as client:
         assert client.account(dead)["worker"]["slash_count"] == 0
 

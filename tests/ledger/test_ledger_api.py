@@ -6,10 +6,10 @@ from bcai.errors import InsufficientFunds
 from bcai.ledger import Transfer, check_tx
 
 LEDGER_API = {
-    "BPS", "JOB_STATES", "MAX_AMOUNT", "TX_KINDS", "Amount", "Attest", "BlockResult", "Bond", "Burn", "CancelJob",
+    "BPS", "JOB_MODES", "JOB_STATES", "MAX_AMOUNT", "TX_KINDS", "Amount", "Attest", "BlockResult", "Bond", "Burn", "CancelJob",
     "Capabilities", "Challenge", "DeregisterEvaluator", "DeregisterWorker", "Evaluator", "Genesis", "Height", "Job",
     "JobId", "KVState", "LedgerBlock", "Misbehaviour", "Params", "PostJob", "Proposal", "ProposeChange",
-    "RegisterChallenge", "RegisterEvaluator", "RegisterWorker", "SignedTx", "State", "StateProof", "SubmitResult",
+    "RecordCheckpoint", "RegisterChallenge", "RegisterEvaluator", "RegisterWorker", "SignedTx", "State", "StateProof", "SubmitResult",
     "Transfer", "TxBody", "Unbond", "Unjail", "UpdateWorker", "Validator", "ValidatorInfo", "Volunteer", "Vote",
     "Worker", "check_invariants", "check_tx", "compute_block_txs", "compute_challenge_metadata_bytes", "compute_genesis_state",
     "compute_params_with", "compute_supply_breakdown", "compute_total_supply", "compute_validator_set",

@@ -5,13 +5,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from bcai.crypto import Cid
 from bcai.errors import InvalidTransaction
 from bcai.ledger import (
-    Attest, Bond, Burn, CancelJob, PostJob, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, Unbond,
+    Attest, Bond, Burn, CancelJob, PostJob, RecordCheckpoint, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, Unbond,
     Volunteer, check_invariants, compute_supply_breakdown, compute_total_supply,
 )
 from ledger_support import CAPS, Chain
 
 ACTORS = ("alice", "bob", "carol", "worker1", "worker2", "eval1", "eval2", "eval3", "val1")
-MODELS = (Cid.of(b"m1"), Cid.of(b"m2"))
+MODELS = (Cid.of(b"m1"), Cid.of(b"m2"), Cid.of(b"m3"))
 
 action = st.tuples(
     st.sampled_from(
@@ -46,7 +46,7 @@ def make_body(chain, jobs, kind, actor, other, amount, pick, flag):
     if kind == "volunteer":
         return Volunteer(job)
     if kind == "submit":
-        return SubmitResult(job, MODELS[pick % 2], amount % 1000, {})
+        return SubmitResult(job, MODELS[pick % 3], amount % 1000, {})
     if kind == "attest":
         return Attest(job, MODELS[pick % 2], 9000 + pick, flag)
     return CancelJob(job)
@@ -101,14 +101,15 @@ class JobLifecycle(RuleBasedStateMachine):
             return None
 
     @rule(budget=st.integers(1, 50_000), workers=st.integers(1, 3), evaluators=st.integers(1, 3),
-          threshold=st.integers(0, 1000), duration=st.integers(1, 30))
-    def post(self, budget, workers, evaluators, threshold, duration):
+          threshold=st.integers(0, 1000), duration=st.integers(1, 30), competitive=st.booleans())
+    def post(self, budget, workers, evaluators, threshold, duration, competitive):
         live = [j for j in self.jobs if self.chain.state.get_job(j).status not in ("completed", "failed",
                                                                                       "cancelled", "expired")]
         if len(live) >= 2:  # few live jobs, so that the other rules reach deep into their lifecycles
             return
         body = PostJob(Cid.of(budget.to_bytes(4, "big")), budget, evaluators, threshold,
-                       self.chain.state.height + duration, workers, workers, 15)
+                       self.chain.state.height + duration, workers, workers, 15,
+                       mode="competitive" if competitive else "federated")
         tx = self._try("alice", body)
         if tx is not None:
             self.jobs.append(tx.hash)
@@ -123,14 +124,14 @@ class JobLifecycle(RuleBasedStateMachine):
         members = [n for n in names if self.chain.addr(n).raw in addresses]
         return members[pick % len(members)] if members and pick % 5 else names[pick % len(names)]
 
-    @rule(job=st.integers(0, 20), pick=st.integers(0, 20), model=st.integers(0, 1), samples=st.integers(0, 1000))
+    @rule(job=st.integers(0, 20), pick=st.integers(0, 20), model=st.integers(0, 2), samples=st.integers(0, 1000))
     def submit(self, job, pick, model, samples):
         if self.jobs:
             job_id = self.jobs[job % len(self.jobs)]
             worker = self._member(job_id, self.chain.state.get_job(job_id).workers, pick, WORKERS)
             self._try(worker, SubmitResult(job_id, MODELS[model], samples, {}))
 
-    @rule(job=st.integers(0, 20), pick=st.integers(0, 20), model=st.integers(0, 1),
+    @rule(job=st.integers(0, 20), pick=st.integers(0, 20), model=st.integers(0, 2),
           accuracy=st.integers(9000, 9200), accept=st.booleans())
     def attest(self, job, pick, model, accuracy, accept):
         if self.jobs:
@@ -138,8 +139,15 @@ class JobLifecycle(RuleBasedStateMachine):
             job_record = self.chain.state.get_job(job_id)
             evaluator = self._member(job_id, job_record.evaluators, pick, EVALUATORS)
             submitted = sorted(cid for cid, _ in job_record.results.values())
-            cid = Cid.from_bytes(submitted[0]) if submitted and pick % 3 else MODELS[model]
+            cid = Cid.from_bytes(submitted[pick % len(submitted)]) if submitted and pick % 3 else MODELS[model]
             self._try(evaluator, Attest(job_id, cid, accuracy, accept))
+
+    @rule(job=st.integers(0, 20), pick=st.integers(0, 20), round_index=st.integers(0, 3))
+    def checkpoint(self, job, pick, round_index):
+        if self.jobs:
+            job_id = self.jobs[job % len(self.jobs)]
+            worker = self._member(job_id, self.chain.state.get_job(job_id).workers, pick, WORKERS)
+            self._try(worker, RecordCheckpoint(job_id, round_index, MODELS[pick % 3]))
 
     @rule(job=st.integers(0, 20), really=st.integers(0, 3))
     def cancel(self, job, really):

@@ -146,7 +146,7 @@ def test_job_spec_round_trip_and_rejections():
     spec = JobSpec(name="j", bml=TINY_MLP, train_cid=cid, test_cid=cid, train_samples=10)
     assert JobSpec.from_bytes(spec.to_bytes()) == spec
     assert spec.cid.codec_name == "dag-cbor"
-    for bad in [dict(train_cid="nope"), dict(paradigm="competitive"), dict(aggregation="mean"), dict(rounds=0),
+    for bad in [dict(train_cid="nope"), dict(paradigm="tournament"), dict(aggregation="mean"), dict(rounds=0),
                 dict(target_accuracy_bps=10_001)]:
         with pytest.raises(InvalidJobDocument):
             JobSpec(**{**dict(name="j", bml="", train_cid=cid, test_cid=cid, train_samples=10), **bad})

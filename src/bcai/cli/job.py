@@ -14,6 +14,13 @@ A job file (JOB.yaml) names a BML file (path relative to the YAML) and the job's
     workers: {min: 3, max: 3}
     worker_stake: 10000
     deadline_blocks: 2000
+    paradigm: federated                # federated (default) | competitive
+    search: {lr: [0.01, 0.05]}         # competitive only: worker k trains grid point k
+
+A competitive job (examples/jobs/digits_competitive.yaml): every worker trains its own
+model with its point of the `search` grid (BML training keys: lr, momentum, weight_decay,
+beta1, beta2, batch_size, seed), the evaluators judge each, and the best accepted one wins.
+It needs workers.min == workers.max (a worker's grid point is its rank among the workers).
 
 `submit` runs the client agent: it uploads the encrypted splits, posts the job and, once
 the job is assigned, releases the data keys to the assigned workers and evaluators. Only
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -41,7 +48,9 @@ app = typer.Typer(help="Post training jobs, follow them, fetch their models.", n
 DATASETS = ("digits",)
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum")
 _INT_FIELDS = ("budget", "rounds", "local_epochs", "evaluators", "worker_stake", "deadline_blocks")
-_KNOWN_FIELDS = {"name", "bml", "dataset", "aggregation", "target_accuracy", "workers", *_INT_FIELDS}
+_KNOWN_FIELDS = {"name", "bml", "dataset", "aggregation", "target_accuracy", "workers", "paradigm", "search",
+                 *_INT_FIELDS}
+PARADIGMS = ("federated", "competitive")
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,30 @@ class JobFile:
     max_workers: int
     worker_stake: int
     deadline_blocks: int
+    paradigm: str = "federated"
+    search: dict[str, list[str]] = field(default_factory=dict)  # values as decimal text (no floats in CBOR)
+
+
+def _search_text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidJobDocument(f"job file: search values are numbers, got {value!r}")
+    return value if isinstance(value, str) else repr(value)
+
+
+def _load_search(doc: dict[str, Any], paradigm: str) -> dict[str, list[str]]:
+    from bcai.training.spec import check_search
+
+    search = doc.get("search", {})
+    if search and paradigm != "competitive":
+        raise InvalidJobDocument("job file: search is for paradigm: competitive")
+    if not isinstance(search, dict) or not all(isinstance(v, list) for v in search.values()):
+        raise InvalidJobDocument("job file: search must map training keys to lists, e.g. {lr: [0.01, 0.1]}")
+    texts = {str(k): [_search_text(v) for v in values] for k, values in search.items()}
+    try:
+        check_search(texts)
+    except InvalidJobDocument as exc:
+        raise InvalidJobDocument(f"job file: {exc}") from None
+    return texts
 
 
 def _positive_int(doc: dict[str, Any], key: str) -> int:
@@ -104,6 +137,14 @@ def load_job_file(path: Path) -> JobFile:
     if min_workers > max_workers:
         raise InvalidJobDocument(f"job file: workers.min {min_workers} > workers.max {max_workers}")
     ints = {key: _positive_int(doc, key) for key in _INT_FIELDS}
+    paradigm = doc.get("paradigm", "federated")
+    if paradigm not in PARADIGMS:
+        raise InvalidJobDocument(f"job file: paradigm must be one of {list(PARADIGMS)}, got {paradigm!r}")
+    search = _load_search(doc, paradigm)
+    if paradigm == "competitive" and min_workers != max_workers:
+        # each worker's grid point is its rank among the assigned workers: a volunteer joining
+        # after the others have read the worker set would shift the ranks
+        raise InvalidJobDocument("job file: a competitive job needs workers.min == workers.max")
     bml_name = doc.get("bml")
     if not isinstance(bml_name, str) or not bml_name:
         raise InvalidJobDocument("job file: bml must name a BML file (relative to the job file)")
@@ -118,7 +159,7 @@ def load_job_file(path: Path) -> JobFile:
         raise InvalidJobDocument("job file: name must be a non-empty string")
     return JobFile(name=name, bml=bml, dataset=dataset, aggregation=aggregation,
                    target_accuracy_bps=round(float(target) * 10_000), min_workers=min_workers,
-                   max_workers=max_workers, **ints)
+                   max_workers=max_workers, paradigm=paradigm, search=search, **ints)
 
 
 def load_dataset(job: JobFile) -> tuple[Any, Any]:
@@ -129,13 +170,21 @@ def load_dataset(job: JobFile) -> tuple[Any, Any]:
     if math.prod(shape) != 64:
         raise InvalidJobDocument(f"the digits are 64 pixels; the model's input_shape {list(shape)} does not hold 64")
     train, test = load_digits_splits()
-    return tuple(Dataset(d.x.reshape(len(d), *shape), d.y) for d in (train, test))
+    return Dataset(train.x.reshape(len(train), *shape), train.y), Dataset(test.x.reshape(len(test), *shape), test.y)
 
 
 def _show_job(view: dict[str, Any]) -> None:
     table = Table(title=f"job {view['job_id']}", show_header=False)
-    for key in ("state", "client", "spec_cid", "budget", "escrow", "deadline_height", "workers", "evaluators"):
-        table.add_row(key, str(view[key]))
+    for key in ("state", "mode", "client", "spec_cid", "budget", "escrow", "deadline_height", "workers",
+                "evaluators", "winner"):
+        table.add_row(key, str(view.get(key)))
+    if view.get("checkpoint"):
+        cp = view["checkpoint"]
+        table.add_row("checkpoint", f"round {cp['round']}: {cp['cid']} (by {cp['worker'][:14]}...)")
+    for model, verdicts in view.get("verdicts", {}).items():
+        for address, verdict in verdicts.items():
+            table.add_row(f"verdict {address[:14]}...",
+                          f"{model} {verdict['accuracy_bps'] / 100:.2f}% accept={verdict['accept']}")
     for address, result in view["results"].items():
         table.add_row(f"result {address[:14]}...", f"{result['model_cid']} ({result['samples']} samples)")
     for address, attest in view["attestations"].items():
@@ -190,9 +239,12 @@ def status(job_id: str = typer.Argument(..., help="The job id (hex, the PostJob 
 
 
 def get_accepted_model(view: dict[str, Any]) -> str:
-    """The CID of the model the evaluators accepted (the job must be completed)."""
+    """The CID of the model the job paid for (the job must be completed): the winner of a
+    competitive job, the agreed model of a federated one."""
     if view["state"] != "completed":
         raise WrongState(f"job {view['job_id'][:16]} is {view['state']}; only a completed job has an accepted model")
+    if view.get("winner"):
+        return str(view["winner"])
     accepted = {a["model_cid"] for a in view["attestations"].values() if a["accept"]}
     if len(accepted) != 1:
         raise WrongState(f"job {view['job_id'][:16]} has no single accepted model: {sorted(accepted)}")
@@ -232,7 +284,8 @@ async def _submit(client: Any, job: JobFile, watch: bool, timeout_s: float, say:
 
     train, test = load_dataset(job)
     prepared = prepare_job(job.name, job.bml, train, test, rounds=job.rounds, local_epochs=job.local_epochs,
-                           aggregation=job.aggregation, target_accuracy_bps=job.target_accuracy_bps)
+                           aggregation=job.aggregation, target_accuracy_bps=job.target_accuracy_bps,
+                           paradigm=job.paradigm, search=job.search)
     released = asyncio.Event()
     seen: dict[str, Any] = {}
 

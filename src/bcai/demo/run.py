@@ -83,9 +83,13 @@ async def run_demo_job(urls: list[str], client_key: PrivateKey, progress: Progre
     job = prepare_job("digits-cnn-federated", demo_bml(), train, test, rounds=ROUNDS, local_epochs=LOCAL_EPOCHS,
                       target_accuracy_bps=TARGET_ACCURACY_BPS)
     
+    checkpoints: dict[str, int] = {}  # worker -> round checkpoints it recorded (one tx fee each)
+
     def on_event(kind: str, data: dict[str, Any]) -> None:
         if kind == "posted":
             result.job_id = data["job_id"]
+        if kind == "checkpoint":
+            checkpoints[data["worker"]] = checkpoints.get(data["worker"], 0) + 1
         if data.get("height"):
             step = kind if kind == "posted" else f"{kind}:{data.get('worker') or data.get('evaluator')}"
             result.job_blocks[step] = int(data["height"])
@@ -124,7 +128,7 @@ async def run_demo_job(urls: list[str], client_key: PrivateKey, progress: Progre
     # what the job paid each participant: the balance change plus what they put in
     # (tx fees, the job's worker stake is returned, the registry stake stays bonded)
     for addr, role in result.roles.items():
-        spent = fee * _tx_count(role)
+        spent = fee * (_tx_count(role) + checkpoints.get(addr, 0))
         delta = result.balances_after[addr] - result.balances_before[addr]
         if role == "client":
             continue
@@ -138,7 +142,7 @@ async def run_demo_job(urls: list[str], client_key: PrivateKey, progress: Progre
 def _tx_count(role: str) -> int:
     """Transactions each role sends after the 'before' snapshot (each pays the minimum fee)."""
     if role.startswith("worker"):
-        return 2  # volunteer, submit_result
+        return 2  # volunteer, submit_result (plus the round checkpoints it recorded, counted apart)
     if role.startswith("evaluator"):
         return 1  # attest
     return 1  # post_job

@@ -12,7 +12,8 @@
 - `staking.py`: bond, unbond, unjail, unbonding maturity, the validator set by height.
 - `slashing.py`: `Misbehaviour` evidence (equivocation) and downtime.
 - `registry.py`: worker registry and evaluator pool.
-- `jobs.py`: jobs, escrow, evaluator assignment, attestations, `distribute_payment`.
+- `jobs.py`: jobs (federated and competitive), escrow, evaluator assignment, attestations,
+  round checkpoints, `distribute_payment`, `compute_competitive_winner`.
 - `governance.py`: proposals, votes, tallies and enactment.
 - `challenges.py`: the challenge registry (seed 004).
 - `supply.py`: supply breakdown and invariant checks.
@@ -25,20 +26,20 @@ from bcai.ledger.params import BPS, MAX_AMOUNT, Params, compute_params_with
 from bcai.ledger.process import BlockResult, LedgerBlock, check_tx, compute_block_txs, decode_transaction, process_block, process_tx
 from bcai.ledger.slashing import Misbehaviour
 from bcai.ledger.staking import compute_validator_set, get_total_power, get_validator_set
-from bcai.ledger.state import JOB_STATES, Challenge, Evaluator, Job, Proposal, State, Validator, ValidatorInfo, Worker
+from bcai.ledger.state import JOB_MODES, JOB_STATES, Challenge, Evaluator, Job, Proposal, State, Validator, ValidatorInfo, Worker
 from bcai.ledger.supply import check_invariants, compute_supply_breakdown, compute_total_supply
 from bcai.ledger.tx import (
     TX_KINDS, Attest, Bond, Burn, CancelJob, Capabilities, DeregisterEvaluator, DeregisterWorker, PostJob,
-    ProposeChange, RegisterChallenge, RegisterEvaluator, RegisterWorker, SignedTx, SubmitResult, Transfer, TxBody,
+    ProposeChange, RecordCheckpoint, RegisterChallenge, RegisterEvaluator, RegisterWorker, SignedTx, SubmitResult, Transfer, TxBody,
     Unbond, Unjail, UpdateWorker, Volunteer, Vote, compute_challenge_metadata_bytes, decode_tx, encode_tx,
 )
 from bcai.ledger.types import Amount, Height, JobId
 
 __all__ = [
-    "BPS", "JOB_STATES", "MAX_AMOUNT", "TX_KINDS",
+    "BPS", "JOB_MODES", "JOB_STATES", "MAX_AMOUNT", "TX_KINDS",
     "Amount", "Attest", "BlockResult", "Bond", "Burn", "CancelJob", "Capabilities", "Challenge",
     "DeregisterEvaluator", "DeregisterWorker", "Evaluator", "Genesis", "Height", "Job", "JobId", "KVState",
-    "LedgerBlock", "Misbehaviour", "Params", "PostJob", "Proposal", "ProposeChange", "RegisterChallenge",
+    "LedgerBlock", "Misbehaviour", "Params", "PostJob", "Proposal", "ProposeChange", "RecordCheckpoint", "RegisterChallenge",
     "RegisterEvaluator", "RegisterWorker", "SignedTx", "State", "StateProof", "SubmitResult", "Transfer",
     "TxBody", "Unbond", "Unjail", "UpdateWorker", "Validator", "ValidatorInfo", "Volunteer", "Vote", "Worker",
     "check_invariants", "check_tx", "compute_block_txs", "compute_challenge_metadata_bytes", "compute_genesis_state", "compute_params_with",

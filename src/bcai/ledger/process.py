@@ -52,6 +52,7 @@ _HANDLERS: dict[str, Callable[[State, SignedTx, Any], None]] = {
     "submit_result": jobs.process_submit_result,
     "attest": jobs.process_attest,
     "cancel_job": jobs.process_cancel_job,
+    "record_checkpoint": jobs.process_record_checkpoint,
     "propose": governance.process_propose,
     "vote": governance.process_vote,
     "register_challenge": challenges.process_register_challenge,

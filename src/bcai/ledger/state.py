@@ -133,6 +133,7 @@ class Evaluator:
 
 JOB_STATES = ("open", "assigned", "training", "evaluating", "completed", "failed", "cancelled", "expired")
 TERMINAL_JOB_STATES = frozenset({"completed", "failed", "cancelled", "expired"})
+JOB_MODES = ("federated", "competitive")
 
 
 @dataclass(slots=True)
@@ -153,24 +154,39 @@ class Job:
     results: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)  # address -> (model cid, samples)
     evaluators: list[bytes] = field(default_factory=list)  # assigned evaluator addresses
     attestations: dict[bytes, tuple[bytes, int, bool]] = field(default_factory=dict)  # (cid, acc, accept)
+    mode: str = "federated"  # one of JOB_MODES
+    # competitive jobs: model cid -> evaluator address -> (accuracy bps, accept)
+    verdicts: dict[bytes, dict[bytes, tuple[int, bool]]] = field(default_factory=dict)
+    checkpoint: tuple[int, bytes, bytes] | None = None  # latest (round, checkpoint cid, recording worker)
 
     def to_value(self) -> list[Any]:
-        return [
+        value = [
             self.client.raw, self.spec_cid.to_bytes(), self.escrow, self.budget, self.required_evaluators,
             self.agreement_threshold_bps, self.deadline_height, self.min_workers, self.max_workers,
             self.worker_stake, self.posted_height, self.status, dict(self.workers),
             {k: list(v) for k, v in self.results.items()}, list(self.evaluators),
             {k: list(v) for k, v in self.attestations.items()},
         ]
+        # Fields added later trail the list and are left out while all hold their defaults,
+        # so a job that does not use them keeps the encoding (and state root) it had before.
+        if self.mode != "federated" or self.verdicts or self.checkpoint is not None:
+            value += [self.mode, {m: {e: list(v) for e, v in by.items()} for m, by in self.verdicts.items()},
+                      None if self.checkpoint is None else list(self.checkpoint)]
+        return value
 
     @classmethod
     def from_value(cls, v: list[Any]) -> Job:
-        return cls(
+        job = cls(
             Address(v[0]), Cid.from_bytes(v[1]), v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11],
             dict(v[12]),
             {k: (r[0], r[1]) for k, r in v[13].items()}, list(v[14]),
             {k: (a[0], a[1], a[2]) for k, a in v[15].items()},
         )
+        if len(v) > 16:
+            job.mode = v[16]
+            job.verdicts = {m: {e: (a[0], a[1]) for e, a in by.items()} for m, by in v[17].items()}
+            job.checkpoint = None if v[18] is None else (v[18][0], v[18][1], v[18][2])
+        return job
 
     def locked_stake(self) -> int:
         return sum(self.workers.values())

@@ -14,6 +14,11 @@ signatures, and the payload must be canonical, so one transaction has exactly on
 
 Bodies are maps from field name to value; every field is required, no extra field is
 allowed, and each has a domain type checked on decode (`MalformedTransaction` otherwise).
+
+Versioning: a field added to a kind after it shipped is listed in the kind's `OPTIONAL`
+and has a default. It is left out of the map when it holds its default, and a map that
+spells the default out is refused (one transaction, one encoding, one hash). So every
+encoding made before the field existed keeps its meaning and its hash (`PostJob.mode`).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class TxBody:
     """Base of every transaction body; `KIND` is its name on the wire."""
 
     KIND: ClassVar[str] = ""
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset()  # fields omitted on the wire at their default
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +136,7 @@ class PostJob(TxBody):
     """Post a training job: `budget` goes to escrow, 1% more goes to validators as the fee."""
 
     KIND: ClassVar[str] = "post_job"
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"mode"})
     spec_cid: Cid
     budget: Amount
     required_evaluators: int
@@ -138,6 +145,9 @@ class PostJob(TxBody):
     min_workers: int
     max_workers: int
     worker_stake: Amount
+    # "federated": every worker submits the one agreed model; "competitive": each worker
+    # submits its own and the best accepted one wins (see `bcai.ledger.jobs`)
+    mode: str = "federated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +176,17 @@ class Attest(TxBody):
     model_cid: Cid
     accuracy_bps: Bps
     accept: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCheckpoint(TxBody):
+    """An assigned worker commits the CID of a federated job's round checkpoint (the
+    aggregated model after round `round`); the ledger keeps the latest one per job."""
+
+    KIND: ClassVar[str] = "record_checkpoint"
+    job_id: JobId
+    round: int
+    cid: Cid
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +236,7 @@ TX_KINDS: dict[str, type[TxBody]] = {
     for cls in (
         Transfer, Burn, Bond, Unbond, Unjail, RegisterWorker, UpdateWorker, DeregisterWorker,
         RegisterEvaluator, DeregisterEvaluator, PostJob, Volunteer, SubmitResult, Attest,
-        CancelJob, ProposeChange, Vote, RegisterChallenge,
+        CancelJob, ProposeChange, Vote, RegisterChallenge, RecordCheckpoint,
     )
 }
 
@@ -371,6 +392,8 @@ _ORDER: dict[type, list[str]] = {}
 
 def _decode_fields(cls: type, value: Any) -> Any:
     spec = _FIELDS.get(cls) or _fields_of(cls)
+    if getattr(cls, "OPTIONAL", None):
+        return _decode_with_optional(cls, spec, value)
     order = _ORDER.get(cls)
     if order is None:
         order = _ORDER[cls] = sorted((name for name, _, _ in spec), key=_canonical_key)
@@ -381,7 +404,32 @@ def _decode_fields(cls: type, value: Any) -> Any:
     return cls(**{name: dec(value[name]) for name, dec, _ in spec})
 
 
+def _decode_with_optional(cls: type, spec: tuple[tuple[str, Callable[[Any], Any], Callable[[Any], Any]], ...],
+                          value: Any) -> Any:
+    """`_decode_fields` for a kind with `OPTIONAL` fields (see the module docstring)."""
+    optional: frozenset[str] = getattr(cls, "OPTIONAL")
+    if type(value) is not dict:
+        raise _bad(f"{cls.__name__} is a map")
+    names = [name for name, _, _ in spec if name not in optional or name in value]
+    order = sorted(names, key=_canonical_key)
+    if list(value) != order:
+        if sorted(value, key=_canonical_key) == order:
+            raise _bad(f"{cls.__name__} fields are not in canonical order")
+        raise _bad(f"{cls.__name__} needs exactly the fields {order} (optional: {sorted(optional)})")
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    decoded = {name: dec(value[name]) for name, dec, _ in spec if name in value}
+    for name in optional & set(value):
+        if decoded[name] == defaults[name]:
+            raise _bad(f"{cls.__name__}.{name} holds its default {defaults[name]!r}: it must be left out")
+    return cls(**decoded)
+
+
 def _encode_fields(obj: Any) -> dict[str, Any]:
+    optional = getattr(obj, "OPTIONAL", None)
+    if optional:
+        defaults = {f.name: f.default for f in dataclasses.fields(obj)}
+        return {name: enc(getattr(obj, name)) for name, _, enc in _fields_of(type(obj))
+                if name not in optional or getattr(obj, name) != defaults[name]}
     return {name: enc(getattr(obj, name)) for name, _, enc in _fields_of(type(obj))}
 
 

@@ -407,4 +407,4 @@ class Node(NodeReads):
             queue.put_nowait(event)
 
 
-JOB_KINDS = frozenset({"post_job", "volunteer", "submit_result", "attest", "cancel_job"})
+JOB_KINDS = frozenset({"post_job", "volunteer", "submit_result", "attest", "cancel_job", "record_checkpoint"})

@@ -11,6 +11,7 @@ from typing import Any
 from bcai.consensus import Block, CommitCertificate
 from bcai.crypto import Address, Cid, sha256
 from bcai.ledger import Job, SignedTx, State, Validator, get_validator_set
+from bcai.ledger.jobs import compute_competitive_winner
 
 
 def view_account(state: State, address: Address) -> dict[str, Any]:
@@ -63,7 +64,27 @@ def view_job(job_id: bytes, job: Job) -> dict[str, Any]:
         "attestations": {str(Address(a)): {"model_cid": str(Cid.from_bytes(cid)), "accuracy_bps": acc,
                                            "accept": accept}
                          for a, (cid, acc, accept) in job.attestations.items()},
+        "mode": job.mode,
+        # competitive jobs: model cid -> evaluator -> verdict
+        "verdicts": {str(Cid.from_bytes(m)): {str(Address(e)): {"accuracy_bps": acc, "accept": accept}
+                                             for e, (acc, accept) in by.items()}
+                     for m, by in job.verdicts.items()},
+        "winner": view_winner(job),
+        "checkpoint": None if job.checkpoint is None else {
+            "round": job.checkpoint[0], "cid": str(Cid.from_bytes(job.checkpoint[1])),
+            "worker": str(Address(job.checkpoint[2]))},
     }
+
+
+def view_winner(job: Job) -> str | None:
+    """The model a completed job paid for (competitive: the winner; federated: the agreed model)."""
+    if job.status != "completed":
+        return None
+    if job.mode == "competitive":
+        winner = compute_competitive_winner(job)
+    else:
+        winner = next(iter({cid for cid, _, accept in job.attestations.values() if accept}), None)
+    return None if winner is None else str(Cid.from_bytes(winner))
 
 
 def view_value(value: Any) -> Any:

@@ -22,7 +22,7 @@ from bcai.crypto import CODEC_RAW, Address, Cid, PrivateKey, PublicKey, sha256
 from bcai.errors import BcaiError, ClientError, InvalidCid, NodeUnreachable, TxTimeout
 from bcai.ledger.types import Amount, Bps, JobId
 from bcai.ledger import (
-    Attest, Bond, Capabilities, PostJob, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, TxBody, Unbond,
+    Attest, Bond, Capabilities, PostJob, RecordCheckpoint, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, TxBody, Unbond,
     Volunteer, encode_tx,
 )
 from bcai.sdk.job_message import JobMessage
@@ -173,6 +173,10 @@ class Client:
     def attest(self, job_id: str, model_cid: Cid, accuracy_bps: int, accept: bool, fee: int | None = None) -> str:
         return self.send(Attest(job_id=JobId(bytes.fromhex(job_id)), model_cid=model_cid, accuracy_bps=Bps(accuracy_bps),
                                 accept=accept), fee)
+
+    def record_checkpoint(self, job_id: str, round_index: int, cid: Cid, fee: int | None = None) -> str:
+        """Commit a federated job's round checkpoint CID on chain (an assigned worker only)."""
+        return self.send(RecordCheckpoint(job_id=JobId(bytes.fromhex(job_id)), round=round_index, cid=cid), fee)
 
     # --- artifacts -----------------------------------------------------------------------
 

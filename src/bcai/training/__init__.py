@@ -17,7 +17,10 @@ stays light):
   round updates, round checkpoints.
 - `data_parallel.py`: synchronous data-parallel training on torch.distributed (gloo),
   `run_data_parallel_worker`.
-- `jobflow.py`: the client, worker and evaluator agents of a job and the job channel.
+- `competitive.py`: competitive jobs: each worker's grid point of the spec's hyperparameter
+  search (pure), its own training and submission, the evaluator attesting every model.
+- `jobflow.py`: the client, worker and evaluator agents of a job and the job channel
+  (dispatching competitive jobs to `competitive.py`).
 """
 
 from bcai.training.aggregation import (

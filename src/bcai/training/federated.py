@@ -204,12 +204,14 @@ async def run_federated_worker(
     round_timeout_s: float = 60.0,
     transform: Callable[[dict[str, torch.Tensor], int], dict[str, torch.Tensor]] | None = None,
     on_round: Callable[[RoundReport], Awaitable[None] | None] | None = None,
+    start_round: int = 0,
 ) -> FederatedResult:
     """Train as one worker of a federated job; return the final (agreed) model.
 
     `transform` lets a worker change what it publishes (differential privacy, say; the
     tests use it to play a poisoning worker). Training runs in a thread so the event loop
-    keeps serving the network.
+    keeps serving the network. `start_round` > 0 resumes a job: the caller has loaded the
+    checkpoint of round `start_round - 1` into `session` (`bcai.training.checkpoints`).
     """
     me = key.address
     live = sorted(workers, key=lambda a: a.raw)
@@ -217,7 +219,7 @@ async def run_federated_worker(
         raise InvalidRoundUpdate(f"{me} is not a worker of job {job_id.hex()[:16]}")
     samples_processed = 0
     reports: list[RoundReport] = []
-    for round_index in range(rounds):
+    for round_index in range(start_round, rounds):
         shard = data.subset(compute_shard(len(data), [str(w) for w in live], str(me), round_index, seed))
         await asyncio.to_thread(train_epochs, session, shard.x, shard.y, epochs=local_epochs,
                                           seed=seed + round_index)

@@ -10,8 +10,10 @@ workers and evaluators are, and what is paid, is read from it.
 2. Workers volunteer (their job stake is locked). When the job is assigned, the client
    seals the train key to each worker and the test key to each evaluator
    (`KeyRelease`, signed, on the job channel).
-3. Workers decrypt their data, run federated rounds (`federated.py`), upload the agreed
-   model and submit its CID.
+3. Workers decrypt their data, run federated rounds (`federated.py`; each round's
+   checkpoint committed on chain and a restarted worker resuming from it:
+   `checkpoints.py`), upload the agreed model and submit its CID. Competitive jobs: each
+   worker trains its own model with its grid point of the search (`competitive.py`).
 4. Evaluators decrypt the test split, fetch each submitted model, evaluate it and attest;
    the ledger completes the job and pays 90 / 5 / 5, or fails it and refunds the client.
 """
@@ -26,12 +28,13 @@ from typing import Any, Awaitable, Callable, Protocol
 from bcai.crypto import CODEC_DAG_CBOR, Address, Cid, PrivateKey, PublicKey, open_sealed, seal
 from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, InvalidJobDocument, InvalidRoundUpdate, JobFlowError, JobTimeout
-from bcai.ledger import PostJob
+from bcai.ledger import JOB_STATES, PostJob
 from bcai.ledger.types import Amount, Bps, Height
 from bcai.sdk import Client
 from bcai.training.data import (
     Dataset, decode_dataset, decrypt_artifact, encode_dataset, encrypt_artifact, new_data_key,
 )
+from bcai.training.checkpoints import checkpoint_recorder, load_checkpoint
 from bcai.training.federated import FederatedResult, RoundReport, RoundUpdate, UpdateBoard, run_federated_worker
 from bcai.training.spec import JobSpec
 from bcai.verify.evaluation import Evaluation, evaluate_model
@@ -328,13 +331,14 @@ class PreparedJob:
 
 
 def prepare_job(name: str, bml: str, train: Dataset, test: Dataset, *, rounds: int, local_epochs: int,
-                aggregation: str = "fedavg", target_accuracy_bps: int = 9700) -> PreparedJob:
+                aggregation: str = "fedavg", target_accuracy_bps: int = 9700, paradigm: str = "federated",
+                search: dict[str, list[str]] | None = None) -> PreparedJob:
     train_key, test_key = new_data_key(), new_data_key()
     train_blob = encrypt_artifact(encode_dataset(train), train_key)
     test_blob = encrypt_artifact(encode_dataset(test), test_key)
     spec = JobSpec(name=name, bml=bml, train_cid=str(Cid.of(train_blob)), test_cid=str(Cid.of(test_blob)),
                    train_samples=len(train), rounds=rounds, local_epochs=local_epochs, aggregation=aggregation,
-                   target_accuracy_bps=target_accuracy_bps)
+                   target_accuracy_bps=target_accuracy_bps, paradigm=paradigm, search=search or {})
     spec_bytes = spec.to_bytes()
     artifacts = {spec.train_cid: train_blob, spec.test_cid: test_blob, str(spec.cid): spec_bytes}
     return PreparedJob(spec, artifacts, train_key, test_key)
@@ -356,7 +360,8 @@ async def run_client(client: Client, job: PreparedJob, channels: ChannelFactory,
     body = PostJob(spec_cid=job.spec.cid, budget=Amount(budget), required_evaluators=required_evaluators,
                    agreement_threshold_bps=Bps(agreement_threshold_bps),
                    deadline_height=Height(int(status["height"]) + deadline_blocks), min_workers=min_workers,
-                   max_workers=max_workers, worker_stake=Amount(worker_stake))
+                   max_workers=max_workers, worker_stake=Amount(worker_stake),
+                   mode="competitive" if job.spec.paradigm == "competitive" else "federated")
     receipt = await send_and_wait(client, lambda: client.post_job(body))
     job_id = str(receipt["hash"])
     note("posted", {"job_id": job_id, "height": receipt.get("height")})
@@ -395,7 +400,9 @@ async def find_open_job(client: Client, spec_cid: str | None, timeout_s: float) 
     deadline = time.monotonic() + timeout_s
     while True:
         for job in await _call(client.jobs):
-            if job["state"] in ("open", "assigned") and (spec_cid is None or job["spec_cid"] == spec_cid):
+            ours = client.key is not None and str(client.key.address) in job["workers"]
+            if (job["state"] in ("open", "assigned") or ours and job["state"] == "training") \
+                    and (spec_cid is None or job["spec_cid"] == spec_cid):
                 return job
         if time.monotonic() > deadline:
             raise JobTimeout("no open job appeared")
@@ -441,8 +448,11 @@ async def _work(client: Client, channel: JobChannel, job_id: str, spec: JobSpec,
                 round_timeout_s: float, on_round: Any, transform: Any, lazy: bool) -> FederatedResult | None:
     key = client.key
     assert key is not None
-    receipt = await send_and_wait(client, lambda: client.volunteer(job_id))
-    note("volunteered", {"worker": str(key.address), "height": receipt.get("height")})
+    if str(key.address) in (await _call(client.job, job_id))["workers"]:
+        note("rejoined", {"worker": str(key.address)})  # a restarted worker: resumes from the checkpoint
+    else:
+        receipt = await send_and_wait(client, lambda: client.volunteer(job_id))
+        note("volunteered", {"worker": str(key.address), "height": receipt.get("height")})
     # so the client can seal the train key to us; repeated until a key release arrives
     early_key = seen_key_release(early)
     hello = asyncio.create_task(say_hello_until(channel, key.public_key,
@@ -469,16 +479,22 @@ async def _train(client: Client, channel: JobChannel, job_id: str, spec: JobSpec
         inbox.offer(data)
     train_key = (await inbox.wait_key("train", timeout_s)).open_for(key)
     train = decode_dataset(decrypt_artifact(await _call(client.download, spec.train_cid), train_key))
+    if spec.paradigm == "competitive":  # each worker its own model: bcai.training.competitive
+        from bcai.training.competitive import train_and_submit_competitive
+        return await train_and_submit_competitive(client, job_id, spec, key, workers, train, note)  # type: ignore[return-value]
     program = from_bml(spec.bml)
     session = VM(deterministic=True).load(program)
     if lazy:
         result = FederatedResult(*_untrained(session), samples_processed=len(train), rounds=[])
     else:
+        # round checkpoints on chain: resume from the latest, record ours (bcai.training.checkpoints)
+        start_round = await _call(load_checkpoint, client, await _call(client.job, job_id), session)
         result = await run_federated_worker(
             key=key, chain_id=client.chain_id, job_id=bytes.fromhex(job_id), workers=workers, session=session,
             data=train, rounds=spec.rounds, local_epochs=spec.local_epochs, rule_name=spec.aggregation,
             channel=ChannelRounds(channel, inbox), seed=program.seed, round_timeout_s=round_timeout_s,
-            transform=transform, on_round=on_round)
+            transform=transform, on_round=checkpoint_recorder(client, job_id, session, spec.rounds, on_round, note),
+            start_round=start_round)
     # canonical CBOR tensor bytes: named by their dag-cbor CID, the same as the round checkpoints
     uploaded = await _call(client.upload, result.model, CODEC_DAG_CBOR)
     receipt = await send_and_wait(client, lambda: client.submit_result(job_id, uploaded, result.samples_processed,
@@ -535,10 +551,13 @@ async def _evaluate(client: Client, channel: JobChannel, job_id: str, received: 
                     grace_s: float, on_event: Callable[[str, dict[str, Any]], None] | None) -> list[Evaluation]:
     key = client.key
     assert key is not None
-    job = await wait_job_state(client, job_id, {"evaluating", "completed", "failed", "expired"}, timeout_s)
-    if job["state"] != "evaluating":
+    seen = await wait_job_state(client, job_id, set(JOB_STATES), timeout_s)  # once our node has the job
+    # a competitive job's models are judged as they arrive (a silent worker cannot hold them back)
+    judging = {"training", "evaluating"} if seen["mode"] == "competitive" else {"evaluating"}
+    job = await wait_job_state(client, job_id, judging | {"completed", "failed", "expired"}, timeout_s)
+    if job["state"] not in judging:
         return []
-    grace_end = time.monotonic() + grace_s
+    grace_end = time.monotonic() + (grace_s if seen["mode"] != "competitive" else 0)
     while len(job["results"]) < len(job["workers"]) and time.monotonic() < grace_end:
         await asyncio.sleep(POLL_S)  # give every worker the chance to submit before judging
         job = await _call(client.job, job_id)
@@ -549,6 +568,10 @@ async def _evaluate(client: Client, channel: JobChannel, job_id: str, received: 
     channel.subscribe(inbox.offer)
     test_key = (await inbox.wait_key("test", timeout_s)).open_for(key)
     test = decode_dataset(decrypt_artifact(await _call(client.download, spec.test_cid), test_key))
+    if spec.paradigm == "competitive":  # every model judged on its own: bcai.training.competitive
+        from bcai.training.competitive import evaluate_competitive
+        return await evaluate_competitive(client, job_id, spec, test, timeout_s=timeout_s,
+                                          note=on_event or (lambda *_: None))
     program = from_bml(spec.bml)
     votes: dict[str, int] = {}
     for result in job["results"].values():

@@ -8,13 +8,19 @@ uses the dag-cbor codec. No floats: accuracies are basis points.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from bcai.crypto import CODEC_DAG_CBOR, Cid
 from bcai.encoding import decode, encode
 from bcai.errors import EncodingError, InvalidCid, InvalidJobDocument
 
-PARADIGMS = ("federated",)
+PARADIGMS = ("federated", "competitive")
+# competitive jobs: the BML training keys a search may vary, and their value types
+SEARCH_KEYS = {"lr": float, "momentum": float, "weight_decay": float, "beta1": float, "beta2": float,
+               "batch_size": int, "seed": int}
+MAX_SEARCH_POINTS = 1024
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum")
 MAX_SPEC_BYTES = 256 * 1024
 
@@ -31,6 +37,10 @@ class JobSpec:
     aggregation: str = "fedavg"
     paradigm: str = "federated"
     target_accuracy_bps: int = 9700
+    # competitive jobs: BML training key -> candidate values (decimal text, no floats in
+    # CBOR); worker k of the job takes grid point k (`bcai.training.competitive`). Left out
+    # of the encoding when empty, so specs from before it keep their CID.
+    search: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("train_cid", "test_cid"):
@@ -39,7 +49,7 @@ class JobSpec:
             except InvalidCid as exc:
                 raise InvalidJobDocument(f"{name}: {exc}") from None
         if self.paradigm not in PARADIGMS:
-            raise InvalidJobDocument(f"paradigm must be one of {PARADIGMS} (data-parallel and competitive jobs are "
+            raise InvalidJobDocument(f"paradigm must be one of {PARADIGMS} (data-parallel jobs are "
                                  f"not implemented yet), got {self.paradigm!r}")
         if self.aggregation not in AGGREGATIONS:
             raise InvalidJobDocument(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
@@ -47,9 +57,15 @@ class JobSpec:
             raise InvalidJobDocument("rounds and local_epochs must be in 1..1000, train_samples positive")
         if not 0 <= self.target_accuracy_bps <= 10_000:
             raise InvalidJobDocument("target_accuracy_bps must be in 0..10000")
+        check_search(self.search)
+        if self.search and self.paradigm != "competitive":
+            raise InvalidJobDocument("search (a hyperparameter grid) is for competitive jobs only")
 
     def to_bytes(self) -> bytes:
-        return encode(asdict(self))
+        value = asdict(self)
+        if not self.search:
+            del value["search"]
+        return encode(value)
 
     @property
     def cid(self) -> Cid:
@@ -64,10 +80,47 @@ class JobSpec:
         except EncodingError as exc:
             raise InvalidJobDocument(f"job spec is not canonical CBOR: {exc}") from None
         names = {f.name: f.type for f in fields(cls)}
-        if not isinstance(obj, dict) or set(obj) != set(names):
-            raise InvalidJobDocument(f"job spec needs exactly the fields {sorted(names)}")
+        if not isinstance(obj, dict) or set(obj) - {"search"} != set(names) - {"search"}:
+            raise InvalidJobDocument(f"job spec needs exactly the fields {sorted(names)} (search is optional)")
         for name, value in obj.items():
+            if name == "search":
+                if not obj["search"]:
+                    raise InvalidJobDocument("job spec: an empty search is left out")
+                continue  # checked in __post_init__
             expected = int if names[name] in ("int", int) else str
             if type(value) is not expected:
                 raise InvalidJobDocument(f"job spec field {name} must be {expected.__name__}")
         return cls(**obj)
+
+
+def check_search(search: Any) -> None:
+    """Raise `InvalidJobDocument` unless `search` is a valid hyperparameter grid."""
+    if not isinstance(search, dict):
+        raise InvalidJobDocument("search must map BML training keys to lists of values")
+    points = 1
+    for key, values in search.items():
+        if key not in SEARCH_KEYS:
+            raise InvalidJobDocument(f"search: {key!r} is not one of {sorted(SEARCH_KEYS)}")
+        if not isinstance(values, list) or not values or len(values) > MAX_SEARCH_POINTS:
+            raise InvalidJobDocument(f"search.{key} must be a list of 1..{MAX_SEARCH_POINTS} values")
+        for value in values:
+            parse_search_value(key, value)
+        if len(set(values)) != len(values):
+            raise InvalidJobDocument(f"search.{key} repeats a value")
+        points *= len(values)
+    if points > MAX_SEARCH_POINTS:
+        raise InvalidJobDocument(f"search has {points} grid points, at most {MAX_SEARCH_POINTS}")
+
+
+def parse_search_value(key: str, value: Any) -> float | int:
+    """A search value (decimal text) as the number the BML takes; `InvalidJobDocument` if bad."""
+    kind = SEARCH_KEYS[key]
+    try:
+        if type(value) is not str or len(value) > 32:
+            raise ValueError
+        number = kind(value)
+    except ValueError:
+        raise InvalidJobDocument(f"search.{key}: {value!r} is not {kind.__name__} text") from None
+    if not math.isfinite(number) or number < 0:
+        raise InvalidJobDocument(f"search.{key}: {value!r} must be finite and non-negative")
+    return number
