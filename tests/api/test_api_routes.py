@@ -16,7 +16,7 @@ from bcai.ledger import Transfer, encode_tx
 from bcai.node import Node
 from bcai.node.config import ApiConfig
 
-from conftest import serving, wait_for_height
+from api_support import serving, wait_for_height
 
 
 def run(coroutine: Any) -> Any:
