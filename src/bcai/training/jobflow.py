@@ -10,7 +10,8 @@ workers and evaluators are, and what is paid, is read from it.
 2. Workers volunteer (their job stake is locked). When the job is assigned, the client
    seals the train key to each worker and the test key to each evaluator
    (`KeyRelease`, signed, on the job channel).
-3. Workers decrypt their data, run federated rounds (`federated.py`), upload the agreed
+3. Workers decrypt their data, run federated rounds (`federated.py`) or synchronous
+   data-parallel training (`dp_job.py`, spec paradigm `data_parallel`), upload the agreed
    model and submit its CID.
 4. Evaluators decrypt the test split, fetch each submitted model, evaluate it and attest;
    the ledger completes the job and pays 90 / 5 / 5, or fails it and refunds the client.
@@ -32,6 +33,7 @@ from bcai.sdk import Client
 from bcai.training.data import (
     Dataset, decode_dataset, decrypt_artifact, encode_dataset, encrypt_artifact, new_data_key,
 )
+from bcai.training.dp_job import run_data_parallel_job
 from bcai.training.federated import FederatedResult, RoundReport, RoundUpdate, UpdateBoard, run_federated_worker
 from bcai.training.spec import JobSpec
 from bcai.verify.evaluation import Evaluation, evaluate_model
@@ -40,6 +42,7 @@ from bcai.vm.interpreter import VM
 
 KEYS_DOMAIN = "job-keys"
 POLL_S = 0.2
+MAX_UNROUTED = 100_000  # other participant messages a job inbox keeps (data-parallel rendezvous, checkpoints)
 
 
 # --- the job channel -------------------------------------------------------------------
@@ -241,7 +244,9 @@ def _is_key_release(data: bytes) -> bool:
 
 
 class JobInbox:
-    """What one participant has received on the job channel: key releases and updates."""
+    """What one participant has received on the job channel: key releases, round updates,
+    and (`unrouted`, in arrival order) the other messages but hellos, for the paradigm's
+    own board (data-parallel rendezvous and checkpoints)."""
 
     def __init__(self, chain_id: str, job_id: bytes, client: Address, workers: list[Address]) -> None:
         self.chain_id = chain_id
@@ -249,6 +254,7 @@ class JobInbox:
         self.client = client
         self.board = UpdateBoard(chain_id, job_id, workers)
         self.keys: dict[str, KeyRelease] = {}
+        self.unrouted: list[bytes] = []
         self._keys_changed = asyncio.Event()
 
     def offer(self, data: bytes) -> None:
@@ -260,8 +266,8 @@ class JobInbox:
             if release.job_id == self.job_id and release.client.address == self.client:
                 self.keys.setdefault(release.split, release)
                 self._keys_changed.set()
-        else:
-            self.board.offer(data)
+        elif self.board.offer(data) is None and read_hello(data) is None and len(self.unrouted) < MAX_UNROUTED:
+            self.unrouted.append(data)
 
     async def wait_key(self, split: str, timeout_s: float) -> KeyRelease:
         deadline = time.monotonic() + timeout_s
@@ -328,13 +334,14 @@ class PreparedJob:
 
 
 def prepare_job(name: str, bml: str, train: Dataset, test: Dataset, *, rounds: int, local_epochs: int,
-                aggregation: str = "fedavg", target_accuracy_bps: int = 9700) -> PreparedJob:
+                aggregation: str = "fedavg", target_accuracy_bps: int = 9700, paradigm: str = "federated",
+                checkpoint_every: int = 0) -> PreparedJob:
     train_key, test_key = new_data_key(), new_data_key()
     train_blob = encrypt_artifact(encode_dataset(train), train_key)
     test_blob = encrypt_artifact(encode_dataset(test), test_key)
     spec = JobSpec(name=name, bml=bml, train_cid=str(Cid.of(train_blob)), test_cid=str(Cid.of(test_blob)),
                    train_samples=len(train), rounds=rounds, local_epochs=local_epochs, aggregation=aggregation,
-                   target_accuracy_bps=target_accuracy_bps)
+                   target_accuracy_bps=target_accuracy_bps, paradigm=paradigm, checkpoint_every=checkpoint_every)
     spec_bytes = spec.to_bytes()
     artifacts = {spec.train_cid: train_blob, spec.test_cid: test_blob, str(spec.cid): spec_bytes}
     return PreparedJob(spec, artifacts, train_key, test_key)
@@ -473,6 +480,12 @@ async def _train(client: Client, channel: JobChannel, job_id: str, spec: JobSpec
     session = VM(deterministic=True).load(program)
     if lazy:
         result = FederatedResult(*_untrained(session), samples_processed=len(train), rounds=[])
+    elif spec.paradigm == "data_parallel":  # its rounds are the rendezvous generations
+        result = await run_data_parallel_job(  # type: ignore[assignment]
+            key=key, chain_id=client.chain_id, job_id=bytes.fromhex(job_id), workers=workers, channel=channel,
+            messages=inbox.unrouted, store=client, bml=spec.bml, data=train,
+            epochs=spec.rounds * spec.local_epochs, checkpoint_every=spec.checkpoint_every,
+            timeout_s=round_timeout_s, on_event=note)
     else:
         result = await run_federated_worker(
             key=key, chain_id=client.chain_id, job_id=bytes.fromhex(job_id), workers=workers, session=session,

@@ -1,8 +1,9 @@
 """The job spec: the document a `PostJob` transaction names by CID.
 
 It says what to train (a BML document, see docs/bml.md), on which data (the encrypted
-train and test artifacts by CID), how (paradigm, rounds, local epochs, aggregation rule)
-and what evaluators accept (a minimum test accuracy). Encoded as canonical CBOR; its CID
+train and test artifacts by CID), how (paradigm, rounds, local epochs, aggregation rule;
+for `data_parallel`, rounds x local_epochs epochs over the whole set and a checkpoint
+every `checkpoint_every` steps) and what evaluators accept (a minimum test accuracy). Encoded as canonical CBOR; its CID
 uses the dag-cbor codec. No floats: accuracies are basis points.
 """
 
@@ -14,7 +15,8 @@ from bcai.crypto import CODEC_DAG_CBOR, Cid
 from bcai.encoding import decode, encode
 from bcai.errors import EncodingError, InvalidCid, InvalidJobDocument
 
-PARADIGMS = ("federated",)
+PARADIGMS = ("federated", "data_parallel")
+MAX_CHECKPOINT_EVERY = 1_000_000
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum")
 MAX_SPEC_BYTES = 256 * 1024
 
@@ -31,6 +33,7 @@ class JobSpec:
     aggregation: str = "fedavg"
     paradigm: str = "federated"
     target_accuracy_bps: int = 9700
+    checkpoint_every: int = 0  # data_parallel: global steps between checkpoints (0: none)
 
     def __post_init__(self) -> None:
         for name in ("train_cid", "test_cid"):
@@ -39,12 +42,14 @@ class JobSpec:
             except InvalidCid as exc:
                 raise InvalidJobDocument(f"{name}: {exc}") from None
         if self.paradigm not in PARADIGMS:
-            raise InvalidJobDocument(f"paradigm must be one of {PARADIGMS} (data-parallel and competitive jobs are "
-                                 f"not implemented yet), got {self.paradigm!r}")
+            raise InvalidJobDocument(f"paradigm must be one of {PARADIGMS} (competitive jobs are not implemented "
+                                     f"yet), got {self.paradigm!r}")
         if self.aggregation not in AGGREGATIONS:
             raise InvalidJobDocument(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
         if not 1 <= self.rounds <= 1000 or not 1 <= self.local_epochs <= 1000 or self.train_samples < 1:
             raise InvalidJobDocument("rounds and local_epochs must be in 1..1000, train_samples positive")
+        if not 0 <= self.checkpoint_every <= MAX_CHECKPOINT_EVERY:
+            raise InvalidJobDocument(f"checkpoint_every must be in 0..{MAX_CHECKPOINT_EVERY}")
         if not 0 <= self.target_accuracy_bps <= 10_000:
             raise InvalidJobDocument("target_accuracy_bps must be in 0..10000")
 
