@@ -1,0 +1,126 @@
+"""A data-parallel job through the whole job flow on a real in-process single-validator node
+(REST API on a free port): the client posts a `data_parallel` spec, three workers volunteer,
+rendezvous on the job channel (in memory here), train in their own rank processes, all
+submit the same model, the evaluator accepts it and the ledger pays 90% by samples."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+import uvicorn
+
+from bcai.api import create_app
+from bcai.crypto import PrivateKey
+from bcai.ledger import Capabilities
+from bcai.node import Node, init_home
+from bcai.node.config import ApiConfig, P2PConfig
+from bcai.sdk import Client
+from bcai.training.data import Dataset, load_digits_splits
+from bcai.training.dp_job import DataParallelJobResult
+from bcai.training.jobflow import MemoryJobChannel, prepare_job, run_client, run_evaluator, run_worker
+
+pytestmark = pytest.mark.timeout(300)
+
+CHAIN = "bcai-dpjob"
+BUDGET, STAKE = 1_000_000, 1_000
+MLP = """
+bml: 1
+name: dp-job-mlp
+model: {template: mlp, input_shape: [64], hidden: [32], num_classes: 10, activation: relu}
+training: {optimizer: adam, lr: 0.01, epochs: 1, batch_size: 32, loss: cross_entropy, seed: 3}
+devices: [cpu]
+"""
+CAPS = Capabilities(cpu_cores=1, memory_mb=512, gpu_count=0, gpu_memory_mb=0, bandwidth_mbps=10, node_type="cpu")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def node_with_api(home: Path) -> AsyncIterator[tuple[Node, str]]:
+    node = Node(home)
+    await node.start()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(node, ApiConfig(port=port)), host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False, lifespan="off"))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        yield node, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.gather(serving, return_exceptions=True)
+        await node.stop()
+
+
+async def commit(client: Client, send: Any, *args: Any) -> dict[str, Any]:
+    tx = await asyncio.to_thread(send, *args)
+    return await asyncio.to_thread(client.wait_for_tx, tx, 30.0)
+
+
+def test_data_parallel_job_completes_with_one_model_from_every_worker(tmp_path: Path) -> None:
+    init_home(tmp_path / "node", "dp-job", ("validator",), CHAIN, p2p=P2PConfig(port=0))
+    train, test = load_digits_splits()
+    flat = lambda d: Dataset(d.x.reshape(len(d), 64), d.y)  # noqa: E731 - the MLP takes 64 features
+    job = prepare_job("dp-job", MLP, flat(train), flat(test), rounds=1, local_epochs=3, target_accuracy_bps=9_000,
+                      paradigm="data_parallel", checkpoint_every=10)
+    assert job.spec.paradigm == "data_parallel" and job.spec.checkpoint_every == 10
+
+    async def scenario() -> tuple[dict[str, Any], list[Any], dict[str, int], dict[str, int]]:
+        async with node_with_api(tmp_path / "node") as (node, url):
+            client = Client(url, key=node.key)
+            workers = [Client(url, key=PrivateKey.from_label(f"dp-job-worker-{i}")) for i in range(3)]
+            evaluator = Client(url, key=PrivateKey.from_label("dp-job-evaluator"))
+            for who in [*workers, evaluator]:
+                await commit(client, client.transfer, who.key.address, 100_000)
+            await commit(evaluator, evaluator.register_evaluator, STAKE)
+            for w in workers:
+                await commit(w, w.register_worker, STAKE, CAPS)
+            before = {str(c.key.address): await asyncio.to_thread(c.balance) for c in workers}
+            hub = MemoryJobChannel()
+            channels = hub.as_factory()
+            events: list[tuple[str, dict[str, Any]]] = []
+            posted: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+            def on_client(kind: str, data: dict[str, Any]) -> None:
+                if kind == "posted" and not posted.done():
+                    posted.set_result(data["job_id"])
+
+            client_task = asyncio.create_task(run_client(
+                client, job, channels, budget=BUDGET, worker_stake=STAKE, required_evaluators=1, min_workers=3,
+                max_workers=3, deadline_blocks=5_000, timeout_s=240, on_event=on_client))
+            worker_tasks = [asyncio.create_task(run_worker(
+                w, channels, spec_cid=str(job.spec.cid), timeout_s=240, round_timeout_s=30,
+                on_event=lambda kind, data: events.append((kind, data)))) for w in workers]
+            job_id = await asyncio.wait_for(posted, 60)
+            evaluation = asyncio.create_task(run_evaluator(evaluator, channels, job_id=job_id, timeout_s=240))
+            await client_task
+            results = await asyncio.gather(*worker_tasks, return_exceptions=True)
+            await evaluation
+            final = await asyncio.to_thread(client.job, job_id)
+            after = {str(c.key.address): await asyncio.to_thread(c.balance) for c in workers}
+            for c in [client, *workers, evaluator]:
+                c.close()
+            return final, results, before, after, events  # type: ignore[return-value]
+
+    final, results, before, after, events = asyncio.run(scenario())  # type: ignore[misc]
+    assert all(isinstance(r, DataParallelJobResult) for r in results), results
+    assert final["state"] == "completed", final
+    model_cid = str(results[0].model_cid)
+    assert {r["model_cid"] for r in final["results"].values()} == {model_cid}
+    assert all(a["accept"] and a["accuracy_bps"] >= 9_000 for a in final["attestations"].values())
+    samples = {w: r["samples"] for w, r in final["results"].items()}
+    assert sum(samples.values()) == 1437 * 3  # every example of every epoch, once, across the ranks
+    for w, got in samples.items():  # the ledger's rule, unchanged: 90% split by samples; 2 tx fees each
+        assert after[w] - before[w] == BUDGET * 9 // 10 * got // sum(samples.values()) - 2
+    assert [d["step"] for k, d in events if k == "dp_checkpoint"] == list(range(10, 136, 10))
