@@ -390,3 +390,27 @@ def test_cli_submit_watch_runs_the_client_until_the_job_completes(net: Net, tmp_
     assert view["state"] == "completed" and view["keys_released"] is True and view["budget"] == 500_000
     assert sorted(view["workers"]) == sorted(str(k.address) for k in keys)
     assert {r["model_cid"] for r in view["results"].values()} == {uploaded_cid(results[0])}
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_data_parallel_job_completes_with_the_same_model_from_every_worker(net: Net) -> None:
+    from bcai.training.dp_job import DataParallelJobResult
+
+    keys = register_workers(net, 3)
+    job = prepare_job("e2e-data-parallel", MLP_BML, net.train, net.test, rounds=1, local_epochs=2,
+                      target_accuracy_bps=8_000, paradigm="data_parallel", checkpoint_every=10)
+    out = run_job(net, job, keys)
+    final = out.final
+    assert final["state"] == "completed", final
+    assert all(isinstance(r, DataParallelJobResult) for r in out.workers), out.workers
+    model_cid = str(out.workers[0].model_cid)  # type: ignore[union-attr]
+    assert {str(r.model_cid) for r in out.workers} == {model_cid}  # type: ignore[union-attr]
+    assert {r["model_cid"] for r in final["results"].values()} == {model_cid}
+    assert all(a["model_cid"] == model_cid and a["accept"] and a["accuracy_bps"] >= 8_000
+               for a in final["attestations"].values())
+    workers = [str(k.address) for k in keys]
+    assert sum(final["results"][w]["samples"] for w in workers) == 2 * 1437  # each example once per epoch
+    pay = expected_worker_pay(final["results"], workers)
+    for w in workers:  # the ledger's rule, unchanged: 90% by samples
+        assert out.delta(w) == pay[w] - 2 * TX_FEE

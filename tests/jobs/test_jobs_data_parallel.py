@@ -124,3 +124,37 @@ def test_data_parallel_job_completes_with_one_model_from_every_worker(tmp_path: 
     for w, got in samples.items():  # the ledger's rule, unchanged: 90% split by samples; 2 tx fees each
         assert after[w] - before[w] == BUDGET * 9 // 10 * got // sum(samples.values()) - 2
     assert [d["step"] for k, d in events if k == "dp_checkpoint"] == list(range(10, 136, 10))
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_example_data_parallel_job_file_loads() -> None:
+    from bcai.cli.job import load_job_file
+
+    job = load_job_file(ROOT / "examples" / "jobs" / "digits_data_parallel_job.yaml")
+    assert (job.paradigm, job.checkpoint_every, job.rounds * job.local_epochs) == ("data_parallel", 20, 16)
+    assert (job.min_workers, job.max_workers) == (3, 3)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"paradigm": "competitive"}, "paradigm must be one of"),
+    ({"paradigm": 3}, "paradigm must be one of"),
+    ({"checkpoint_every": -1}, "checkpoint_every"),
+    ({"checkpoint_every": 2.5}, "checkpoint_every"),
+])
+def test_invalid_data_parallel_job_file_fields(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    import yaml
+
+    from bcai.cli.job import load_job_file
+    from bcai.errors import InvalidJobDocument
+
+    (tmp_path / "model.yaml").write_text(MLP)
+    doc = {"bml": "model.yaml", "dataset": "digits", "budget": 1000, "rounds": 1, "local_epochs": 2,
+           "target_accuracy": 0.5, "evaluators": 1, "workers": {"min": 1, "max": 2}, "worker_stake": 10,
+           "deadline_blocks": 100, "paradigm": "data_parallel", "checkpoint_every": 5}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(doc))
+    assert load_job_file(tmp_path / "job.yaml").paradigm == "data_parallel"
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump({**doc, **change}))
+    with pytest.raises(InvalidJobDocument, match=message):
+        load_job_file(tmp_path / "job.yaml")

@@ -14,6 +14,8 @@ A job file (JOB.yaml) names a BML file (path relative to the YAML) and the job's
     workers: {min: 3, max: 3}
     worker_stake: 10000
     deadline_blocks: 2000
+    paradigm: federated                # optional: federated (default) | data_parallel
+    checkpoint_every: 20               # optional, data_parallel: global steps between checkpoints
 
 `submit` runs the client agent: it uploads the encrypted splits, posts the job and, once
 the job is assigned, releases the data keys to the assigned workers and evaluators. Only
@@ -40,8 +42,10 @@ app = typer.Typer(help="Post training jobs, follow them, fetch their models.", n
 
 DATASETS = ("digits",)
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum")
+PARADIGMS = ("federated", "data_parallel")
 _INT_FIELDS = ("budget", "rounds", "local_epochs", "evaluators", "worker_stake", "deadline_blocks")
-_KNOWN_FIELDS = {"name", "bml", "dataset", "aggregation", "target_accuracy", "workers", *_INT_FIELDS}
+_KNOWN_FIELDS = {"name", "bml", "dataset", "aggregation", "target_accuracy", "workers", "paradigm", "checkpoint_every",
+                 *_INT_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class JobFile:
     max_workers: int
     worker_stake: int
     deadline_blocks: int
+    paradigm: str = "federated"
+    checkpoint_every: int = 0
 
 
 def _positive_int(doc: dict[str, Any], key: str) -> int:
@@ -93,6 +99,12 @@ def load_job_file(path: Path) -> JobFile:
     aggregation = doc.get("aggregation", "fedavg")
     if aggregation not in AGGREGATIONS:
         raise InvalidJobDocument(f"job file: aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
+    paradigm = doc.get("paradigm", "federated")
+    if paradigm not in PARADIGMS:
+        raise InvalidJobDocument(f"job file: paradigm must be one of {list(PARADIGMS)}, got {paradigm!r}")
+    checkpoint_every = doc.get("checkpoint_every", 0)
+    if type(checkpoint_every) is not int or checkpoint_every < 0:
+        raise InvalidJobDocument(f"job file: checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
     target = doc.get("target_accuracy")
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target) \
             or not 0 < target <= 1:
@@ -118,7 +130,7 @@ def load_job_file(path: Path) -> JobFile:
         raise InvalidJobDocument("job file: name must be a non-empty string")
     return JobFile(name=name, bml=bml, dataset=dataset, aggregation=aggregation,
                    target_accuracy_bps=round(float(target) * 10_000), min_workers=min_workers,
-                   max_workers=max_workers, **ints)
+                   max_workers=max_workers, paradigm=paradigm, checkpoint_every=checkpoint_every, **ints)
 
 
 def load_dataset(job: JobFile) -> tuple[Any, Any]:
@@ -232,7 +244,8 @@ async def _submit(client: Any, job: JobFile, watch: bool, timeout_s: float, say:
 
     train, test = load_dataset(job)
     prepared = prepare_job(job.name, job.bml, train, test, rounds=job.rounds, local_epochs=job.local_epochs,
-                           aggregation=job.aggregation, target_accuracy_bps=job.target_accuracy_bps)
+                           aggregation=job.aggregation, target_accuracy_bps=job.target_accuracy_bps,
+                           paradigm=job.paradigm, checkpoint_every=job.checkpoint_every)
     released = asyncio.Event()
     seen: dict[str, Any] = {}
 
