@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -75,28 +76,29 @@ WORKERS = [k.address for k in KEYS]
 
 
 def run_job(channel: SharedChannel, store: DictStore, kill: dict[str, Any] | None = None,
-            keys: list[PrivateKey] = KEYS) -> list[Any]:
-    """Three workers of one job in this process; `kill`: {"victim": i} kills worker i's
-    rank process when the leader announces its first checkpoint."""
+            keys: list[PrivateKey] = KEYS, timeout_s: float = 20) -> list[Any]:
+    """Three workers of one job in this process; `kill`: {"victim": i, "signal": s} sends
+    worker i's rank process signal s (default SIGKILL) when the leader announces its first
+    checkpoint."""
     train, _ = digits()
     events: list[tuple[int, str, dict[str, Any]]] = []
     pids: dict[int, int] = {}
 
     def note_of(i: int) -> Any:
         def note(kind: str, data: dict[str, Any]) -> None:
-            events.append((i, kind, data))
+            events.append((i, kind, {**data, "t": time.monotonic()}))
             if kind == "dp_rank_started" and data["generation"] == 0:
                 pids[i] = data["pid"]
-            if kill and kind == "dp_checkpoint" and not kill.get("done") and kill["victim"] in pids:
-                kill["done"] = True
-                os.kill(pids[kill["victim"]], signal.SIGKILL)
+            if kill and kind == "dp_checkpoint" and data["generation"] == 0 and not kill.get("done"):
+                kill["done"], kill["at"] = True, time.monotonic()
+                os.kill(pids[kill["victim"]], kill.get("signal", signal.SIGKILL))
         return note
 
     async def scenario() -> list[Any]:
         return await asyncio.gather(*[
             run_data_parallel_job(key=k, chain_id=CHAIN, job_id=JOB, workers=WORKERS, channel=channel,
                                   messages=channel.messages, store=store, bml=MLP, data=train, epochs=EPOCHS,
-                                  checkpoint_every=EVERY, timeout_s=20, rejoin_s=3, on_event=note_of(i))
+                                  checkpoint_every=EVERY, timeout_s=timeout_s, rejoin_s=3, on_event=note_of(i))
             for i, k in enumerate(keys)], return_exceptions=True)
 
     results = asyncio.run(scenario())
@@ -158,6 +160,23 @@ def test_a_killed_rank_fails_cleanly_and_the_survivors_resume_from_the_last_chec
     accuracy = evaluate_model(from_bml(MLP), survivors[0].model, digits()[1]).accuracy
     assert accuracy >= 0.9, accuracy
     assert any(kind == "dp_rank_lost" for _, kind, _ in events)
+
+
+@pytest.mark.slow
+def test_a_frozen_rank_times_out_the_others_who_resume_and_its_own_worker_fails() -> None:
+    channel, store = SharedChannel(), DictStore()
+    kill: dict[str, Any] = {"victim": 1, "signal": signal.SIGSTOP}  # alive but silent: a hung collective
+    *results, events = run_job(channel, store, kill=kill, timeout_s=10)
+    assert kill.get("done")
+    assert isinstance(results[1], RankFailed) and "reported nothing" in str(results[1]), results
+    survivors = [results[0], results[2]]
+    assert all(isinstance(r, DataParallelJobResult) for r in survivors), results
+    assert survivors[0].model_cid == survivors[1].model_cid
+    assert all([g.generation for g in r.rounds] == [0, 1] for r in survivors)
+    # its worker gave up after 5 s of silence, said so and killed it: the others moved on
+    # without waiting out their 10 s collective timeout
+    restarted = [d["t"] for i, kind, d in events if kind == "dp_generation" and d["generation"] == 1]
+    assert len(restarted) == 2 and max(restarted) - kill["at"] < 10, (restarted, kill)
 
 
 def test_resuming_from_a_checkpoint_replays_the_uninterrupted_run_bitwise() -> None:

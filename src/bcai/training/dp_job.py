@@ -17,7 +17,9 @@ train split. Work goes in *generations*:
    the gloo group through the store and runs `run_data_parallel_worker`: every global
    batch is cut among the ranks (`compute_rank_slice`), gradients are all-reduced each
    step, and every rank ends with the identical model. The parent relays the child's
-   progress; it kills the child on any exit path.
+   progress (a heartbeat every second); a child that dies, or stays silent for half the
+   collective timeout, fails this worker with `RankFailed`; the parent kills the
+   child on every exit path.
 3. **Checkpoints.** Every `checkpoint_every` global steps the child hands the full VM state
    (parameters, buffers, optimizer state) to its parent; the leader uploads
    `{"step", "state"}` (dag-cbor) to the content store and announces its CID with a signed
@@ -25,8 +27,10 @@ train split. Work goes in *generations*:
    rank).
 4. **A lost rank.** A dead or silent peer makes the collectives fail with `JobTimeout`
    within the gloo timeout; the survivors start generation g + 1 among themselves (a
-   worker whose own child died publishes `leave` and stops with `RankFailed`). The new
-   leader resumes from the highest-step checkpoint announced by a leader of a generation
+   worker whose own child died publishes `leave` and stops with `RankFailed`; a member
+   that sees another member join or leave g + 1 stops its own child at once rather than
+   wait out its collective timeout, so the survivors rejoin together). The new leader
+   resumes from the highest-step checkpoint announced by a leader of a generation
    it took part in; the global batches are the same, only cut among fewer ranks.
 
 The final model is the same on every surviving rank, so every worker submits the same
@@ -39,6 +43,7 @@ import asyncio
 import multiprocessing as mp
 import os
 import queue as queue_module
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -59,6 +64,7 @@ MAX_DP_MESSAGE_BYTES = 64 * 1024
 JOIN_EVERY_S = 1.0
 POLL_S = 0.05
 STARTUP_S = 120.0  # a spawned rank imports torch and bcai before it reports
+HEARTBEAT_S = 1.0  # a started rank says it is alive this often (from a thread of its own)
 KEEP_CHECKPOINTS = 2
 DEFAULT_HOST_ENV = "BCAI_DP_HOST"
 
@@ -277,12 +283,19 @@ def _rank_main(task: RankTask, events: Any) -> None:
         session = VM(deterministic=True).load(program)
         if task.state is not None:
             session.import_state(task.state)
+        events.put(("started",))
+        beating = threading.Event()
+        threading.Thread(target=_beat, args=(events, beating), daemon=True).start()
+        # everyone ready first (peers may take long to import and load), then the group with
+        # the collective timeout: a slow start is not a lost rank
+        ready = [f"ready/{r}" for r in range(task.world_size)]
         try:
             store = dist.TCPStore(task.host, task.port, task.world_size, False,
                                   timeout=timedelta(seconds=task.timeout_s))
-        except RuntimeError as exc:
-            raise JobTimeout(f"rank {task.rank}: cannot reach the store at {task.host}:{task.port}: {exc}") from exc
-        events.put(("started",))
+            store.set(ready[task.rank], b"1")
+            store.wait(ready, timedelta(seconds=STARTUP_S + task.timeout_s))
+        except RuntimeError as exc:  # DistNetworkError / DistStoreError: unreachable, or a rank never came
+            raise JobTimeout(f"rank {task.rank}: rendezvous at {task.host}:{task.port} failed: {exc}") from exc
         assert program.training is not None  # from_bml always plans training
 
         def on_checkpoint(step: int, state: bytes, samples: int) -> None:
@@ -293,11 +306,17 @@ def _rank_main(task: RankTask, events: Any) -> None:
             data=Dataset(task.x, task.y), epochs=task.epochs, batch_size=program.training.batch_size,
             seed=program.seed, timeout_s=task.timeout_s, start_step=task.start_step,
             checkpoint_every=task.checkpoint_every, on_checkpoint=on_checkpoint)
+        beating.set()
         events.put(("done", result.params, str(result.model_cid), result.samples, result.epoch_losses))
     except BcaiError as exc:
         events.put(("error", exc.code, str(exc)))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises RankFailed
         events.put(("error", "internal", f"{type(exc).__name__}: {exc}"))
+
+
+def _beat(events: Any, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        events.put(("alive",))
 
 
 # --- the worker's side (parent) --------------------------------------------------------------
@@ -353,6 +372,13 @@ class _RankOutcome:
     samples_at: dict[int, int] = field(default_factory=dict)  # checkpoint step -> samples this generation
 
 
+def get_silence_limit(timeout_s: float) -> float:
+    """How long a started rank may go without a heartbeat: half the collective timeout (at
+    least 5 heartbeats), so a frozen rank's own worker gives up (and says `leave`) before
+    its peers' collectives time out, and they rejoin at once."""
+    return max(timeout_s / 2, 5 * HEARTBEAT_S)
+
+
 def get_advertise_host(host: str | None) -> str:
     """The host peers use to reach a store this worker opens: `host`, else $BCAI_DP_HOST,
     else 127.0.0.1 (a devnet on one machine)."""
@@ -381,7 +407,8 @@ async def run_data_parallel_job(*, key: PrivateKey, chain_id: str, job_id: bytes
     if epochs < 1 or checkpoint_every < 0 or not timeout_s > 0 or not rejoin_s > 0:
         raise InvalidJobDocument(f"bad data-parallel settings: epochs {epochs}, checkpoint_every "
                                  f"{checkpoint_every}, timeout_s {timeout_s}, rejoin_s {rejoin_s}")
-    check_data_parallel_program(VM(deterministic=True).load(from_bml(bml)))  # refuse a bad program here, once
+    # refuse a bad program here, once (in a thread: loading runs the program's init)
+    await asyncio.to_thread(lambda: check_data_parallel_program(VM(deterministic=True).load(from_bml(bml))))
     note = on_event or (lambda *_: None)
     host = get_advertise_host(advertise_host)
     board = DpBoard(chain_id, job_id, workers, messages)
@@ -408,7 +435,7 @@ async def run_data_parallel_job(*, key: PrivateKey, chain_id: str, job_id: bytes
         task = RankTask(gen.rank, len(gen.members), gen.host, gen.port, bml, np.asarray(data.x), np.asarray(data.y),
                         epochs, gen.resume_step, state, checkpoint_every, timeout_s)
         try:
-            outcome = await _run_rank(task, gen, key, chain_id, job_id, channel, store, local, note)
+            outcome = await _run_rank(task, gen, board, key, chain_id, job_id, channel, store, local, note)
         except RankFailed:
             await _publish_quietly(channel, DpMessage.create(key, chain_id, "leave", job_id, index + 1).to_bytes())
             raise
@@ -474,25 +501,28 @@ async def _rendezvous(board: DpBoard, channel: Publisher, key: PrivateKey, chain
         await asyncio.sleep(POLL_S)
 
 
-async def _run_rank(task: RankTask, gen: _Generation, key: PrivateKey, chain_id: str, job_id: bytes,
-                    channel: Publisher, store: ContentStore, local: dict[str, bytes],
+async def _run_rank(task: RankTask, gen: _Generation, board: DpBoard, key: PrivateKey, chain_id: str,
+                    job_id: bytes, channel: Publisher, store: ContentStore, local: dict[str, bytes],
                     note: Callable[[str, dict[str, Any]], None]) -> _RankOutcome:
     """Run the rank's child process to its end; relay checkpoints (the leader uploads and
-    announces them). A lost peer ends the generation; anything else raises."""
+    announces them). A lost peer ends the generation: our child reports it, or another
+    member has already joined (or left) the next generation, which means it saw the loss
+    first (then our child is stopped at once instead of waiting out its collective
+    timeout, so the survivors rejoin together). Anything else raises."""
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
     proc = ctx.Process(target=_rank_main, args=(task, events), daemon=True, name=f"bcai-dp-rank{task.rank}")
     proc.start()
     note("dp_rank_started", {"generation": gen.index, "rank": task.rank, "pid": proc.pid})
     outcome = _RankOutcome(None)
-    idle_limit = STARTUP_S + task.timeout_s
+    idle_limit = STARTUP_S + task.timeout_s  # then, once it has joined: `get_silence_limit`
     last = time.monotonic()
     try:
         while True:
             try:
                 event = await asyncio.to_thread(events.get, True, 0.2)
             except queue_module.Empty:
-                if proc.exitcode is not None:
+                if proc.exitcode is not None:  # first: our own child's death fails this worker
                     try:  # its last words may still be in the pipe
                         event = await asyncio.to_thread(events.get, True, 1.0)
                     except queue_module.Empty:
@@ -501,9 +531,15 @@ async def _run_rank(task: RankTask, gen: _Generation, key: PrivateKey, chain_id:
                 elif time.monotonic() - last > idle_limit:
                     raise RankFailed(f"rank {task.rank}'s training process reported nothing for {idle_limit:.0f} s")
                 else:
+                    moved = _get_moved_on(board, gen, key.address)
+                    if moved:
+                        outcome.lost = f"{moved} moved on to generation {gen.index + 1}"
+                        return outcome
                     continue
             last = time.monotonic()
-            if event[0] == "checkpoint":
+            if event[0] == "started":
+                idle_limit = get_silence_limit(task.timeout_s)
+            elif event[0] == "checkpoint":
                 _, step, state, rank_samples = event
                 outcome.samples_at[step] = rank_samples
                 await _keep_checkpoint(step, state, gen, key, chain_id, job_id, channel, store, local, note)
@@ -522,6 +558,14 @@ async def _run_rank(task: RankTask, gen: _Generation, key: PrivateKey, chain_id:
         await asyncio.to_thread(proc.join, 10)
         events.close()
         events.cancel_join_thread()
+
+
+def _get_moved_on(board: DpBoard, gen: _Generation, me: Address) -> str:
+    """A member of `gen` (not us) that joined or left the next generation, or ""."""
+    board.refresh()
+    nxt = gen.index + 1
+    moved = board.joins.get(nxt, set()) | board.leaves.get(nxt, set())
+    return next((str(Address(m)) for m in gen.members if m != me.raw and Address(m) in moved), "")
 
 
 async def _keep_checkpoint(step: int, state: bytes, gen: _Generation, key: PrivateKey, chain_id: str,
