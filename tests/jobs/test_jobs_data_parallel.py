@@ -6,19 +6,16 @@ submit the same model, the evaluator accepts it and the ledger pays 90% by sampl
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
-import uvicorn
+from test_jobs_relay import node_with_api  # the in-process node with its API (same folder)
 
-from bcai.api import create_app
 from bcai.crypto import PrivateKey
 from bcai.ledger import Capabilities
-from bcai.node import Node, init_home
-from bcai.node.config import ApiConfig, P2PConfig
+from bcai.node import init_home
+from bcai.node.config import P2PConfig
 from bcai.sdk import Client
 from bcai.training.data import Dataset, load_digits_splits
 from bcai.training.dp_job import DataParallelJobResult
@@ -38,31 +35,6 @@ devices: [cpu]
 CAPS = Capabilities(cpu_cores=1, memory_mb=512, gpu_count=0, gpu_memory_mb=0, bandwidth_mbps=10, node_type="cpu")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def node_with_api(home: Path) -> AsyncIterator[tuple[Node, str]]:
-    node = Node(home)
-    await node.start()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(node, ApiConfig(port=port)), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False, lifespan="off"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.02)
-        yield node, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.gather(serving, return_exceptions=True)
-        await node.stop()
-
-
 async def commit(client: Client, send: Any, *args: Any) -> dict[str, Any]:
     tx = await asyncio.to_thread(send, *args)
     return await asyncio.to_thread(client.wait_for_tx, tx, 30.0)
@@ -76,7 +48,7 @@ def test_data_parallel_job_completes_with_one_model_from_every_worker(tmp_path: 
                       paradigm="data_parallel", checkpoint_every=10)
     assert job.spec.paradigm == "data_parallel" and job.spec.checkpoint_every == 10
 
-    async def scenario() -> tuple[dict[str, Any], list[Any], dict[str, int], dict[str, int]]:
+    async def scenario() -> tuple[Any, ...]:
         async with node_with_api(tmp_path / "node") as (node, url):
             client = Client(url, key=node.key)
             workers = [Client(url, key=PrivateKey.from_label(f"dp-job-worker-{i}")) for i in range(3)]
@@ -111,9 +83,9 @@ def test_data_parallel_job_completes_with_one_model_from_every_worker(tmp_path: 
             after = {str(c.key.address): await asyncio.to_thread(c.balance) for c in workers}
             for c in [client, *workers, evaluator]:
                 c.close()
-            return final, results, before, after, events  # type: ignore[return-value]
+            return final, results, before, after, events
 
-    final, results, before, after, events = asyncio.run(scenario())  # type: ignore[misc]
+    final, results, before, after, events = asyncio.run(scenario())
     assert all(isinstance(r, DataParallelJobResult) for r in results), results
     assert final["state"] == "completed", final
     model_cid = str(results[0].model_cid)
