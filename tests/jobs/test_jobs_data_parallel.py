@@ -130,3 +130,17 @@ def test_invalid_data_parallel_job_file_fields(tmp_path: Path, change: dict[str,
     (tmp_path / "job.yaml").write_text(yaml.safe_dump({**doc, **change}))
     with pytest.raises(InvalidJobDocument, match=message):
         load_job_file(tmp_path / "job.yaml")
+
+
+def test_the_job_inbox_keeps_other_messages_but_hellos_for_the_paradigm() -> None:
+    from bcai.training.dp_job import DpMessage
+    from bcai.training.jobflow import JobInbox, KeyRelease, make_hello
+
+    client, worker = PrivateKey.from_label("inbox-client"), PrivateKey.from_label("inbox-worker")
+    job = bytes(range(32))
+    inbox = JobInbox(CHAIN, job, client.address, [worker.address])
+    join = DpMessage.create(worker, CHAIN, "join", job, 0).to_bytes()
+    release = KeyRelease.create(client, CHAIN, job, "train", [worker.public_key], bytes(32)).to_bytes()
+    for data in (make_hello(worker.public_key), release, join, b"\xffgarbage"):
+        inbox.offer(data)
+    assert "train" in inbox.keys and inbox.unrouted == [join, b"\xffgarbage"]

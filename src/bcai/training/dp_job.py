@@ -292,7 +292,7 @@ def _rank_main(task: RankTask, events: Any) -> None:
         try:
             store = dist.TCPStore(task.host, task.port, task.world_size, False,
                                   timeout=timedelta(seconds=task.timeout_s))
-            store.set(ready[task.rank], b"1")
+            store.set(ready[task.rank], "1")
             store.wait(ready, timedelta(seconds=STARTUP_S + task.timeout_s))
         except RuntimeError as exc:  # DistNetworkError / DistStoreError: unreachable, or a rank never came
             raise JobTimeout(f"rank {task.rank}: rendezvous at {task.host}:{task.port} failed: {exc}") from exc
@@ -416,7 +416,7 @@ async def run_data_parallel_job(*, key: PrivateKey, chain_id: str, job_id: bytes
     leaders: dict[int, Address] = {}
     local: dict[str, bytes] = {}  # checkpoint CID -> document (the latest few)
     reports: list[GenerationReport] = []
-    samples, previous_samples_at = 0, {}
+    samples, previous_samples_at = 0, dict[int, int]()
     for index in range(2 * len(workers) + 2):
         gen = await _rendezvous(board, channel, key, chain_id, job_id, index, expected,
                                 wait_s=timeout_s if index == 0 else rejoin_s, timeout_s=timeout_s + rejoin_s,
@@ -425,7 +425,9 @@ async def run_data_parallel_job(*, key: PrivateKey, chain_id: str, job_id: bytes
         samples += max((s for step, s in previous_samples_at.items() if step <= gen.resume_step), default=0)
         state = None
         if gen.resume_cid:
-            document = local.get(gen.resume_cid) or await asyncio.to_thread(store.download, gen.resume_cid)
+            document = local.get(gen.resume_cid)
+            if document is None:
+                document = await asyncio.to_thread(store.download, gen.resume_cid)
             step, state = decode_checkpoint(document)
             if step != gen.resume_step:
                 raise InvalidDpMessage(f"checkpoint {gen.resume_cid} is at step {step}, announced {gen.resume_step}")
@@ -493,7 +495,14 @@ async def _rendezvous(board: DpBoard, channel: Publisher, key: PrivateKey, chain
             cid, step = board.get_resume_point(leaders)
             announce = DpMessage.create(key, chain_id, "store", job_id, index, host=host, port=server.port,
                                         members=members, cid=cid, step=step)
-            await channel.publish(announce.to_bytes())
+            while True:  # the followers wait for this one: retry while the node is busy
+                try:
+                    await channel.publish(announce.to_bytes())
+                    break
+                except BcaiError:
+                    if time.monotonic() - start > timeout_s:
+                        raise
+                    await asyncio.sleep(JOIN_EVERY_S)
             return _Generation(index, members, 0, me, host, server.port, cid, step, server)
         if now - start > timeout_s:
             raise JobTimeout(f"generation {index}: no store announced within {timeout_s} s (joined: "
