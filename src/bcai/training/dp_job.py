@@ -438,7 +438,7 @@ async def run_data_parallel_job(*, key: PrivateKey, chain_id: str, job_id: bytes
                         epochs, gen.resume_step, state, checkpoint_every, timeout_s)
         try:
             outcome = await _run_rank(task, gen, board, key, chain_id, job_id, channel, store, local, note)
-        except RankFailed:
+        except (RankFailed, asyncio.CancelledError):  # tell the others not to wait for us
             await _publish_quietly(channel, DpMessage.create(key, chain_id, "leave", job_id, index + 1).to_bytes())
             raise
         finally:
