@@ -3,8 +3,9 @@
 It says what to train (a BML document, see docs/bml.md), on which data (the encrypted
 train and test artifacts by CID), how (paradigm, rounds, local epochs, aggregation rule;
 for `data_parallel`, rounds x local_epochs epochs over the whole set and a checkpoint
-every `checkpoint_every` steps) and what evaluators accept (a minimum test accuracy). Encoded as canonical CBOR; its CID
-uses the dag-cbor codec. No floats: accuracies are basis points.
+every `checkpoint_every` global steps) and what evaluators accept (a minimum test
+accuracy). Encoded as canonical CBOR; its CID uses the dag-cbor codec. No floats:
+accuracies are basis points.
 """
 
 from __future__ import annotations
