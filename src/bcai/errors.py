@@ -984,3 +984,21 @@ class InvalidSubmittedModel(JobFlowError):
     code = "invalid_submitted_model"
     peer_fault = True
 
+
+
+# --- data-parallel jobs (rendezvous on the job channel, rank processes) --------------------
+
+
+class InvalidDpMessage(JobFlowError):
+    """Raised when a data-parallel job message (join, leave, store, checkpoint) is malformed,
+    badly signed, for another job, or from an address that is not one of the job's workers."""
+
+    code = "invalid_dp_message"
+    peer_fault = True
+
+
+class RankFailed(JobFlowError):
+    """Raised when this worker's data-parallel rank process dies, stops reporting, or fails
+    for a reason other than a lost peer (a lost peer starts a new generation instead)."""
+
+    code = "rank_failed"

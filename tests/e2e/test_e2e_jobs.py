@@ -403,3 +403,69 @@ def test_cli_submit_watch_runs_the_client_until_the_job_completes(net: Net, tmp_
     assert view["state"] == "completed" and view["keys_released"] is True and view["budget"] == 500_000
     assert sorted(view["workers"]) == sorted(str(k.address) for k in keys)
     assert {r["model_cid"] for r in view["results"].values()} == {uploaded_cid(results[0])}
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_data_parallel_job_completes_with_the_same_model_from_every_worker(net: Net) -> None:
+    from bcai.training.dp_job import DataParallelJobResult
+
+    keys = register_workers(net, 3)
+    job = prepare_job("e2e-data-parallel", MLP_BML, net.train, net.test, rounds=1, local_epochs=2,
+                      target_accuracy_bps=8_000, paradigm="data_parallel", checkpoint_every=10)
+    out = run_job(net, job, keys)
+    final = out.final
+    assert final["state"] == "completed", final
+    assert all(isinstance(r, DataParallelJobResult) for r in out.workers), out.workers
+    model_cid = str(out.workers[0].model_cid)  # type: ignore[union-attr]
+    assert {str(r.model_cid) for r in out.workers} == {model_cid}  # type: ignore[union-attr]
+    assert {r["model_cid"] for r in final["results"].values()} == {model_cid}
+    assert all(a["model_cid"] == model_cid and a["accept"] and a["accuracy_bps"] >= 8_000
+               for a in final["attestations"].values())
+    workers = [str(k.address) for k in keys]
+    assert sum(final["results"][w]["samples"] for w in workers) == 2 * 1437  # each example once per epoch
+    pay = expected_worker_pay(final["results"], workers)
+    for w in workers:  # the ledger's rule, unchanged: 90% by samples
+        assert out.delta(w) == pay[w] - 2 * TX_FEE
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_data_parallel_rank_killed_mid_job_the_others_resume_and_are_paid(net: Net) -> None:
+    import os
+    import signal
+
+    from bcai.errors import RankFailed
+    from bcai.training.dp_job import DataParallelJobResult
+
+    keys = register_workers(net, 3)
+    job = prepare_job("e2e-data-parallel-kill", MLP_BML, net.train, net.test, rounds=1, local_epochs=3,
+                      target_accuracy_bps=8_000, paradigm="data_parallel", checkpoint_every=5)
+    pids: dict[int, int] = {}
+    killed: dict[str, int] = {}
+
+    def on_event_of(i: int) -> Callable[[str, dict[str, Any]], None]:
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "dp_rank_started" and data["generation"] == 0:
+                pids[i] = data["pid"]
+            if kind == "dp_checkpoint" and data["generation"] == 0 and not killed and 2 in pids:
+                killed["step"] = data["step"]
+                os.kill(pids[2], signal.SIGKILL)  # worker 2's rank process dies mid-training
+        return on_event
+
+    out = run_job(net, job, keys, round_timeout_s=20, grace_s=4,
+                  worker_options={i: {"on_event": on_event_of(i)} for i in range(3)})
+    assert killed, "the rank was never killed"
+    assert isinstance(out.workers[2], RankFailed), out.workers
+    final = out.final
+    assert final["state"] == "completed", final
+    alive, dead = [str(k.address) for k in keys[:2]], str(keys[2].address)
+    assert set(final["results"]) == set(alive)
+    survivors = out.workers[:2]
+    assert all(isinstance(r, DataParallelJobResult) and [g.generation for g in r.rounds] == [0, 1]
+               and r.rounds[1].resumed_from for r in survivors), survivors
+    assert {r["model_cid"] for r in final["results"].values()} == {str(survivors[0].model_cid)}  # type: ignore[union-attr]
+    pay = expected_worker_pay(final["results"], alive)
+    for w in alive:
+        assert out.delta(w) == pay[w] - 2 * TX_FEE
+    assert out.delta(dead) == -TX_FEE  # its stake came back; it paid only the volunteer fee

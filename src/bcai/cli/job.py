@@ -14,13 +14,16 @@ A job file (JOB.yaml) names a BML file (path relative to the YAML) and the job's
     workers: {min: 3, max: 3}
     worker_stake: 10000
     deadline_blocks: 2000
-    paradigm: federated                # federated (default) | competitive
+    paradigm: federated                # federated (default) | competitive | data_parallel
     search: {lr: [0.01, 0.05]}         # competitive only: worker k trains grid point k
+    checkpoint_every: 20               # data_parallel only: global steps between checkpoints
 
 A competitive job (examples/jobs/digits_competitive.yaml): every worker trains its own
 model with its point of the `search` grid (BML training keys: lr, momentum, weight_decay,
 beta1, beta2, batch_size, seed), the evaluators judge each, and the best accepted one wins.
 It needs workers.min == workers.max (a worker's grid point is its rank among the workers).
+A data-parallel job (examples/jobs/digits_data_parallel_job.yaml) trains one model across
+the workers with gloo all-reduce (`bcai.training.dp_job`).
 
 `submit` runs the client agent: it uploads the encrypted splits, posts the job and, once
 the job is assigned, releases the data keys to the assigned workers and evaluators. Only
@@ -47,10 +50,10 @@ app = typer.Typer(help="Post training jobs, follow them, fetch their models.", n
 
 DATASETS = ("digits",)
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum")
+PARADIGMS = ("federated", "competitive", "data_parallel")
 _INT_FIELDS = ("budget", "rounds", "local_epochs", "evaluators", "worker_stake", "deadline_blocks")
 _KNOWN_FIELDS = {"name", "bml", "dataset", "aggregation", "target_accuracy", "workers", "paradigm", "search",
-                 *_INT_FIELDS}
-PARADIGMS = ("federated", "competitive")
+                 "checkpoint_every", *_INT_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ def _load_search(doc: dict[str, Any], paradigm: str) -> dict[str, list[str]]:
     except InvalidJobDocument as exc:
         raise InvalidJobDocument(f"job file: {exc}") from None
     return texts
+    checkpoint_every: int = 0
 
 
 def _positive_int(doc: dict[str, Any], key: str) -> int:
@@ -126,6 +130,9 @@ def load_job_file(path: Path) -> JobFile:
     aggregation = doc.get("aggregation", "fedavg")
     if aggregation not in AGGREGATIONS:
         raise InvalidJobDocument(f"job file: aggregation must be one of {list(AGGREGATIONS)}, got {aggregation!r}")
+    checkpoint_every = doc.get("checkpoint_every", 0)
+    if type(checkpoint_every) is not int or checkpoint_every < 0:
+        raise InvalidJobDocument(f"job file: checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
     target = doc.get("target_accuracy")
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target) \
             or not 0 < target <= 1:
@@ -159,7 +166,8 @@ def load_job_file(path: Path) -> JobFile:
         raise InvalidJobDocument("job file: name must be a non-empty string")
     return JobFile(name=name, bml=bml, dataset=dataset, aggregation=aggregation,
                    target_accuracy_bps=round(float(target) * 10_000), min_workers=min_workers,
-                   max_workers=max_workers, paradigm=paradigm, search=search, **ints)
+                   max_workers=max_workers, paradigm=paradigm, search=search, checkpoint_every=checkpoint_every,
+                   **ints)
 
 
 def load_dataset(job: JobFile) -> tuple[Any, Any]:
@@ -285,7 +293,7 @@ async def _submit(client: Any, job: JobFile, watch: bool, timeout_s: float, say:
     train, test = load_dataset(job)
     prepared = prepare_job(job.name, job.bml, train, test, rounds=job.rounds, local_epochs=job.local_epochs,
                            aggregation=job.aggregation, target_accuracy_bps=job.target_accuracy_bps,
-                           paradigm=job.paradigm, search=job.search)
+                           paradigm=job.paradigm, search=job.search, checkpoint_every=job.checkpoint_every)
     released = asyncio.Event()
     seen: dict[str, Any] = {}
 

@@ -16,11 +16,15 @@ stays light):
 - `federated.py`: coordinator-free federated rounds (`run_federated_worker`), signed
   round updates, round checkpoints.
 - `data_parallel.py`: synchronous data-parallel training on torch.distributed (gloo),
-  `run_data_parallel_worker`.
+  `run_data_parallel_worker` (resumable from a checkpoint, checkpoints every K steps).
+- `dp_job.py`: data-parallel jobs on the job flow: rendezvous on the job channel
+  (`DpMessage`, `DpBoard`), one spawned rank process per worker, checkpoints by CID,
+  new generations after a lost rank (`run_data_parallel_job`).
 - `competitive.py`: competitive jobs: each worker's grid point of the spec's hyperparameter
   search (pure), its own training and submission, the evaluator attesting every model.
+- `checkpoints.py`: federated round checkpoints recorded on chain, resume from the latest.
 - `jobflow.py`: the client, worker and evaluator agents of a job and the job channel
-  (dispatching competitive jobs to `competitive.py`).
+  (dispatching competitive jobs to `competitive.py`, data-parallel ones to `dp_job.py`).
 """
 
 from bcai.training.aggregation import (

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -59,7 +59,8 @@ DEFAULT_TIMEOUT_S = 120.0
 class DataParallelResult:
     """What one rank ends with: the final model (parameters and buffers) as canonical bytes
     and their CID (the same on every rank), the examples this rank and all ranks processed,
-    and each epoch's mean training loss (weighted by examples; the same on every rank)."""
+    and the mean training loss (weighted by examples; the same on every rank) of each epoch
+    this call ran (a resumed epoch's over the steps it ran)."""
 
     rank: int
     world_size: int
@@ -132,12 +133,24 @@ def check_data_parallel_program(session: Session) -> tuple[TensorSpec, ...]:
 # --- shell ---------------------------------------------------------------------------------
 
 
-def run_data_parallel_worker(*, rank: int, world_size: int, init_method: str, session: Session, data: Dataset,
-                             epochs: int, batch_size: int, seed: int, backend: str = "gloo",
-                             timeout_s: float = DEFAULT_TIMEOUT_S) -> DataParallelResult:
-    """Train `session` synchronously with `world_size - 1` peers (see the module doc);
-    `init_method` is the rendezvous ("tcp://HOST:PORT", rank 0 listens). Every rank must
-    pass the same program, data, epochs, batch_size and seed."""
+def run_data_parallel_worker(*, rank: int, world_size: int, init_method: str | None = None, session: Session,
+                             data: Dataset, epochs: int, batch_size: int, seed: int, backend: str = "gloo",
+                             timeout_s: float = DEFAULT_TIMEOUT_S, store: dist.Store | None = None,
+                             start_step: int = 0, checkpoint_every: int = 0,
+                             on_checkpoint: Callable[[int, bytes, int], None] | None = None) -> DataParallelResult:
+    """Train `session` synchronously with `world_size - 1` peers (see the module doc).
+
+    The rendezvous is `init_method` ("tcp://HOST:PORT", rank 0 listens) or an open
+    `store` (a `TCPStore` client of a store someone else hosts): exactly one of them.
+    Every rank must pass the same program, data, epochs, batch_size, seed and start_step.
+
+    Resuming: `start_step` global steps (epoch after epoch, `ceil(n / batch_size)` steps
+    each) are skipped; the caller has loaded the session's state (`Session.import_state`)
+    as it was after them. Checkpoints: after every `checkpoint_every`-th global step (0:
+    never) `on_checkpoint(steps_done, session.export_state(), samples)` is called, with the
+    examples this rank processed in this call so far; resuming from that state at
+    `start_step=steps_done` continues the same run.
+    """
     grad_specs = check_data_parallel_program(session)
     buffers = session.state.get(session.program.buffers)
     float_buffers = tuple(TensorSpec(n, tuple(t.shape), DTYPE_NAMES[t.dtype]) for n, t in buffers.items()
@@ -151,7 +164,13 @@ def run_data_parallel_worker(*, rank: int, world_size: int, init_method: str, se
         raise InvalidFeed(f"batch_size must be an int > 0, got {batch_size!r}")
     if not timeout_s > 0:
         raise InvalidFeed(f"timeout_s must be > 0, got {timeout_s!r}")
-    if not isinstance(init_method, str) or init_method.partition("://")[0] not in ("tcp", "file", "env"):
+    for name, value in (("start_step", start_step), ("checkpoint_every", checkpoint_every)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidFeed(f"{name} must be an int >= 0, got {value!r}")
+    if (store is None) == (init_method is None):
+        raise InvalidFeed("pass exactly one of init_method and store")
+    if store is None and (not isinstance(init_method, str)
+                          or init_method.partition("://")[0] not in ("tcp", "file", "env")):
         raise InvalidFeed(f"cannot join {init_method!r}: init_method must be tcp://HOST:PORT, file://PATH or env://")
     if dist.is_initialized():
         raise JobFlowError("this process already belongs to a torch.distributed process group")
@@ -161,19 +180,24 @@ def run_data_parallel_worker(*, rank: int, world_size: int, init_method: str, se
     xs, ys = torch.as_tensor(np.asarray(data.x)), torch.as_tensor(np.asarray(data.y))
 
     where = f"rank {rank}/{world_size}"
+    joining = {"store": store} if store is not None else {"init_method": init_method}
     try:
-        dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world_size,
-                                timeout=timedelta(seconds=timeout_s))
+        dist.init_process_group(backend, rank=rank, world_size=world_size, timeout=timedelta(seconds=timeout_s),
+                                **joining)
     except ValueError as exc:  # a malformed init_method or backend name
         raise InvalidFeed(f"{where}: cannot join {init_method!r} with backend {backend!r}: {exc}") from exc
     except RuntimeError as exc:  # the store's timeout / connection errors (DistError and kin)
-        raise JobTimeout(f"{where}: could not join the process group at {init_method} within {timeout_s}s: "
+        raise JobTimeout(f"{where}: could not join the process group at {init_method or 'the store'} within "
+                         f"{timeout_s}s: "
                          f"{exc}") from exc
     try:
         samples, global_samples, losses = 0, 0, []
-        for epoch in range(epochs):
-            loss_sum = 0.0
+        steps_per_epoch = -(-len(xs) // batch_size)
+        for epoch in range(start_step // steps_per_epoch, epochs):
+            loss_sum, seen = 0.0, 0
             for step, batch in enumerate(compute_global_batches(len(xs), epoch, seed, batch_size)):
+                if epoch * steps_per_epoch + step < start_step:
+                    continue
                 start, stop = compute_rank_slice(len(batch), rank, world_size)
                 idx = torch.from_numpy(batch[start:stop])
                 if len(idx):
@@ -192,8 +216,11 @@ def run_data_parallel_worker(*, rank: int, world_size: int, init_method: str, se
                 session.run(APPLY_ENTRY, {s.name: reduced[s.name] for s in grad_specs})
                 samples += len(idx)
                 global_samples += len(batch)
-                loss_sum += loss * len(batch)
-            losses.append(loss_sum / len(xs))
+                loss_sum, seen = loss_sum + loss * len(batch), seen + len(batch)
+                done = epoch * steps_per_epoch + step + 1
+                if on_checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
+                    on_checkpoint(done, session.export_state(), samples)
+            losses.append(loss_sum / seen)
             _check_agreement(session, where=f"{where}, end of epoch {epoch}", world_size=world_size)
         model = session.get_parameters()
         return DataParallelResult(rank, world_size, encode_tensors(model), compute_tensors_hash(model), samples,

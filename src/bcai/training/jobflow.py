@@ -10,10 +10,11 @@ workers and evaluators are, and what is paid, is read from it.
 2. Workers volunteer (their job stake is locked). When the job is assigned, the client
    seals the train key to each worker and the test key to each evaluator
    (`KeyRelease`, signed, on the job channel).
-3. Workers decrypt their data, run federated rounds (`federated.py`; each round's
+3. Workers decrypt their data and train: federated rounds (`federated.py`; each round's
    checkpoint committed on chain and a restarted worker resuming from it:
-   `checkpoints.py`), upload the agreed model and submit its CID. Competitive jobs: each
-   worker trains its own model with its grid point of the search (`competitive.py`).
+   `checkpoints.py`), synchronous data-parallel training (`dp_job.py`, paradigm
+   `data_parallel`), or, in competitive jobs, each worker its own model with its grid
+   point of the search (`competitive.py`); they upload the model and submit its CID.
 4. Evaluators decrypt the test split, fetch each submitted model, evaluate it and attest;
    the ledger completes the job and pays 90 / 5 / 5, or fails it and refunds the client.
 """
@@ -35,6 +36,7 @@ from bcai.training.data import (
     Dataset, decode_dataset, decrypt_artifact, encode_dataset, encrypt_artifact, new_data_key,
 )
 from bcai.training.checkpoints import checkpoint_recorder, load_checkpoint
+from bcai.training.dp_job import run_data_parallel_job
 from bcai.training.federated import FederatedResult, RoundReport, RoundUpdate, UpdateBoard, run_federated_worker
 from bcai.training.spec import JobSpec
 from bcai.verify.evaluation import Evaluation, evaluate_model
@@ -43,6 +45,7 @@ from bcai.vm.interpreter import VM
 
 KEYS_DOMAIN = "job-keys"
 POLL_S = 0.2
+MAX_UNROUTED = 100_000  # other participant messages a job inbox keeps (data-parallel rendezvous, checkpoints)
 
 
 # --- the job channel -------------------------------------------------------------------
@@ -244,7 +247,9 @@ def _is_key_release(data: bytes) -> bool:
 
 
 class JobInbox:
-    """What one participant has received on the job channel: key releases and updates."""
+    """What one participant has received on the job channel: key releases, round updates,
+    and (`unrouted`, in arrival order) the other messages but hellos, for the paradigm's
+    own board (data-parallel rendezvous and checkpoints)."""
 
     def __init__(self, chain_id: str, job_id: bytes, client: Address, workers: list[Address]) -> None:
         self.chain_id = chain_id
@@ -252,6 +257,7 @@ class JobInbox:
         self.client = client
         self.board = UpdateBoard(chain_id, job_id, workers)
         self.keys: dict[str, KeyRelease] = {}
+        self.unrouted: list[bytes] = []
         self._keys_changed = asyncio.Event()
 
     def offer(self, data: bytes) -> None:
@@ -263,8 +269,8 @@ class JobInbox:
             if release.job_id == self.job_id and release.client.address == self.client:
                 self.keys.setdefault(release.split, release)
                 self._keys_changed.set()
-        else:
-            self.board.offer(data)
+        elif self.board.offer(data) is None and read_hello(data) is None and len(self.unrouted) < MAX_UNROUTED:
+            self.unrouted.append(data)
 
     async def wait_key(self, split: str, timeout_s: float) -> KeyRelease:
         deadline = time.monotonic() + timeout_s
@@ -332,13 +338,14 @@ class PreparedJob:
 
 def prepare_job(name: str, bml: str, train: Dataset, test: Dataset, *, rounds: int, local_epochs: int,
                 aggregation: str = "fedavg", target_accuracy_bps: int = 9700, paradigm: str = "federated",
-                search: dict[str, list[str]] | None = None) -> PreparedJob:
+                search: dict[str, list[str]] | None = None, checkpoint_every: int = 0) -> PreparedJob:
     train_key, test_key = new_data_key(), new_data_key()
     train_blob = encrypt_artifact(encode_dataset(train), train_key)
     test_blob = encrypt_artifact(encode_dataset(test), test_key)
     spec = JobSpec(name=name, bml=bml, train_cid=str(Cid.of(train_blob)), test_cid=str(Cid.of(test_blob)),
                    train_samples=len(train), rounds=rounds, local_epochs=local_epochs, aggregation=aggregation,
-                   target_accuracy_bps=target_accuracy_bps, paradigm=paradigm, search=search or {})
+                   target_accuracy_bps=target_accuracy_bps, paradigm=paradigm, search=search or {},
+                   checkpoint_every=checkpoint_every)
     spec_bytes = spec.to_bytes()
     artifacts = {spec.train_cid: train_blob, spec.test_cid: test_blob, str(spec.cid): spec_bytes}
     return PreparedJob(spec, artifacts, train_key, test_key)
@@ -486,6 +493,12 @@ async def _train(client: Client, channel: JobChannel, job_id: str, spec: JobSpec
     session = VM(deterministic=True).load(program)
     if lazy:
         result = FederatedResult(*_untrained(session), samples_processed=len(train), rounds=[])
+    elif spec.paradigm == "data_parallel":  # its rounds are the rendezvous generations
+        result = await run_data_parallel_job(  # type: ignore[assignment]
+            key=key, chain_id=client.chain_id, job_id=bytes.fromhex(job_id), workers=workers, channel=channel,
+            messages=inbox.unrouted, store=client, bml=spec.bml, data=train,
+            epochs=spec.rounds * spec.local_epochs, checkpoint_every=spec.checkpoint_every,
+            timeout_s=round_timeout_s, on_event=note)
     else:
         # round checkpoints on chain: resume from the latest, record ours (bcai.training.checkpoints)
         start_round = await _call(load_checkpoint, client, await _call(client.job, job_id), session)

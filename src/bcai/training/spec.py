@@ -1,9 +1,11 @@
 """The job spec: the document a `PostJob` transaction names by CID.
 
 It says what to train (a BML document, see docs/bml.md), on which data (the encrypted
-train and test artifacts by CID), how (paradigm, rounds, local epochs, aggregation rule)
-and what evaluators accept (a minimum test accuracy). Encoded as canonical CBOR; its CID
-uses the dag-cbor codec. No floats: accuracies are basis points.
+train and test artifacts by CID), how (paradigm, rounds, local epochs, aggregation rule;
+for `data_parallel`, rounds x local_epochs epochs over the whole set and a checkpoint
+every `checkpoint_every` global steps) and what evaluators accept (a minimum test
+accuracy). Encoded as canonical CBOR; its CID uses the dag-cbor codec. No floats:
+accuracies are basis points.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from bcai.crypto import CODEC_DAG_CBOR, Cid
 from bcai.encoding import decode, encode
 from bcai.errors import EncodingError, InvalidCid, InvalidJobDocument
 
-PARADIGMS = ("federated", "competitive")
+PARADIGMS = ("federated", "competitive", "data_parallel")
 # competitive jobs: the BML training keys a search may vary, and their value types
 SEARCH_KEYS = {"lr": float, "momentum": float, "weight_decay": float, "beta1": float, "beta2": float,
                "batch_size": int, "seed": int}
 MAX_SEARCH_POINTS = 1024
+MAX_CHECKPOINT_EVERY = 1_000_000
 AGGREGATIONS = ("fedavg", "median", "trimmed_mean", "krum")
 MAX_SPEC_BYTES = 256 * 1024
+# Fields added after the first specs: left out of the encoding at their default, so a spec
+# that does not use them keeps the bytes (and CID) it had before they existed.
+OPTIONAL_FIELDS: dict[str, Any] = {"checkpoint_every": 0, "search": {}}
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class JobSpec:
     aggregation: str = "fedavg"
     paradigm: str = "federated"
     target_accuracy_bps: int = 9700
+    checkpoint_every: int = 0  # data_parallel: global steps between checkpoints (0: none)
     # competitive jobs: BML training key -> candidate values (decimal text, no floats in
     # CBOR); worker k of the job takes grid point k (`bcai.training.competitive`). Left out
     # of the encoding when empty, so specs from before it keep their CID.
@@ -49,12 +56,13 @@ class JobSpec:
             except InvalidCid as exc:
                 raise InvalidJobDocument(f"{name}: {exc}") from None
         if self.paradigm not in PARADIGMS:
-            raise InvalidJobDocument(f"paradigm must be one of {PARADIGMS} (data-parallel jobs are "
-                                 f"not implemented yet), got {self.paradigm!r}")
+            raise InvalidJobDocument(f"paradigm must be one of {PARADIGMS}, got {self.paradigm!r}")
         if self.aggregation not in AGGREGATIONS:
             raise InvalidJobDocument(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
         if not 1 <= self.rounds <= 1000 or not 1 <= self.local_epochs <= 1000 or self.train_samples < 1:
             raise InvalidJobDocument("rounds and local_epochs must be in 1..1000, train_samples positive")
+        if not 0 <= self.checkpoint_every <= MAX_CHECKPOINT_EVERY:
+            raise InvalidJobDocument(f"checkpoint_every must be in 0..{MAX_CHECKPOINT_EVERY}")
         if not 0 <= self.target_accuracy_bps <= 10_000:
             raise InvalidJobDocument("target_accuracy_bps must be in 0..10000")
         check_search(self.search)
@@ -63,8 +71,9 @@ class JobSpec:
 
     def to_bytes(self) -> bytes:
         value = asdict(self)
-        if not self.search:
-            del value["search"]
+        for name, default in OPTIONAL_FIELDS.items():
+            if value[name] == default:
+                del value[name]
         return encode(value)
 
     @property
@@ -80,12 +89,14 @@ class JobSpec:
         except EncodingError as exc:
             raise InvalidJobDocument(f"job spec is not canonical CBOR: {exc}") from None
         names = {f.name: f.type for f in fields(cls)}
-        if not isinstance(obj, dict) or set(obj) - {"search"} != set(names) - {"search"}:
-            raise InvalidJobDocument(f"job spec needs exactly the fields {sorted(names)} (search is optional)")
+        required = set(names) - set(OPTIONAL_FIELDS)
+        if not isinstance(obj, dict) or not required <= set(obj) <= set(names):
+            raise InvalidJobDocument(f"job spec needs the fields {sorted(required)}, optionally "
+                                     f"{sorted(OPTIONAL_FIELDS)}")
         for name, value in obj.items():
+            if name in OPTIONAL_FIELDS and value == OPTIONAL_FIELDS[name]:
+                raise InvalidJobDocument(f"job spec: {name} at its default is left out (one encoding per spec)")
             if name == "search":
-                if not obj["search"]:
-                    raise InvalidJobDocument("job spec: an empty search is left out")
                 continue  # checked in __post_init__
             expected = int if names[name] in ("int", int) else str
             if type(value) is not expected:
