@@ -110,7 +110,8 @@ def test_the_example_data_parallel_job_file_loads() -> None:
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"paradigm": "competitive"}, "paradigm must be one of"),
+    ({"paradigm": "tournament"}, "paradigm must be one of"),
+    ({"paradigm": "federated"}, "checkpoint_every is for data_parallel"),
     ({"paradigm": 3}, "paradigm must be one of"),
     ({"checkpoint_every": -1}, "checkpoint_every"),
     ({"checkpoint_every": 2.5}, "checkpoint_every"),

@@ -96,7 +96,7 @@ def test_invalid_spec_bytes_with_an_empty_or_malformed_search():
     from bcai.encoding import decode, encode
 
     value = decode(spec(paradigm="competitive", search={"lr": ["0.1"]}).to_bytes())
-    with pytest.raises(InvalidJobDocument, match="empty search"):
+    with pytest.raises(InvalidJobDocument, match="search at its default is left out"):
         JobSpec.from_bytes(encode({**value, "search": {}}))
     with pytest.raises(InvalidJobDocument, match="not float text"):
         JobSpec.from_bytes(encode({**value, "search": {"lr": [1]}}))

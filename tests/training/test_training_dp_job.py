@@ -300,5 +300,20 @@ def test_the_spec_takes_the_data_parallel_paradigm_and_checks_checkpoint_every()
         with pytest.raises(InvalidJobDocument, match="checkpoint_every"):
             JobSpec(name="dp", bml=MLP, train_cid=cid, test_cid=cid, train_samples=10, checkpoint_every=bad)
     with pytest.raises(InvalidJobDocument, match="paradigm"):
-        JobSpec(name="dp", bml=MLP, train_cid=cid, test_cid=cid, train_samples=10, paradigm="competitive")
+        JobSpec(name="dp", bml=MLP, train_cid=cid, test_cid=cid, train_samples=10, paradigm="tournament")
+
+
+def test_a_spec_without_checkpoints_keeps_its_encoding_and_one_spelling() -> None:
+    from bcai.encoding import decode, encode
+
+    cid = str(Cid.of(b"data"))
+    spec = JobSpec(name="fed", bml=MLP, train_cid=cid, test_cid=cid, train_samples=10)
+    value = decode(spec.to_bytes())
+    assert "checkpoint_every" not in value and "search" not in value  # the bytes of specs from before both fields
+    with pytest.raises(InvalidJobDocument, match="checkpoint_every at its default is left out"):
+        JobSpec.from_bytes(encode({**value, "checkpoint_every": 0}))
+    with pytest.raises(InvalidJobDocument, match="checkpoint_every must be int"):
+        JobSpec.from_bytes(encode({**value, "checkpoint_every": "20"}))
+    with pytest.raises(InvalidJobDocument, match="needs the fields"):
+        JobSpec.from_bytes(encode({k: v for k, v in value.items() if k != "rounds"}))
 

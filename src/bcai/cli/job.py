@@ -75,6 +75,7 @@ class JobFile:
     deadline_blocks: int
     paradigm: str = "federated"
     search: dict[str, list[str]] = field(default_factory=dict)  # values as decimal text (no floats in CBOR)
+    checkpoint_every: int = 0
 
 
 def _search_text(value: Any) -> str:
@@ -97,7 +98,6 @@ def _load_search(doc: dict[str, Any], paradigm: str) -> dict[str, list[str]]:
     except InvalidJobDocument as exc:
         raise InvalidJobDocument(f"job file: {exc}") from None
     return texts
-    checkpoint_every: int = 0
 
 
 def _positive_int(doc: dict[str, Any], key: str) -> int:
@@ -148,6 +148,9 @@ def load_job_file(path: Path) -> JobFile:
     if paradigm not in PARADIGMS:
         raise InvalidJobDocument(f"job file: paradigm must be one of {list(PARADIGMS)}, got {paradigm!r}")
     search = _load_search(doc, paradigm)
+    if checkpoint_every and paradigm != "data_parallel":
+        raise InvalidJobDocument("job file: checkpoint_every is for data_parallel jobs (federated jobs checkpoint "
+                                 "every round)")
     if paradigm == "competitive" and min_workers != max_workers:
         # each worker's grid point is its rank among the assigned workers: a volunteer joining
         # after the others have read the worker set would shift the ranks

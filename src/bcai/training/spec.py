@@ -66,6 +66,9 @@ class JobSpec:
         if not 0 <= self.target_accuracy_bps <= 10_000:
             raise InvalidJobDocument("target_accuracy_bps must be in 0..10000")
         check_search(self.search)
+        if self.checkpoint_every and self.paradigm != "data_parallel":
+            raise InvalidJobDocument("checkpoint_every is for data_parallel jobs only (federated jobs checkpoint "
+                                     "every round)")
         if self.search and self.paradigm != "competitive":
             raise InvalidJobDocument("search (a hyperparameter grid) is for competitive jobs only")
 
