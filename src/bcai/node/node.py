@@ -287,18 +287,30 @@ class Node(NodeReads):
         self._tx_outbox_bytes += len(tx.raw)
         return tx.hash
 
+    async def submit_txs(self, raws: list[bytes]) -> list[bytes | BcaiError]:
+        """`submit_tx` for each tx in order: its hash, or the error that refused it."""
+        results: list[bytes | BcaiError] = []
+        for index, raw in enumerate(raws):
+            if index and index % TX_CHECK_SLICE == 0:
+                await asyncio.sleep(0)  # a big batch must not hold up consensus messages
+            try:
+                results.append(await self.submit_tx(raw))
+            except BcaiError as exc:
+                results.append(exc)
+        return results
+
     async def _flush_txs(self) -> None:
         while True:
             await asyncio.sleep(TX_FLUSH_S)
             while self._tx_outbox:
-                batch: list[bytes] = []
-                size = 0
-                while self._tx_outbox and size + len(self._tx_outbox[0]) <= TX_BATCH_BYTES:
-                    raw = self._tx_outbox.pop(0)
-                    batch.append(raw)
-                    size += len(raw)
-                if not batch:  # a tx larger than a batch: send it alone
-                    batch.append(self._tx_outbox.pop(0))
+                outbox = self._tx_outbox
+                end, size = 0, 0
+                while end < len(outbox) and size + len(outbox[end]) <= TX_BATCH_BYTES:
+                    size += len(outbox[end])
+                    end += 1
+                end = max(end, 1)  # a tx larger than a batch is sent alone
+                batch = outbox[:end]
+                del outbox[:end]
                 self._tx_outbox_bytes -= sum(len(raw) for raw in batch)
                 await self.host.publish(TOPIC_TXS, encode(batch))
 
