@@ -25,6 +25,7 @@ import logging
 import random
 import signal
 import time
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +38,7 @@ from bcai.crypto import Address
 from bcai.crypto.keystore import KeyStore
 from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, ConfigError, InvalidGossip
-from bcai.ledger import compute_genesis_state
+from bcai.ledger import SignedTx, compute_genesis_state
 from bcai.node.application import NodeApplication, decode_synced_block
 from bcai.node.chainspec import ChainSpec, load_chain_spec
 from bcai.node.config import NodeConfig, load_config
@@ -265,38 +266,46 @@ class Node(NodeReads):
             raise InvalidGossip("a tx batch does not decode") from None
         if not isinstance(batch, list) or not all(isinstance(tx, bytes) for tx in batch):
             raise InvalidGossip("a tx batch is a list of byte strings")
-        for index, raw in enumerate(batch):
+        # already known, already committed or outdated: normal in gossip, only counted
+        await self._check_txs(batch, "p2p")
+
+    async def _check_txs(self, raws: list[bytes], source: str) -> list[SignedTx | BcaiError]:
+        """`check_tx` for each tx in order (the tx, or the error that refused it), yielding to
+        the event loop every `TX_CHECK_SLICE` txs so a big batch does not hold up consensus
+        messages; the metrics are counted once per outcome, not per tx."""
+        results: list[SignedTx | BcaiError] = []
+        outcomes: Counter[str] = Counter()
+        for index, raw in enumerate(raws):
             if index and index % TX_CHECK_SLICE == 0:
-                await asyncio.sleep(0)  # a big batch must not hold up consensus messages
+                await asyncio.sleep(0)
             try:
-                self.app.check_tx(raw)
-                self.metrics.txs_received.labels("p2p", "ok").inc()
-            except BcaiError as exc:  # already known, already committed, or outdated: normal in gossip
-                self.metrics.txs_received.labels("p2p", exc.code).inc()
+                results.append(self.app.check_tx(raw))
+                outcomes["ok"] += 1
+            except BcaiError as exc:
+                results.append(exc)
+                outcomes[exc.code] += 1
+        for code, count in outcomes.items():
+            self.metrics.txs_received.labels(source, code).inc(count)
+        self.metrics.mempool_txs.set(len(self.mempool))
+        return results
 
     async def submit_tx(self, raw: bytes) -> bytes:
         """Check `raw`, admit it to the mempool and gossip it; return its hash (or raise)."""
-        try:
-            tx = self.app.check_tx(raw)
-        except BcaiError as exc:
-            self.metrics.txs_received.labels("api", exc.code).inc()
-            raise
-        self.metrics.txs_received.labels("api", "ok").inc()
-        self.metrics.mempool_txs.set(len(self.mempool))
-        self._tx_outbox.append(tx.raw)
-        self._tx_outbox_bytes += len(tx.raw)
-        return tx.hash
+        [result] = await self.submit_txs([raw])
+        if isinstance(result, BcaiError):
+            raise result
+        return result
 
     async def submit_txs(self, raws: list[bytes]) -> list[bytes | BcaiError]:
         """`submit_tx` for each tx in order: its hash, or the error that refused it."""
         results: list[bytes | BcaiError] = []
-        for index, raw in enumerate(raws):
-            if index and index % TX_CHECK_SLICE == 0:
-                await asyncio.sleep(0)  # a big batch must not hold up consensus messages
-            try:
-                results.append(await self.submit_tx(raw))
-            except BcaiError as exc:
-                results.append(exc)
+        for result in await self._check_txs(raws, "api"):
+            if isinstance(result, BcaiError):
+                results.append(result)
+                continue
+            self._tx_outbox.append(result.raw)
+            self._tx_outbox_bytes += len(result.raw)
+            results.append(result.hash)
         return results
 
     async def _flush_txs(self) -> None:
