@@ -10,7 +10,8 @@ Wiring (see docs/node.md for the why):
   `NodeApplication.apply_block` wrote it in one SQLite transaction);
 - consensus messages travel on `TOPIC_CONSENSUS`, transactions on `TOPIC_TXS` in batches
   (one gossip message per flush, so a busy node stays far under the peers' message-rate
-  limit), committed blocks through block sync (`sync/blocks`): every second a node asks
+  limit); a received tx batch is queued and checked by its own task in slices of a few
+  ms, so neither the peer's connection nor the engine waits behind it; committed blocks through block sync (`sync/blocks`): every second a node asks
   its peers for their height and pulls what it misses; a validator's `SendBlocks` action
   sends the lagging peer a hint so it pulls at once;
 - non-validators (worker, evaluator, client roles) run the engine without a key: they
@@ -25,7 +26,7 @@ import logging
 import random
 import signal
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -57,7 +58,8 @@ HEIGHT_PROTOCOL = "node/height"
 HINT_PROTOCOL = "node/sync-hint"
 TX_FLUSH_S = 0.02
 TX_BATCH_BYTES = 1 << 20
-TX_CHECK_SLICE = 64  # txs of a gossip batch checked between two yields to the event loop
+TX_CHECK_SLICE_S = 0.005  # tx checking between two yields to the event loop (consensus goes first)
+MAX_TX_INBOX = 50_000  # gossiped txs waiting for their check; more are dropped (counted)
 SYNC_PERIOD_S = 1.0
 MAX_EVENT_QUEUE = 10_000
 MAX_SUBSCRIBER_QUEUE = 1_000
@@ -112,6 +114,9 @@ class Node(NodeReads):
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._tx_outbox: list[bytes] = []
         self._tx_outbox_bytes = 0
+        self._tx_inbox: deque[list[bytes]] = deque()  # gossiped batches, checked by `_check_inbox`
+        self._tx_inbox_count = 0
+        self._tx_inbox_ready = asyncio.Event()
         self._sync_wakeup = asyncio.Event()
         self._sync_peer: NodeId | None = None
         self._last_polled_height: int = -1
@@ -132,7 +137,8 @@ class Node(NodeReads):
         self.host.register_handler(HINT_PROTOCOL, self._serve_hint)
         self.metrics.height.set(self.app.state.height)
         self._enqueue(lambda now: Start(now))
-        for coroutine in (self._drive(), self._flush_txs(), self._sync_loop(), self._connect_loop()):
+        for coroutine in (self._drive(), self._flush_txs(), self._check_inbox(), self._sync_loop(),
+                          self._connect_loop()):
             self._spawn(coroutine)
         log.info("node started", extra={"height": self.app.state.height, "p2p": self.host.address,
                                         "roles": list(self.config.roles), "node_id": str(self.host.node_id)})
@@ -191,12 +197,18 @@ class Node(NodeReads):
         while True:
             await asyncio.sleep(0)  # Queue.get does not yield when items wait: let the loop run
             make_event, source = await self._events.get()
-            try:
-                actions = self.engine.handle(make_event(now_ms()))
-            except BcaiError as exc:
-                log.warning("engine refused an event", extra={"code": exc.code, "error": str(exc)})
-                continue
-            await self._execute(actions, source)
+            await self._handle_event(make_event, source)
+            for _ in range(self._events.qsize()):  # what queued meanwhile, before the loop turns again
+                make_event, source = self._events.get_nowait()
+                await self._handle_event(make_event, source)
+
+    async def _handle_event(self, make_event: Callable[[int], Any], source: NodeId | None) -> None:
+        try:
+            actions = self.engine.handle(make_event(now_ms()))
+        except BcaiError as exc:
+            log.warning("engine refused an event", extra={"code": exc.code, "error": str(exc)})
+            return
+        await self._execute(actions, source)
 
     async def _execute(self, actions: list[Action], source: NodeId | None) -> None:
         for action in actions:
@@ -266,18 +278,36 @@ class Node(NodeReads):
             raise InvalidGossip("a tx batch does not decode") from None
         if not isinstance(batch, list) or not all(isinstance(tx, bytes) for tx in batch):
             raise InvalidGossip("a tx batch is a list of byte strings")
-        # already known, already committed or outdated: normal in gossip, only counted
-        await self._check_txs(batch, "p2p")
+        if self._tx_inbox_count + len(batch) > MAX_TX_INBOX:  # we are behind: gossip may drop txs
+            self.metrics.txs_received.labels("p2p", "inbox_full").inc(len(batch))
+            return
+        # checked by `_check_inbox`, not here: this peer's connection must not wait for it
+        # (its consensus messages would queue behind the batch)
+        self._tx_inbox.append(batch)
+        self._tx_inbox_count += len(batch)
+        self._tx_inbox_ready.set()
+
+    async def _check_inbox(self) -> None:
+        while True:
+            await self._tx_inbox_ready.wait()
+            self._tx_inbox_ready.clear()
+            while self._tx_inbox:
+                batch = self._tx_inbox.popleft()
+                self._tx_inbox_count -= len(batch)
+                # already known, already committed or outdated: normal in gossip, only counted
+                await self._check_txs(batch, "p2p")
 
     async def _check_txs(self, raws: list[bytes], source: str) -> list[SignedTx | BcaiError]:
         """`check_tx` for each tx in order (the tx, or the error that refused it), yielding to
-        the event loop every `TX_CHECK_SLICE` txs so a big batch does not hold up consensus
-        messages; the metrics are counted once per outcome, not per tx."""
+        the event loop every `TX_CHECK_SLICE_S` seconds so a big batch does not hold up
+        consensus messages; the metrics are counted once per outcome, not per tx."""
         results: list[SignedTx | BcaiError] = []
         outcomes: Counter[str] = Counter()
-        for index, raw in enumerate(raws):
-            if index and index % TX_CHECK_SLICE == 0:
+        slice_end = time.perf_counter() + TX_CHECK_SLICE_S
+        for raw in raws:
+            if time.perf_counter() > slice_end:
                 await asyncio.sleep(0)
+                slice_end = time.perf_counter() + TX_CHECK_SLICE_S
             try:
                 results.append(self.app.check_tx(raw))
                 outcomes["ok"] += 1
