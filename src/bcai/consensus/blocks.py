@@ -6,7 +6,7 @@ each with a short comment, raising `BlockRejected` (or its leaf `InvalidProof`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from bcai.consensus.config import ConsensusParams, Genesis
@@ -22,7 +22,9 @@ from bcai.consensus.messages import (
 )
 from bcai.consensus.validators import Validator
 from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidEvidence, InvalidSignature
-from bcai.verify.pouw import WorkContext, WorkResult, compute_nonce, get_proof_kind, verify_work
+from bcai.verify.pouw import (
+    WorkContext, WorkResult, compute_nonce, compute_nonce_within, get_proof_kind, verify_work,
+)
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,38 @@ def build_block(
     work: WorkResult,
 ) -> Block:
     """Assemble a block and find its nonce (`work` is the solved task of this height)."""
-    tx_root = compute_tx_root(txs)
-    target = compute_expected_target(params, tip)
-    nonce = compute_nonce(tip.block_id, tx_root, work.model_hash, target)
+    draft = assemble_block(params, tip, app_hash, proposer, txs, evidence, now_ms, work)
+    h = draft.header
+    return replace(draft, header=replace(h, nonce=compute_nonce(h.prev_hash, h.tx_root, h.model_hash, h.target)))
+
+
+def assemble_block(
+    params: ConsensusParams,
+    tip: ChainTip,
+    app_hash: bytes,
+    proposer: bytes,
+    txs: tuple[bytes, ...],
+    evidence: tuple[DuplicateVoteEvidence, ...],
+    now_ms: int,
+    work: WorkResult,
+) -> Block:
+    """`build_block` without the nonce search: the header's nonce is 0 (see `search_nonce`)."""
     header = BlockHeader(
-        params.chain_id, tip.height + 1, max(now_ms, tip.time_ms + 1), tip.block_id, tx_root,
+        params.chain_id, tip.height + 1, max(now_ms, tip.time_ms + 1), tip.block_id, compute_tx_root(txs),
         compute_evidence_root(evidence), app_hash, compute_last_commit_hash(tip.last_commit), proposer,
-        params.proof_kind, work.task_id, work.model_hash, nonce, target,
+        params.proof_kind, work.task_id, work.model_hash, 0, compute_expected_target(params, tip),
     )
     return Block(header, txs, evidence, work.proof, tip.last_commit)
+
+
+def search_nonce(draft: Block, start: int, tries: int) -> Block | None:
+    """`draft` with the first nonce in `start .. start + tries - 1` that meets its target, or
+    None: a proposer can search in slices and still find what `build_block` finds."""
+    h = draft.header
+    nonce = compute_nonce_within(h.prev_hash, h.tx_root, h.model_hash, h.target, start, tries)
+    if nonce is None:
+        return None
+    return replace(draft, header=replace(h, nonce=nonce))
 
 
 def check_block(

@@ -14,6 +14,8 @@ Wiring (see docs/node.md for the why):
   ms, so neither the peer's connection nor the engine waits behind it; committed blocks through block sync (`sync/blocks`): every second a node asks
   its peers for their height and pulls what it misses; a validator's `SendBlocks` action
   sends the lagging peer a hint so it pulls at once;
+- the proposer's nonce search runs in slices of `NONCE_SLICE` tries (the engine's `SOLVE`
+  timeouts of 0 ms), so gossip, consensus messages and the API are served while it runs;
 - non-validators (worker, evaluator, client roles) run the engine without a key: they
   follow the chain, never vote.
 """
@@ -59,6 +61,7 @@ HINT_PROTOCOL = "node/sync-hint"
 TX_FLUSH_S = 0.02
 TX_BATCH_BYTES = 1 << 20
 TX_CHECK_SLICE_S = 0.005  # tx checking between two yields to the event loop (consensus goes first)
+NONCE_SLICE = 500  # PoUW nonce tries per engine call (~3 ms): the loop serves gossip and the API between
 MAX_TX_INBOX = 50_000  # gossiped txs waiting for their check; more are dropped (counted)
 SYNC_PERIOD_S = 1.0
 MAX_EVENT_QUEUE = 10_000
@@ -98,7 +101,7 @@ class Node(NodeReads):
         wal = self.wal.load() if self.is_validator else []
         self._genesis = genesis
         self.engine = Engine(self.spec.params, genesis, self.app, self.key if self.is_validator else None,
-                             self.app.tip, wal)
+                             self.app.tip, wal, nonce_slice=NONCE_SLICE)
         self.content = FileContentStore(data / "content")
         self.metrics = NodeMetrics()
         caps = {k: v for k, v in asdict(self.config.capabilities).items() if isinstance(v, int)}
