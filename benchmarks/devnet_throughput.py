@@ -229,6 +229,7 @@ def main() -> int:
             if set(sent) <= committed:
                 break
             time.sleep(0.2)
+        drained_cpu = sum(map(get_cpu_seconds, pids)) - cpu0  # load and drain: every acknowledged tx
         watcher.stop.set()
         watcher.join()
         commit_time = {h: at for at, txs in watcher.seen.values() for h in txs}
@@ -252,6 +253,8 @@ def main() -> int:
               f"machine {100 * busy:.0f}% busy of {cores} cores")
         print(f"  CPU per finalized tx    nodes {1000 * node_cpu / finalized:.2f} ms (all {args.nodes}), "
               f"load generator {1000 * own_cpu / finalized:.2f} ms")
+        print(f"  node CPU per committed tx, load + drain  {1000 * drained_cpu / max(1, len(latencies)):.2f} ms "
+              f"(all {args.nodes})")
         print(f"  CPU-bound ceiling here  {cores * finalized / max(1e-9, node_cpu + own_cpu):.0f} tx/s with this load "
               f"generator, {cores * finalized / max(1e-9, node_cpu):.0f} tx/s for the nodes alone")
     finally:
