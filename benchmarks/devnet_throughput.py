@@ -164,6 +164,7 @@ class Watcher(threading.Thread):
         super().__init__(daemon=True)
         self.url = url
         self.seen: dict[int, tuple[float, list[str]]] = {}
+        self.rounds: dict[int, int] = {}  # height -> the round it was committed in
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -173,7 +174,9 @@ class Watcher(threading.Thread):
                 top = http.get("/status").json()["height"]
                 now = time.time()
                 for h in range(height + 1, top + 1):
-                    self.seen[h] = (now, http.get(f"/blocks/{h}").json()["txs"])
+                    block = http.get(f"/blocks/{h}").json()
+                    self.seen[h] = (now, block["txs"])
+                    self.rounds[h] = block["commit"]["round"]
                 height = max(height, top)
                 time.sleep(0.01)
 
@@ -246,7 +249,9 @@ def main() -> int:
         print(f"  committed of those      {len(latencies)}")
         print(f"  finalized tx/s          {tps:.0f}   (goal 1000)")
         print(f"  finality p50 / p95      {p50:.3f} s / {p95:.3f} s   (goal p50 < 1 s)")
-        print(f"  blocks in window        {len(heights)}  ({len(heights) / args.seconds:.1f} blocks/s)")
+        late = sum(1 for h in heights if watcher.rounds.get(h, 0) > 0)
+        print(f"  blocks in window        {len(heights)}  ({len(heights) / args.seconds:.1f} blocks/s, "
+              f"{late} committed after round 0, largest {max((len(watcher.seen[h][1]) for h in heights), default=0)} txs)")
         print(f"  ledger ceiling, 1 proc  {ceiling:.0f} tx/s (process_tx alone)   ratio {tps / ceiling:.2f}")
         finalized = max(1, len(in_window))
         print(f"  CPU in the window       nodes {node_cpu:.1f} s, load generator {own_cpu:.1f} s, "
