@@ -1,7 +1,7 @@
 """Schemathesis against the node's own `/openapi.json`: generated requests for every
 operation, sent to a real in-process node's FastAPI app (ASGI, no network); no response
-may be a server error (5xx), and each documented answer must have the content type and
-body schema the schema gives it.
+may be a server error (5xx), every status must be one the operation declares, and each
+answer must have the content type and body schema the schema gives it.
 
 The node runs in its own event loop on a background thread (it keeps producing blocks);
 each generated request is sent through httpx's ASGI transport *on that loop*, so the app
@@ -22,16 +22,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from bcai.api import create_app
 from bcai.node import Node, init_home
 from bcai.node.config import ApiConfig, P2PConfig
 
 T = TypeVar("T")
-# Not `status_code_conformance`: the routes do not declare their 4xx answers (404, 400,
-# 413, 429) in the schema yet, so every correct refusal would count as a failure.
-CHECKS = [not_a_server_error, content_type_conformance, response_schema_conformance]
+# Every route declares its 4xx answers (`bcai.api.app.error_responses`), so a status the
+# schema does not list for that operation is a failure too.
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 class NodeHarness:
@@ -107,6 +111,21 @@ def run_operation(harness: NodeHarness, operation: Any, examples: int) -> None:
         case.validate_response(response, checks=CHECKS)
 
     check()
+
+
+def test_every_operation_declares_its_error_answers(harness: NodeHarness) -> None:
+    schema = harness.app.openapi()
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            responses = operation["responses"]
+            errors = {code for code in responses if code.startswith("4")}
+            assert {"413", "429"} <= errors, (method, path, errors)  # the limits apply everywhere
+            if operation.get("parameters") or operation.get("requestBody", {}).get("required"):
+                assert "422" in errors or "400" in errors, (method, path, errors)
+            for code in errors:
+                assert responses[code]["content"]["application/json"]["schema"] == error_ref, (method, path, code)
+    assert "HTTPValidationError" not in schema.get("components", {}).get("schemas", {})
 
 
 def test_every_operation_conforms_and_never_fails_with_5xx(harness: NodeHarness) -> None:

@@ -9,11 +9,15 @@ from bcai.crypto import sha256
 from bcai.errors import InvalidProof, UnknownProofKind
 from bcai.verify import (
     MATRIX_PRODUCT,
+    MatrixProductKind,
+    MatrixTaskCache,
     ProofKind,
     WorkContext,
     compute_freivalds_vectors,
     compute_matrix_task,
+    compute_matrix_task_id,
     compute_nonce,
+    compute_row_product,
     compute_work_hash,
     decode_matrix_result,
     encode_matrix_result,
@@ -155,3 +159,83 @@ def test_registry_refuses_a_second_kind_under_a_taken_name() -> None:
 
     with pytest.raises(ValueError):
         register_proof_kind(Impostor())
+
+
+# --- the per-height task cache -----------------------------------------------------------
+
+
+def test_task_cache_never_serves_another_parent_height_or_size() -> None:
+    cache = MatrixTaskCache()
+    first = cache.get(PREV, 7, 24)
+    assert cache.get(PREV, 7, 24) is first and (cache.hits, cache.misses) == (1, 1)
+    for key in [(sha256(b"other parent"), 7, 24), (PREV, 8, 24), (PREV, 7, 32)]:
+        task = cache.get(*key)
+        assert task is not first and task.task_id == compute_matrix_task_id(*key)
+        fresh = compute_matrix_task(*key)
+        assert np.array_equal(task.a, fresh.a) and np.array_equal(task.b, fresh.b)
+        assert np.array_equal(task.a64, fresh.a) and np.array_equal(task.b64, fresh.b)
+    assert cache.misses == 4
+
+
+def test_task_cache_is_bounded_and_its_arrays_read_only() -> None:
+    cache = MatrixTaskCache(max_entries=2)
+    for height in range(1, 6):
+        cache.get(PREV, height, 16)
+    assert len(cache) == 2
+    cache.get(PREV, 5, 16)  # the newest stayed
+    assert cache.hits == 1
+    tiny = MatrixTaskCache(max_bytes=1)  # over budget: only the task in use is kept
+    tiny.get(PREV, 1, 16)
+    tiny.get(PREV, 2, 16)
+    assert len(tiny) == 1
+    task = cache.get(PREV, 5, 16)
+    for array in (task.a, task.b, task.a64, task.b64):
+        with pytest.raises(ValueError):
+            array[0, 0] = 1
+
+
+def test_invalid_task_cache_settings() -> None:
+    with pytest.raises(ValueError):
+        MatrixTaskCache(max_entries=0)
+    with pytest.raises(ValueError):
+        MatrixTaskCache(max_bytes=-1)
+
+
+def test_prover_and_verifier_share_the_cached_task_and_bad_results_are_still_rejected() -> None:
+    kind = MatrixProductKind(MatrixTaskCache())
+    work = kind.solve(CTX)
+    tx_root = sha256(b"txs")
+    nonce = compute_nonce(PREV, tx_root, work.model_hash, 2**62)
+    work_hash = compute_work_hash(PREV, tx_root, work.model_hash, nonce)
+    for _ in range(3):  # a proposal seen in several rounds
+        kind.verify(CTX, work.task_id, work.model_hash, work.proof, work_hash)
+    assert (kind.tasks.misses, kind.tasks.hits) == (1, 3)
+    # with the task warm: a wrong entry, an impossible entry, another height's task, a bad size
+    wrong = bytearray(work.proof)
+    wrong[4 * 30] ^= 1
+    with pytest.raises(InvalidProof, match="Freivalds"):
+        kind.verify(CTX, work.task_id, sha256(bytes(wrong)), bytes(wrong), work_hash)
+    c = solve_matrix_task(compute_matrix_task(PREV, 7, 24))
+    c[23, 23] = 24 * 128 * 128 + 1
+    impossible = encode_matrix_result(c)
+    with pytest.raises(InvalidProof, match="entry"):
+        kind.verify(CTX, work.task_id, sha256(impossible), impossible, work_hash)
+    other = kind.solve(WorkContext(PREV, 8, 24, 4))
+    with pytest.raises(InvalidProof, match="task_id"):
+        kind.verify(CTX, other.task_id, other.model_hash, other.proof, work_hash)
+    with pytest.raises(InvalidProof, match="Freivalds"):  # the right id, a result for another height
+        kind.verify(CTX, work.task_id, other.model_hash, other.proof, work_hash)
+    with pytest.raises(InvalidProof, match="bytes"):
+        kind.verify(CTX, work.task_id, work.model_hash, work.proof[:-4], work_hash)
+
+
+def test_row_product_in_blocks_matches_the_plain_product() -> None:
+    n = 150  # not a multiple of the block
+    task = compute_matrix_task(PREV, 3, n)
+    c = solve_matrix_task(task).astype(np.int32)
+    rows = np.ascontiguousarray(compute_freivalds_vectors(sha256(b"w"), n, 3).T)
+    assert np.array_equal(compute_row_product(rows, c, check_entries=True), rows @ c.astype(np.float64))
+    assert is_correct_product(task.a64, task.b64, c, rows.T) and is_correct_product(task.a, task.b, c, rows.T)
+    c[149, 0] = -(n * 128 * 128) - 1
+    with pytest.raises(InvalidProof, match="entry"):
+        compute_row_product(rows, c, check_entries=True)

@@ -36,6 +36,43 @@ class ApiError(BcaiError):
         self.http_status = status
 
 
+class ErrorDetail(BaseModel):
+    code: str  # the `BcaiError.code` of what went wrong, e.g. "bad_nonce", "not_found"
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx/5xx answer: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
+_ERROR_MEANINGS = {
+    400: "Malformed input (bad hex, bad hash length, bad address, undecodable or invalid transaction)",
+    402: "The sender cannot pay the amount and fee",
+    403: "The signer may not do this",
+    404: "Not found (or an unknown entity named by a transaction)",
+    409: "Conflicts with the chain or the mempool (nonce, duplicate, wrong state, mempool full)",
+    413: "The request body is over the node's limit (or the transaction over the ledger's)",
+    422: "The request does not match this operation's parameters or body schema",
+    429: "Over this client's request rate limit",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route: its own error statuses plus 413 and 429, which the
+    limits middleware may answer on any route; every one has the `ErrorBody` shape."""
+    return {status: {"model": ErrorBody, "description": _ERROR_MEANINGS[status]}
+            for status in sorted({*statuses, 413, 429})}
+
+
+# The error answers each kind of route declares (shared, so a new route picks the right one).
+ERRORS = error_responses()  # no parameters: only the middleware's refusals
+LOOKUP_ERRORS = error_responses(400, 404, 422)  # a path/query parameter names something
+TX_ERRORS = error_responses(400, 402, 403, 404, 409, 413, 422)  # a signed tx is checked against the chain
+UPLOAD_ERRORS = error_responses(400, 422)  # raw bytes checked against a CID or a job's rules
+
+
 class TxIn(BaseModel):
     tx: str  # hex of the signed transaction bytes
 
@@ -48,14 +85,9 @@ class TxBatchIn(BaseModel):
     txs: list[str]  # hex of each signed transaction, at most `max_batch_txs`
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-
-
 class TxResult(BaseModel):
     hash: str | None  # set when the tx entered the mempool
-    error: ErrorBody | None  # else why it was refused
+    error: ErrorDetail | None  # else why it was refused
 
 
 class TxBatchResults(BaseModel):
@@ -187,37 +219,37 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
     limiter = RateLimiter(config.rate_limit_per_s)
     app.add_middleware(_Limits, max_body_bytes=config.max_body_bytes, limiter=limiter)
 
-    @app.get("/status")
+    @app.get("/status", responses=ERRORS)
     def status() -> dict[str, Any]:
         return service.get_status()
 
-    @app.get("/params")
+    @app.get("/params", responses=ERRORS)
     def params() -> dict[str, Any]:
         return service.get_params()
 
-    @app.get("/blocks/latest")
+    @app.get("/blocks/latest", responses=error_responses(404))
     def latest_block() -> dict[str, Any]:
         return _found(service.get_latest_block(), "block")
 
-    @app.get("/blocks/{height}")
+    @app.get("/blocks/{height}", responses=LOOKUP_ERRORS)
     def block(height: int) -> dict[str, Any]:
         if not 1 <= height < 2**63:
             raise ApiError("bad_height", "heights are integers from 1 to 2**63-1", 400)
         return _found(service.get_block(height), f"block {height}")
 
-    @app.get("/txs/{tx_hash}")
+    @app.get("/txs/{tx_hash}", responses=LOOKUP_ERRORS)
     def tx(tx_hash: str) -> dict[str, Any]:
         raw = _hex(tx_hash, "tx hash")
         if len(raw) != 32:
             raise ApiError("bad_hash", "a tx hash is 32 bytes", 400)
         return _found(service.get_tx(raw), f"tx {tx_hash}")
 
-    @app.post("/txs", status_code=202, response_model=TxAccepted)
+    @app.post("/txs", status_code=202, response_model=TxAccepted, responses=TX_ERRORS)
     async def submit(body: TxIn) -> TxAccepted:
         tx_hash = await service.submit_tx(_hex(body.tx, "tx"))
         return TxAccepted(hash=tx_hash.hex())
 
-    @app.post("/txs/batch", response_model=TxBatchResults)
+    @app.post("/txs/batch", response_model=TxBatchResults, responses=error_responses(400, 422))
     async def submit_batch(body: TxBatchIn, request: Request) -> Response:
         """Submit up to `max_batch_txs` signed txs in one request; the answer holds one result
         per tx, in order: `{"hash", "error": null}` once it entered the mempool, else
@@ -244,23 +276,23 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
             {"hash": r.hex(), "error": None} if isinstance(r, bytes) else {"hash": None, "error": r.to_dict()}
             for r in results]})
 
-    @app.get("/accounts/{address}")
+    @app.get("/accounts/{address}", responses=LOOKUP_ERRORS)
     def account(address: str) -> dict[str, Any]:
         return service.get_account(address)
 
-    @app.get("/validators")
+    @app.get("/validators", responses=ERRORS)
     def validators() -> list[dict[str, Any]]:
         return service.get_validators()
 
-    @app.get("/jobs")
+    @app.get("/jobs", responses=ERRORS)
     def jobs() -> list[dict[str, Any]]:
         return service.get_jobs()
 
-    @app.get("/jobs/{job_id}")
+    @app.get("/jobs/{job_id}", responses=LOOKUP_ERRORS)
     def job(job_id: str) -> dict[str, Any]:
         return _found(service.get_job(_hex(job_id, "job id")), f"job {job_id}")
 
-    @app.post("/jobs/{job_id}/messages", status_code=202, response_model=JobMessageAccepted)
+    @app.post("/jobs/{job_id}/messages", status_code=202, response_model=JobMessageAccepted, responses=UPLOAD_ERRORS)
     async def post_job_message(job_id: str, request: Request) -> JobMessageAccepted:
         """Relay a signed job message (raw bytes of a `bcai.node.job_relay.JobMessage`)
         to the job's participants; only the job's client, workers and evaluators may post."""
@@ -268,18 +300,18 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         index = await service.post_job_message(job, await request.body())
         return JobMessageAccepted(index=index)
 
-    @app.get("/jobs/{job_id}/messages")
+    @app.get("/jobs/{job_id}/messages", responses=LOOKUP_ERRORS)
     async def get_job_messages(job_id: str, after: int = 0) -> dict[str, Any]:
         """The job's messages this node holds, from index `after` on (hex bytes)."""
         if after < 0:
             raise ApiError("bad_index", "after must be >= 0", 400)
         return await service.get_job_messages(_hex(job_id, "job id"), after)
 
-    @app.get("/nodes")
+    @app.get("/nodes", responses=ERRORS)
     def nodes() -> list[dict[str, Any]]:
         return service.get_nodes()
 
-    @app.get("/artifacts/{cid}", response_class=Response)
+    @app.get("/artifacts/{cid}", response_class=Response, responses=LOOKUP_ERRORS)
     async def get_artifact(cid: str) -> Response:
         """The artifact's bytes, from this node or fetched from its peers by CID."""
         try:
@@ -289,11 +321,11 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         data = _found(await service.get_artifact(cid), f"artifact {cid}")
         return Response(content=data, media_type="application/octet-stream")
 
-    @app.post("/artifacts", status_code=201, response_model=ArtifactStored)
+    @app.post("/artifacts", status_code=201, response_model=ArtifactStored, responses=ERRORS)
     async def put_artifact(request: Request) -> ArtifactStored:
         return ArtifactStored(cid=service.put_artifact(await request.body()))
 
-    @app.post("/artifacts/{cid}", status_code=201, response_model=ArtifactStored)
+    @app.post("/artifacts/{cid}", status_code=201, response_model=ArtifactStored, responses=UPLOAD_ERRORS)
     async def put_artifact_checked(cid: str, request: Request) -> ArtifactStored:
         data = await request.body()
         try:
@@ -303,7 +335,7 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
             raise ApiError("invalid_cid", str(exc), 400) from None
         return ArtifactStored(cid=service.put_artifact(data, parsed.codec))
 
-    @app.get("/metrics", response_class=Response)
+    @app.get("/metrics", response_class=Response, responses=ERRORS)
     def metrics() -> Response:
         return Response(content=service.render_metrics(), media_type="text/plain; version=0.0.4")
 

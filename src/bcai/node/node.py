@@ -109,6 +109,7 @@ class Node(NodeReads):
                          HostConfig(network_id=self.spec.chain_id, rate_per_s=float(self.config.p2p.rate_limit_per_s),
                                     rate_burst=2.0 * self.config.p2p.rate_limit_per_s),
                          roles=frozenset(self.config.roles), capabilities=caps)
+        self.metrics.watch_p2p(self.host.metrics)
         self.exchange = ContentExchange(self.host, self.content)  # serves our artifacts to peers
         self.jobs = JobRelay(self.host, self.spec.chain_id, self._get_job_participants)
         self.api_url = ""

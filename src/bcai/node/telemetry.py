@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -66,6 +69,11 @@ class NodeMetrics:
                                         buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=r)
         self._last_commit: float | None = None
 
+    def watch_p2p(self, counters: Mapping[str, int]) -> None:
+        """Export the p2p host's event counters (bans, handshake failures, oversized
+        frames, rate-limited messages, ...) as `bcai_p2p_events_total{event=...}`."""
+        self.registry.register(_P2PCollector(counters))
+
     def process_commit(self, height: int, tx_count: int) -> None:
         now = time.monotonic()
         if self._last_commit is not None:
@@ -77,3 +85,16 @@ class NodeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _P2PCollector(Collector):
+    """Reads the host's `Counter` at scrape time (no second copy to keep in step)."""
+
+    def __init__(self, counters: Mapping[str, int]) -> None:
+        self.counters = counters
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("bcai_p2p_events", "P2P host events by kind", labels=["event"])
+        for event, count in sorted(self.counters.items()):
+            family.add_metric([event], float(count))
+        yield family

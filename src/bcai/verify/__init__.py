@@ -4,7 +4,8 @@
   bound to parent, payload and result) and the registry of proof kinds (`ProofKind`,
   `register_proof_kind`, `get_proof_kind`, `verify_work`).
 - `freivalds.py`: proof kind (a), an n x n matrix product derived from the previous block,
-  checked with Freivalds' algorithm in O(k n^2).
+  checked with Freivalds' algorithm in O(k n^2); `MatrixTaskCache` keeps each height's
+  task (A and B, with float64 copies) for the prover and every check at that height.
 
 Proof kind (b), a training step of a live job checked by deterministic replay, is not
 built yet: no verifier is registered for it, so a block naming it is rejected with
@@ -15,9 +16,11 @@ from bcai.verify.freivalds import (
     MATRIX_PRODUCT,
     MatrixProductKind,
     MatrixTask,
+    MatrixTaskCache,
     compute_freivalds_vectors,
     compute_matrix_task,
     compute_matrix_task_id,
+    compute_row_product,
     decode_matrix_result,
     encode_matrix_result,
     is_correct_product,
@@ -43,6 +46,7 @@ __all__ = [
     "MAX_TARGET",
     "MatrixProductKind",
     "MatrixTask",
+    "MatrixTaskCache",
     "ProofKind",
     "WorkContext",
     "WorkResult",
@@ -51,6 +55,7 @@ __all__ = [
     "compute_matrix_task_id",
     "compute_nonce",
     "compute_nonce_within",
+    "compute_row_product",
     "compute_work_hash",
     "decode_matrix_result",
     "encode_matrix_result",
