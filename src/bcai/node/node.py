@@ -9,8 +9,8 @@ Wiring (see docs/node.md for the why):
   `loop.call_later`; `CommitBlock` clears the WAL (the block is already in the store:
   `NodeApplication.apply_block` wrote it in one SQLite transaction);
 - consensus messages travel on `TOPIC_CONSENSUS`, transactions on `TOPIC_TXS` in batches
-  (one gossip message per flush, so a busy node stays far under the peers' message-rate
-  limit); a received tx batch is queued and checked by its own task in slices of a few
+  (one gossip message per flush, at most 10 flushes/s, so a busy node stays under the
+  peers' message-rate limit); a received tx batch is queued and checked by its own task in slices of a few
   ms, so neither the peer's connection nor the engine waits behind it; committed blocks through block sync (`sync/blocks`): every second a node asks
   its peers for their height and pulls what it misses; a validator's `SendBlocks` action
   sends the lagging peer a hint so it pulls at once;
@@ -58,7 +58,11 @@ log = logging.getLogger("bcai.node")
 
 HEIGHT_PROTOCOL = "node/height"
 HINT_PROTOCOL = "node/sync-hint"
-TX_FLUSH_S = 0.02
+TX_FLUSH_S = 0.02  # how often the tx outbox is looked at
+# at most one tx flush per interval: with flooding, each link of a full mesh carries the
+# batches of 3 of the 4 validators, and 50 flushes/s each (every 20 ms) went over the
+# peers' 100 msg/s limit under load: honest validators banned each other and lost txs
+TX_GOSSIP_INTERVAL_S = 0.1
 TX_BATCH_BYTES = 1 << 20
 TX_CHECK_SLICE_S = 0.005  # tx checking between two yields to the event loop (consensus goes first)
 NONCE_SLICE = 500  # PoUW nonce tries per engine call (~3 ms): the loop serves gossip and the API between
@@ -343,8 +347,12 @@ class Node(NodeReads):
         return results
 
     async def _flush_txs(self) -> None:
+        last = 0.0
         while True:
             await asyncio.sleep(TX_FLUSH_S)
+            if not self._tx_outbox or time.monotonic() - last < TX_GOSSIP_INTERVAL_S:
+                continue
+            last = time.monotonic()
             while self._tx_outbox:
                 outbox = self._tx_outbox
                 end, size = 0, 0
