@@ -66,28 +66,17 @@ def build_block(
     evidence: tuple[DuplicateVoteEvidence, ...],
     now_ms: int,
     work: WorkResult,
+    find_nonce: bool = True,
 ) -> Block:
-    """Assemble a block and find its nonce (`work` is the solved task of this height)."""
-    draft = assemble_block(params, tip, app_hash, proposer, txs, evidence, now_ms, work)
-    h = draft.header
-    return replace(draft, header=replace(h, nonce=compute_nonce(h.prev_hash, h.tx_root, h.model_hash, h.target)))
-
-
-def assemble_block(
-    params: ConsensusParams,
-    tip: ChainTip,
-    app_hash: bytes,
-    proposer: bytes,
-    txs: tuple[bytes, ...],
-    evidence: tuple[DuplicateVoteEvidence, ...],
-    now_ms: int,
-    work: WorkResult,
-) -> Block:
-    """`build_block` without the nonce search: the header's nonce is 0 (see `search_nonce`)."""
+    """Assemble a block and find its nonce (`work` is the solved task of this height);
+    `find_nonce=False` leaves the nonce at 0 for a search in slices (`search_nonce`)."""
+    tx_root = compute_tx_root(txs)
+    target = compute_expected_target(params, tip)
+    nonce = compute_nonce(tip.block_id, tx_root, work.model_hash, target) if find_nonce else 0
     header = BlockHeader(
-        params.chain_id, tip.height + 1, max(now_ms, tip.time_ms + 1), tip.block_id, compute_tx_root(txs),
+        params.chain_id, tip.height + 1, max(now_ms, tip.time_ms + 1), tip.block_id, tx_root,
         compute_evidence_root(evidence), app_hash, compute_last_commit_hash(tip.last_commit), proposer,
-        params.proof_kind, work.task_id, work.model_hash, 0, compute_expected_target(params, tip),
+        params.proof_kind, work.task_id, work.model_hash, nonce, target,
     )
     return Block(header, txs, evidence, work.proof, tip.last_commit)
 

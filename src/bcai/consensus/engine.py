@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 
 from bcai.consensus.app import Application
 from bcai.consensus.blocks import (
-    ChainTip, assemble_block, build_block, check_block, check_certificate, search_nonce, solve_work,
+    ChainTip, build_block, check_block, check_certificate, search_nonce, solve_work,
 )
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.events import (
@@ -279,15 +279,13 @@ class Engine:
         evidence = evidence[: self.params.max_evidence_per_block]
         budget = self.params.max_block_bytes - len(work.proof) - 64 * 1024
         txs = tuple(self.app.build_payload(self.height, max(0, budget)))[: self.params.max_block_txs]
-        if not self.nonce_slice:
-            block = build_block(
-                self.params, self.tip, self.app.get_app_hash(), self.key.address.raw, txs, evidence, self._now, work
-            )
-            return sign_proposal(self.key, self.params.chain_id, round_, -1, block)
-        draft = assemble_block(
-            self.params, self.tip, self.app.get_app_hash(), self.key.address.raw, txs, evidence, self._now, work
+        block = build_block(
+            self.params, self.tip, self.app.get_app_hash(), self.key.address.raw, txs, evidence, self._now, work,
+            find_nonce=not self.nonce_slice,
         )
-        self._solving = (round_, draft, 0)
+        if not self.nonce_slice:
+            return sign_proposal(self.key, self.params.chain_id, round_, -1, block)
+        self._solving = (round_, block, 0)  # nonce 0 for now: searched in slices
         return self._continue_solving()
 
     def _continue_solving(self) -> Proposal | None:
