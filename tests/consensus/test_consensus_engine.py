@@ -415,3 +415,36 @@ def test_invalid_evidence_from_a_height_the_app_forgot(harness: Harness) -> None
                                   sign_vote(cheat, CHAIN, PREVOTE, 1, 0, b"\x03" * 32))
     with pytest.raises(InvalidEvidence, match="not in the set"):
         check_evidence(ev, harness.params, 2, lambda height: {})
+
+
+def test_sliced_nonce_search_proposes_the_same_block() -> None:
+    """With `nonce_slice`, the proposer searches a few nonces per `handle` call, going on at
+    each `SOLVE` timeout, and then proposes the very block an unsliced search builds."""
+    from bcai.consensus import Broadcast, Engine, PersistWal, Proposal, ScheduleTimeout, Start, TimeoutFired
+    from bcai.consensus.events import SOLVE
+
+    params = make_params(genesis_target=2**64 // 200)  # about 200 tries
+    probe = Engine(params, GENESIS, make_app(), None)
+    probe.handle(Start(0))
+    key = next(k for k in KEYS if k.address.raw == probe.validators.get_proposer(0).address)
+
+    def proposals(actions: list[object]) -> list[Proposal]:
+        return [a.message for a in actions if isinstance(a, Broadcast) and isinstance(a.message, Proposal)]
+
+    whole = Engine(params, GENESIS, make_app(), key)
+    expected = proposals(whole.handle(Start(1000)))[0].block
+    sliced = Engine(params, GENESIS, make_app(), key, nonce_slice=3)
+    actions = sliced.handle(Start(1000))
+    assert not proposals(actions) and not any(isinstance(a, PersistWal) for a in actions)
+    assert any(isinstance(a, ScheduleTimeout) and a.step == SOLVE and a.delay_ms == 0 for a in actions)
+    assert sliced.handle(TimeoutFired(1, 1, SOLVE, 1001)) == []  # another round's slice: ignored
+    calls = 1
+    while not (found := proposals(actions := sliced.handle(TimeoutFired(1, 0, SOLVE, 1001)))):
+        calls += 1
+        assert calls < 10_000
+        assert [a.step for a in actions if isinstance(a, ScheduleTimeout)] == [SOLVE]
+    assert calls > 1 and found[0].block == expected and found[0].block.header.nonce == expected.header.nonce
+    persisted = [i for i, a in enumerate(actions) if isinstance(a, PersistWal)]
+    sent = [i for i, a in enumerate(actions) if isinstance(a, Broadcast) and isinstance(a.message, Proposal)]
+    assert persisted and persisted[0] < sent[0]  # on disk before it leaves
+    assert sliced.proposals[0].block == expected  # and we hold it as this round's proposal

@@ -93,6 +93,40 @@ def test_two_validators_commit_through_the_engine_and_store() -> None:
     assert apps[0].store.get_block(1).hash == apps[1].store.get_block(1).hash
 
 
+def test_block_txs_reuse_the_mempools_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A block whose txs this node holds decodes none of them again (check and apply); one it
+    does not hold is decoded from the block's bytes, and a tx with other bytes under no
+    pooled hash is never taken from the pool."""
+    from bcai.ledger import tx as tx_module
+
+    apps = [make_app(), make_app()]
+    for app in apps:
+        app.check_tx(transfer(0))
+    apps[0].check_tx(transfer(1))  # only the proposer holds this one
+    params = apps[0].params
+    genesis = ConsensusGenesis(0, b"\x00" * 32)
+    engines = [Engine(params, genesis, app, key, app.tip) for app, key in zip(apps, (V1, V2))]
+    decoded: list[bytes] = []
+    real = tx_module.decode_tx
+    monkeypatch.setattr("bcai.ledger.process.decode_tx", lambda data, limit: decoded.append(data) or real(data, limit))
+    monkeypatch.setattr("bcai.node.application.decode_transaction",
+                        lambda state, data: decoded.append(data) or real(data, state.params.max_tx_bytes))
+    from bcai.consensus import Broadcast, Received
+
+    queues = [list(engine.handle(Start(1000))) for engine in engines]
+    for _ in range(50):
+        for i, engine in enumerate(engines):
+            for action in [a for a in queues[i] if isinstance(a, Broadcast)]:
+                queues[1 - i].extend(engines[1 - i].handle(Received(action.message, 1000)))
+            queues[i] = [a for a in queues[i] if not isinstance(a, Broadcast)]
+        if all(app.state.height >= 1 for app in apps):
+            break
+    assert all(app.state.height >= 1 for app in apps)
+    assert apps[0].state.get_account(BOB.address)[0] == apps[1].state.get_account(BOB.address)[0] == 20
+    # the second node decoded transfer(1) from the block, once; transfer(0) never again
+    assert transfer(0) not in decoded and decoded.count(transfer(1)) == 1, len(decoded)
+
+
 def test_sole_validator_commits_one_block_per_engine_call() -> None:
     genesis = make_genesis(CHAIN, [V1.public_key], [(ALICE.address, 1000)])
     store = MemoryChainStore()

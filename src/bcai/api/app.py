@@ -3,7 +3,8 @@
 Every rejection is a 4xx with a machine-readable body `{"error": {"code", "message"}}`,
 the code being the `BcaiError.code` of what went wrong. Request bodies are capped
 (`max_body_bytes`, checked on the declared length and on the bytes actually read) and
-each client IP is rate-limited (token bucket). No endpoint takes a private key.
+each client IP is rate-limited (token bucket: one token per request, and one per tx of a
+`POST /txs/batch`, so batching does not bypass the limit). No endpoint takes a private key.
 """
 
 from __future__ import annotations
@@ -80,6 +81,19 @@ class TxAccepted(BaseModel):
     hash: str
 
 
+class TxBatchIn(BaseModel):
+    txs: list[str]  # hex of each signed transaction, at most `max_batch_txs`
+
+
+class TxResult(BaseModel):
+    hash: str | None  # set when the tx entered the mempool
+    error: ErrorDetail | None  # else why it was refused
+
+
+class TxBatchResults(BaseModel):
+    results: list[TxResult]  # one per submitted tx, in order
+
+
 class JobMessageAccepted(BaseModel):
     index: int
 
@@ -93,26 +107,49 @@ class _BodyTooLarge(BaseException):
     pass
 
 
+class RateLimiter:
+    """Per-client token buckets: `rate_per_s` tokens a second, at most one second's worth held."""
+
+    def __init__(self, rate_per_s: int) -> None:
+        self.rate = float(rate_per_s)
+        self.buckets: dict[str, list[float]] = {}  # client -> [tokens, last refill]
+
+    def take(self, client: str, count: int = 1) -> int:
+        """Take up to `count` tokens from `client`'s bucket; return how many it had."""
+        now = time.monotonic()
+        bucket = self.buckets.get(client)
+        if bucket is None:
+            if len(self.buckets) > 10_000:  # bound memory under a spray of source addresses
+                self.buckets.clear()
+            bucket = self.buckets[client] = [self.rate, now]
+        bucket[0] = min(self.rate, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        granted = min(count, int(bucket[0]))
+        bucket[0] -= granted
+        return granted
+
+
 class _Limits:
-    """ASGI middleware: per-client-IP token bucket, and a hard cap on request body bytes.
+    """ASGI middleware: a token per request from the client IP's bucket, and a hard cap on
+    request body bytes.
 
     The cap is checked on the declared Content-Length and again on the bytes actually
     received, so a chunked or lying client cannot stream past it.
     """
 
-    def __init__(self, app: Any, max_body_bytes: int, rate_per_s: int) -> None:
+    def __init__(self, app: Any, max_body_bytes: int, limiter: RateLimiter) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.rate = float(rate_per_s)
-        self.buckets: dict[str, list[float]] = {}  # ip -> [tokens, last refill]
+        self.limiter = limiter
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         client = scope.get("client") or ("?", 0)
-        if not self._take_token(client[0]):
-            await _error(ApiError("rate_limited", f"more than {self.rate:g} requests/s", 429))(scope, receive, send)
+        if not self.limiter.take(client[0]):
+            await _error(ApiError("rate_limited", f"more than {self.limiter.rate:g} requests/s", 429))(
+                scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
@@ -142,20 +179,6 @@ class _Limits:
             if not started:
                 await _error(ApiError("body_too_large", f"body over {self.max_body_bytes} bytes", 413))(
                     scope, receive, send)
-
-    def _take_token(self, client: str) -> bool:
-        now = time.monotonic()
-        bucket = self.buckets.get(client)
-        if bucket is None:
-            if len(self.buckets) > 10_000:  # bound memory under a spray of source addresses
-                self.buckets.clear()
-            bucket = self.buckets[client] = [self.rate, now]
-        bucket[0] = min(self.rate, bucket[0] + (now - bucket[1]) * self.rate)
-        bucket[1] = now
-        if bucket[0] < 1:
-            return False
-        bucket[0] -= 1
-        return True
 
 
 def _error(exc: BcaiError) -> JSONResponse:
@@ -193,7 +216,8 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         codes = {404: "not_found", 405: "method_not_allowed"}
         return _error(ApiError(codes.get(exc.status_code, "http_error"), str(exc.detail), exc.status_code))
 
-    app.add_middleware(_Limits, max_body_bytes=config.max_body_bytes, rate_per_s=config.rate_limit_per_s)
+    limiter = RateLimiter(config.rate_limit_per_s)
+    app.add_middleware(_Limits, max_body_bytes=config.max_body_bytes, limiter=limiter)
 
     @app.get("/status", responses=ERRORS)
     def status() -> dict[str, Any]:
@@ -224,6 +248,33 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
     async def submit(body: TxIn) -> TxAccepted:
         tx_hash = await service.submit_tx(_hex(body.tx, "tx"))
         return TxAccepted(hash=tx_hash.hex())
+
+    @app.post("/txs/batch", response_model=TxBatchResults, responses=error_responses(400, 422))
+    async def submit_batch(body: TxBatchIn, request: Request) -> Response:
+        """Submit up to `max_batch_txs` signed txs in one request; the answer holds one result
+        per tx, in order: `{"hash", "error": null}` once it entered the mempool, else
+        `{"hash": null, "error": {"code", "message"}}`. A bad tx never refuses the others;
+        each tx takes a rate-limit token, and the txs past the client's tokens get
+        `rate_limited`. Txs of one sender go in nonce order."""
+        if len(body.txs) > config.max_batch_txs:
+            raise ApiError("batch_too_large", f"a batch holds at most {config.max_batch_txs} txs", 413)
+        client = request.client.host if request.client else "?"
+        allowed = 1 + limiter.take(client, max(0, len(body.txs) - 1))  # the request's own token pays the first
+        results: list[bytes | BcaiError] = [ApiError("rate_limited", "the client's rate limit is used up", 429)
+                                            for _ in body.txs]
+        good: list[int] = []
+        raws: list[bytes] = []
+        for index, text in enumerate(body.txs[:allowed]):
+            try:
+                raws.append(bytes.fromhex(text))
+                good.append(index)
+            except ValueError:
+                results[index] = ApiError("bad_hex", "tx must be hex", 400)
+        for index, outcome in zip(good, await service.submit_txs(raws)):
+            results[index] = outcome
+        return JSONResponse({"results": [
+            {"hash": r.hex(), "error": None} if isinstance(r, bytes) else {"hash": None, "error": r.to_dict()}
+            for r in results]})
 
     @app.get("/accounts/{address}", responses=LOOKUP_ERRORS)
     def account(address: str) -> dict[str, Any]:

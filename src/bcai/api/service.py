@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from bcai.errors import BcaiError
+
 
 class NodeService(Protocol):
     def get_status(self) -> dict[str, Any]: ...
@@ -24,6 +26,10 @@ class NodeService(Protocol):
 
     async def submit_tx(self, raw: bytes) -> bytes:
         """Check and admit a signed tx to the mempool and gossip it; return its hash."""
+        ...
+
+    async def submit_txs(self, raws: list[bytes]) -> list[bytes | BcaiError]:
+        """`submit_tx` for each tx in order: its hash, or the error that refused it (not raised)."""
         ...
 
     async def get_artifact(self, cid: str) -> bytes | None:

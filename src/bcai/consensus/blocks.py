@@ -6,7 +6,7 @@ each with a short comment, raising `BlockRejected` (or its leaf `InvalidProof`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from bcai.consensus.config import ConsensusParams, Genesis
@@ -22,7 +22,9 @@ from bcai.consensus.messages import (
 )
 from bcai.consensus.validators import Validator
 from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidEvidence, InvalidSignature
-from bcai.verify.pouw import WorkContext, WorkResult, compute_nonce, get_proof_kind, verify_work
+from bcai.verify.pouw import (
+    WorkContext, WorkResult, compute_nonce, compute_nonce_within, get_proof_kind, verify_work,
+)
 
 
 @dataclass(frozen=True)
@@ -64,17 +66,29 @@ def build_block(
     evidence: tuple[DuplicateVoteEvidence, ...],
     now_ms: int,
     work: WorkResult,
+    find_nonce: bool = True,
 ) -> Block:
-    """Assemble a block and find its nonce (`work` is the solved task of this height)."""
+    """Assemble a block and find its nonce (`work` is the solved task of this height);
+    `find_nonce=False` leaves the nonce at 0 for a search in slices (`search_nonce`)."""
     tx_root = compute_tx_root(txs)
     target = compute_expected_target(params, tip)
-    nonce = compute_nonce(tip.block_id, tx_root, work.model_hash, target)
+    nonce = compute_nonce(tip.block_id, tx_root, work.model_hash, target) if find_nonce else 0
     header = BlockHeader(
         params.chain_id, tip.height + 1, max(now_ms, tip.time_ms + 1), tip.block_id, tx_root,
         compute_evidence_root(evidence), app_hash, compute_last_commit_hash(tip.last_commit), proposer,
         params.proof_kind, work.task_id, work.model_hash, nonce, target,
     )
     return Block(header, txs, evidence, work.proof, tip.last_commit)
+
+
+def search_nonce(draft: Block, start: int, tries: int) -> Block | None:
+    """`draft` with the first nonce in `start .. start + tries - 1` that meets its target, or
+    None: a proposer can search in slices and still find what `build_block` finds."""
+    h = draft.header
+    nonce = compute_nonce_within(h.prev_hash, h.tx_root, h.model_hash, h.target, start, tries)
+    if nonce is None:
+        return None
+    return replace(draft, header=replace(h, nonce=nonce))
 
 
 def check_block(

@@ -24,7 +24,9 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from bcai.consensus.app import Application
-from bcai.consensus.blocks import ChainTip, build_block, check_block, check_certificate, solve_work
+from bcai.consensus.blocks import (
+    ChainTip, build_block, check_block, check_certificate, search_nonce, solve_work,
+)
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.events import (
     COMMIT_WAIT,
@@ -32,6 +34,7 @@ from bcai.consensus.events import (
     PRECOMMIT_STEP,
     PREVOTE_STEP,
     PROPOSE,
+    SOLVE,
     Action,
     Broadcast,
     CommitBlock,
@@ -107,8 +110,14 @@ class Engine:
         tip: ChainTip | None = None,
         wal: Sequence[WalEntry] = (),
         verified: dict[int, tuple[object, bytes]] | None = None,
+        nonce_slice: int = 0,
     ) -> None:
         self.params = params
+        # 0: a new block's nonce search runs to the end inside one `handle` call; N > 0: at
+        # most N tries per call, the rest on `SOLVE` timeouts of 0 ms, so the shell's event
+        # loop (gossip, API) runs between slices; the block found is the same
+        self.nonce_slice = nonce_slice
+        self._solving: tuple[int, Block, int] | None = None  # (round, block without its nonce, next try)
         self.app = app
         self.key = key
         self.address = key.address.raw if key is not None else None
@@ -215,6 +224,7 @@ class Engine:
         self._commit_candidates: list[tuple[int, bytes]] = []
         self._skip_round = -1
         self._future: list[Message] = []
+        self._solving = None
 
     def _start_round(self, round_: int) -> None:
         previous = self.round
@@ -227,15 +237,13 @@ class Engine:
             if vote is not None and previous != round_:
                 self._out.append(Broadcast(vote))
         proposer = self.validators.get_proposer(round_)
+        self._solving = None
         if proposer.address == self.address:
             proposal = self._own_proposals.get(round_)
             if proposal is None:
                 proposal = self._make_proposal(round_)
-                self._own_proposals[round_] = proposal
-                self._out.append(PersistWal(proposal))
-            self._out.append(Broadcast(proposal))
-            self._send_polka(proposal)
-            self._accept_proposal(proposal)
+            if proposal is not None:  # else the nonce search goes on (`SOLVE`)
+                self._propose(proposal)
         self._schedule(PROPOSE)
         self._out.append(ScheduleTimeout(self.height, round_, GOSSIP, self.params.gossip_interval_ms))
 
@@ -250,7 +258,16 @@ class Engine:
         for vote in voters.values():
             self._out.append(Broadcast(vote))
 
-    def _make_proposal(self, round_: int) -> Proposal:
+    def _propose(self, proposal: Proposal) -> None:
+        if self._own_proposals.get(proposal.round) is None:
+            self._own_proposals[proposal.round] = proposal
+            self._out.append(PersistWal(proposal))
+        self._out.append(Broadcast(proposal))
+        self._send_polka(proposal)
+        self._accept_proposal(proposal)
+
+    def _make_proposal(self, round_: int) -> Proposal | None:
+        """Our proposal for `round_`; None while a sliced nonce search is still on."""
         assert self.key is not None
         if self.valid_block is not None:
             return sign_proposal(self.key, self.params.chain_id, round_, self.valid_round, self.valid_block)
@@ -263,8 +280,25 @@ class Engine:
         budget = self.params.max_block_bytes - len(work.proof) - 64 * 1024
         txs = tuple(self.app.build_payload(self.height, max(0, budget)))[: self.params.max_block_txs]
         block = build_block(
-            self.params, self.tip, self.app.get_app_hash(), self.key.address.raw, txs, evidence, self._now, work
+            self.params, self.tip, self.app.get_app_hash(), self.key.address.raw, txs, evidence, self._now, work,
+            find_nonce=not self.nonce_slice,
         )
+        if not self.nonce_slice:
+            return sign_proposal(self.key, self.params.chain_id, round_, -1, block)
+        self._solving = (round_, block, 0)  # nonce 0 for now: searched in slices
+        return self._continue_solving()
+
+    def _continue_solving(self) -> Proposal | None:
+        """One slice of the nonce search: the signed proposal once found, else None and a
+        `SOLVE` timeout of 0 ms for the next slice."""
+        assert self._solving is not None and self.key is not None
+        round_, draft, start = self._solving
+        block = search_nonce(draft, start, self.nonce_slice)
+        if block is None:
+            self._solving = (round_, draft, start + self.nonce_slice)
+            self._out.append(ScheduleTimeout(self.height, round_, SOLVE, 0))
+            return None
+        self._solving = None
         return sign_proposal(self.key, self.params.chain_id, round_, -1, block)
 
     def _schedule(self, step: int) -> None:
@@ -429,6 +463,13 @@ class Engine:
                 self._run_rules()
             return
         if not self._started:
+            return
+        if t.step == SOLVE:
+            if self._solving is not None and self._solving[0] == self.round:
+                proposal = self._continue_solving()
+                if proposal is not None:
+                    self._propose(proposal)
+                    self._run_rules()
             return
         if t.step == GOSSIP:
             # the round has not moved on: re-send what we signed in it (and the round before)

@@ -17,6 +17,7 @@ from bcai.errors import BcaiError
 PROPOSE, PREVOTE_STEP, PRECOMMIT_STEP = 0, 1, 2
 GOSSIP = 3  # not a step: "re-send what we signed in this round" (links may lose messages)
 COMMIT_WAIT = 4  # not a step: the pause after a commit before round 0 of the next height
+SOLVE = 5  # not a step: the proposer goes on with its nonce search (when searching in slices)
 
 
 # --- events ---------------------------------------------------------------------------

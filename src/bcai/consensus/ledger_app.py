@@ -19,7 +19,7 @@ the same block get the same resulting state, because the ledger is deterministic
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from bcai.consensus.messages import Block, CommitCertificate
 from bcai.consensus.validators import Validator
@@ -27,6 +27,7 @@ from bcai.crypto import Address
 from bcai.errors import BcaiError
 from bcai.ledger import LedgerBlock, Misbehaviour, State, get_validator_set, process_block, process_tx
 from bcai.ledger.process import SignatureCache
+from bcai.ledger.tx import SignedTx
 
 
 class SharedExecution:
@@ -49,6 +50,8 @@ class LedgerApplication:
         self._sets: dict[int, list[Validator]] = {}
         self._keep_sets = keep_sets
         self.verified: SignatureCache | None = None  # a node's verified-signature cache, if it keeps one
+        # a node's decoded copy of a block tx it already holds (its mempool's), if it keeps them
+        self.decode_block_tx: Callable[[bytes], SignedTx] | None = None
 
     # --- Application -----------------------------------------------------------------
 
@@ -95,7 +98,7 @@ class LedgerApplication:
         if known is None:
             try:
                 known = self.state.copy()
-                process_block(known, compute_ledger_block(block), self.verified)
+                process_block(known, compute_ledger_block(block), self.verified, self.decode_block_tx)
                 known.root()
             except BcaiError as exc:
                 known = exc
@@ -109,7 +112,7 @@ class LedgerApplication:
         after = self._after.pop(block.block_id, None)
         if after is None:
             after = self.state.copy()
-            process_block(after, compute_ledger_block(block), self.verified)
+            process_block(after, compute_ledger_block(block), self.verified, self.decode_block_tx)
         self.state = after
         self._after.clear()
         for tx in block.txs:

@@ -174,14 +174,17 @@ class BlockResult:
     tx_hashes: tuple[bytes, ...]
 
 
-def process_block(state: State, block: LedgerBlock, verified: SignatureCache | None = None) -> BlockResult:
+def process_block(state: State, block: LedgerBlock, verified: SignatureCache | None = None,
+                  decode: Callable[[bytes], SignedTx] | None = None) -> BlockResult:
     """Apply a whole block, or raise `InvalidBlock` leaving the state unchanged.
 
-    `verified`: as for `process_tx` (a node's cache of already verified tx signatures)."""
+    `verified`: as for `process_tx` (a node's cache of already verified tx signatures).
+    `decode`: where a node already holds a block tx decoded (its mempool), the `SignedTx`
+    that `decode_tx` returned for exactly those bytes (it must decode any other bytes)."""
     kv = state.kv
     mark = kv.checkpoint()
     try:
-        hashes = _apply_block(state, block, verified)
+        hashes = _apply_block(state, block, verified, decode)
     except BcaiError as exc:
         kv.rollback(mark)
         if isinstance(exc, InvalidBlock):
@@ -210,12 +213,13 @@ def _begin_block(state: State, block: LedgerBlock) -> list[staking.ValidatorInfo
     return validators
 
 
-def _apply_block(state: State, block: LedgerBlock, verified: SignatureCache | None) -> tuple[bytes, ...]:
+def _apply_block(state: State, block: LedgerBlock, verified: SignatureCache | None,
+                 decode: Callable[[bytes], SignedTx] | None) -> tuple[bytes, ...]:
     validators = _begin_block(state, block)
     hashes = []
     for raw in block.txs:
         try:
-            hashes.append(process_tx(state, raw, verified).hash)
+            hashes.append(process_tx(state, raw if decode is None else decode(raw), verified).hash)
         except InvalidTransaction as exc:
             raise InvalidBlock(f"tx {len(hashes)} of block {block.height}: {exc.code}: {exc}") from exc
     process_rewards(state, block.proposer, validators)

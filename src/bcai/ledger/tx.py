@@ -471,10 +471,7 @@ class SignedTx(NamedTuple):
     payload: bytes  # the signed bytes, as received
     raw: bytes  # the whole tx, as received
     sender_address: Address  # derived from `sender` once, at decode
-
-    @property
-    def hash(self) -> bytes:
-        return hashlib.sha256(self.raw).digest()
+    hash: bytes  # SHA-256 of `raw`, computed once at decode (a node asks for it many times per tx)
 
     @property
     def kind(self) -> str:
@@ -565,6 +562,7 @@ def decode_tx(data: bytes, max_bytes: int) -> SignedTx:
         payload=payload,
         raw=data,
         sender_address=_trusted_address(hashlib.sha256(sender).digest()[:20]),  # = public_key.address
+        hash=hashlib.sha256(data).digest(),
     )
 
 

@@ -36,6 +36,9 @@ from bcai.node.sigcache import VerifiedSignatures
 from bcai.store import ChainStore
 
 
+MAX_BLOCK_DECODED = 50_000
+
+
 @dataclass(frozen=True)
 class CommittedBlock:
     """A block as this node stored it: the block, its certificate and the tip after it."""
@@ -79,6 +82,8 @@ class NodeApplication(CoreLedgerApplication):
         self.pool = mempool
         self.params = params
         self.verified = VerifiedSignatures()  # each tx signature is verified once on this node
+        self.decode_block_tx = self._get_decoded  # and each tx decoded once: block txs reuse the mempool's copy
+        self._block_decoded: dict[bytes, SignedTx] = {}  # block txs not in the pool, until the next commit
         self.check_state = state.copy()
         self.tip = self._load_tip(genesis)
         self.last_txs: list[SignedTx] = []  # the txs of the last applied block, for the node's events
@@ -114,6 +119,7 @@ class NodeApplication(CoreLedgerApplication):
                             tuple(sorted(validators.compute_priorities_after(certificate.round).items())), certificate)
         record = CommittedBlock(block, certificate, self.tip)
         self.last_txs = [self._get_decoded(raw) for raw in block.txs]
+        self._block_decoded.clear()
         tx_hashes = [tx.hash for tx in self.last_txs]
         self.store.commit_block(block.block_id, record.to_bytes(), list(zip(tx_hashes, block.txs)), self.state)
         self._recheck_mempool(tx_hashes)
@@ -122,11 +128,17 @@ class NodeApplication(CoreLedgerApplication):
     # --- mempool ----------------------------------------------------------------------
 
     def _get_decoded(self, raw: bytes) -> SignedTx:
-        """A block tx, decoded: the mempool's copy when it holds these very bytes."""
-        pending = self.pool.get(hashlib.sha256(raw).digest())
-        if pending is not None and pending.raw == raw:
-            return pending  # type: ignore[return-value]  # the pool holds the SignedTx check_tx admitted
-        return decode_transaction(self.state, raw)
+        """A block tx, decoded once on this node: the mempool's copy when it holds these very
+        bytes, else the copy decoded for an earlier look at a block of this height."""
+        tx_hash = hashlib.sha256(raw).digest()
+        known = self.pool.get(tx_hash) or self._block_decoded.get(tx_hash)
+        if known is not None and known.raw == raw:  # the same bytes: the same decoding
+            return known  # type: ignore[return-value]  # the pool holds the SignedTx check_tx admitted
+        tx = decode_transaction(self.state, raw)
+        if len(self._block_decoded) >= MAX_BLOCK_DECODED:  # many rounds at one height: start over
+            self._block_decoded.clear()
+        self._block_decoded[tx_hash] = tx
+        return tx
 
     def decode_tx(self, raw: bytes) -> SignedTx:
         return decode_transaction(self.state, raw)

@@ -37,7 +37,8 @@ class ApiConfig:
     host: str = "127.0.0.1"
     port: int = 26657
     max_body_bytes: int = 16 << 20  # artifacts and job messages; txs are capped by the ledger
-    rate_limit_per_s: int = 200
+    rate_limit_per_s: int = 200  # per client IP; a batch costs one token per tx
+    max_batch_txs: int = 1_000  # txs in one POST /txs/batch
     admin_token: str = ""  # empty: admin endpoints disabled
 
 

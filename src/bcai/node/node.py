@@ -9,10 +9,13 @@ Wiring (see docs/node.md for the why):
   `loop.call_later`; `CommitBlock` clears the WAL (the block is already in the store:
   `NodeApplication.apply_block` wrote it in one SQLite transaction);
 - consensus messages travel on `TOPIC_CONSENSUS`, transactions on `TOPIC_TXS` in batches
-  (one gossip message per flush, so a busy node stays far under the peers' message-rate
-  limit), committed blocks through block sync (`sync/blocks`): every second a node asks
+  (one gossip message per flush, at most 10 flushes/s, so a busy node stays under the
+  peers' message-rate limit); a received tx batch is queued and checked by its own task in slices of a few
+  ms, so neither the peer's connection nor the engine waits behind it; committed blocks through block sync (`sync/blocks`): every second a node asks
   its peers for their height and pulls what it misses; a validator's `SendBlocks` action
   sends the lagging peer a hint so it pulls at once;
+- the proposer's nonce search runs in slices of `NONCE_SLICE` tries (the engine's `SOLVE`
+  timeouts of 0 ms), so gossip, consensus messages and the API are served while it runs;
 - non-validators (worker, evaluator, client roles) run the engine without a key: they
   follow the chain, never vote.
 """
@@ -25,6 +28,7 @@ import logging
 import random
 import signal
 import time
+from collections import Counter, deque
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +41,7 @@ from bcai.crypto import Address
 from bcai.crypto.keystore import KeyStore
 from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, ConfigError, InvalidGossip
-from bcai.ledger import compute_genesis_state
+from bcai.ledger import SignedTx, compute_genesis_state
 from bcai.node.application import NodeApplication, decode_synced_block
 from bcai.node.chainspec import ChainSpec, load_chain_spec
 from bcai.node.config import NodeConfig, load_config
@@ -54,9 +58,15 @@ log = logging.getLogger("bcai.node")
 
 HEIGHT_PROTOCOL = "node/height"
 HINT_PROTOCOL = "node/sync-hint"
-TX_FLUSH_S = 0.02
+TX_FLUSH_S = 0.02  # how often the tx outbox is looked at
+# at most one tx flush per interval: with flooding, each link of a full mesh carries the
+# batches of 3 of the 4 validators, and 50 flushes/s each (every 20 ms) went over the
+# peers' 100 msg/s limit under load: honest validators banned each other and lost txs
+TX_GOSSIP_INTERVAL_S = 0.1
 TX_BATCH_BYTES = 1 << 20
-TX_CHECK_SLICE = 64  # txs of a gossip batch checked between two yields to the event loop
+TX_CHECK_SLICE_S = 0.005  # tx checking between two yields to the event loop (consensus goes first)
+NONCE_SLICE = 500  # PoUW nonce tries per engine call (~3 ms): the loop serves gossip and the API between
+MAX_TX_INBOX = 50_000  # gossiped txs waiting for their check; more are dropped (counted)
 SYNC_PERIOD_S = 1.0
 MAX_EVENT_QUEUE = 10_000
 MAX_SUBSCRIBER_QUEUE = 1_000
@@ -95,7 +105,7 @@ class Node(NodeReads):
         wal = self.wal.load() if self.is_validator else []
         self._genesis = genesis
         self.engine = Engine(self.spec.params, genesis, self.app, self.key if self.is_validator else None,
-                             self.app.tip, wal)
+                             self.app.tip, wal, nonce_slice=NONCE_SLICE)
         self.content = FileContentStore(data / "content")
         self.metrics = NodeMetrics()
         caps = {k: v for k, v in asdict(self.config.capabilities).items() if isinstance(v, int)}
@@ -112,6 +122,9 @@ class Node(NodeReads):
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._tx_outbox: list[bytes] = []
         self._tx_outbox_bytes = 0
+        self._tx_inbox: deque[list[bytes]] = deque()  # gossiped batches, checked by `_check_inbox`
+        self._tx_inbox_count = 0
+        self._tx_inbox_ready = asyncio.Event()
         self._sync_wakeup = asyncio.Event()
         self._sync_peer: NodeId | None = None
         self._last_polled_height: int = -1
@@ -132,7 +145,8 @@ class Node(NodeReads):
         self.host.register_handler(HINT_PROTOCOL, self._serve_hint)
         self.metrics.height.set(self.app.state.height)
         self._enqueue(lambda now: Start(now))
-        for coroutine in (self._drive(), self._flush_txs(), self._sync_loop(), self._connect_loop()):
+        for coroutine in (self._drive(), self._flush_txs(), self._check_inbox(), self._sync_loop(),
+                          self._connect_loop()):
             self._spawn(coroutine)
         log.info("node started", extra={"height": self.app.state.height, "p2p": self.host.address,
                                         "roles": list(self.config.roles), "node_id": str(self.host.node_id)})
@@ -191,12 +205,18 @@ class Node(NodeReads):
         while True:
             await asyncio.sleep(0)  # Queue.get does not yield when items wait: let the loop run
             make_event, source = await self._events.get()
-            try:
-                actions = self.engine.handle(make_event(now_ms()))
-            except BcaiError as exc:
-                log.warning("engine refused an event", extra={"code": exc.code, "error": str(exc)})
-                continue
-            await self._execute(actions, source)
+            await self._handle_event(make_event, source)
+            for _ in range(self._events.qsize()):  # what queued meanwhile, before the loop turns again
+                make_event, source = self._events.get_nowait()
+                await self._handle_event(make_event, source)
+
+    async def _handle_event(self, make_event: Callable[[int], Any], source: NodeId | None) -> None:
+        try:
+            actions = self.engine.handle(make_event(now_ms()))
+        except BcaiError as exc:
+            log.warning("engine refused an event", extra={"code": exc.code, "error": str(exc)})
+            return
+        await self._execute(actions, source)
 
     async def _execute(self, actions: list[Action], source: NodeId | None) -> None:
         for action in actions:
@@ -266,40 +286,82 @@ class Node(NodeReads):
             raise InvalidGossip("a tx batch does not decode") from None
         if not isinstance(batch, list) or not all(isinstance(tx, bytes) for tx in batch):
             raise InvalidGossip("a tx batch is a list of byte strings")
-        for index, raw in enumerate(batch):
-            if index and index % TX_CHECK_SLICE == 0:
-                await asyncio.sleep(0)  # a big batch must not hold up consensus messages
+        if self._tx_inbox_count + len(batch) > MAX_TX_INBOX:  # we are behind: gossip may drop txs
+            self.metrics.txs_received.labels("p2p", "inbox_full").inc(len(batch))
+            return
+        # checked by `_check_inbox`, not here: this peer's connection must not wait for it
+        # (its consensus messages would queue behind the batch)
+        self._tx_inbox.append(batch)
+        self._tx_inbox_count += len(batch)
+        self._tx_inbox_ready.set()
+
+    async def _check_inbox(self) -> None:
+        while True:
+            await self._tx_inbox_ready.wait()
+            self._tx_inbox_ready.clear()
+            while self._tx_inbox:
+                batch = self._tx_inbox.popleft()
+                self._tx_inbox_count -= len(batch)
+                # already known, already committed or outdated: normal in gossip, only counted
+                await self._check_txs(batch, "p2p")
+
+    async def _check_txs(self, raws: list[bytes], source: str) -> list[SignedTx | BcaiError]:
+        """`check_tx` for each tx in order (the tx, or the error that refused it), yielding to
+        the event loop every `TX_CHECK_SLICE_S` seconds so a big batch does not hold up
+        consensus messages; the metrics are counted once per outcome, not per tx."""
+        results: list[SignedTx | BcaiError] = []
+        outcomes: Counter[str] = Counter()
+        slice_end = time.perf_counter() + TX_CHECK_SLICE_S
+        for raw in raws:
+            if time.perf_counter() > slice_end:
+                await asyncio.sleep(0)
+                slice_end = time.perf_counter() + TX_CHECK_SLICE_S
             try:
-                self.app.check_tx(raw)
-                self.metrics.txs_received.labels("p2p", "ok").inc()
-            except BcaiError as exc:  # already known, already committed, or outdated: normal in gossip
-                self.metrics.txs_received.labels("p2p", exc.code).inc()
+                results.append(self.app.check_tx(raw))
+                outcomes["ok"] += 1
+            except BcaiError as exc:
+                results.append(exc)
+                outcomes[exc.code] += 1
+        for code, count in outcomes.items():
+            self.metrics.txs_received.labels(source, code).inc(count)
+        self.metrics.mempool_txs.set(len(self.mempool))
+        return results
 
     async def submit_tx(self, raw: bytes) -> bytes:
         """Check `raw`, admit it to the mempool and gossip it; return its hash (or raise)."""
-        try:
-            tx = self.app.check_tx(raw)
-        except BcaiError as exc:
-            self.metrics.txs_received.labels("api", exc.code).inc()
-            raise
-        self.metrics.txs_received.labels("api", "ok").inc()
-        self.metrics.mempool_txs.set(len(self.mempool))
-        self._tx_outbox.append(tx.raw)
-        self._tx_outbox_bytes += len(tx.raw)
-        return tx.hash
+        [result] = await self.submit_txs([raw])
+        if isinstance(result, BcaiError):
+            raise result
+        return result
+
+    async def submit_txs(self, raws: list[bytes]) -> list[bytes | BcaiError]:
+        """`submit_tx` for each tx in order: its hash, or the error that refused it."""
+        results: list[bytes | BcaiError] = []
+        for result in await self._check_txs(raws, "api"):
+            if isinstance(result, BcaiError):
+                results.append(result)
+                continue
+            self._tx_outbox.append(result.raw)
+            self._tx_outbox_bytes += len(result.raw)
+            results.append(result.hash)
+        return results
 
     async def _flush_txs(self) -> None:
+        last = 0.0
         while True:
             await asyncio.sleep(TX_FLUSH_S)
+            if not self._tx_outbox or time.monotonic() - last < TX_GOSSIP_INTERVAL_S:
+                continue
+            last = time.monotonic()
             while self._tx_outbox:
-                batch: list[bytes] = []
-                size = 0
-                while self._tx_outbox and size + len(self._tx_outbox[0]) <= TX_BATCH_BYTES:
-                    raw = self._tx_outbox.pop(0)
-                    batch.append(raw)
-                    size += len(raw)
-                if not batch:  # a tx larger than a batch: send it alone
-                    batch.append(self._tx_outbox.pop(0))
+                outbox = self._tx_outbox
+                end, size = 0, 0
+                while end < len(outbox) and size + len(outbox[end]) <= TX_BATCH_BYTES:
+                    size += len(outbox[end])
+                    end += 1
+                end = max(end, 1)  # a tx larger than a batch is sent alone
+                batch = outbox[:end]
+                del outbox[:end]
                 self._tx_outbox_bytes -= sum(len(raw) for raw in batch)
                 await self.host.publish(TOPIC_TXS, encode(batch))
 

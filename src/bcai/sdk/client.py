@@ -14,7 +14,8 @@ the chain and are then counted locally, so several transactions can be sent back
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import httpx
 
@@ -26,6 +27,23 @@ from bcai.ledger import (
     Volunteer, encode_tx,
 )
 from bcai.sdk.job_message import JobMessage
+
+
+MAX_BATCH_TXS = 1_000  # txs per POST /txs/batch (the API's default cap)
+
+
+@dataclass(frozen=True)
+class TxOutcome:
+    """What a node answered for one tx of a batch: `error` is None when it entered the
+    mempool, else the node's error code (e.g. `tx_bad_signature`, `rate_limited`)."""
+
+    hash: str  # hex; computed locally for a refused tx
+    error: str | None
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 class Client:
@@ -130,6 +148,27 @@ class Client:
             tx_hash = sha256(raw).hex()
         self._next_nonce += 1
         return tx_hash
+
+    def submit_txs(self, raws: Sequence[bytes], per_request: int = MAX_BATCH_TXS) -> list[TxOutcome]:
+        """Submit signed txs (`POST /txs/batch`, `per_request` txs a request); one outcome per
+        tx, in order. A refused tx is an outcome with its error code, never an exception;
+        errors of the request itself (unreachable node, a refused envelope) raise."""
+        outcomes: list[TxOutcome] = []
+        if per_request < 1:
+            raise ValueError(f"per_request must be at least 1, got {per_request}")
+        for start in range(0, len(raws), per_request):
+            chunk = raws[start:start + per_request]
+            body = {"txs": [raw.hex() for raw in chunk]}
+            results = self._check(self._request("POST", "/txs/batch", json=body)).json()["results"]
+            if len(results) != len(chunk):
+                raise ClientError("bad_reply", f"{len(results)} results for {len(chunk)} txs", 0)
+            for raw, result in zip(chunk, results):
+                error = result.get("error")
+                if error is None:
+                    outcomes.append(TxOutcome(str(result["hash"]), None, ""))
+                else:
+                    outcomes.append(TxOutcome(sha256(raw).hex(), str(error["code"]), str(error["message"])))
+        return outcomes
 
     def wait_for_tx(self, tx_hash: str, timeout_s: float = 30.0, poll_s: float = 0.1) -> dict[str, Any]:
         """Block until the tx is in a committed block; return its receipt."""

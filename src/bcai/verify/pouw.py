@@ -59,12 +59,24 @@ def is_below_target(work_hash: bytes, target: int) -> bool:
 
 def compute_nonce(prev_hash: bytes, tx_root: bytes, model_hash: bytes, target: int, start: int = 0) -> int:
     """The first nonce from `start` whose work hash is below `target` (expected 2^64/target tries)."""
+    nonce = None
+    while nonce is None:
+        nonce = compute_nonce_within(prev_hash, tx_root, model_hash, target, start, 1 << 16)
+        start += 1 << 16
+    return nonce
+
+
+def compute_nonce_within(prev_hash: bytes, tx_root: bytes, model_hash: bytes, target: int, start: int,
+                         tries: int) -> int | None:
+    """The first nonce in `start .. start + tries - 1` whose work hash is below `target`, or
+    None: a search cut into slices (a node's event loop runs between two) finds the same
+    nonce as one `compute_nonce` call."""
     if not 0 < target <= MAX_TARGET:
         raise ValueError(f"target must be in 1..2^64-1, got {target}")
-    nonce = start
-    while not is_below_target(compute_work_hash(prev_hash, tx_root, model_hash, nonce), target):
-        nonce += 1
-    return nonce
+    for nonce in range(start, start + tries):
+        if is_below_target(compute_work_hash(prev_hash, tx_root, model_hash, nonce), target):
+            return nonce
+    return None
 
 
 class ProofKind(ABC):
