@@ -20,7 +20,7 @@ from bcai.node import Node
 from bcai.node.config import ApiConfig
 from bcai.sdk import Client, NodeUnreachable
 
-from conftest import serving, wait_for_height
+from api_support import serving, wait_for_height
 
 BOB = PrivateKey.from_label("bob").address
 
