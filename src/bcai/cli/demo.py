@@ -35,7 +35,8 @@ def demo(
         elif kind == "posted":
             console.print(f"[bold]job posted[/] {data['job_id'][:16]}... at height {data.get('height')}")
         elif kind == "checkpoint":
-            console.print(f"  round {data['round'] + 1} checkpoint {data['cid']} recorded on chain")
+            console.print(f"  round {data['round'] + 1} checkpoint {str(data['cid'])[:16]}… recorded on chain",
+                          soft_wrap=True)
         elif kind in ("volunteered", "submitted", "attested"):
             who = str(data.get("worker") or data.get("evaluator"))
             extra = f" accuracy {data['accuracy_bps'] / 100:.2f}% accept={data['accept']}" if kind == "attested" else ""
