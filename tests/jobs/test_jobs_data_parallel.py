@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from test_jobs_relay import node_with_api  # the in-process node with its API (same folder)
 
-from bcai.crypto import PrivateKey
+from bcai.crypto import Address, PrivateKey
 from bcai.ledger import Capabilities
 from bcai.node import init_home
 from bcai.node.config import P2PConfig
@@ -93,9 +93,16 @@ def test_data_parallel_job_completes_with_one_model_from_every_worker(tmp_path: 
     assert all(a["accept"] and a["accuracy_bps"] >= 9_000 for a in final["attestations"].values())
     samples = {w: r["samples"] for w, r in final["results"].items()}
     assert sum(samples.values()) == 1437 * 3  # every example of every epoch, once, across the ranks
-    for w, got in samples.items():  # the ledger's rule, unchanged: 90% split by samples; 2 tx fees each
-        assert after[w] - before[w] == BUDGET * 9 // 10 * got // sum(samples.values()) - 2
-    assert [d["step"] for k, d in events if k == "dp_checkpoint"] == list(range(10, 136, 10))
+    # the leader (lowest address) commits every checkpoint on chain, the global step as its round
+    announced = [d for k, d in events if k == "dp_checkpoint"]
+    recorded = [d for k, d in events if k == "dp_checkpoint_recorded"]
+    assert [d["step"] for d in announced] == [d["step"] for d in recorded] == list(range(10, 136, 10))
+    leader = min(samples, key=lambda w: Address.parse(w).raw)
+    assert {d["worker"] for d in recorded} == {leader}
+    assert final["checkpoint"]["round"] == 130 and final["checkpoint"]["cid"] == recorded[-1]["cid"]
+    for w, got in samples.items():  # the ledger's rule, unchanged: 90% split by samples; 2 tx fees each,
+        fees = 2 + (len(recorded) if w == leader else 0)  # and the leader's checkpoint records
+        assert after[w] - before[w] == BUDGET * 9 // 10 * got // sum(samples.values()) - fees
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -389,13 +389,15 @@ async def run_data_parallel_job(*, key: PrivateKey, chain_id: str, job_id: bytes
                                 channel: Publisher, messages: list[bytes], store: ContentStore, bml: str,
                                 data: Dataset, epochs: int, checkpoint_every: int, timeout_s: float = 120.0,
                                 rejoin_s: float = 10.0, advertise_host: str | None = None,
-                                on_event: Callable[[str, dict[str, Any]], None] | None = None
-                                ) -> DataParallelJobResult:
+                                on_event: Callable[[str, dict[str, Any]], None] | None = None,
+                                record: Callable[[int, Cid], object] | None = None) -> DataParallelJobResult:
     """Train as one worker of a data-parallel job (see the module doc); return the final model.
 
     `messages` is the growing list of this job's channel messages (`JobInbox.unrouted`);
     `timeout_s` bounds every collective and the first rendezvous, `rejoin_s` the wait for
-    the previous generation's members after a lost rank.
+    the previous generation's members after a lost rank. `record(step, cid)`, when given,
+    commits a checkpoint the leader announced (on chain: `RecordCheckpoint`, the step as
+    its round); it may block, and a failure is reported, never fatal.
     """
     from bcai.training.data_parallel import check_data_parallel_program
     from bcai.vm.frontends.bml import from_bml
@@ -437,7 +439,7 @@ async def run_data_parallel_job(*, key: PrivateKey, chain_id: str, job_id: bytes
         task = RankTask(gen.rank, len(gen.members), gen.host, gen.port, bml, np.asarray(data.x), np.asarray(data.y),
                         epochs, gen.resume_step, state, checkpoint_every, timeout_s)
         try:
-            outcome = await _run_rank(task, gen, board, key, chain_id, job_id, channel, store, local, note)
+            outcome = await _run_rank(task, gen, board, key, chain_id, job_id, channel, store, local, note, record)
         except (RankFailed, asyncio.CancelledError):  # tell the others not to wait for us
             await _publish_quietly(channel, DpMessage.create(key, chain_id, "leave", job_id, index + 1).to_bytes())
             raise
@@ -512,7 +514,8 @@ async def _rendezvous(board: DpBoard, channel: Publisher, key: PrivateKey, chain
 
 async def _run_rank(task: RankTask, gen: _Generation, board: DpBoard, key: PrivateKey, chain_id: str,
                     job_id: bytes, channel: Publisher, store: ContentStore, local: dict[str, bytes],
-                    note: Callable[[str, dict[str, Any]], None]) -> _RankOutcome:
+                    note: Callable[[str, dict[str, Any]], None],
+                    record: Callable[[int, Cid], object] | None = None) -> _RankOutcome:
     """Run the rank's child process to its end; relay checkpoints (the leader uploads and
     announces them). A lost peer ends the generation: our child reports it, or another
     member has already joined (or left) the next generation, which means it saw the loss
@@ -551,7 +554,7 @@ async def _run_rank(task: RankTask, gen: _Generation, board: DpBoard, key: Priva
             elif event[0] == "checkpoint":
                 _, step, state, rank_samples = event
                 outcome.samples_at[step] = rank_samples
-                await _keep_checkpoint(step, state, gen, key, chain_id, job_id, channel, store, local, note)
+                await _keep_checkpoint(step, state, gen, key, chain_id, job_id, channel, store, local, note, record)
             elif event[0] == "done":
                 outcome.done = event
                 return outcome
@@ -579,7 +582,8 @@ def _get_moved_on(board: DpBoard, gen: _Generation, me: Address) -> str:
 
 async def _keep_checkpoint(step: int, state: bytes, gen: _Generation, key: PrivateKey, chain_id: str,
                            job_id: bytes, channel: Publisher, store: ContentStore, local: dict[str, bytes],
-                           note: Callable[[str, dict[str, Any]], None]) -> None:
+                           note: Callable[[str, dict[str, Any]], None],
+                           record: Callable[[int, Cid], object] | None = None) -> None:
     document = encode_checkpoint(step, state)
     cid = str(Cid.of(document, CODEC_DAG_CBOR))
     local[cid] = document
@@ -595,3 +599,10 @@ async def _keep_checkpoint(step: int, state: bytes, gen: _Generation, key: Priva
         note("dp_checkpoint_failed", {"step": step, "error": str(exc)})
         return
     note("dp_checkpoint", {"generation": gen.index, "step": step, "cid": cid})
+    if record is not None:
+        try:
+            await asyncio.to_thread(record, step, Cid.parse(cid))
+        except BcaiError as exc:
+            note("dp_checkpoint_failed", {"step": step, "error": f"not recorded on chain: {exc}"})
+            return
+        note("dp_checkpoint_recorded", {"worker": str(key.address), "step": step, "cid": cid})

@@ -498,7 +498,8 @@ async def _train(client: Client, channel: JobChannel, job_id: str, spec: JobSpec
             key=key, chain_id=client.chain_id, job_id=bytes.fromhex(job_id), workers=workers, channel=channel,
             messages=inbox.unrouted, store=client, bml=spec.bml, data=train,
             epochs=spec.rounds * spec.local_epochs, checkpoint_every=spec.checkpoint_every,
-            timeout_s=round_timeout_s, on_event=note)
+            timeout_s=round_timeout_s, on_event=note,
+            record=lambda step, cid: client.wait_for_tx(client.record_checkpoint(job_id, step, cid), 60.0))
     else:
         # round checkpoints on chain: resume from the latest, record ours (bcai.training.checkpoints)
         start_round = await _call(load_checkpoint, client, await _call(client.job, job_id), session)
