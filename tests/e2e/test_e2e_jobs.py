@@ -413,7 +413,13 @@ def test_data_parallel_job_completes_with_the_same_model_from_every_worker(net: 
     keys = register_workers(net, 3)
     job = prepare_job("e2e-data-parallel", MLP_BML, net.train, net.test, rounds=1, local_epochs=2,
                       target_accuracy_bps=8_000, paradigm="data_parallel", checkpoint_every=10)
-    out = run_job(net, job, keys)
+    recorded: list[dict[str, Any]] = []  # checkpoints committed on chain (by the leader)
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "dp_checkpoint_recorded":
+            recorded.append(data)
+
+    out = run_job(net, job, keys, worker_options={i: {"on_event": on_event} for i in range(3)})
     final = out.final
     assert final["state"] == "completed", final
     assert all(isinstance(r, DataParallelJobResult) for r in out.workers), out.workers
@@ -425,8 +431,11 @@ def test_data_parallel_job_completes_with_the_same_model_from_every_worker(net: 
     workers = [str(k.address) for k in keys]
     assert sum(final["results"][w]["samples"] for w in workers) == 2 * 1437  # each example once per epoch
     pay = expected_worker_pay(final["results"], workers)
-    for w in workers:  # the ledger's rule, unchanged: 90% by samples
-        assert out.delta(w) == pay[w] - 2 * TX_FEE
+    steps = 2 * -(-1437 // 32)  # 2 epochs of 45 global batches of 32
+    assert [d["step"] for d in recorded] == list(range(10, steps + 1, 10))  # every 10 global steps, on chain
+    assert final["checkpoint"]["round"] == recorded[-1]["step"] and final["checkpoint"]["cid"] == recorded[-1]["cid"]
+    for w in workers:  # the ledger's rule, unchanged: 90% by samples; volunteer, submit and checkpoint fees
+        assert out.delta(w) == pay[w] - 2 * TX_FEE - TX_FEE * sum(d["worker"] == w for d in recorded)
 
 
 @pytest.mark.e2e
@@ -443,6 +452,7 @@ def test_data_parallel_rank_killed_mid_job_the_others_resume_and_are_paid(net: N
                       target_accuracy_bps=8_000, paradigm="data_parallel", checkpoint_every=5)
     pids: dict[int, int] = {}
     killed: dict[str, int] = {}
+    recorded: list[dict[str, Any]] = []  # checkpoints committed on chain (by each generation's leader)
 
     def on_event_of(i: int) -> Callable[[str, dict[str, Any]], None]:
         def on_event(kind: str, data: dict[str, Any]) -> None:
@@ -451,6 +461,8 @@ def test_data_parallel_rank_killed_mid_job_the_others_resume_and_are_paid(net: N
             if kind == "dp_checkpoint" and data["generation"] == 0 and not killed and 2 in pids:
                 killed["step"] = data["step"]
                 os.kill(pids[2], signal.SIGKILL)  # worker 2's rank process dies mid-training
+            if kind == "dp_checkpoint_recorded":
+                recorded.append(data)
         return on_event
 
     out = run_job(net, job, keys, round_timeout_s=20, grace_s=4,
@@ -466,6 +478,9 @@ def test_data_parallel_rank_killed_mid_job_the_others_resume_and_are_paid(net: N
                and r.rounds[1].resumed_from for r in survivors), survivors
     assert {r["model_cid"] for r in final["results"].values()} == {str(survivors[0].model_cid)}  # type: ignore[union-attr]
     pay = expected_worker_pay(final["results"], alive)
+    steps = [d["step"] for d in recorded]
+    assert steps == sorted(set(steps)) and final["checkpoint"]["round"] == steps[-1]  # increasing, the latest on chain
+    fees = {w: TX_FEE * sum(d["worker"] == w for d in recorded) for w in [*alive, dead]}
     for w in alive:
-        assert out.delta(w) == pay[w] - 2 * TX_FEE
-    assert out.delta(dead) == -TX_FEE  # its stake came back; it paid only the volunteer fee
+        assert out.delta(w) == pay[w] - 2 * TX_FEE - fees[w]
+    assert out.delta(dead) == -TX_FEE - fees[dead]  # its stake came back; it paid the volunteer (and checkpoint) fees
