@@ -106,12 +106,12 @@ async def channel_client(address: str, node: bytes, size: int) -> float:
     return elapsed
 
 
-def p2p_server(size: int, conn) -> None:
+def p2p_server(size: int, conn, chunk_size: int = FRAME) -> None:
     async def main() -> None:
         host = Host(PrivateKey.from_label("bench-provider"), TcpTransport())
         await host.start("127.0.0.1:0")
         store = MemoryContentStore()
-        object_id = store_object(store, os.urandom(size))
+        object_id = store_object(store, os.urandom(size), chunk_size)
         ContentExchange(host, store)
         conn.send((host.address, host.node_id.raw, object_id.to_bytes()))
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until told to stop
@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--store", choices=["memory", "file"], default="memory")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--chunk-mb", type=int, default=1)
     args = parser.parse_args()
     size = args.mb * 1024 * 1024
     ctx = mp.get_context("spawn")
@@ -187,7 +188,7 @@ def main() -> None:
         channel_rates.append(size / elapsed / 1e6)
 
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=p2p_server, args=(size, child))
+        proc = ctx.Process(target=p2p_server, args=(size, child, args.chunk_mb * 1024 * 1024))
         proc.start()
         address, node, object_id = parent.recv()
         elapsed, got = asyncio.run(p2p_client(address, node, object_id, args.window, args.store))

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from bcai.crypto import (
-    CODEC_DAG_CBOR, Address, Cid, MerkleProof, PrivateKey, PublicKey, compute_merkle_proof,
+    BLAKE3, CODEC_DAG_CBOR, SHA2_256, Address, Cid, MerkleProof, PrivateKey, PublicKey, compute_merkle_proof,
     compute_merkle_root, open_sealed, seal, sha256, verify_merkle_proof,
 )
 from bcai.crypto.keystore import KeyStore
@@ -40,8 +40,39 @@ def test_cid_agrees_with_multiformats_library():
 
     for content in (b"x", b"bcai" * 1000, os.urandom(77)):
         for codec, name in ((0x55, "raw"), (CODEC_DAG_CBOR, "dag-cbor")):
-            theirs = CID("base32", 1, name, multihash.digest(content, "sha2-256"))
-            assert str(Cid.of(content, codec)) == str(theirs)
+            for code, hash_name in ((SHA2_256, "sha2-256"), (BLAKE3, "blake3")):
+                theirs = CID("base32", 1, name, multihash.digest(content, hash_name, size=32))
+                ours = Cid.of(content, codec, code)
+                assert str(ours) == str(theirs) and ours.to_bytes() == bytes(theirs)
+                assert Cid.parse(str(theirs)) == ours and ours.hash_name == hash_name
+
+
+def test_blake3_cid_known_answer_and_no_confusion_between_hashes():
+    # BLAKE3 of the empty input (the reference implementation's test vector)
+    empty = Cid.of(b"", multihash=BLAKE3)
+    assert empty.digest.hex() == "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    assert str(empty).startswith("bafkr4i") and Cid.from_bytes(empty.to_bytes()) == empty
+    data = os.urandom(3000)
+    b3, sha = Cid.of(data, multihash=BLAKE3), Cid.of(data)
+    assert b3 != sha and b3.matches(data) and sha.matches(data)
+    # a digest is only ever checked with the hash its CID names
+    assert not Cid(b3.codec, sha.digest, BLAKE3).matches(data)
+    assert not Cid(sha.codec, b3.digest, SHA2_256).matches(data)
+    with pytest.raises(InvalidCid):
+        b3.check(data + b"!")
+
+
+@pytest.mark.parametrize("prefix", [
+    bytes([0x01, 0x55, 0x13, 0x20]),  # sha2-512 code: not accepted
+    bytes([0x01, 0x55, 0x1e, 0x40]),  # blake3 with a 64-byte digest length
+    bytes([0x01, 0x70, 0x1e, 0x20]),  # dag-pb codec
+    bytes([0x00, 0x55, 0x12, 0x20]),  # version 0 prefix
+])
+def test_unsupported_cid_prefixes_rejected(prefix):
+    with pytest.raises(InvalidCid):
+        Cid.from_bytes(prefix + bytes(32))
+    with pytest.raises(InvalidCid):
+        Cid(0x55, bytes(32), 0x13)
 
 
 @pytest.mark.parametrize("text", [

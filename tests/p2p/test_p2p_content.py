@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from p2p_netkit import TRANSPORTS, Net, connect_all, run
+from p2p_netkit import TRANSPORTS, Net, connect_all, eventually, run
 
-from bcai.crypto import CODEC_DAG_CBOR, Cid
+from bcai.crypto import BLAKE3, CODEC_DAG_CBOR, Cid
 from bcai.errors import (
     ConnectionClosed,
     ContentNotFound,
@@ -18,8 +18,9 @@ from bcai.errors import (
     InvalidManifest,
     MalformedMessage,
     RequestFailed,
+    RequestTimeout,
 )
-from bcai.p2p import BlockSyncServer, ContentExchange, Manifest, NodeId, compute_chunks, fetch_blocks, read_object, store_object
+from bcai.p2p import BlockSyncServer, HostConfig, ContentExchange, Manifest, NodeId, compute_chunks, fetch_blocks, read_object, store_object
 from bcai.p2p.content import GET_PROTOCOL
 from bcai.store import ContentStore, FileContentStore, MemoryContentStore
 
@@ -158,6 +159,41 @@ def test_transfer_resumes_after_a_disconnect(kind: str) -> None:
         assert await mine.fetch_bytes(object_id, [steady.node_id]) == data
         assert exchanges[1].metrics["chunks_served"] - before == 16 - 6  # nothing fetched twice
         assert mine.metrics["chunks_skipped"] == 6
+        await net.close()
+
+    run(main)
+
+
+def test_chunks_are_blake3_cids_and_checked_on_arrival(store: ContentStore) -> None:
+    manifest, pieces = compute_chunks(os.urandom(5000), chunk_size=1024)
+    assert all(c.multihash == BLAKE3 and c.matches(p) for c, p in zip(manifest.chunks, pieces))
+    assert manifest.cid.multihash != BLAKE3  # the object id stays an ordinary sha2-256 dag-cbor CID
+    with pytest.raises(InvalidCid):
+        store.put_verified(manifest.chunks[0], pieces[1])
+
+
+def test_a_fetch_faster_than_the_message_rate_limit_is_not_punished() -> None:
+    """Served chunk requests are bulk traffic: a provider limiting peers to 5 messages/s
+    still serves 60 chunks as fast as they are asked for, without a penalty; asks it cannot
+    answer are ordinary messages and are cut off past the limit."""
+
+    async def main() -> None:
+        net = Net("memory")
+        strict = HostConfig(rate_per_s=5.0, rate_burst=5.0)
+        provider, fetcher = await net.host("provider", strict), await net.host("fetcher")
+        served = ContentExchange(provider, MemoryContentStore())
+        object_id = store_object(served.store, os.urandom(60 * 1024), chunk_size=1024)
+        mine = ContentExchange(fetcher, MemoryContentStore(), window_per_peer=8)
+        await fetcher.connect(provider.address, provider.node_id)
+        assert await mine.fetch_bytes(object_id, [provider.node_id]) == read_object(served.store, object_id)
+        assert served.metrics["chunks_served"] == 61  # the manifest and 60 chunks
+        assert provider.metrics["rate_limited"] == 0
+        assert provider.scores.get_score(fetcher.node_id, provider.clock.now()) == 0
+        for i in range(12):  # asks for content the provider does not have: charged, then refused
+            with pytest.raises((RequestFailed, RequestTimeout)):  # answered "not found", or dropped
+                await fetcher.request(provider.node_id, GET_PROTOCOL, Cid.of(b"%d" % i).to_bytes(), timeout=0.2)
+        await eventually(lambda: provider.metrics["rate_limited"] > 0)
+        assert provider.scores.get_score(fetcher.node_id, provider.clock.now()) < 0
         await net.close()
 
     run(main)

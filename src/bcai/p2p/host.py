@@ -9,7 +9,12 @@ Reading is one task per peer: decrypt, decode, check the rate limit, dispatch. G
 handlers run inline (a slow handler slows that peer's reader: backpressure, not an
 unbounded backlog); request handlers run as tasks, at most 16 at once per peer.
 Responses to our own requests are exempt from the rate limit: the peer did not choose
-to send them, and a bulk transfer answers many requests a second.
+to send them. So are requests on a *bulk* protocol (content transfer) that we answer:
+a fetch at disk or network speed asks for hundreds of chunks a second, and what bounds
+it is the 16 requests in flight per peer and the requester having to read every
+response (our send queue blocks otherwise, and with it that peer's reader). A bulk
+request we cannot answer (unknown content, a malformed ask) costs a token like any
+other message, so a flood of cheap asks is still cut off.
 """
 
 from __future__ import annotations
@@ -119,6 +124,7 @@ class Host:
         self._peers: dict[NodeId, Peer] = {}
         self._topics: dict[str, GossipHandler] = {}
         self._handlers: dict[str, RequestHandler] = {}
+        self._bulk_protocols: set[str] = set()  # answered requests not charged to the rate limit
         self._pending: dict[int, tuple[NodeId, asyncio.Future[tuple[bool, bytes]]]] = {}
         self._request_ids = itertools.count(1)
         self._timed_out: OrderedDict[int, None] = OrderedDict()  # recent ids, for late answers
@@ -317,9 +323,11 @@ class Host:
         if isinstance(message, Response):
             self._process_response(peer, message)
             return
-        if not peer.bucket.take(self.clock.now()):
-            self.metrics["rate_limited"] += 1
-            self.penalize(peer.id, scoring.PENALTY_RATE_LIMIT, "over the rate limit")
+        if isinstance(message, Request) and message.protocol in self._bulk_protocols:
+            await peer.requests_in_flight.acquire()  # paid for below, if it fails
+            self._spawn(self._serve_request(peer, message))
+            return
+        if not self._take_token(peer):
             return
         if isinstance(message, Publish):
             await self._process_publish(peer, message)
@@ -333,6 +341,14 @@ class Host:
                 peer.topics.discard(message.topic)
         else:
             self._process_hello(peer, message)
+
+    def _take_token(self, peer: Peer) -> bool:
+        """Charge one message to the peer's rate limit; False (and a penalty) when it is over."""
+        if peer.bucket.take(self.clock.now()):
+            return True
+        self.metrics["rate_limited"] += 1
+        self.penalize(peer.id, scoring.PENALTY_RATE_LIMIT, "over the rate limit")
+        return False
 
     def _process_hello(self, peer: Peer, hello: Hello) -> None:
         try:
@@ -424,17 +440,25 @@ class Host:
 
     # --- request / response ---------------------------------------------------------
 
-    def register_handler(self, protocol: str, handler: RequestHandler, replace: bool = False) -> None:
+    def register_handler(
+        self, protocol: str, handler: RequestHandler, replace: bool = False, bulk: bool | None = None
+    ) -> None:
         """Answer requests for `protocol` with `handler(peer, payload) -> response bytes`.
 
         A handler raising a `BcaiError` sends an error response (its message); one with
-        `peer_fault` also lowers the requester's score.
+        `peer_fault` also lowers the requester's score. With `bulk`, answered requests are
+        not charged to the requester's rate limit, failed ones are (see the module doc);
+        None keeps what a replaced handler's protocol had (not bulk for a new one).
         """
         if not is_valid_name(protocol):
             raise ValueError(f"bad protocol name {protocol!r}")
         if protocol in self._handlers and not replace:
             raise ValueError(f"a handler for {protocol!r} is already registered")
         self._handlers[protocol] = handler
+        if bulk is True:
+            self._bulk_protocols.add(protocol)
+        elif bulk is False:
+            self._bulk_protocols.discard(protocol)
 
     async def request(self, node: NodeId, protocol: str, payload: bytes, timeout: float | None = None) -> bytes:
         """Send a request to a connected peer and wait for its response bytes.
@@ -494,6 +518,8 @@ class Host:
                     response = Response(request.request_id, False, b"internal error")
             if len(response.payload) + 10 > self.config.max_frame:
                 response = Response(request.request_id, False, b"response exceeds the frame limit")
+            if not response.ok and request.protocol in self._bulk_protocols and not self._take_token(peer):
+                return  # a failed bulk ask is an ordinary message, over the limit: no answer
             await self._send_quietly(peer, response)
         finally:
             peer.requests_in_flight.release()
