@@ -58,6 +58,32 @@ def test_handshake_authenticates_both_sides_and_carries_frames(kind: str) -> Non
 
 
 @pytest.mark.parametrize("kind", TRANSPORTS)
+def test_large_frames_interleaved_with_small_ones_arrive_intact(kind: str) -> None:
+    """Frames from OFFLOAD_BYTES up are sealed as (length, ciphertext) in two writes and
+    opened on a worker thread; on TCP a write goes out in slices: all must reassemble."""
+    import os
+
+    from bcai.p2p.secure import MAX_FRAME, OFFLOAD_BYTES
+
+    async def main() -> None:
+        (ours, theirs), _, _ = await _pair(Net(kind))
+        frames = [os.urandom(OFFLOAD_BYTES), b"vote", os.urandom(OFFLOAD_BYTES - 1), os.urandom(3 << 20), b"",
+                  os.urandom(MAX_FRAME - 7)]
+
+        async def send_all() -> None:
+            for frame in frames:
+                await ours.send(frame[:5], frame[5:])
+
+        sending = asyncio.get_running_loop().create_task(send_all())
+        for frame in frames:
+            assert bytes(await theirs.recv()) == frame
+        await sending
+        ours.close(), theirs.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
 def test_invalid_wrong_identity_is_refused(kind: str) -> None:
     async def main() -> None:
         impostor_expected = NodeId.of(PrivateKey.from_label("somebody else").public_key)
@@ -118,7 +144,7 @@ def test_invalid_frames_kill_the_channel(kind: str, attack: str) -> None:
         (ours, theirs), _, _ = await _pair(Net(kind))
         from bcai.p2p.secure import seal_frame
 
-        first, second = bytes(seal_frame(ours, b"one")), bytes(seal_frame(ours, b"two"))
+        first, second = b"".join(seal_frame(ours, b"one")), b"".join(seal_frame(ours, b"two"))
         if attack == "tamper":
             wire = first[:-1] + bytes([first[-1] ^ 1])
         elif attack == "replay":

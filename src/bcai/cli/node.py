@@ -60,7 +60,9 @@ def run(home: Optional[Path] = typer.Option(None, "--home", help="Node home (def
     """
     from bcai.node.node import Node
     from bcai.node.telemetry import setup_logging
+    from bcai.p2p import tune_allocator
 
+    tune_allocator()  # large frames reuse heap memory instead of fresh zero-filled pages
     home = home or default_home() / "node"
     try:
         node = Node(home)

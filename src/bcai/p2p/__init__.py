@@ -16,8 +16,10 @@ request/response, block sync and content transfer.
 - `content.py`: chunked, verified, resumable, multi-peer object transfer by CID.
 - `sync.py`: block-range requests for lagging nodes.
 - `clock.py`: injectable clocks.
+- `allocator.py`: `tune_allocator` (glibc malloc thresholds for a node moving large frames).
 """
 
+from bcai.p2p.allocator import tune_allocator
 from bcai.p2p.clock import Clock, ManualClock, SystemClock
 from bcai.p2p.content import (
     DEFAULT_CHUNK_SIZE,
@@ -46,6 +48,7 @@ from bcai.p2p.tcp import TcpTransport
 from bcai.p2p.transport import ByteStream, Transport
 
 __all__ = [
+    "tune_allocator",
     "DEFAULT_CHUNK_SIZE",
     "MAX_FRAME",
     "TOPIC_BLOCKS",

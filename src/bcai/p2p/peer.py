@@ -109,7 +109,7 @@ class Peer:
         """Seal and write queued frames in order. Large frames are encrypted on a worker
         thread (libsodium releases the GIL), and the next frame is sealed while the
         current one is written, so the cipher and the socket work overlap."""
-        sealing: asyncio.Future[bytearray] | None = None
+        sealing: asyncio.Future[tuple[bytes | bytearray, ...]] | None = None
         try:
             while True:
                 if sealing is None:
@@ -117,7 +117,8 @@ class Peer:
                 frame = await sealing
                 following = self.queue.get_nowait()
                 sealing = self._seal(following) if following is not None else None
-                await self.channel.stream.write(frame)
+                for part in frame:
+                    await self.channel.stream.write(part)
         except ConnectionClosed:
             pass
         finally:
@@ -125,13 +126,13 @@ class Peer:
                 sealing.cancel()
             self.close()
 
-    def _seal(self, frame: tuple[bytes, bytes]) -> asyncio.Future[bytearray]:
+    def _seal(self, frame: tuple[bytes, bytes]) -> asyncio.Future[tuple[bytes | bytearray, ...]]:
         # One seal at a time, in queue order: the nonce counter advances in frame order.
         head, body = frame
         loop = asyncio.get_running_loop()
         if len(body) >= OFFLOAD_BYTES:
             return loop.run_in_executor(None, seal_frame, self.channel, head, body)
-        future: asyncio.Future[bytearray] = loop.create_future()
+        future: asyncio.Future[tuple[bytes | bytearray, ...]] = loop.create_future()
         future.set_result(seal_frame(self.channel, head, body))
         return future
 

@@ -115,7 +115,8 @@ class SecureChannel:
         size = len(head) + len(body)
         if size > self.max_frame:
             raise FrameTooLarge(f"refusing to send a {size}-byte frame (max {self.max_frame})")
-        await self.stream.write(seal_frame(self, head, body))
+        for part in seal_frame(self, head, body):
+            await self.stream.write(part)
 
     async def recv(self) -> memoryview:
         """The next frame's plaintext (a view the caller owns)."""
@@ -136,21 +137,27 @@ class SecureChannel:
         self.stream.close()
 
 
-def seal_frame(channel: SecureChannel, head: bytes, body: bytes = b"") -> bytearray:
-    """Encrypt `head + body` as one frame with the next send nonce; return the wire bytes.
-
-    The ciphertext is written straight into the frame buffer after its length prefix (the
-    associated data), so a 1 MiB chunk costs one join of head and body plus the cipher.
+def seal_frame(channel: SecureChannel, head: bytes, body: bytes = b"") -> tuple[bytes | bytearray, ...]:
+    """Encrypt `head + body` as one frame with the next send nonce; return the wire bytes,
+    to be written in order: one buffer for a small frame (the ciphertext written straight
+    after its length prefix, one write), two for a large one (the 4-byte length, then the
+    ciphertext as the cipher returns it: no zero-filled frame buffer to allocate first).
     """
     if channel._send_nonce >= _NONCE_LIMIT:
         raise ConnectionClosed("send nonce space exhausted; reconnect")
     plaintext = head + body if body else head
     size = len(plaintext)
-    frame = bytearray(4 + size + TAG_SIZE)
-    _LENGTH.pack_into(frame, 0, size + TAG_SIZE)
-    channel._send_cipher.encrypt_into(_nonce(channel._send_nonce), plaintext, bytes(frame[:4]), memoryview(frame)[4:])
+    header = _LENGTH.pack(size + TAG_SIZE)
+    nonce = _nonce(channel._send_nonce)
+    if size >= OFFLOAD_BYTES:
+        parts: tuple[bytes | bytearray, ...] = (header, channel._send_cipher.encrypt(nonce, plaintext, header))
+    else:
+        frame = bytearray(4 + size + TAG_SIZE)
+        frame[:4] = header
+        channel._send_cipher.encrypt_into(nonce, plaintext, header, memoryview(frame)[4:])
+        parts = (frame,)
     channel._send_nonce += 1
-    return frame
+    return parts
 
 
 def open_frame(channel: SecureChannel, header: bytes | bytearray, ciphertext: bytearray) -> memoryview:
@@ -158,9 +165,8 @@ def open_frame(channel: SecureChannel, header: bytes | bytearray, ciphertext: by
     plaintext or raise `FrameAuthenticationFailed`."""
     if channel._recv_nonce >= _NONCE_LIMIT:
         raise ConnectionClosed("receive nonce space exhausted")
-    plaintext = bytearray(len(ciphertext) - TAG_SIZE)
-    try:
-        channel._recv_cipher.decrypt_into(_nonce(channel._recv_nonce), ciphertext, bytes(header), plaintext)
+    try:  # `decrypt` fills a new bytes object: no zero-filled buffer first
+        plaintext = channel._recv_cipher.decrypt(_nonce(channel._recv_nonce), ciphertext, bytes(header))
     except InvalidTag:
         raise FrameAuthenticationFailed(
             f"frame {channel._recv_nonce} from {channel.remote_id!r} failed authentication"
