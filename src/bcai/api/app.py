@@ -333,7 +333,7 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
             parsed.check(data)
         except InvalidCid as exc:
             raise ApiError("invalid_cid", str(exc), 400) from None
-        return ArtifactStored(cid=service.put_artifact(data, parsed.codec))
+        return ArtifactStored(cid=service.put_artifact(data, parsed.codec, parsed.multihash))
 
     @app.get("/metrics", response_class=Response, responses=ERRORS)
     def metrics() -> Response:

@@ -36,8 +36,9 @@ class NodeService(Protocol):
         """The artifact from this node's content store, else fetched from peers; None if nobody has it."""
         ...
 
-    def put_artifact(self, data: bytes, codec: int = 0x55) -> str:
-        """Store bytes under their CID (`codec`: raw 0x55 or dag-cbor 0x71); return the CID."""
+    def put_artifact(self, data: bytes, codec: int = 0x55, multihash: int = 0x12) -> str:
+        """Store bytes under their CID (`codec`: raw 0x55 or dag-cbor 0x71; `multihash`:
+        sha2-256 0x12 or blake3 0x1e); return the CID."""
         ...
 
     async def post_job_message(self, job_id: bytes, data: bytes) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from bcai.crypto import CODEC_RAW, Address, Cid
+from bcai.crypto import CODEC_RAW, SHA2_256, Address, Cid
 from bcai.errors import BcaiError, BlockNotFound, ContentNotFound
 from bcai.node.application import CommittedBlock
 from bcai.p2p import scoring
@@ -133,8 +133,8 @@ class NodeReads:
             self.host.penalize(peer, scoring.PENALTY_BAD_CONTENT, f"wrong bytes for {wanted}")
         return None
 
-    def put_artifact(self, data: bytes, codec: int = CODEC_RAW) -> str:
-        return str(self.content.put(data, codec))
+    def put_artifact(self, data: bytes, codec: int = CODEC_RAW, multihash: int = SHA2_256) -> str:
+        return str(self.content.put(data, codec, multihash))
 
     async def post_job_message(self, job_id: bytes, data: bytes) -> int:
         return await self.jobs.post(job_id, data)

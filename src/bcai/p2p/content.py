@@ -1,25 +1,23 @@
 """Content transfer of large objects by CID: chunked, hash-checked, resumable, multi-peer.
 
-An object is cut into chunks (4 MiB by default), each stored under its raw BLAKE3 CID
-(checked on both ends of every transfer, so the cheaper hash: 0.23 vs 0.93 ms per MiB for
-SHA-256 here). A manifest lists the chunk CIDs and the total size; the object's id is the
-manifest's dag-cbor (sha2-256) CID. Fetching asks several providers at once (a few requests in flight per
-provider), checks every chunk against its CID on arrival, stores it at once, and skips
-chunks already in the store: an interrupted fetch resumes where it stopped. A provider
-that sends a wrong chunk is penalised and not asked again in this fetch; its chunk goes
-back to the queue for the others. Chunk requests are a bulk protocol for the host's rate
-limit (served chunks are bounded by requests in flight, not by messages per second), so a
-fetch at full speed does not get the fetcher banned.
+Objects, chunks and manifests are defined in `bcai.crypto.objects` (4 MiB chunks under
+raw BLAKE3 CIDs; the object's id is its manifest's dag-cbor CID). Fetching asks several
+providers at once (a few requests in flight per provider), checks every chunk against its
+CID on arrival, stores it at once, and skips chunks already in the store: an interrupted
+fetch resumes where it stopped. A provider that sends a wrong chunk is penalised and not
+asked again in this fetch; its chunk goes back to the queue for the others. Chunk requests
+are a bulk protocol for the host's rate limit (served chunks are bounded by requests in
+flight, not by messages per second), so a fetch at full speed does not get the fetcher
+banned.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
-from dataclasses import dataclass
 
-from bcai.crypto import BLAKE3, CODEC_DAG_CBOR, CODEC_RAW, Cid
-from bcai.encoding import decode, encode
+from bcai.crypto import CODEC_DAG_CBOR, Cid
+from bcai.crypto.objects import DEFAULT_CHUNK_SIZE, Manifest, compute_chunks
 from bcai.errors import BcaiError, ContentUnavailable, InvalidCid, InvalidManifest, MalformedMessage
 from bcai.p2p import scoring
 from bcai.p2p.host import Host
@@ -27,53 +25,6 @@ from bcai.p2p.records import NodeId
 from bcai.store.content import ContentStore
 
 GET_PROTOCOL = "content/get"
-DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
-MAX_CHUNK_SIZE = 8 * 1024 * 1024
-MAX_CHUNKS = 1_000_000  # 1 TiB at 1 MiB chunks; bounds the manifest we accept
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    size: int
-    chunk_size: int
-    chunks: tuple[Cid, ...]
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
-            raise InvalidManifest(f"chunk size must be in [1, {MAX_CHUNK_SIZE}]")
-        if self.size < 0 or len(self.chunks) != -(-self.size // self.chunk_size):
-            raise InvalidManifest("chunk count does not match size / chunk size")
-        if len(self.chunks) > MAX_CHUNKS or any(c.codec != CODEC_RAW for c in self.chunks):
-            raise InvalidManifest("chunks must be raw CIDs, at most 1,000,000 of them")
-
-    def to_bytes(self) -> bytes:
-        return encode({"size": self.size, "chunk_size": self.chunk_size, "chunks": [c.to_bytes() for c in self.chunks]})
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Manifest:
-        try:
-            obj = decode(data)
-            if not isinstance(obj, dict) or set(obj) != {"size", "chunk_size", "chunks"}:
-                raise InvalidManifest("a manifest is a map of size, chunk_size, chunks")
-            if type(obj["size"]) is not int or type(obj["chunk_size"]) is not int or not isinstance(obj["chunks"], list):
-                raise InvalidManifest("malformed manifest fields")
-            chunks = tuple(Cid.from_bytes(c) for c in obj["chunks"])
-        except InvalidManifest:
-            raise
-        except (BcaiError, TypeError) as exc:
-            raise InvalidManifest(f"undecodable manifest: {exc}") from None
-        return cls(obj["size"], obj["chunk_size"], chunks)
-
-    @property
-    def cid(self) -> Cid:
-        return Cid.of(self.to_bytes(), CODEC_DAG_CBOR)
-
-
-def compute_chunks(data: bytes, chunk_size: int = DEFAULT_CHUNK_SIZE) -> tuple[Manifest, list[bytes]]:
-    """Cut `data` into chunks and describe them (pure)."""
-    view = memoryview(data)
-    pieces = [bytes(view[i : i + chunk_size]) for i in range(0, len(data), chunk_size)]
-    return Manifest(len(data), chunk_size, tuple(Cid.of(p, multihash=BLAKE3) for p in pieces)), pieces
 
 
 def store_object(store: ContentStore, data: bytes, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Cid:

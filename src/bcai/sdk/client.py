@@ -19,8 +19,9 @@ from typing import Any, Sequence
 
 import httpx
 
-from bcai.crypto import CODEC_RAW, Address, Cid, PrivateKey, PublicKey, sha256
-from bcai.errors import BcaiError, ClientError, InvalidCid, NodeUnreachable, TxTimeout
+from bcai.crypto import CODEC_DAG_CBOR, CODEC_RAW, Address, Cid, PrivateKey, PublicKey, sha256
+from bcai.crypto.objects import DEFAULT_CHUNK_SIZE, Manifest, compute_chunks
+from bcai.errors import BcaiError, ClientError, InvalidCid, InvalidManifest, NodeUnreachable, TxTimeout
 from bcai.ledger.types import Amount, Bps, JobId
 from bcai.ledger import (
     Attest, Bond, Capabilities, PostJob, RecordCheckpoint, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, TxBody, Unbond,
@@ -220,8 +221,21 @@ class Client:
     # --- artifacts -----------------------------------------------------------------------
 
     def upload(self, data: bytes, codec: int = CODEC_RAW) -> Cid:
-        """Store `data` on the node under its CID (raw codec unless told otherwise)."""
-        cid = Cid.of(data, codec)
+        """Store `data` on the node; return its id (`bcai.crypto.objects.compute_artifact_cid`).
+
+        Up to one chunk (4 MiB) it is one blob under its own CID (raw codec unless told
+        otherwise); larger data goes up as 4 MiB BLAKE3 chunks and then their manifest,
+        whose CID is returned. `download` reassembles either; the node serves the pieces
+        to its peers, each checked against its CID.
+        """
+        if len(data) <= DEFAULT_CHUNK_SIZE:
+            return self._upload_blob(Cid.of(data, codec), data)
+        manifest, pieces = compute_chunks(data)
+        for cid, piece in dict(zip(manifest.chunks, pieces)).items():  # a repeated chunk goes once
+            self._upload_blob(cid, piece)
+        return self._upload_blob(manifest.cid, manifest.to_bytes())
+
+    def _upload_blob(self, cid: Cid, data: bytes) -> Cid:
         self._check(self._request("POST", f"/artifacts/{cid}", content=data))
         return cid
 
@@ -247,8 +261,27 @@ class Client:
         return out, int(body["next"])
 
     def download(self, cid: Cid | str) -> bytes:
-        """Fetch an artifact and check it against its CID before returning it."""
+        """Fetch an artifact, every piece checked against its CID before it is used. The
+        CID of a manifest (what `upload` returns for data over 4 MiB) gives the object it
+        describes, reassembled from its chunks."""
         cid = Cid.parse(cid) if isinstance(cid, str) else cid
+        data = self._download_blob(cid)
+        if cid.codec != CODEC_DAG_CBOR:
+            return data
+        try:
+            manifest = Manifest.from_bytes(data)
+        except InvalidManifest:
+            return data  # an ordinary dag-cbor document (a job spec, a small model)
+        fetched: dict[Cid, bytes] = {}
+        for chunk in manifest.chunks:
+            if chunk not in fetched:
+                fetched[chunk] = self._download_blob(chunk)
+        whole = b"".join(fetched[chunk] for chunk in manifest.chunks)
+        if len(whole) != manifest.size:
+            raise InvalidManifest(f"the chunks of {cid} add up to {len(whole)} bytes, its manifest says {manifest.size}")
+        return whole
+
+    def _download_blob(self, cid: Cid) -> bytes:
         data = self._check(self._request("GET", f"/artifacts/{cid}")).content
         if not cid.matches(data):
             raise InvalidCid(f"node returned bytes that do not match {cid}")

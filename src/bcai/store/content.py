@@ -19,14 +19,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 
-from bcai.crypto import CODEC_RAW, Cid
+from bcai.crypto import CODEC_RAW, SHA2_256, Cid
 from bcai.errors import ContentNotFound, CorruptContent, InvalidCid
 
 
 class ContentStore(ABC):
-    def put(self, data: bytes, codec: int = CODEC_RAW) -> Cid:
+    def put(self, data: bytes, codec: int = CODEC_RAW, multihash: int = SHA2_256) -> Cid:
         """Store `data`; return its CID (storing the same bytes twice is a no-op)."""
-        cid = Cid.of(data, codec)
+        cid = Cid.of(data, codec, multihash)
         if not self.has(cid):
             self._write(cid, bytes(data))
         return cid

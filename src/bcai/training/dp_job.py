@@ -52,6 +52,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from bcai.crypto import CODEC_DAG_CBOR, Address, Cid, PrivateKey, PublicKey
+from bcai.crypto.objects import compute_artifact_cid
 from bcai.encoding import decode, encode
 from bcai.errors import (
     BcaiError, InvalidCid, InvalidDpMessage, InvalidJobDocument, JobFlowError, JobTimeout, RankFailed,
@@ -449,7 +450,7 @@ async def run_data_parallel_job(*, key: PrivateKey, chain_id: str, job_id: bytes
                                         "completed" if outcome.done else outcome.lost))
         if outcome.done is not None:
             _, params, model_cid, done_samples, losses = outcome.done
-            if str(Cid.of(params, CODEC_DAG_CBOR)) != model_cid:
+            if str(compute_artifact_cid(params, CODEC_DAG_CBOR)) != model_cid:
                 raise RankFailed(f"rank {gen.rank}: the model bytes do not match their CID {model_cid}")
             note("dp_done", {"generation": index, "model_cid": model_cid})
             return DataParallelJobResult(params, Cid.parse(model_cid), samples + done_samples, reports, tuple(losses))
@@ -585,7 +586,7 @@ async def _keep_checkpoint(step: int, state: bytes, gen: _Generation, key: Priva
                            note: Callable[[str, dict[str, Any]], None],
                            record: Callable[[int, Cid], object] | None = None) -> None:
     document = encode_checkpoint(step, state)
-    cid = str(Cid.of(document, CODEC_DAG_CBOR))
+    cid = str(compute_artifact_cid(document, CODEC_DAG_CBOR))
     local[cid] = document
     while len(local) > KEEP_CHECKPOINTS:
         del local[next(iter(local))]

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
 from bcai.crypto import CODEC_DAG_CBOR, Address, Cid, PrivateKey, PublicKey, open_sealed, seal
+from bcai.crypto.objects import compute_artifact_cid
 from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, InvalidJobDocument, InvalidRoundUpdate, JobFlowError, JobTimeout
 from bcai.ledger import JOB_STATES, PostJob
@@ -342,7 +343,8 @@ def prepare_job(name: str, bml: str, train: Dataset, test: Dataset, *, rounds: i
     train_key, test_key = new_data_key(), new_data_key()
     train_blob = encrypt_artifact(encode_dataset(train), train_key)
     test_blob = encrypt_artifact(encode_dataset(test), test_key)
-    spec = JobSpec(name=name, bml=bml, train_cid=str(Cid.of(train_blob)), test_cid=str(Cid.of(test_blob)),
+    spec = JobSpec(name=name, bml=bml, train_cid=str(compute_artifact_cid(train_blob)),
+                   test_cid=str(compute_artifact_cid(test_blob)),
                    train_samples=len(train), rounds=rounds, local_epochs=local_epochs, aggregation=aggregation,
                    target_accuracy_bps=target_accuracy_bps, paradigm=paradigm, search=search or {},
                    checkpoint_every=checkpoint_every)

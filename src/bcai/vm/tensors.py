@@ -19,6 +19,7 @@ import torch
 
 from bcai.crypto import Cid
 from bcai.crypto.cid import CODEC_DAG_CBOR
+from bcai.crypto.objects import compute_artifact_cid
 from bcai.encoding import decode, encode
 from bcai.errors import EncodingError, InvalidFeed, MalformedProgram
 from bcai.vm.kernels import DTYPE_NAMES, TORCH_DTYPES, bytes_to_tensor, tensor_to_bytes
@@ -58,8 +59,9 @@ def decode_tensors(data: bytes) -> dict[str, torch.Tensor]:
 
 
 def compute_tensors_hash(tensors: Mapping[str, torch.Tensor]) -> Cid:
-    """Content id of the canonical bytes of named tensors (bitwise: any change shows)."""
-    return Cid.of(encode_tensors(tensors), CODEC_DAG_CBOR)
+    """Content id of the canonical bytes of named tensors (bitwise: any change shows): the
+    artifact id they are uploaded under (`compute_artifact_cid`: a manifest's CID beyond 4 MiB)."""
+    return compute_artifact_cid(encode_tensors(tensors), CODEC_DAG_CBOR)
 
 
 class TensorManager:
