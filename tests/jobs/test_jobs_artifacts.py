@@ -67,12 +67,19 @@ def test_large_artifacts_upload_in_chunks_and_download_whole(tmp_path: Path) -> 
             doc_cid = await call(client.upload, document, CODEC_DAG_CBOR)
             assert doc_cid == Cid.of(document, CODEC_DAG_CBOR)
             assert await call(client.download, doc_cid) == document
-            # a manifest whose chunks do not add up to its size is refused, not returned short
+            # a manifest whose chunks are not the sizes it claims is refused, not returned short
             liar = Manifest(2 * DEFAULT_CHUNK_SIZE, DEFAULT_CHUNK_SIZE, (Cid.of(b"a", multihash=BLAKE3),) * 2)
             await call(client._upload_blob, Cid.of(b"a", multihash=BLAKE3), b"a")
             await call(client._upload_blob, liar.cid, liar.to_bytes())
-            with pytest.raises(InvalidManifest, match="add up to 2 bytes"):
+            with pytest.raises(InvalidManifest, match="chunk 0 .* is 1 bytes"):
                 await call(client.download, liar.cid)
+            # a manifest claiming more than the caller allows is refused before any chunk is fetched
+            huge = Manifest(1 << 40, DEFAULT_CHUNK_SIZE, (Cid.of(b"missing", multihash=BLAKE3),) * (1 << 18))
+            await call(client._upload_blob, huge.cid, huge.to_bytes())
+            with pytest.raises(InvalidManifest, match="more than"):
+                await call(client.download, huge.cid)
+            with pytest.raises(InvalidManifest, match="more than"):
+                await call(client.download, cid, len(large) - 1)
             client.close()
 
     asyncio.run(scenario())

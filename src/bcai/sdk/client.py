@@ -33,6 +33,9 @@ from bcai.sdk.job_message import JobMessage
 MAX_BATCH_TXS = 1_000  # txs per POST /txs/batch (the API's default cap)
 
 
+MAX_DOWNLOAD_BYTES = 8 << 30  # the largest object `download` reassembles unless told otherwise
+
+
 @dataclass(frozen=True)
 class TxOutcome:
     """What a node answered for one tx of a batch: `error` is None when it entered the
@@ -260,10 +263,12 @@ class Client:
             out.append((message.sender, message.payload))
         return out, int(body["next"])
 
-    def download(self, cid: Cid | str) -> bytes:
+    def download(self, cid: Cid | str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
         """Fetch an artifact, every piece checked against its CID before it is used. The
         CID of a manifest (what `upload` returns for data over 4 MiB) gives the object it
-        describes, reassembled from its chunks."""
+        describes, reassembled from its chunks. An object over `max_bytes` (by its manifest,
+        before any chunk is fetched) or a chunk of the wrong length raises `InvalidManifest`:
+        a CID from someone else (a worker's model) cannot make us fetch without bound."""
         cid = Cid.parse(cid) if isinstance(cid, str) else cid
         data = self._download_blob(cid)
         if cid.codec != CODEC_DAG_CBOR:
@@ -272,14 +277,16 @@ class Client:
             manifest = Manifest.from_bytes(data)
         except InvalidManifest:
             return data  # an ordinary dag-cbor document (a job spec, a small model)
+        if manifest.size > max_bytes:
+            raise InvalidManifest(f"{cid} describes {manifest.size} bytes, more than the {max_bytes} allowed")
         fetched: dict[Cid, bytes] = {}
-        for chunk in manifest.chunks:
+        for index, chunk in enumerate(manifest.chunks):
             if chunk not in fetched:
                 fetched[chunk] = self._download_blob(chunk)
-        whole = b"".join(fetched[chunk] for chunk in manifest.chunks)
-        if len(whole) != manifest.size:
-            raise InvalidManifest(f"the chunks of {cid} add up to {len(whole)} bytes, its manifest says {manifest.size}")
-        return whole
+            expected = min(manifest.chunk_size, manifest.size - index * manifest.chunk_size)
+            if len(fetched[chunk]) != expected:
+                raise InvalidManifest(f"chunk {index} of {cid} is {len(fetched[chunk])} bytes, its manifest says {expected}")
+        return b"".join(fetched[chunk] for chunk in manifest.chunks)
 
     def _download_blob(self, cid: Cid) -> bytes:
         data = self._check(self._request("GET", f"/artifacts/{cid}")).content
