@@ -3,6 +3,7 @@ multi-chunk objects, a provider with a corrupt chunk, resume after a disconnect,
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -22,6 +23,7 @@ from bcai.errors import (
 )
 from bcai.p2p import BlockSyncServer, HostConfig, ContentExchange, Manifest, NodeId, compute_chunks, fetch_blocks, read_object, store_object
 from bcai.p2p.content import GET_PROTOCOL
+from bcai.p2p.host import BULK_FREE_BYTES
 from bcai.store import ContentStore, FileContentStore, MemoryContentStore
 
 
@@ -175,14 +177,15 @@ def test_chunks_are_blake3_cids_and_checked_on_arrival(store: ContentStore) -> N
 def test_a_fetch_faster_than_the_message_rate_limit_is_not_punished() -> None:
     """Served chunk requests are bulk traffic: a provider limiting peers to 5 messages/s
     still serves 60 chunks as fast as they are asked for, without a penalty; asks it cannot
-    answer are ordinary messages and are cut off past the limit."""
+    answer, and asks for small things (under BULK_FREE_BYTES), are ordinary messages and are
+    cut off past the limit."""
 
     async def main() -> None:
         net = Net("memory")
         strict = HostConfig(rate_per_s=5.0, rate_burst=5.0)
         provider, fetcher = await net.host("provider", strict), await net.host("fetcher")
         served = ContentExchange(provider, MemoryContentStore())
-        object_id = store_object(served.store, os.urandom(60 * 1024), chunk_size=1024)
+        object_id = store_object(served.store, os.urandom(60 * BULK_FREE_BYTES), chunk_size=BULK_FREE_BYTES)
         mine = ContentExchange(fetcher, MemoryContentStore(), window_per_peer=8)
         await fetcher.connect(provider.address, provider.node_id)
         assert await mine.fetch_bytes(object_id, [provider.node_id]) == read_object(served.store, object_id)
@@ -194,6 +197,14 @@ def test_a_fetch_faster_than_the_message_rate_limit_is_not_punished() -> None:
                 await fetcher.request(provider.node_id, GET_PROTOCOL, Cid.of(b"%d" % i).to_bytes(), timeout=0.2)
         await eventually(lambda: provider.metrics["rate_limited"] > 0)
         assert provider.scores.get_score(fetcher.node_id, provider.clock.now()) < 0
+        # served, but small (the manifest, 2 KiB): charged too
+        small = await net.host("small-asker")
+        await small.connect(provider.address, provider.node_id)
+        asks = [small.request(provider.node_id, GET_PROTOCOL, object_id.to_bytes(), timeout=0.5) for _ in range(12)]
+        answers = await asyncio.gather(*asks, return_exceptions=True)
+        assert 1 <= sum(isinstance(a, bytes) for a in answers) < 12  # what is left of the burst, then dropped
+        assert all(isinstance(a, (bytes, RequestTimeout)) for a in answers)
+        assert provider.scores.get_score(small.node_id, provider.clock.now()) < 0
         await net.close()
 
     run(main)

@@ -9,12 +9,13 @@ Reading is one task per peer: decrypt, decode, check the rate limit, dispatch. G
 handlers run inline (a slow handler slows that peer's reader: backpressure, not an
 unbounded backlog); request handlers run as tasks, at most 16 at once per peer.
 Responses to our own requests are exempt from the rate limit: the peer did not choose
-to send them. So are requests on a *bulk* protocol (content transfer) that we answer:
-a fetch at disk or network speed asks for hundreds of chunks a second, and what bounds
-it is the 16 requests in flight per peer and the requester having to read every
-response (our send queue blocks otherwise, and with it that peer's reader). A bulk
-request we cannot answer (unknown content, a malformed ask) costs a token like any
-other message, so a flood of cheap asks is still cut off.
+to send them. So are requests on a *bulk* protocol (content transfer) that we answer
+with at least `BULK_FREE_BYTES`: a fetch at disk or network speed asks for hundreds of
+chunks a second, and what bounds it is the 16 requests in flight per peer and the
+requester having to read every response (our send queue blocks otherwise, and with it
+that peer's reader), i.e. bandwidth. A bulk request answered with less (a manifest, a
+small blob) or not at all (unknown content, a malformed ask) costs a token like any other
+message, so a flood of cheap asks is still cut off.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ from bcai.p2p.transport import ByteStream, Transport
 from bcai.p2p.wire import MAX_TOPICS, Hello, Message, Publish, Request, Response, Subscribe, decode_message, is_valid_name
 
 log = logging.getLogger(__name__)
+
+BULK_FREE_BYTES = 64 * 1024  # a bulk answer this large is bounded by bandwidth, not by the rate limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,8 +449,9 @@ class Host:
         """Answer requests for `protocol` with `handler(peer, payload) -> response bytes`.
 
         A handler raising a `BcaiError` sends an error response (its message); one with
-        `peer_fault` also lowers the requester's score. With `bulk`, answered requests are
-        not charged to the requester's rate limit, failed ones are (see the module doc);
+        `peer_fault` also lowers the requester's score. With `bulk`, requests answered with
+        `BULK_FREE_BYTES` or more are not charged to the requester's rate limit, the others
+        are (see the module doc);
         None keeps what a replaced handler's protocol had (not bulk for a new one).
         """
         if not is_valid_name(protocol):
@@ -518,8 +522,9 @@ class Host:
                     response = Response(request.request_id, False, b"internal error")
             if len(response.payload) + 10 > self.config.max_frame:
                 response = Response(request.request_id, False, b"response exceeds the frame limit")
-            if not response.ok and request.protocol in self._bulk_protocols and not self._take_token(peer):
-                return  # a failed bulk ask is an ordinary message, over the limit: no answer
+            if (request.protocol in self._bulk_protocols and (not response.ok or len(response.payload) < BULK_FREE_BYTES)
+                    and not self._take_token(peer)):
+                return  # a cheap bulk ask is an ordinary message, over the limit: no answer
             await self._send_quietly(peer, response)
         finally:
             peer.requests_in_flight.release()
