@@ -107,7 +107,7 @@ class Peer:
 
     async def run_writer(self) -> None:
         """Seal and write queued frames in order. Large frames are encrypted on a worker
-        thread (libsodium releases the GIL), and the next frame is sealed while the
+        thread (OpenSSL releases the GIL), and the next frame is sealed while the
         current one is written, so the cipher and the socket work overlap."""
         sealing: asyncio.Future[tuple[bytes | bytearray, ...]] | None = None
         try:

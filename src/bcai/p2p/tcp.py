@@ -1,7 +1,7 @@
 """TCP transport: asyncio transports with a buffered protocol.
 
 Reads go straight from the socket into the caller's frame buffer (`recv_into`), so a
-1 MiB frame is copied once from the kernel and then decrypted in place; bytes that
+frame is copied once from the kernel and then decrypted; bytes that
 arrive before anyone asks for them wait in a small spill buffer, and reading pauses when
 it passes `_SPILL_LIMIT` (a peer cannot make us buffer more than that). Writes go to the
 asyncio transport in slices of at most `_WRITE_SLICE`, each after the transport's buffer
