@@ -50,7 +50,7 @@ def read_object(store: ContentStore, object_id: Cid) -> bytes:
 class ContentExchange:
     """Serves the store's content to peers (`content/get`) and fetches objects from them."""
 
-    def __init__(self, host: Host, store: ContentStore, window_per_peer: int = 4, timeout: float = 30.0) -> None:
+    def __init__(self, host: Host, store: ContentStore, window_per_peer: int = 8, timeout: float = 30.0) -> None:
         self.host = host
         self.store = store
         self.window_per_peer = window_per_peer
