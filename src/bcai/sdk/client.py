@@ -14,6 +14,7 @@ the chain and are then counted locally, so several transactions can be sent back
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -34,6 +35,7 @@ MAX_BATCH_TXS = 1_000  # txs per POST /txs/batch (the API's default cap)
 
 
 MAX_DOWNLOAD_BYTES = 8 << 30  # the largest object `download` reassembles unless told otherwise
+PARALLEL_PIECES = 4  # chunk requests in flight while uploading or downloading a large artifact
 
 
 @dataclass(frozen=True)
@@ -234,8 +236,9 @@ class Client:
         if len(data) <= DEFAULT_CHUNK_SIZE:
             return self._upload_blob(Cid.of(data, codec), data)
         manifest, pieces = compute_chunks(data)
-        for cid, piece in dict(zip(manifest.chunks, pieces)).items():  # a repeated chunk goes once
-            self._upload_blob(cid, piece)
+        unique = dict(zip(manifest.chunks, pieces))  # a repeated chunk goes once
+        with ThreadPoolExecutor(PARALLEL_PIECES) as pool:  # the pieces in parallel, the manifest last
+            list(pool.map(self._upload_blob, unique, unique.values()))
         return self._upload_blob(manifest.cid, manifest.to_bytes())
 
     def _upload_blob(self, cid: Cid, data: bytes) -> Cid:
@@ -267,7 +270,7 @@ class Client:
         """Fetch an artifact, every piece checked against its CID before it is used. The
         CID of a manifest (what `upload` returns for data over 4 MiB) gives the object it
         describes, reassembled from its chunks. An object over `max_bytes` (by its manifest,
-        before any chunk is fetched) or a chunk of the wrong length raises `InvalidManifest`:
+        before any chunk is fetched) or a chunk of another length than it implies raises `InvalidManifest`:
         a CID from someone else (a worker's model) cannot make us fetch without bound."""
         cid = Cid.parse(cid) if isinstance(cid, str) else cid
         data = self._download_blob(cid)
@@ -279,10 +282,10 @@ class Client:
             return data  # an ordinary dag-cbor document (a job spec, a small model)
         if manifest.size > max_bytes:
             raise InvalidManifest(f"{cid} describes {manifest.size} bytes, more than the {max_bytes} allowed")
-        fetched: dict[Cid, bytes] = {}
+        unique = list(dict.fromkeys(manifest.chunks))
+        with ThreadPoolExecutor(PARALLEL_PIECES) as pool:  # a node lacking them fetches them in parallel too
+            fetched = dict(zip(unique, pool.map(self._download_blob, unique)))
         for index, chunk in enumerate(manifest.chunks):
-            if chunk not in fetched:
-                fetched[chunk] = self._download_blob(chunk)
             expected = min(manifest.chunk_size, manifest.size - index * manifest.chunk_size)
             if len(fetched[chunk]) != expected:
                 raise InvalidManifest(f"chunk {index} of {cid} is {len(fetched[chunk])} bytes, its manifest says {expected}")
