@@ -58,10 +58,10 @@ def rss_kib(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-def wait_until(predicate, timeout_s: float, what: str) -> None:
+def wait_until(predicate, timeout_s: float, what: str, detail=lambda: "") -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what} {detail()}"
         time.sleep(0.1)
 
 
@@ -201,7 +201,11 @@ def test_hostile_peer_is_cut_off_and_the_node_keeps_working(nodes: list[DevnetNo
     assert grew("rate_limited") >= 1
     # the node kept committing and serving; its peers are the three validators again
     wait_until(lambda: get_json(f"{target.api_url}/status")["height"] >= height_before + 3, 30, "more commits")
-    wait_until(lambda: get_json(f"{target.api_url}/status")["peers"] == 3, 30, "the three validators as peers")
+    wait_until(lambda: get_json(f"{target.api_url}/status")["peers"] == 3, 30, "the three validators as peers",
+               lambda: f"(peers: {[get_json(f'{n.api_url}/status')['peers'] for n in nodes]}, p2p events: "
+                       f"{[p2p_events(n.api_url) for n in nodes]})")
+    for n in nodes[1:]:  # the honest validators, never attacked, banned nobody
+        assert p2p_events(n.api_url).get("bans", 0.0) == 0, (n.name, p2p_events(n.api_url))
     with Client(target.api_url, key=KeyStore(tmp_path / "devnet").load("client")) as client:
         recipient = PrivateKey.from_label("hostile-after-recipient").address
         receipt = client.wait_for_tx(client.transfer(recipient, 777), timeout_s=30)

@@ -127,6 +127,69 @@ def test_invalid_gossip_rejected_by_handler_is_not_forwarded(kind: str) -> None:
     run(main)
 
 
+def test_held_back_gossip_is_forwarded_only_when_the_handler_says_so() -> None:
+    """A handler returning False keeps the message from being relayed at once; it goes on
+    only through `Host.forward`, i.e. once the handler has checked it."""
+
+    async def main() -> None:
+        net = Net("memory")
+        a, b, c = await _line(net, 3)
+        got_c, held = Inbox(), []
+
+        async def later(message: GossipMessage) -> bool:
+            held.append(message)
+            return False
+
+        await b.subscribe(TOPIC_TXS, later)
+        await c.subscribe(TOPIC_TXS, got_c)
+        await connect_all([a, b, c], [(0, 1), (1, 2)])
+        await eventually(lambda: b.get_subscribers(TOPIC_TXS) == [c.node_id] and a.get_subscribers(TOPIC_TXS))
+        await a.publish(TOPIC_TXS, b"unchecked")
+        await a.publish(TOPIC_TXS, b"checked")
+        await eventually(lambda: len(held) == 2)
+        await asyncio.sleep(0.1)
+        assert got_c.got == []  # nothing relayed on arrival
+        await b.forward(held[1])
+        await eventually(lambda: len(got_c.got) == 1)
+        assert got_c.got[0].data == b"checked" and got_c.got[0].source == b.node_id
+        await net.close()
+
+    run(main)
+
+
+def test_droppable_gossip_is_paced_below_the_neighbours_rate_limit() -> None:
+    """Whatever a node receives, it relays droppable gossip (txs) to each neighbour at no
+    more than half the rate limit that neighbour applies: a flood to one node cannot get
+    that node cut off by the others. Consensus gossip is never paced (nor dropped)."""
+
+    async def main() -> None:
+        net = Net("memory", ManualClock())  # no time passes: the buckets hold their bursts only
+        lenient = HostConfig(rate_per_s=10_000, rate_burst=10_000)  # takes the flood in; relays at the default pace
+        a = await net.host("flooder", HostConfig(rate_per_s=10_000, rate_burst=10_000, relay_per_s=10_000,
+                                                 relay_burst=10_000))  # sends everything at once
+        b = await net.host("relay", lenient)
+        c = await net.host("neighbour", HostConfig())
+        got_c, got_votes = Inbox(), Inbox()
+        for host in (b, c):
+            await host.subscribe(TOPIC_TXS, Inbox() if host is b else got_c)
+            await host.subscribe(TOPIC_CONSENSUS, Inbox() if host is b else got_votes)
+        await connect_all([a, b, c], [(0, 1), (1, 2)])
+        await eventually(lambda: len(a.get_subscribers(TOPIC_TXS)) == 1 and len(b.get_subscribers(TOPIC_TXS)) == 1
+                         and len(b.get_subscribers(TOPIC_CONSENSUS)) == 1)
+        for i in range(300):
+            await a.publish(TOPIC_TXS, b"tx %d" % i)
+        for i in range(50):
+            await a.publish(TOPIC_CONSENSUS, b"vote %d" % i)
+        burst = HostConfig().relay_burst
+        await eventually(lambda: len(got_votes.got) == 50 and len(got_c.got) == burst)
+        await asyncio.sleep(0.1)
+        assert len(got_c.got) == burst and b.metrics["paced"] == 300 - burst
+        assert c.metrics["rate_limited"] == 0 and c.scores.get_score(b.node_id, c.clock.now()) == 0
+        await net.close()
+
+    run(main)
+
+
 @pytest.mark.parametrize("kind", TRANSPORTS)
 def test_request_response_errors_and_timeouts(kind: str) -> None:
     async def main() -> None:

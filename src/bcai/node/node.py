@@ -122,7 +122,7 @@ class Node(NodeReads):
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._tx_outbox: list[bytes] = []
         self._tx_outbox_bytes = 0
-        self._tx_inbox: deque[list[bytes]] = deque()  # gossiped batches, checked by `_check_inbox`
+        self._tx_inbox: deque[tuple[list[bytes], GossipMessage]] = deque()  # gossiped batches, checked by `_check_inbox`
         self._tx_inbox_count = 0
         self._tx_inbox_ready = asyncio.Event()
         self._sync_wakeup = asyncio.Event()
@@ -279,7 +279,10 @@ class Node(NodeReads):
         members = [*job.workers, *job.evaluators]
         return {job.client, *(Address(raw) for raw in members)}
 
-    async def _on_tx_gossip(self, message: GossipMessage) -> None:
+    async def _on_tx_gossip(self, message: GossipMessage) -> bool:
+        """Queue a gossiped tx batch; it is relayed (`Host.forward`) only after `_check_inbox`
+        admitted at least one of its txs: nothing unchecked is passed on, so a flood sent to
+        us is not amplified to our neighbours (who would rate-limit and ban us for it)."""
         try:
             batch = decode(message.data)
         except BcaiError:
@@ -288,22 +291,25 @@ class Node(NodeReads):
             raise InvalidGossip("a tx batch is a list of byte strings")
         if self._tx_inbox_count + len(batch) > MAX_TX_INBOX:  # we are behind: gossip may drop txs
             self.metrics.txs_received.labels("p2p", "inbox_full").inc(len(batch))
-            return
+            return False
         # checked by `_check_inbox`, not here: this peer's connection must not wait for it
         # (its consensus messages would queue behind the batch)
-        self._tx_inbox.append(batch)
+        self._tx_inbox.append((batch, message))
         self._tx_inbox_count += len(batch)
         self._tx_inbox_ready.set()
+        return False
 
     async def _check_inbox(self) -> None:
         while True:
             await self._tx_inbox_ready.wait()
             self._tx_inbox_ready.clear()
             while self._tx_inbox:
-                batch = self._tx_inbox.popleft()
+                batch, message = self._tx_inbox.popleft()
                 self._tx_inbox_count -= len(batch)
                 # already known, already committed or outdated: normal in gossip, only counted
-                await self._check_txs(batch, "p2p")
+                results = await self._check_txs(batch, "p2p")
+                if any(isinstance(result, SignedTx) for result in results):
+                    await self.host.forward(message)
 
     async def _check_txs(self, raws: list[bytes], source: str) -> list[SignedTx | BcaiError]:
         """`check_tx` for each tx in order (the tx, or the error that refused it), yielding to

@@ -65,6 +65,10 @@ class HostConfig:
     max_frame: int = MAX_FRAME
     rate_per_s: float = 100.0  # unsolicited messages per second per peer
     rate_burst: float = 200.0
+    # droppable gossip (txs) we send each peer: half of the default limit above, so what we
+    # relay never gets us cut off by a neighbour however much arrives
+    relay_per_s: float = 50.0
+    relay_burst: float = 100.0
     ban_seconds: float = 600.0
     handshake_timeout: float = 10.0
     request_timeout: float = 30.0
@@ -84,7 +88,9 @@ class GossipMessage:
     source: NodeId  # the peer that handed it to us (not necessarily its author)
 
 
-GossipHandler = Callable[[GossipMessage], Awaitable[None]]
+# A gossip handler returns None (or True) to have the message forwarded at once, False to
+# hold it back: it may check the message later and pass it to `Host.forward` if it is good.
+GossipHandler = Callable[[GossipMessage], Awaitable[bool | None]]
 RequestHandler = Callable[[NodeId, bytes], Awaitable[bytes]]
 
 
@@ -267,8 +273,10 @@ class Host:
                 channel.close()
                 return
             existing.close()
-        bucket = TokenBucket.full(self.config.rate_per_s, self.config.rate_burst, self.clock.now())
-        peer = Peer(channel, outbound, bucket, self.config.queue_bytes)
+        now = self.clock.now()
+        bucket = TokenBucket.full(self.config.rate_per_s, self.config.rate_burst, now)
+        pace = TokenBucket.full(self.config.relay_per_s, self.config.relay_burst, now)
+        peer = Peer(channel, outbound, bucket, self.config.queue_bytes, pace)
         self._peers[node] = peer
         peer.tasks = [self._spawn(peer.run_writer()), self._spawn(self._read_loop(peer))]
         self._spawn(self._send_quietly(peer, self._hello()))
@@ -371,7 +379,8 @@ class Host:
 
     async def subscribe(self, topic: str, handler: GossipHandler) -> None:
         """Receive `topic`'s messages in `handler` (raise `InvalidGossip` to reject one:
-        it is not forwarded and the sender's score drops); tell peers to send it to us."""
+        it is not forwarded and the sender's score drops; return False to forward it only
+        later, through `forward`, once it is checked); tell peers to send it to us."""
         if not is_valid_name(topic) or topic == RECORDS_TOPIC:
             raise InvalidGossip(f"bad or reserved topic name {topic!r}")
         new = topic not in self._topics
@@ -411,8 +420,9 @@ class Host:
         if not self.seen.process_message_id(message_id, self.clock.now()):
             self.metrics["duplicates"] += 1
             return
+        gossip = GossipMessage(message.topic, message.data, message_id, peer.id)
         try:
-            await handler(GossipMessage(message.topic, message.data, message_id, peer.id))
+            forward_now = await handler(gossip)
         except BcaiError as exc:
             if exc.peer_fault:
                 self.metrics["invalid_gossip"] += 1
@@ -422,14 +432,27 @@ class Host:
             log.exception("handler for %s failed", message.topic)
             return
         self.metrics["delivered"] += 1
-        await self._forward(message.topic, message.data, peer.id)
+        if forward_now is not False:
+            await self.forward(gossip)
+
+    async def forward(self, message: GossipMessage) -> None:
+        """Relay a received message to the topic's other subscribers (what `_process_publish`
+        does itself unless the handler held the message back)."""
+        await self._forward(message.topic, message.data, message.source)
 
     async def _forward(self, topic: str, data: bytes, exclude: NodeId | None) -> None:
+        """Queue `data` for every subscriber but `exclude`. Droppable topics (txs) are also
+        paced per peer (`relay_per_s`, half the default rate limit every peer applies to
+        us): whatever arrives, we never send a neighbour enough of them to be cut off."""
         policy = get_topic_policy(topic)
         targets = compute_forward_targets({p.id: p.topics for p in self._peers.values()}, topic, exclude)
+        now = self.clock.now()
         for node in targets:
             peer = self._peers.get(node)
             if peer is None:
+                continue
+            if policy.drop_when_full and not peer.pace.take(now):
+                self.metrics["paced"] += 1
                 continue
             try:
                 if not await peer.send(Publish(topic, data), policy.priority, policy.drop_when_full):

@@ -85,11 +85,13 @@ class SendQueue:
 class Peer:
     """A connected, authenticated peer."""
 
-    def __init__(self, channel: SecureChannel, outbound: bool, bucket: TokenBucket, queue_bytes: int) -> None:
+    def __init__(self, channel: SecureChannel, outbound: bool, bucket: TokenBucket, queue_bytes: int,
+                 pace: TokenBucket) -> None:
         self.channel = channel
         self.id: NodeId = channel.remote_id
         self.outbound = outbound
-        self.bucket = bucket
+        self.bucket = bucket  # what this peer may send us (unsolicited messages)
+        self.pace = pace  # droppable gossip we send it, below what its own limit allows
         self.queue = SendQueue(queue_bytes)
         self.topics: set[str] = set()
         self.record: SignedNodeRecord | None = None
