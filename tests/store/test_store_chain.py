@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from bcai.crypto import PrivateKey
-from bcai.errors import BlockNotFound, StoreConflict, StoreCorrupted
+from bcai.errors import BlockNotFound, StoreConflict, StoreCorrupted, StoreError
 from bcai.ledger import (
     Bond, Genesis, LedgerBlock, Params, Transfer, Unbond, compute_genesis_state, encode_tx, get_validator_set, process_block,
 )
@@ -118,6 +118,69 @@ def test_invalid_tampered_state_is_detected(tmp_path):
     store._db.execute("UPDATE state SET value = x'00' WHERE key = (SELECT MIN(key) FROM state)")
     with pytest.raises(StoreCorrupted):
         store.load_state()
+    store.close()
+
+
+def write_chain(path, blocks=40):
+    """A store with `blocks` blocks, checkpointed into the main file (no -wal beside it)."""
+    store = SqliteChainStore(path)
+    state = genesis_state()
+    store.commit_genesis(state)
+    for _ in range(blocks):
+        apply_block(state, store, n_txs=20)
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    return state
+
+
+def damage(path, offset, data):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+def test_invalid_damaged_pages_are_refused_at_open(tmp_path):
+    path = tmp_path / "chain.db"
+    write_chain(path)
+    size = path.stat().st_size
+    damage(path, size // 2, os.urandom(8192))  # garbage over pages in the middle of the b-trees
+    with pytest.raises(StoreCorrupted, match="is damaged"):
+        SqliteChainStore(path)
+
+
+def test_invalid_not_a_database_is_refused(tmp_path):
+    path = tmp_path / "chain.db"
+    write_chain(path, blocks=2)
+    damage(path, 0, b"definitely not SQLite")
+    with pytest.raises(StoreCorrupted, match="not a database"):
+        SqliteChainStore(path)
+
+
+def test_invalid_damage_after_open_is_a_store_error_not_a_sqlite_one(tmp_path):
+    path = tmp_path / "chain.db"
+    write_chain(path)
+    page = 4096
+    damage(path, page, os.urandom(path.stat().st_size - page))  # every page but the schema's
+    store = SqliteChainStore(path, check=False)  # as if the disk went bad while the node ran
+    for read in (store.get_height, lambda: store.get_block(3), lambda: store.get_tx(bytes(32)), store.load_state):
+        with pytest.raises(StoreCorrupted, match="is damaged"):
+            read()
+    store.close()
+
+
+def test_invalid_failed_write_keeps_the_store_as_it_was(tmp_path):
+    path = tmp_path / "chain.db"
+    store = SqliteChainStore(path)
+    state = genesis_state()
+    store.commit_genesis(state)
+    apply_block(state, store)
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
+    root = state.root()
+    with pytest.raises(StoreError, match="full"):
+        apply_block(state, store, n_txs=200)
+    assert store.get_height() == 1 and not store._db.in_transaction
+    assert store.get_block(1).state_root == root
     store.close()
 
 

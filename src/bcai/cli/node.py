@@ -74,3 +74,6 @@ def run(home: Optional[Path] = typer.Option(None, "--home", help="Node home (def
         console.print(f"node [bold]{node.config.name}[/] running: API http://{api.host}:{api.port}, "
                       f"logs {home / 'logs' / 'node.log'}")
     asyncio.run(node.run())
+    if node.fatal is not None:  # the node stopped itself; the log has the details
+        error = node.fatal if isinstance(node.fatal, BcaiError) else BcaiError(f"{type(node.fatal).__name__}: {node.fatal}")
+        fail(error, as_json)

@@ -50,6 +50,13 @@ class MempoolConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    # SQLite's quick_check of chain.db at start: a damaged file is refused with a clear error
+    # instead of failing later (~0.3 s per 200 MiB cached, ~5 s from a cold disk)
+    check_on_start: bool = True
+
+
+@dataclass(frozen=True)
 class Capabilities:
     cpus: int = 1
     memory_mb: int = 1024
@@ -69,6 +76,7 @@ class NodeConfig:
     p2p: P2PConfig = field(default_factory=P2PConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     capabilities: Capabilities = field(default_factory=Capabilities)
 
     def __post_init__(self) -> None:
@@ -85,11 +93,14 @@ class NodeConfig:
         return role in self.roles
 
 
-_SECTIONS = {"p2p": P2PConfig, "api": ApiConfig, "mempool": MempoolConfig, "capabilities": Capabilities}
+_SECTIONS = {"p2p": P2PConfig, "api": ApiConfig, "mempool": MempoolConfig, "store": StoreConfig,
+             "capabilities": Capabilities}
 
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     """Build a section dataclass from TOML, checking names and types against the defaults."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{where}] must be a table, got {type(raw).__name__}")
     known = {f.name: f.default for f in fields(cls)}
     extra = set(raw) - set(known)
     if extra:
@@ -114,7 +125,16 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigError(f"no config at {path} (run `bcai node init --home DIR`)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    node = dict(raw.get("node", {}))
+    node = raw.get("node", {})
+    if not isinstance(node, dict):
+        raise ConfigError(f"{path}: [node] must be a table")
+    node = dict(node)
+    for name, kind in (("name", str), ("chain_id", str), ("key_name", str), ("log_level", str)):
+        if name in node and not isinstance(node[name], kind):
+            raise ConfigError(f"{path}: node.{name} must be a string")
+    if "roles" in node and (not isinstance(node["roles"], list)
+                            or not all(isinstance(r, str) for r in node["roles"])):
+        raise ConfigError(f"{path}: node.roles must be a list of strings")
     sections = {key: _build(cls, raw.get(key, {}), key) for key, cls in _SECTIONS.items()}
     extra = set(raw) - set(_SECTIONS) - {"node"}
     if extra:

@@ -40,7 +40,7 @@ from bcai.consensus import (
 from bcai.crypto import Address
 from bcai.crypto.keystore import KeyStore
 from bcai.encoding import decode, encode
-from bcai.errors import BcaiError, ConfigError, InvalidGossip
+from bcai.errors import BcaiError, BlockNotFound, ConfigError, InvalidGossip, StoreError
 from bcai.ledger import SignedTx, compute_genesis_state
 from bcai.node.application import NodeApplication, decode_synced_block
 from bcai.node.chainspec import ChainSpec, load_chain_spec
@@ -92,7 +92,7 @@ class Node(NodeReads):
         self.key = KeyStore(self.home).load(self.config.key_name)
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
-        self.store = SqliteChainStore(data / "chain.db")
+        self.store = SqliteChainStore(data / "chain.db", check=self.config.store.check_on_start)
         if self.store.get_height() == -1:
             self.store.commit_genesis(compute_genesis_state(self.spec.genesis))
         state = self.store.load_state()
@@ -131,6 +131,7 @@ class Node(NodeReads):
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
+        self.fatal: BaseException | None = None  # why the node stopped itself (see `_task_done`)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -147,7 +148,7 @@ class Node(NodeReads):
         self._enqueue(lambda now: Start(now))
         for coroutine in (self._drive(), self._flush_txs(), self._check_inbox(), self._sync_loop(),
                           self._connect_loop()):
-            self._spawn(coroutine)
+            self._spawn(coroutine, essential=True)
         log.info("node started", extra={"height": self.app.state.height, "p2p": self.host.address,
                                         "roles": list(self.config.roles), "node_id": str(self.host.node_id)})
         self.started.set()
@@ -186,15 +187,28 @@ class Node(NodeReads):
         stop.cancel()
         await self.stop()
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Any, essential: bool = False) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(self._essential_done if essential else self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
+
+    def _essential_done(self, task: asyncio.Task[None]) -> None:
+        """A loop the node cannot work without ended (the engine's, say, on a store or WAL
+        write that failed): stop the whole node rather than serve on as a zombie whose
+        memory is ahead of its disk. A restart resumes from what the store and WAL hold."""
+        self._task_done(task)
+        if task.cancelled() or self._stopping.is_set():
+            return
+        error = task.exception()
+        self.fatal = error or RuntimeError(f"the node's task {task.get_coro()!r} ended")
+        log.critical("stopping the node: an essential task failed",
+                     extra={"error": f"{type(self.fatal).__name__}: {self.fatal}"})
+        self._stopping.set()
 
     # --- the engine -----------------------------------------------------------------
 
@@ -214,6 +228,8 @@ class Node(NodeReads):
         try:
             actions = self.engine.handle(make_event(now_ms()))
         except BcaiError as exc:
+            if isinstance(exc, StoreError) and not isinstance(exc, BlockNotFound):
+                raise  # e.g. a block applied in memory but not stored: fatal (`_essential_done`)
             log.warning("engine refused an event", extra={"code": exc.code, "error": str(exc)})
             return
         await self._execute(actions, source)

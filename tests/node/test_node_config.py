@@ -1,0 +1,48 @@
+"""config.toml: a saved config loads back equal; anything malformed is a clear ConfigError."""
+
+from pathlib import Path
+
+import pytest
+
+from bcai.errors import ConfigError
+from bcai.node.config import NodeConfig, StoreConfig, load_config, save_config
+
+
+def test_saved_config_loads_back_equal(tmp_path: Path) -> None:
+    config = NodeConfig(name="n1", chain_id="bcai-test", roles=("validator", "worker"),
+                        store=StoreConfig(check_on_start=False))
+    save_config(config, tmp_path / "config.toml")
+    assert load_config(tmp_path / "config.toml") == config
+
+
+def test_missing_sections_take_defaults(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[node]\nname = "n"\nchain_id = "c"\n')
+    config = load_config(tmp_path / "config.toml")
+    assert config.store.check_on_start is True and config.roles == ("validator",)
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[node]\nname = "n"\nchain_id = "c"\n[store]\ncheck_on_start = 1\n', "store.check_on_start must be bool"),
+    ('[node]\nname = "n"\nchain_id = "c"\n[store]\nfast = true\n', "unknown keys in [store]"),
+    ('[node]\nname = "n"\nchain_id = "c"\n[disk]\n', "unknown sections"),
+    ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nport = 70000\n', "out of range"),
+    ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nbootstrap = "a@b:1"\n', "list of strings"),
+    ('[node]\nname = "n"\nchain_id = "c"\nroles = ["miner"]\n', "roles must be"),
+    ('[node]\nname = "n"\nchain_id = "c"\nroles = "validator"\n', "list of strings"),
+    ('[node]\nname = 5\nchain_id = "c"\n', "node.name must be a string"),
+    ('[node]\nchain_id = "c"\n', "bad [node] section"),
+    ('[node]\nname = "n"\nchain_id = "c"\nshoe = 1\n', "bad [node] section"),
+    ('node = 3\n', "[node] must be a table"),
+    ('store = 3\n[node]\nname = "n"\nchain_id = "c"\n', "[store] must be a table"),
+    ('[node\nname = "n"', "not valid TOML"),
+])
+def test_malformed_config_is_refused(tmp_path: Path, text: str, words: str) -> None:
+    (tmp_path / "config.toml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "config.toml")
+    assert words in str(info.value) and info.value.code == "config_invalid"
+
+
+def test_missing_config_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="bcai node init"):
+        load_config(tmp_path / "config.toml")
