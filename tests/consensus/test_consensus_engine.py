@@ -448,3 +448,25 @@ def test_sliced_nonce_search_proposes_the_same_block() -> None:
     sent = [i for i, a in enumerate(actions) if isinstance(a, Broadcast) and isinstance(a.message, Proposal)]
     assert persisted and persisted[0] < sent[0]  # on disk before it leaves
     assert sliced.proposals[0].block == expected  # and we hold it as this round's proposal
+
+
+def test_evidence_against_a_validator_that_unbonded_everything_does_not_stall_proposers() -> None:
+    from bcai.ledger import Unbond
+
+    h = Harness(app=make_app((1000, 1000, 1000, 1000)))
+    cheat = KEYS[0]  # funded at genesis: it pays the fee of unbonding all of its stake at height 1
+    assert h.me != 0
+    block = h.make_block(txs=(encode_tx(cheat, 0, 1, CHAIN, Unbond(amount=1000)),))
+    h.feed(h.propose(block))
+    h.polka(0, block.block_id)
+    h.polka(0, block.block_id, PRECOMMIT, count=3)
+    assert h.engine.height == 2 and h.app.state.get_validator(cheat.address) is None
+    h.engine.handle(TimeoutFired(2, 0, 3, h.now + 5000))  # COMMIT_WAIT: round 0 of height 2 begins
+    # still in the set at height 2, it double-votes there
+    h.feed(h.vote(cheat, PREVOTE, 0, h.make_block().block_id))
+    h.feed(h.vote(cheat, PREVOTE, 0, h.make_block(time_offset=3).block_id))
+    assert len(h.engine.pending_evidence) == 1
+    # our next proposal carries it, and the block is valid (it used to be refused for ever)
+    proposal = h.engine._make_proposal(5)
+    assert len(proposal.block.evidence) == 1
+    h.app.check_payload(proposal.block)
