@@ -26,6 +26,7 @@ from bcai.consensus import (
     encode_message,
     sign_vote,
 )
+from bcai.consensus.events import COMMIT_WAIT
 from bcai.crypto import PrivateKey
 from bcai.encoding import encode
 from bcai.errors import BlockRejected, InvalidMessage, InvalidProof
@@ -461,7 +462,7 @@ def test_evidence_against_a_validator_that_unbonded_everything_does_not_stall_pr
     h.polka(0, block.block_id)
     h.polka(0, block.block_id, PRECOMMIT, count=3)
     assert h.engine.height == 2 and h.app.state.get_validator(cheat.address) is None
-    h.engine.handle(TimeoutFired(2, 0, 3, h.now + 5000))  # COMMIT_WAIT: round 0 of height 2 begins
+    h.engine.handle(TimeoutFired(2, 0, COMMIT_WAIT, h.now))  # round 0 of height 2 begins
     # still in the set at height 2, it double-votes there
     h.feed(h.vote(cheat, PREVOTE, 0, h.make_block().block_id))
     h.feed(h.vote(cheat, PREVOTE, 0, h.make_block(time_offset=3).block_id))
@@ -470,3 +471,32 @@ def test_evidence_against_a_validator_that_unbonded_everything_does_not_stall_pr
     proposal = h.engine._make_proposal(5)
     assert len(proposal.block.evidence) == 1
     h.app.check_payload(proposal.block)
+
+
+def test_proposer_drops_pending_evidence_that_no_longer_checks() -> None:
+    h = Harness()
+    cheat = h.others()[0]
+    h.feed(h.vote(cheat, PREVOTE, 0, b"\x01" * 32))
+    h.feed(h.vote(cheat, PREVOTE, 0, None))  # double vote at height 1: pending evidence
+    for height in (1, 2):  # two blocks by others, without it
+        block = h.make_block(proposer=h.proposer_key(0))
+        h.feed(h.propose(block))
+        h.polka(0, block.block_id)
+        h.polka(0, block.block_id, PRECOMMIT, count=3)
+        h.engine.handle(TimeoutFired(height + 1, 0, COMMIT_WAIT, h.now))
+    assert h.engine.height == 3 and len(h.engine.pending_evidence) == 1
+    app = h.app
+
+    class Forgetful:  # the set of height 1 is no longer known (pruned): nobody can check the evidence
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(app, name)
+
+        def get_validators(self, height: int):  # noqa: ANN201
+            if height < 2:
+                raise KeyError(height)
+            return app.get_validators(height)
+
+    h.engine.app = Forgetful()  # type: ignore[assignment]
+    proposal = h.engine._make_proposal(3)
+    assert proposal.block.evidence == () and h.engine.pending_evidence == {}
+    h.engine._check_block(proposal.block, h.now)  # our own block is valid (it used to be refused)

@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 
 from bcai.consensus.app import Application
 from bcai.consensus.blocks import (
-    ChainTip, build_block, check_block, check_certificate, search_nonce, solve_work,
+    ChainTip, build_block, check_block, check_certificate, check_evidence, search_nonce, solve_work,
 )
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.events import (
@@ -66,7 +66,7 @@ from bcai.consensus.messages import (
 )
 from bcai.consensus.validators import Validator, ValidatorSet
 from bcai.crypto import PrivateKey, PublicKey
-from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidMessage, InvalidSignature
+from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidEvidence, InvalidMessage, InvalidSignature
 from bcai.verify.pouw import WorkResult
 
 MAX_ROUNDS_AHEAD = 100  # votes further ahead of our round are dropped (bounded memory)
@@ -274,9 +274,7 @@ class Engine:
         work = self._work.get(self.tip.block_id)
         if work is None:
             work = self._work[self.tip.block_id] = solve_work(self.params, self.tip)
-        evidence = tuple(sorted(self.pending_evidence.values(), key=lambda e: e.offence_id))
-        evidence = tuple(e for e in evidence if e.height >= self.height - self.params.max_evidence_age)
-        evidence = evidence[: self.params.max_evidence_per_block]
+        evidence = tuple(self._get_includable_evidence())[: self.params.max_evidence_per_block]
         budget = self.params.max_block_bytes - len(work.proof) - 64 * 1024
         txs = tuple(self.app.build_payload(self.height, max(0, budget)))[: self.params.max_block_txs]
         block = build_block(
@@ -287,6 +285,20 @@ class Engine:
             return sign_proposal(self.key, self.params.chain_id, round_, -1, block)
         self._solving = (round_, block, 0)  # nonce 0 for now: searched in slices
         return self._continue_solving()
+
+    def _get_includable_evidence(self) -> list[DuplicateVoteEvidence]:
+        """Pending evidence that `check_block` accepts at this height, by offence id. What no
+        longer passes (aged out, or its height's set is no longer known) is dropped: a block
+        we propose with it would be refused, round after round."""
+        includable = []
+        for offence_id, ev in sorted(self.pending_evidence.items()):
+            try:
+                check_evidence(ev, self.params, self.height, self._get_validator_map)
+            except InvalidEvidence:
+                del self.pending_evidence[offence_id]
+                continue
+            includable.append(ev)
+        return includable
 
     def _continue_solving(self) -> Proposal | None:
         """One slice of the nonce search: the signed proposal once found, else None and a
