@@ -32,7 +32,7 @@ def test_mutated_wire_bytes_never_raise(which: int, flips: list[tuple[int, int]]
     else:
         # any change breaks the encoding, a signature, or a hash the header binds (a proposal's
         # signature covers the header only; the txs, proof and last commit are bound by it) -
-        # or moves the message to another height, where it is set aside unverified and unused
+        # or moves the message to another height, where it is set aside unused
         assert rejected or (not engine.votes and not engine.proposals), data.hex()
 
 
@@ -44,3 +44,31 @@ def test_random_bytes_are_rejected(data: bytes) -> None:
     actions = engine.handle(Received(data, 3000))
     assert engine.rejected_count == before + 1
     assert [type(a) for a in actions] == [MessageRejected]
+
+
+def test_next_height_buffer_takes_only_signed_messages_of_that_heights_set() -> None:
+    import dataclasses
+
+    from bcai.consensus import Proposal, sign_proposal
+    from bcai.crypto import PrivateKey
+
+    h = Harness(me=HARNESS.me)
+    engine = h.engine
+    fat = dataclasses.replace(BLOCK, header=dataclasses.replace(BLOCK.header, height=2), proof=b"\0" * (1 << 20))
+    # unsigned (or signed by an outsider): refused, not kept
+    forged = Proposal(2, 0, -1, fat, KEYS[0].address.raw, b"\0" * 64)
+    outsider = PrivateKey.from_label("not-a-validator")
+    for message in (forged, sign_vote(outsider, CHAIN, PREVOTE, 2, 0, None), sign_vote(KEYS[1], "other-chain", PREVOTE, 2, 0, None)):
+        actions = engine.handle(Received(message, 2000))
+        assert [type(a) for a in actions] == [MessageRejected]
+    # signed by a validator: kept, but only a few megabyte-sized proposals
+    for round_ in range(50):
+        engine.handle(Received(sign_proposal(KEYS[0], CHAIN, round_, -1, fat), 2000))
+    assert sum(isinstance(m, Proposal) for m in engine._future) == 4
+    # an oversized one is refused outright, as at the current height
+    huge = dataclasses.replace(fat, proof=b"\0" * (h.params.max_block_bytes + 1))
+    actions = engine.handle(Received(sign_proposal(KEYS[0], CHAIN, 60, -1, huge), 2000))
+    assert [type(a) for a in actions] == [MessageRejected]
+    # a validator's vote for the next height is still kept for it
+    vote = sign_vote(KEYS[1], CHAIN, PREVOTE, 2, 0, None)
+    assert engine.handle(Received(vote, 2000)) == [] and engine._future[-1] == vote

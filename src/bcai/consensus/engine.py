@@ -71,6 +71,7 @@ from bcai.verify.pouw import WorkResult
 
 MAX_ROUNDS_AHEAD = 100  # votes further ahead of our round are dropped (bounded memory)
 MAX_FUTURE_MESSAGES = 10_000  # messages buffered for the next height
+MAX_FUTURE_PROPOSALS = 4  # of which proposals (each up to max_block_bytes)
 MAX_SYNC_BUFFER = 1_000
 
 
@@ -362,8 +363,8 @@ class Engine:
         """Handle a message for another height; True if it is not for this one."""
         if message.height == self.height:
             return False
-        if message.height == self.height + 1 and len(self._future) < MAX_FUTURE_MESSAGES:
-            self._future.append(message)
+        if message.height == self.height + 1:
+            self._keep_for_next_height(message, sender)
         elif message.height < self.height and sender in self.validators:
             # a validator is behind: once it had time to commit by itself, offer it our blocks
             committed_at = self._commit_times.get(message.height, -self.params.block_resend_ms)
@@ -374,6 +375,22 @@ class Engine:
                 self._sent_blocks[(sender, message.height)] = self._now
                 self._out.append(SendBlocks(sender, message.height))
         return True
+
+    def _keep_for_next_height(self, message: Message, sender: bytes) -> None:
+        """Buffer a message for height + 1 once its signer is checked against that height's set
+        (already final): unchecked, anyone could fill the buffer, with proposals of megabytes."""
+        if len(self._future) >= MAX_FUTURE_MESSAGES:
+            return
+        if isinstance(message, Proposal):
+            if message.block.size > self.params.max_block_bytes:
+                raise InvalidMessage(f"oversized proposal: {message.block.size} > {self.params.max_block_bytes} bytes")
+            if sum(isinstance(m, Proposal) for m in self._future) >= MAX_FUTURE_PROPOSALS:
+                return  # its proposer re-sends it while the round makes no progress
+        validator = self._get_validator_map(self.height + 1).get(sender)
+        if validator is None:
+            raise InvalidMessage("message for the next height from a validator outside its set")
+        self._verify(message, validator.public_key)
+        self._future.append(message)
 
     def _on_vote(self, vote: Vote) -> bool:
         # the hot path of a big network: every line here runs once per vote per node
