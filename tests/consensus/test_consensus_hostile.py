@@ -72,3 +72,20 @@ def test_next_height_buffer_takes_only_signed_messages_of_that_heights_set() -> 
     # a validator's vote for the next height is still kept for it
     vote = sign_vote(KEYS[1], CHAIN, PREVOTE, 2, 0, None)
     assert engine.handle(Received(vote, 2000)) == [] and engine._future[-1] == vote
+
+
+def test_early_synced_blocks_are_bounded_in_bytes() -> None:
+    import dataclasses
+
+    from bcai.consensus import CommitCertificate, SyncBlock
+
+    engine = Harness(me=HARNESS.me).engine
+    fat = dataclasses.replace(BLOCK, proof=b"\0" * (1 << 20))
+    for i in range(100):  # junk from a sync peer, far ahead: nothing can check it yet
+        block = dataclasses.replace(fat, header=dataclasses.replace(fat.header, height=10**6 + i))
+        engine.handle(SyncBlock(block, CommitCertificate(block.height, 0, block.block_id, ()), 2000))
+    assert sum(b.size for b, _ in engine._sync_buffer.values()) <= 64 << 20  # not all 100 MiB of it
+    huge = dataclasses.replace(BLOCK, header=dataclasses.replace(BLOCK.header, height=5),
+                               proof=b"\0" * (HARNESS.params.max_block_bytes + 1))
+    actions = engine.handle(SyncBlock(huge, CommitCertificate(5, 0, huge.block_id, ()), 2000))
+    assert [type(a) for a in actions] == [MessageRejected] and 5 not in engine._sync_buffer

@@ -72,7 +72,8 @@ from bcai.verify.pouw import WorkResult
 MAX_ROUNDS_AHEAD = 100  # votes further ahead of our round are dropped (bounded memory)
 MAX_FUTURE_MESSAGES = 10_000  # messages buffered for the next height
 MAX_FUTURE_PROPOSALS = 4  # of which proposals (each up to max_block_bytes)
-MAX_SYNC_BUFFER = 1_000
+MAX_SYNC_BUFFER = 1_000  # early synced blocks kept, and at most this many bytes of them:
+MAX_SYNC_BUFFER_BYTES = 64 * 1024 * 1024
 
 
 class RoundVotes:
@@ -694,8 +695,13 @@ class Engine:
     # --- catch-up --------------------------------------------------------------------
 
     def _on_sync(self, block: Block, certificate: CommitCertificate) -> None:
-        if block.height > self.height and len(self._sync_buffer) < MAX_SYNC_BUFFER:
-            self._sync_buffer[block.height] = (block, certificate)
+        if block.height > self.height:  # early: kept unchecked (its set may be unknown yet), so bounded
+            if block.size > self.params.max_block_bytes:
+                self._reject(BlockRejected(f"oversized block: {block.size} > {self.params.max_block_bytes} bytes"))
+            elif len(self._sync_buffer) < MAX_SYNC_BUFFER and (
+                sum(b.size for b, _ in self._sync_buffer.values()) + block.size <= MAX_SYNC_BUFFER_BYTES
+            ):
+                self._sync_buffer[block.height] = (block, certificate)
         # apply buffered blocks in height order (a loop, not recursion: catch-up may be long)
         while True:
             if block.height == self.height:
