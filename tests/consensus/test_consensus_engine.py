@@ -500,3 +500,19 @@ def test_proposer_drops_pending_evidence_that_no_longer_checks() -> None:
     proposal = h.engine._make_proposal(3)
     assert proposal.block.evidence == () and h.engine.pending_evidence == {}
     h.engine._check_block(proposal.block, h.now)  # our own block is valid (it used to be refused)
+
+
+def test_forged_old_height_vote_sends_no_blocks() -> None:
+    from bcai.consensus import SendBlocks
+
+    h = Harness()
+    block = h.make_block()
+    h.feed(h.propose(block))
+    h.polka(0, block.block_id)
+    h.polka(0, block.block_id, PRECOMMIT, count=3)
+    behind = h.others()[0]
+    forged = Vote(PREVOTE, 1, 0, None, behind.address.raw, b"\0" * 64)  # anyone can claim to be it
+    actions = h.engine.handle(Received(forged, h.now + 10_000))
+    assert [type(a) for a in actions] == [MessageRejected]
+    actions = h.engine.handle(Received(h.vote(behind, PREVOTE, 0, None, height=1), h.now + 10_000))
+    assert [a.to for a in actions if isinstance(a, SendBlocks)] == [behind.address.raw]  # the real one still does

@@ -373,6 +373,8 @@ class Engine:
             if self._now - committed_at >= self.params.gossip_interval_ms and (
                 last is None or self._now - last >= self.params.block_resend_ms
             ):
+                # signed by it (an address fixes its key): nobody else can send us a hint to it
+                self._verify(message, self.validators.by_address[sender].public_key)
                 self._sent_blocks[(sender, message.height)] = self._now
                 self._out.append(SendBlocks(sender, message.height))
         return True
