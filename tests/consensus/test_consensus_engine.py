@@ -26,6 +26,7 @@ from bcai.consensus import (
     encode_message,
     sign_vote,
 )
+from bcai.consensus.events import COMMIT_WAIT
 from bcai.crypto import PrivateKey
 from bcai.encoding import encode
 from bcai.errors import BlockRejected, InvalidMessage, InvalidProof
@@ -448,3 +449,70 @@ def test_sliced_nonce_search_proposes_the_same_block() -> None:
     sent = [i for i, a in enumerate(actions) if isinstance(a, Broadcast) and isinstance(a.message, Proposal)]
     assert persisted and persisted[0] < sent[0]  # on disk before it leaves
     assert sliced.proposals[0].block == expected  # and we hold it as this round's proposal
+
+
+def test_evidence_against_a_validator_that_unbonded_everything_does_not_stall_proposers() -> None:
+    from bcai.ledger import Unbond
+
+    h = Harness(app=make_app((1000, 1000, 1000, 1000)))
+    cheat = KEYS[0]  # funded at genesis: it pays the fee of unbonding all of its stake at height 1
+    assert h.me != 0
+    block = h.make_block(txs=(encode_tx(cheat, 0, 1, CHAIN, Unbond(amount=1000)),))
+    h.feed(h.propose(block))
+    h.polka(0, block.block_id)
+    h.polka(0, block.block_id, PRECOMMIT, count=3)
+    assert h.engine.height == 2 and h.app.state.get_validator(cheat.address) is None
+    h.engine.handle(TimeoutFired(2, 0, COMMIT_WAIT, h.now))  # round 0 of height 2 begins
+    # still in the set at height 2, it double-votes there
+    h.feed(h.vote(cheat, PREVOTE, 0, h.make_block().block_id))
+    h.feed(h.vote(cheat, PREVOTE, 0, h.make_block(time_offset=3).block_id))
+    assert len(h.engine.pending_evidence) == 1
+    # our next proposal carries it, and the block is valid (it used to be refused for ever)
+    proposal = h.engine._make_proposal(5)
+    assert len(proposal.block.evidence) == 1
+    h.app.check_payload(proposal.block)
+
+
+def test_proposer_drops_pending_evidence_that_no_longer_checks() -> None:
+    h = Harness()
+    cheat = h.others()[0]
+    h.feed(h.vote(cheat, PREVOTE, 0, b"\x01" * 32))
+    h.feed(h.vote(cheat, PREVOTE, 0, None))  # double vote at height 1: pending evidence
+    for height in (1, 2):  # two blocks by others, without it
+        block = h.make_block(proposer=h.proposer_key(0))
+        h.feed(h.propose(block))
+        h.polka(0, block.block_id)
+        h.polka(0, block.block_id, PRECOMMIT, count=3)
+        h.engine.handle(TimeoutFired(height + 1, 0, COMMIT_WAIT, h.now))
+    assert h.engine.height == 3 and len(h.engine.pending_evidence) == 1
+    app = h.app
+
+    class Forgetful:  # the set of height 1 is no longer known (pruned): nobody can check the evidence
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(app, name)
+
+        def get_validators(self, height: int):  # noqa: ANN201
+            if height < 2:
+                raise KeyError(height)
+            return app.get_validators(height)
+
+    h.engine.app = Forgetful()  # type: ignore[assignment]
+    proposal = h.engine._make_proposal(3)
+    assert proposal.block.evidence == () and h.engine.pending_evidence == {}
+    h.engine._check_block(proposal.block, h.now)  # our own block is valid (it used to be refused)
+
+
+def test_forged_old_height_vote_sends_no_blocks() -> None:
+    from bcai.consensus import SendBlocks
+
+    h = Harness()
+    block = h.make_block()
+    h.feed(h.propose(block))
+    h.polka(0, block.block_id)
+    h.polka(0, block.block_id, PRECOMMIT, count=3)
+    behind = h.others()[0]
+    forged = Vote(PREVOTE, 1, 0, None, behind.address.raw, b"\0" * 64)  # anyone can claim to be it
+    actions = h.engine.handle(Received(forged, h.now + 10_000))
+    assert [type(a) for a in actions] == [MessageRejected]
+    actions = h.engine.handle(Received(h.vote(behind, PREVOTE, 0, None, height=1), h.now + 10_000))
+    assert [a.to for a in actions if isinstance(a, SendBlocks)] == [behind.address.raw]  # the real one still does

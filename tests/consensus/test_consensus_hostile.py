@@ -32,7 +32,7 @@ def test_mutated_wire_bytes_never_raise(which: int, flips: list[tuple[int, int]]
     else:
         # any change breaks the encoding, a signature, or a hash the header binds (a proposal's
         # signature covers the header only; the txs, proof and last commit are bound by it) -
-        # or moves the message to another height, where it is set aside unverified and unused
+        # or moves the message to another height, where it is set aside unused
         assert rejected or (not engine.votes and not engine.proposals), data.hex()
 
 
@@ -44,3 +44,48 @@ def test_random_bytes_are_rejected(data: bytes) -> None:
     actions = engine.handle(Received(data, 3000))
     assert engine.rejected_count == before + 1
     assert [type(a) for a in actions] == [MessageRejected]
+
+
+def test_next_height_buffer_takes_only_signed_messages_of_that_heights_set() -> None:
+    import dataclasses
+
+    from bcai.consensus import Proposal, sign_proposal
+    from bcai.crypto import PrivateKey
+
+    h = Harness(me=HARNESS.me)
+    engine = h.engine
+    fat = dataclasses.replace(BLOCK, header=dataclasses.replace(BLOCK.header, height=2), proof=b"\0" * (1 << 20))
+    # unsigned (or signed by an outsider): refused, not kept
+    forged = Proposal(2, 0, -1, fat, KEYS[0].address.raw, b"\0" * 64)
+    outsider = PrivateKey.from_label("not-a-validator")
+    for message in (forged, sign_vote(outsider, CHAIN, PREVOTE, 2, 0, None), sign_vote(KEYS[1], "other-chain", PREVOTE, 2, 0, None)):
+        actions = engine.handle(Received(message, 2000))
+        assert [type(a) for a in actions] == [MessageRejected]
+    # signed by a validator: kept, but only a few megabyte-sized proposals
+    for round_ in range(50):
+        engine.handle(Received(sign_proposal(KEYS[0], CHAIN, round_, -1, fat), 2000))
+    assert sum(isinstance(m, Proposal) for m in engine._future) == 4
+    # an oversized one is refused outright, as at the current height
+    huge = dataclasses.replace(fat, proof=b"\0" * (h.params.max_block_bytes + 1))
+    actions = engine.handle(Received(sign_proposal(KEYS[0], CHAIN, 60, -1, huge), 2000))
+    assert [type(a) for a in actions] == [MessageRejected]
+    # a validator's vote for the next height is still kept for it
+    vote = sign_vote(KEYS[1], CHAIN, PREVOTE, 2, 0, None)
+    assert engine.handle(Received(vote, 2000)) == [] and engine._future[-1] == vote
+
+
+def test_early_synced_blocks_are_bounded_in_bytes() -> None:
+    import dataclasses
+
+    from bcai.consensus import CommitCertificate, SyncBlock
+
+    engine = Harness(me=HARNESS.me).engine
+    fat = dataclasses.replace(BLOCK, proof=b"\0" * (1 << 20))
+    for i in range(100):  # junk from a sync peer, far ahead: nothing can check it yet
+        block = dataclasses.replace(fat, header=dataclasses.replace(fat.header, height=10**6 + i))
+        engine.handle(SyncBlock(block, CommitCertificate(block.height, 0, block.block_id, ()), 2000))
+    assert sum(b.size for b, _ in engine._sync_buffer.values()) <= 64 << 20  # not all 100 MiB of it
+    huge = dataclasses.replace(BLOCK, header=dataclasses.replace(BLOCK.header, height=5),
+                               proof=b"\0" * (HARNESS.params.max_block_bytes + 1))
+    actions = engine.handle(SyncBlock(huge, CommitCertificate(5, 0, huge.block_id, ()), 2000))
+    assert [type(a) for a in actions] == [MessageRejected] and 5 not in engine._sync_buffer

@@ -215,3 +215,30 @@ def test_proposer_selects_only_txs_that_apply_in_the_block(chain):
     chain.block(txs=chosen)
     with pytest.raises(InvalidBlock):
         compute_block_txs(chain.state, LedgerBlock(9, chain.addr("val1")), [good])
+
+
+def test_equivocation_by_a_validator_that_unbonded_everything_keeps_the_block_valid(chain):
+    # val2 double-signs at height 2 and unbonds all of its stake in that block: its record is
+    # gone, but the evidence is valid; refusing the block would stall every proposer holding it
+    chain.block()
+    chain.tx("val2", Unbond(1000))
+    chain.block()
+    assert chain.state.get_validator(chain.addr("val2")) is None
+    evidence = Misbehaviour(chain.addr("val2"), 2, "equivocation", b"\x11" * 32)
+    chain.block(misbehaviour=(evidence,))
+    assert get_evidence_height(chain.state, evidence) == 3  # recorded: the offence counts once
+    assert chain.state.get_validator(chain.addr("val2")) is None  # nothing left to slash
+    chain.reject_block(chain.make_block(misbehaviour=(Misbehaviour(chain.addr("val2"), 2, "equivocation", b"\x22" * 32),)))
+
+
+def test_equivocation_older_than_the_unbonding_period_keeps_the_block_valid():
+    from ledger_support import Chain
+    from bcai.ledger import Params
+
+    chain = Chain(Params(unbonding_period=2))
+    chain.advance(5)
+    evidence = Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x11" * 32)
+    chain.block(misbehaviour=(evidence,))
+    assert get_evidence_height(chain.state, evidence) == 6
+    v = chain.state.get_validator(chain.addr("val2"))
+    assert v.bonded == 1000 and not v.jailed  # its stake may have left already: nothing slashed

@@ -61,3 +61,29 @@ def test_clear_empties_the_log(tmp_path: Path) -> None:
 def test_invalid_record_bytes_raise(tmp_path: Path) -> None:
     with pytest.raises(StoreCorrupted):
         decode_wal_entry(b"\xa0")
+
+
+def test_corrupt_record_with_records_after_it_refuses_to_load(tmp_path: Path) -> None:
+    path = tmp_path / "wal"
+    wal = ConsensusWal(path)
+    for vote in votes():
+        wal.append(vote)
+    wal.close()
+    whole = path.read_bytes()
+    data = bytearray(whole)
+    data[10] ^= 0xFF  # inside the first record: the precommit after it may have been sent
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreCorrupted, match="checksum"):
+        ConsensusWal(path).load()
+    assert path.read_bytes() == bytes(data)  # nothing cut: the records after it are kept for inspection
+
+
+def test_zero_filled_tail_is_a_torn_write(tmp_path: Path) -> None:
+    path = tmp_path / "wal"
+    wal = ConsensusWal(path)
+    wal.append(votes()[0])
+    wal.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole + bytes(300))  # the file grew, the record's bytes never landed
+    assert ConsensusWal(path).load() == votes()[:1]
+    assert path.read_bytes() == whole

@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 
 from bcai.consensus.app import Application
 from bcai.consensus.blocks import (
-    ChainTip, build_block, check_block, check_certificate, search_nonce, solve_work,
+    ChainTip, build_block, check_block, check_certificate, check_evidence, search_nonce, solve_work,
 )
 from bcai.consensus.config import ConsensusParams, Genesis
 from bcai.consensus.events import (
@@ -66,12 +66,14 @@ from bcai.consensus.messages import (
 )
 from bcai.consensus.validators import Validator, ValidatorSet
 from bcai.crypto import PrivateKey, PublicKey
-from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidMessage, InvalidSignature
+from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidEvidence, InvalidMessage, InvalidSignature
 from bcai.verify.pouw import WorkResult
 
 MAX_ROUNDS_AHEAD = 100  # votes further ahead of our round are dropped (bounded memory)
 MAX_FUTURE_MESSAGES = 10_000  # messages buffered for the next height
-MAX_SYNC_BUFFER = 1_000
+MAX_FUTURE_PROPOSALS = 4  # of which proposals (each up to max_block_bytes)
+MAX_SYNC_BUFFER = 1_000  # early synced blocks kept, and at most this many bytes of them:
+MAX_SYNC_BUFFER_BYTES = 64 * 1024 * 1024
 
 
 class RoundVotes:
@@ -274,9 +276,7 @@ class Engine:
         work = self._work.get(self.tip.block_id)
         if work is None:
             work = self._work[self.tip.block_id] = solve_work(self.params, self.tip)
-        evidence = tuple(sorted(self.pending_evidence.values(), key=lambda e: e.offence_id))
-        evidence = tuple(e for e in evidence if e.height >= self.height - self.params.max_evidence_age)
-        evidence = evidence[: self.params.max_evidence_per_block]
+        evidence = tuple(self._get_includable_evidence())[: self.params.max_evidence_per_block]
         budget = self.params.max_block_bytes - len(work.proof) - 64 * 1024
         txs = tuple(self.app.build_payload(self.height, max(0, budget)))[: self.params.max_block_txs]
         block = build_block(
@@ -287,6 +287,20 @@ class Engine:
             return sign_proposal(self.key, self.params.chain_id, round_, -1, block)
         self._solving = (round_, block, 0)  # nonce 0 for now: searched in slices
         return self._continue_solving()
+
+    def _get_includable_evidence(self) -> list[DuplicateVoteEvidence]:
+        """Pending evidence that `check_block` accepts at this height, by offence id. What no
+        longer passes (aged out, or its height's set is no longer known) is dropped: a block
+        we propose with it would be refused, round after round."""
+        includable = []
+        for offence_id, ev in sorted(self.pending_evidence.items()):
+            try:
+                check_evidence(ev, self.params, self.height, self._get_validator_map)
+            except InvalidEvidence:
+                del self.pending_evidence[offence_id]
+                continue
+            includable.append(ev)
+        return includable
 
     def _continue_solving(self) -> Proposal | None:
         """One slice of the nonce search: the signed proposal once found, else None and a
@@ -350,8 +364,8 @@ class Engine:
         """Handle a message for another height; True if it is not for this one."""
         if message.height == self.height:
             return False
-        if message.height == self.height + 1 and len(self._future) < MAX_FUTURE_MESSAGES:
-            self._future.append(message)
+        if message.height == self.height + 1:
+            self._keep_for_next_height(message, sender)
         elif message.height < self.height and sender in self.validators:
             # a validator is behind: once it had time to commit by itself, offer it our blocks
             committed_at = self._commit_times.get(message.height, -self.params.block_resend_ms)
@@ -359,9 +373,27 @@ class Engine:
             if self._now - committed_at >= self.params.gossip_interval_ms and (
                 last is None or self._now - last >= self.params.block_resend_ms
             ):
+                # signed by it (an address fixes its key): nobody else can send us a hint to it
+                self._verify(message, self.validators.by_address[sender].public_key)
                 self._sent_blocks[(sender, message.height)] = self._now
                 self._out.append(SendBlocks(sender, message.height))
         return True
+
+    def _keep_for_next_height(self, message: Message, sender: bytes) -> None:
+        """Buffer a message for height + 1 once its signer is checked against that height's set
+        (already final): unchecked, anyone could fill the buffer, with proposals of megabytes."""
+        if len(self._future) >= MAX_FUTURE_MESSAGES:
+            return
+        if isinstance(message, Proposal):
+            if message.block.size > self.params.max_block_bytes:
+                raise InvalidMessage(f"oversized proposal: {message.block.size} > {self.params.max_block_bytes} bytes")
+            if sum(isinstance(m, Proposal) for m in self._future) >= MAX_FUTURE_PROPOSALS:
+                return  # its proposer re-sends it while the round makes no progress
+        validator = self._get_validator_map(self.height + 1).get(sender)
+        if validator is None:
+            raise InvalidMessage("message for the next height from a validator outside its set")
+        self._verify(message, validator.public_key)
+        self._future.append(message)
 
     def _on_vote(self, vote: Vote) -> bool:
         # the hot path of a big network: every line here runs once per vote per node
@@ -665,8 +697,13 @@ class Engine:
     # --- catch-up --------------------------------------------------------------------
 
     def _on_sync(self, block: Block, certificate: CommitCertificate) -> None:
-        if block.height > self.height and len(self._sync_buffer) < MAX_SYNC_BUFFER:
-            self._sync_buffer[block.height] = (block, certificate)
+        if block.height > self.height:  # early: kept unchecked (its set may be unknown yet), so bounded
+            if block.size > self.params.max_block_bytes:
+                self._reject(BlockRejected(f"oversized block: {block.size} > {self.params.max_block_bytes} bytes"))
+            elif len(self._sync_buffer) < MAX_SYNC_BUFFER and (
+                sum(b.size for b, _ in self._sync_buffer.values()) + block.size <= MAX_SYNC_BUFFER_BYTES
+            ):
+                self._sync_buffer[block.height] = (block, certificate)
         # apply buffered blocks in height order (a loop, not recursion: catch-up may be long)
         while True:
             if block.height == self.height:

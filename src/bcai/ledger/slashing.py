@@ -2,8 +2,9 @@
 
 The *checks* of evidence (two conflicting signed votes) belong to the consensus engine; it
 hands the ledger verified `Misbehaviour` records inside the block. The ledger applies each
-at most once (`evid/` + its hash records where it was applied) and rejects evidence older
-than the unbonding period (the stake it would slash may already be gone).
+at most once (`evid/` + its hash records where it was applied). Evidence older than the
+unbonding period, or against a validator that has since unbonded everything, is recorded
+but slashes nothing (the stake is gone): the block that carries it stays valid.
 
 Downtime: each validator of the set in force at height h - 1 has one slot per height in a
 window of `downtime_window` (default 100) slots; a slot is 1 when the validator's signature
@@ -21,7 +22,7 @@ import cbor2
 
 from bcai.crypto import Address
 from bcai.encoding import encode
-from bcai.errors import InvalidBlock
+from bcai.errors import InvalidBlock, UnknownEntity
 from bcai.ledger.bank import process_protocol_income
 from bcai.ledger.params import BPS
 from bcai.ledger.state import State, Validator
@@ -67,20 +68,32 @@ def process_slash_validator(state: State, address: Address, validator: Validator
 
 def process_misbehaviour(state: State, evidence: Misbehaviour) -> None:
     key = b"evid/" + evidence.id
-    # a known kind, not in the future, not older than the unbonding period, not yet applied
+    # a known kind, not in the future, not yet applied, by a member of that height's set
+    # (where the state still holds that set; consensus checked membership already)
     if evidence.kind not in MISBEHAVIOUR_KINDS:
         raise InvalidBlock(f"unknown misbehaviour kind {evidence.kind!r}")
     if not 0 < evidence.height <= state.height:
         raise InvalidBlock(f"evidence height {evidence.height} outside [1, {state.height}]")
-    if evidence.height < state.height - state.params.unbonding_period:
-        raise InvalidBlock("evidence is older than the unbonding period")
+    if not _is_member_or_unknown(state, evidence.address, evidence.height):
+        raise InvalidBlock(f"evidence names {evidence.address}, not a validator at height {evidence.height}")
     if key in state.kv:
         raise InvalidBlock("evidence was already applied")
     state.kv.set(key, cbor2.dumps(state.height))
+    # valid evidence whose stake is out of reach (older than the unbonding period, or the
+    # validator unbonded all of it) is recorded but slashes nothing: refusing the block
+    # instead would stall every proposer holding the evidence (consensus verified it and
+    # keeps offering it)
     validator = state.get_validator(evidence.address)
-    if validator is None:
-        raise InvalidBlock(f"evidence names {evidence.address}, which has no stake")
+    if validator is None or evidence.height < state.height - state.params.unbonding_period:
+        return
     process_slash_validator(state, evidence.address, validator, state.params.equivocation_slash_bps)
+
+
+def _is_member_or_unknown(state: State, address: Address, height: int) -> bool:
+    try:
+        return address in {v.address for v in get_validator_set(state, height)}
+    except UnknownEntity:  # that height's set was pruned
+        return True
 
 
 def process_liveness(state: State, height: int, signers: tuple[Address, ...]) -> None:

@@ -3,8 +3,10 @@
 One append-only file. A record is `[4-byte big-endian length][payload][4-byte CRC-32]`; each
 append is followed by `fsync` before `append` returns, so a vote is on disk before the
 node can send it (the engine's `PersistWal` contract). A torn record at the end (the process
-died mid-write) is dropped on load; the CRC catches a torn record whose length happened to
-be written whole.
+died mid-write: cut short, zero-filled, or failing its CRC) is dropped on load, since it was
+never sent. A record failing its CRC with records after it is not a torn write: the later
+records may be votes already sent, so `load` raises `StoreCorrupted` rather than drop them
+(a node that forgot a vote could sign a conflicting one).
 
 Only the current height matters to the engine, so the log is emptied (truncate + fsync)
 right after a block is durably committed to the chain store; a crash between the two leaves
@@ -59,11 +61,16 @@ class ConsensusWal:
         while pos + 4 <= len(data):
             size = int.from_bytes(data[pos:pos + 4], "big")
             end = pos + 4 + size + 4
-            if size > _MAX_RECORD or end > len(data):
+            # torn: cut short, or zeros where the file grew but the write never landed
+            if size > _MAX_RECORD or end > len(data) or not any(data[pos:]):
                 break
             payload = data[pos + 4:pos + 4 + size]
             if int.from_bytes(data[end - 4:end], "big") != zlib.crc32(payload):
-                break
+                if end == len(data):
+                    break  # the last record, torn
+                # records follow it: they may be votes we sent; dropping them could make us
+                # sign a conflicting vote, so refuse to go on
+                raise StoreCorrupted(f"consensus WAL record at byte {pos} fails its checksum, with records after it")
             entries.append(decode_wal_entry(payload))
             pos = end
         if pos != len(data):
