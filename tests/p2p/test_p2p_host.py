@@ -461,3 +461,31 @@ def test_backpressure_blocks_consensus_publishers_and_sheds_txs_with_a_count() -
         await net.close()
 
     run(main)
+
+
+def test_invalid_copy_on_another_topic_does_not_suppress_the_real_message() -> None:
+    """The seen-cache is per topic: a peer that replays a block's bytes on `txs` first (where
+    they are rejected) used to get the real block dropped as a duplicate on `blocks`."""
+    async def main() -> None:
+        net = Net("memory")
+        attacker, honest, target = await _line(net, 3)
+        blocks = Inbox()
+
+        async def reject_txs(message: GossipMessage) -> None:
+            raise InvalidGossip("not a tx batch")
+
+        await target.subscribe(TOPIC_TXS, reject_txs)
+        await target.subscribe(TOPIC_BLOCKS, blocks)
+        await connect_all([attacker, honest, target], [(0, 2), (1, 2)])
+        await eventually(lambda: attacker.get_subscribers(TOPIC_TXS) and honest.get_subscribers(TOPIC_BLOCKS))
+        await attacker.publish(TOPIC_TXS, b"block 7")
+        await eventually(lambda: target.metrics["invalid_gossip"] == 1)
+        await honest.publish(TOPIC_BLOCKS, b"block 7")
+        await eventually(lambda: len(blocks.got) == 1)
+        assert blocks.got[0].topic == TOPIC_BLOCKS and blocks.got[0].source == honest.node_id
+        await honest.publish(TOPIC_BLOCKS, b"block 7")  # a true duplicate is still dropped
+        await eventually(lambda: target.metrics["duplicates"] == 1)
+        assert len(blocks.got) == 1
+        await net.close()
+
+    run(main)

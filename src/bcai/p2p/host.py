@@ -46,7 +46,14 @@ from bcai.errors import (
 from bcai.p2p import scoring
 from bcai.p2p.clock import Clock, SystemClock
 from bcai.p2p.discovery import RECORDS_TOPIC, Discovery
-from bcai.p2p.gossip import Priority, SeenCache, compute_forward_targets, compute_message_id, get_topic_policy
+from bcai.p2p.gossip import (
+    Priority,
+    SeenCache,
+    compute_forward_targets,
+    compute_message_id,
+    compute_seen_key,
+    get_topic_policy,
+)
 from bcai.p2p.peer import Peer
 from bcai.p2p.records import NodeId, NodeRecord, SignedNodeRecord
 from bcai.p2p.scoring import PeerScores, TokenBucket
@@ -406,7 +413,7 @@ class Host:
         if len(data) + 2 + len(topic) > self.config.max_frame:
             raise InvalidGossip(f"a {len(data)}-byte message exceeds the frame limit")
         message_id = compute_message_id(data)
-        self.seen.process_message_id(message_id, self.clock.now())
+        self.seen.process_message_id(compute_seen_key(topic, message_id), self.clock.now())
         await self._forward(topic, data, None)
         return message_id
 
@@ -417,7 +424,7 @@ class Host:
             self.penalize(peer.id, scoring.PENALTY_UNSOLICITED, f"sent {message.topic} unasked")
             return
         message_id = compute_message_id(message.data)
-        if not self.seen.process_message_id(message_id, self.clock.now()):
+        if not self.seen.process_message_id(compute_seen_key(message.topic, message_id), self.clock.now()):
             self.metrics["duplicates"] += 1
             return
         gossip = GossipMessage(message.topic, message.data, message_id, peer.id)
