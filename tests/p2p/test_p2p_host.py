@@ -29,10 +29,12 @@ from bcai.p2p import (
     HostConfig,
     ManualClock,
     NodeId,
+    NodeRecord,
     Priority,
     job_topic,
     perform_handshake,
 )
+from bcai.p2p.discovery import RECORDS_TOPIC
 from bcai.p2p.peer import SendQueue
 from bcai.p2p.wire import Publish, Request, encode_message
 
@@ -486,6 +488,36 @@ def test_invalid_copy_on_another_topic_does_not_suppress_the_real_message() -> N
         await honest.publish(TOPIC_BLOCKS, b"block 7")  # a true duplicate is still dropped
         await eventually(lambda: target.metrics["duplicates"] == 1)
         assert len(blocks.got) == 1
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_stale_record_gossip_is_not_relayed() -> None:
+    """Each node's record is relayed once per sequence number: a peer replaying old records,
+    or current ones once the seen-cache has forgotten them, used to have every node in the
+    network relay each one again."""
+    async def main() -> None:
+        clock = ManualClock()
+        net = Net("memory", clock)
+        a, b, c = await _line(net, 3)
+        await connect_all([a, b, c], [(0, 1), (1, 2)])
+        far = PrivateKey.from_label("far away")
+        old, new = (NodeRecord(far.public_key, "127.0.0.1:9", seq=s).sign(far, "bcai") for s in (1, 2))
+        await a.publish(RECORDS_TOPIC, new.to_bytes())
+        await eventually(lambda: c.discovery.get_record(new.node_id) == new)
+        delivered = c.metrics["delivered"]
+        await a.publish(RECORDS_TOPIC, old.to_bytes())  # stale at b: dropped there
+        await eventually(lambda: b.metrics["stale_records"] == 1)
+        clock.advance(b.config.seen_ttl + 1)
+        await a.publish(RECORDS_TOPIC, new.to_bytes())  # relayed once already: dropped at b
+        await eventually(lambda: b.metrics["stale_records"] == 2)
+        other = PrivateKey.from_label("other")
+        marker = NodeRecord(other.public_key, "127.0.0.1:10", seq=1).sign(other, "bcai")
+        await a.publish(RECORDS_TOPIC, marker.to_bytes())  # new at b: relayed to c
+        await eventually(lambda: c.discovery.get_record(marker.node_id) == marker)
+        assert c.metrics["delivered"] == delivered + 1
+        assert c.discovery.get_record(new.node_id) == new
         await net.close()
 
     run(main)
