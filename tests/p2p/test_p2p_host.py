@@ -406,7 +406,32 @@ def test_record_update_reaches_connected_peers(kind: str) -> None:
         await eventually(lambda: a.get_peer_record(b.node_id) is not None)
         b.update_record(roles=frozenset({"worker"}), capabilities={"gpus": 8})
         await eventually(lambda: a.get_peer_record(b.node_id).record.capabilities == {"gpus": 8})
-        assert a.get_peer_record(b.node_id).record.seq == 2
+        assert a.get_peer_record(b.node_id).record.seq > 1
+        await net.close()
+
+    run(main)
+
+
+def test_restarted_node_record_replaces_the_one_peers_cached() -> None:
+    """A record's sequence number starts from the wall clock, not at 1 on every start: a
+    node that had updated its record and restarted (at a new address, with new
+    capabilities) used to sign seq 1 again, which every peer holding its old, higher seq
+    ignored until the cache evicted it."""
+    async def main() -> None:
+        net = Net("memory")
+        watcher = await net.host("watcher")
+        before = await net.host("restarting")
+        before.update_record(capabilities={"gpus": 1})
+        before.update_record(capabilities={"gpus": 2})
+        await watcher.connect(before.address, before.node_id)
+        await eventually(lambda: watcher.discovery.get_record(before.node_id) is not None)
+        await before.stop()
+        after = await net.host("restarting")  # same key, new address
+        after.update_record(capabilities={"gpus": 8})
+        assert after.address != before.address
+        await watcher.connect(after.address, after.node_id)
+        await eventually(lambda: watcher.discovery.get_record(after.node_id).record.address == after.address)
+        assert watcher.discovery.get_record(after.node_id).record.capabilities == {"gpus": 8}
         await net.close()
 
     run(main)

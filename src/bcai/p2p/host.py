@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -180,7 +181,9 @@ class Host:
             self._roles = roles
         if capabilities is not None:
             self._capabilities = dict(capabilities)
-        self._record_seq += 1
+        # Milliseconds of wall-clock time (at least one more than the last): a restarted node
+        # must out-number the records it signed in its previous life, which peers still hold.
+        self._record_seq = max(self._record_seq + 1, time.time_ns() // 1_000_000)
         record = NodeRecord(self.key.public_key, self.address, self._roles, self._capabilities, self._record_seq)
         self.record = record.sign(self.key, self.config.network_id)
         self.discovery.process_own_record(self.record)
