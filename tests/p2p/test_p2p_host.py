@@ -36,6 +36,8 @@ from bcai.p2p import (
 )
 from bcai.p2p.discovery import RECORDS_TOPIC
 from bcai.p2p.peer import SendQueue
+from bcai.p2p.tcp import TcpStream, _StreamProtocol
+from bcai.p2p.transport import split_host_port
 from bcai.p2p.wire import Publish, Request, encode_message
 
 
@@ -543,6 +545,31 @@ def test_invalid_stale_record_gossip_is_not_relayed() -> None:
         await eventually(lambda: c.discovery.get_record(marker.node_id) == marker)
         assert c.metrics["delivered"] == delivered + 1
         assert c.discovery.get_record(new.node_id) == new
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_half_open_connections_from_one_host_leave_room_for_others() -> None:
+    """Handshakes in progress are capped per remote host: one machine's silent sockets
+    used to take every inbound slot (`max_inbound`), so nobody else could connect until
+    they timed out (and then they could simply reconnect)."""
+    async def main() -> None:
+        net = Net("tcp")
+        host = await net.host("target", HostConfig(max_inbound=16, max_handshakes_per_ip=2, handshake_timeout=5))
+        silent = [await net.raw_dial(host.address) for _ in range(16)]  # all from 127.0.0.1
+        await eventually(lambda: host.metrics["refused_inbound"] == 14)
+        assert host._handshaking == 2
+        # another machine (127.0.0.2 reaches the same loopback listener) still gets in
+        ip, port = split_host_port(host.address)
+        _, protocol = await asyncio.get_running_loop().create_connection(
+            _StreamProtocol, ip, port, local_addr=("127.0.0.2", 0))
+        key = PrivateKey.from_label("elsewhere")
+        await perform_handshake(TcpStream(protocol), key, "bcai", host.node_id)
+        await eventually(lambda: NodeId.of(key.public_key) in host.peers)
+        for stream in silent:
+            stream.close()
+        await eventually(lambda: host._handshaking == 0 and not host._handshaking_from)
         await net.close()
 
     run(main)

@@ -59,7 +59,7 @@ from bcai.p2p.peer import Peer
 from bcai.p2p.records import NodeId, NodeRecord, SignedNodeRecord
 from bcai.p2p.scoring import PeerScores, TokenBucket
 from bcai.p2p.secure import MAX_FRAME, SecureChannel, perform_handshake
-from bcai.p2p.transport import ByteStream, Transport
+from bcai.p2p.transport import ByteStream, Transport, get_remote_host
 from bcai.p2p.wire import MAX_TOPICS, Hello, Message, Publish, Request, Response, Subscribe, decode_message, is_valid_name
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ class HostConfig:
     request_timeout: float = 30.0
     queue_bytes: int = 32 * 1024 * 1024  # per priority lane per peer
     max_inbound: int = 128
+    max_handshakes_per_ip: int = 8  # handshakes in progress from one remote host
     seen_cache_size: int = 100_000
     seen_ttl: float = 120.0
     k: int = 20
@@ -148,6 +149,7 @@ class Host:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
         self._handshaking = 0
+        self._handshaking_from: Counter[str] = Counter()  # remote host -> handshakes in progress
         self.discovery = Discovery(self)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -248,12 +250,16 @@ class Host:
 
     async def _on_inbound(self, stream: ByteStream) -> None:
         inbound = sum(1 for p in self._peers.values() if not p.outbound)
-        # Half-open handshakes are capped too, so a swarm of silent sockets cannot pile up.
-        if self._stopped or inbound >= self.config.max_inbound or self._handshaking >= self.config.max_inbound:
+        # Half-open handshakes are capped too, so a swarm of silent sockets cannot pile up,
+        # and per remote host, so one machine's silent sockets cannot take every slot.
+        source = get_remote_host(stream.remote_address)
+        if (self._stopped or inbound >= self.config.max_inbound or self._handshaking >= self.config.max_inbound
+                or self._handshaking_from[source] >= self.config.max_handshakes_per_ip):
             self.metrics["refused_inbound"] += 1
             stream.close()
             return
         self._handshaking += 1
+        self._handshaking_from[source] += 1
         try:
             channel = await perform_handshake(
                 stream, self.key, self.config.network_id, None, self.config.handshake_timeout, self.config.max_frame
@@ -268,6 +274,9 @@ class Host:
             return
         finally:
             self._handshaking -= 1
+            self._handshaking_from[source] -= 1
+            if not self._handshaking_from[source]:
+                del self._handshaking_from[source]
         self._add_peer(channel, outbound=False)
 
     def _add_peer(self, channel: SecureChannel, outbound: bool) -> None:
