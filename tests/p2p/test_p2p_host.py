@@ -38,7 +38,7 @@ from bcai.p2p.discovery import RECORDS_TOPIC
 from bcai.p2p.peer import SendQueue
 from bcai.p2p.tcp import TcpStream, _StreamProtocol
 from bcai.p2p.transport import split_host_port
-from bcai.p2p.wire import Publish, Request, encode_message
+from bcai.p2p.wire import Publish, Request, Subscribe, encode_message
 
 
 class Inbox:
@@ -570,6 +570,34 @@ def test_invalid_half_open_connections_from_one_host_leave_room_for_others() -> 
         for stream in silent:
             stream.close()
         await eventually(lambda: host._handshaking == 0 and not host._handshaking_from)
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_peer_that_never_reads_is_cut_off_and_stops_blocking_publishers() -> None:
+    """Consensus and blocks are never dropped: their producer waits for room in each
+    subscriber's queue. A subscriber that stops reading used to block every publish on the
+    topic forever (for all peers: forwarding goes one peer after another); after
+    `send_timeout` without room it is now disconnected and publishing goes on."""
+    async def main() -> None:
+        net = Net("memory")
+        net.memory.pipe_limit = 16 * 1024
+        host = await net.host("target", HostConfig(queue_bytes=32 * 1024, send_timeout=0.2))
+        honest = await net.host("honest")
+        got = Inbox()
+        await honest.subscribe(TOPIC_BLOCKS, got)
+        await honest.connect(host.address, host.node_id)
+        key = PrivateKey.from_label("deaf")
+        channel = await perform_handshake(await net.raw_dial(host.address), key, "bcai", host.node_id)
+        await channel.send(encode_message(Subscribe(TOPIC_BLOCKS, True)))  # then reads nothing
+        await eventually(lambda: len(host.get_subscribers(TOPIC_BLOCKS)) == 2)
+        blocks = [i.to_bytes(4, "big") + bytes(8 * 1024) for i in range(30)]  # 240 KiB >> buffers
+        for block in blocks:
+            await asyncio.wait_for(host.publish(TOPIC_BLOCKS, block), 2)
+        assert NodeId.of(key.public_key) not in host.peers
+        await eventually(lambda: len(got.got) == len(blocks))
+        channel.close()
         await net.close()
 
     run(main)

@@ -81,6 +81,7 @@ class HostConfig:
     handshake_timeout: float = 10.0
     request_timeout: float = 30.0
     queue_bytes: int = 32 * 1024 * 1024  # per priority lane per peer
+    send_timeout: float = 30.0  # a peer whose full send queue has not moved for this long is cut off
     max_inbound: int = 128
     max_handshakes_per_ip: int = 8  # handshakes in progress from one remote host
     seen_cache_size: int = 100_000
@@ -295,7 +296,7 @@ class Host:
         now = self.clock.now()
         bucket = TokenBucket.full(self.config.rate_per_s, self.config.rate_burst, now)
         pace = TokenBucket.full(self.config.relay_per_s, self.config.relay_burst, now)
-        peer = Peer(channel, outbound, bucket, self.config.queue_bytes, pace)
+        peer = Peer(channel, outbound, bucket, self.config.queue_bytes, pace, self.config.send_timeout)
         self._peers[node] = peer
         peer.tasks = [self._spawn(peer.run_writer()), self._spawn(self._read_loop(peer))]
         self._spawn(self._send_quietly(peer, self._hello()))
