@@ -246,3 +246,41 @@ def test_block_sync_serves_ranges(kind: str) -> None:
         await net.close()
 
     run(main)
+
+
+def test_invalid_manifest_whose_chunks_have_other_lengths_is_refused() -> None:
+    """Chunks are checked against their CIDs, but a manifest could name chunks of any
+    length: declare 6 bytes in chunks of 4 and point at a 4 MiB blob. The fetch used to
+    download and store it all and `read_object` returned 4 MiB for a 6-byte object. Now a
+    chunk of another length than the manifest implies ends the fetch with `InvalidManifest`
+    (the provider sent the right bytes: no penalty)."""
+    async def main() -> None:
+        net = Net("memory")
+        provider, fetcher = await net.host("provider"), await net.host("fetcher")
+        theirs, mine = ContentExchange(provider, MemoryContentStore()), ContentExchange(fetcher, MemoryContentStore())
+        big = os.urandom(4 * 1024 * 1024)
+        first, second = (Cid.of(piece, multihash=BLAKE3) for piece in (b"abcd", big))
+        for cid, piece in ((first, b"abcd"), (second, big)):
+            theirs.store.put_verified(cid, piece)
+        lying = theirs.store.put(Manifest(6, 4, (first, second)).to_bytes(), CODEC_DAG_CBOR)
+        twice = theirs.store.put(Manifest(6, 4, (first, first)).to_bytes(), CODEC_DAG_CBOR)
+        await connect_all([fetcher, provider], [(0, 1)])
+        with pytest.raises(InvalidManifest, match="chunk"):
+            await mine.fetch(lying, [provider.node_id])
+        assert not mine.store.has(second)
+        with pytest.raises(InvalidManifest, match="two lengths"):  # no bytes can be both
+            await mine.fetch(twice, [provider.node_id])
+        assert fetcher.scores.get_score(provider.node_id, fetcher.clock.now()) == 0
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_read_object_with_chunks_of_other_lengths(store: ContentStore) -> None:
+    manifest, pieces = compute_chunks(b"abcdef", chunk_size=4)
+    long = Cid.of(b"abcdefgh", multihash=BLAKE3)
+    store.put_verified(long, b"abcdefgh")
+    object_id = store.put(Manifest(6, 4, (long, manifest.chunks[1])).to_bytes(), CODEC_DAG_CBOR)
+    store.put_verified(manifest.chunks[1], pieces[1])
+    with pytest.raises(InvalidManifest):
+        read_object(store, object_id)

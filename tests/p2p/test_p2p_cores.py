@@ -10,6 +10,7 @@ from bcai.errors import InvalidGossip, InvalidNodeRecord, MalformedMessage
 from bcai.p2p import CapabilityQuery, NodeId, NodeRecord, SeenCache, SignedNodeRecord, job_topic, parse_peer_address
 from bcai.p2p.gossip import Priority, compute_forward_targets, get_topic_policy
 from bcai.p2p.kademlia import LookupState, RoutingTable, compute_bucket_index, compute_distance
+from bcai.p2p.records import MAX_CAPABILITIES
 from bcai.p2p.scoring import PeerScores, TokenBucket
 from bcai.p2p.wire import Hello, Publish, Request, Response, Subscribe, decode_message, encode_message
 
@@ -184,6 +185,17 @@ def test_capability_query() -> None:
         CapabilityQuery({"gpus": "4"})  # type: ignore[dict-item]
     with pytest.raises(InvalidNodeRecord):
         CapabilityQuery.from_obj({"caps": {}, "roles": ["x"]})
+
+
+def test_invalid_capability_query_with_too_many_conditions() -> None:
+    """A record has at most MAX_CAPABILITIES capabilities, so a query needs no more
+    conditions; 200,000 always-true ones (1.7 MB) used to cost ~18 ms per cached record
+    to answer: minutes of a blocked event loop for one `kad/find_capable` request."""
+    conditions = {f"c{i}": 0 for i in range(MAX_CAPABILITIES)}
+    assert CapabilityQuery.from_obj({"caps": conditions, "roles": []}).is_match(_signed("cpu", cpus=4).record)
+    conditions["one_more"] = 0
+    with pytest.raises(InvalidNodeRecord, match="conditions"):
+        CapabilityQuery.from_obj({"caps": conditions, "roles": []})
 
 
 @pytest.mark.parametrize(

@@ -29,12 +29,16 @@ from bcai.p2p import (
     HostConfig,
     ManualClock,
     NodeId,
+    NodeRecord,
     Priority,
     job_topic,
     perform_handshake,
 )
+from bcai.p2p.discovery import RECORDS_TOPIC
 from bcai.p2p.peer import SendQueue
-from bcai.p2p.wire import Publish, Request, encode_message
+from bcai.p2p.tcp import TcpStream, _StreamProtocol
+from bcai.p2p.transport import split_host_port
+from bcai.p2p.wire import Publish, Request, Subscribe, encode_message
 
 
 class Inbox:
@@ -404,7 +408,32 @@ def test_record_update_reaches_connected_peers(kind: str) -> None:
         await eventually(lambda: a.get_peer_record(b.node_id) is not None)
         b.update_record(roles=frozenset({"worker"}), capabilities={"gpus": 8})
         await eventually(lambda: a.get_peer_record(b.node_id).record.capabilities == {"gpus": 8})
-        assert a.get_peer_record(b.node_id).record.seq == 2
+        assert a.get_peer_record(b.node_id).record.seq > 1
+        await net.close()
+
+    run(main)
+
+
+def test_restarted_node_record_replaces_the_one_peers_cached() -> None:
+    """A record's sequence number starts from the wall clock, not at 1 on every start: a
+    node that had updated its record and restarted (at a new address, with new
+    capabilities) used to sign seq 1 again, which every peer holding its old, higher seq
+    ignored until the cache evicted it."""
+    async def main() -> None:
+        net = Net("memory")
+        watcher = await net.host("watcher")
+        before = await net.host("restarting")
+        before.update_record(capabilities={"gpus": 1})
+        before.update_record(capabilities={"gpus": 2})
+        await watcher.connect(before.address, before.node_id)
+        await eventually(lambda: watcher.discovery.get_record(before.node_id) is not None)
+        await before.stop()
+        after = await net.host("restarting")  # same key, new address
+        after.update_record(capabilities={"gpus": 8})
+        assert after.address != before.address
+        await watcher.connect(after.address, after.node_id)
+        await eventually(lambda: watcher.discovery.get_record(after.node_id).record.address == after.address)
+        assert watcher.discovery.get_record(after.node_id).record.capabilities == {"gpus": 8}
         await net.close()
 
     run(main)
@@ -458,6 +487,117 @@ def test_backpressure_blocks_consensus_publishers_and_sheds_txs_with_a_count() -
         await asyncio.wait_for(producer, 5)
         await eventually(lambda: len(consensus.got) == len(votes))
         assert [m.data for m in consensus.got] == votes  # every vote, in order
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_copy_on_another_topic_does_not_suppress_the_real_message() -> None:
+    """The seen-cache is per topic: a peer that replays a block's bytes on `txs` first (where
+    they are rejected) used to get the real block dropped as a duplicate on `blocks`."""
+    async def main() -> None:
+        net = Net("memory")
+        attacker, honest, target = await _line(net, 3)
+        blocks = Inbox()
+
+        async def reject_txs(message: GossipMessage) -> None:
+            raise InvalidGossip("not a tx batch")
+
+        await target.subscribe(TOPIC_TXS, reject_txs)
+        await target.subscribe(TOPIC_BLOCKS, blocks)
+        await connect_all([attacker, honest, target], [(0, 2), (1, 2)])
+        await eventually(lambda: attacker.get_subscribers(TOPIC_TXS) and honest.get_subscribers(TOPIC_BLOCKS))
+        await attacker.publish(TOPIC_TXS, b"block 7")
+        await eventually(lambda: target.metrics["invalid_gossip"] == 1)
+        await honest.publish(TOPIC_BLOCKS, b"block 7")
+        await eventually(lambda: len(blocks.got) == 1)
+        assert blocks.got[0].topic == TOPIC_BLOCKS and blocks.got[0].source == honest.node_id
+        await honest.publish(TOPIC_BLOCKS, b"block 7")  # a true duplicate is still dropped
+        await eventually(lambda: target.metrics["duplicates"] == 1)
+        assert len(blocks.got) == 1
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_stale_record_gossip_is_not_relayed() -> None:
+    """Each node's record is relayed once per sequence number: a peer replaying old records,
+    or current ones once the seen-cache has forgotten them, used to have every node in the
+    network relay each one again."""
+    async def main() -> None:
+        clock = ManualClock()
+        net = Net("memory", clock)
+        a, b, c = await _line(net, 3)
+        await connect_all([a, b, c], [(0, 1), (1, 2)])
+        far = PrivateKey.from_label("far away")
+        old, new = (NodeRecord(far.public_key, "127.0.0.1:9", seq=s).sign(far, "bcai") for s in (1, 2))
+        await a.publish(RECORDS_TOPIC, new.to_bytes())
+        await eventually(lambda: c.discovery.get_record(new.node_id) == new)
+        delivered = c.metrics["delivered"]
+        await a.publish(RECORDS_TOPIC, old.to_bytes())  # stale at b: dropped there
+        await eventually(lambda: b.metrics["stale_records"] == 1)
+        clock.advance(b.config.seen_ttl + 1)
+        await a.publish(RECORDS_TOPIC, new.to_bytes())  # relayed once already: dropped at b
+        await eventually(lambda: b.metrics["stale_records"] == 2)
+        other = PrivateKey.from_label("other")
+        marker = NodeRecord(other.public_key, "127.0.0.1:10", seq=1).sign(other, "bcai")
+        await a.publish(RECORDS_TOPIC, marker.to_bytes())  # new at b: relayed to c
+        await eventually(lambda: c.discovery.get_record(marker.node_id) == marker)
+        assert c.metrics["delivered"] == delivered + 1
+        assert c.discovery.get_record(new.node_id) == new
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_half_open_connections_from_one_host_leave_room_for_others() -> None:
+    """Handshakes in progress are capped per remote host: one machine's silent sockets
+    used to take every inbound slot (`max_inbound`), so nobody else could connect until
+    they timed out (and then they could simply reconnect)."""
+    async def main() -> None:
+        net = Net("tcp")
+        host = await net.host("target", HostConfig(max_inbound=16, max_handshakes_per_ip=2, handshake_timeout=5))
+        silent = [await net.raw_dial(host.address) for _ in range(16)]  # all from 127.0.0.1
+        await eventually(lambda: host.metrics["refused_inbound"] == 14)
+        assert host._handshaking == 2
+        # another machine (127.0.0.2 reaches the same loopback listener) still gets in
+        ip, port = split_host_port(host.address)
+        _, protocol = await asyncio.get_running_loop().create_connection(
+            _StreamProtocol, ip, port, local_addr=("127.0.0.2", 0))
+        key = PrivateKey.from_label("elsewhere")
+        await perform_handshake(TcpStream(protocol), key, "bcai", host.node_id)
+        await eventually(lambda: NodeId.of(key.public_key) in host.peers)
+        for stream in silent:
+            stream.close()
+        await eventually(lambda: host._handshaking == 0 and not host._handshaking_from)
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_peer_that_never_reads_is_cut_off_and_stops_blocking_publishers() -> None:
+    """Consensus and blocks are never dropped: their producer waits for room in each
+    subscriber's queue. A subscriber that stops reading used to block every publish on the
+    topic forever (for all peers: forwarding goes one peer after another); after
+    `send_timeout` without room it is now disconnected and publishing goes on."""
+    async def main() -> None:
+        net = Net("memory")
+        net.memory.pipe_limit = 16 * 1024
+        host = await net.host("target", HostConfig(queue_bytes=32 * 1024, send_timeout=0.2))
+        honest = await net.host("honest")
+        got = Inbox()
+        await honest.subscribe(TOPIC_BLOCKS, got)
+        await honest.connect(host.address, host.node_id)
+        key = PrivateKey.from_label("deaf")
+        channel = await perform_handshake(await net.raw_dial(host.address), key, "bcai", host.node_id)
+        await channel.send(encode_message(Subscribe(TOPIC_BLOCKS, True)))  # then reads nothing
+        await eventually(lambda: len(host.get_subscribers(TOPIC_BLOCKS)) == 2)
+        blocks = [i.to_bytes(4, "big") + bytes(8 * 1024) for i in range(30)]  # 240 KiB >> buffers
+        for block in blocks:
+            await asyncio.wait_for(host.publish(TOPIC_BLOCKS, block), 2)
+        assert NodeId.of(key.public_key) not in host.peers
+        await eventually(lambda: len(got.got) == len(blocks))
+        channel.close()
         await net.close()
 
     run(main)

@@ -4,8 +4,10 @@ integrity (tamper, replay, reorder) and the frame size limit, on both transports
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 
+import nacl.bindings as sodium
 import pytest
 from p2p_netkit import TRANSPORTS, Net, eventually, run
 
@@ -204,3 +206,31 @@ def test_hkdf_matches_rfc5869_case_1() -> None:
                        bytes.fromhex("f0f1f2f3f4f5f6f7f8f9"), 42)
     assert okm.hex() == ("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
                          "34007208d5b887185865")
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_invalid_oversized_handshake_proof_is_refused_before_reading_it(kind: str) -> None:
+    """Before it has proven an identity a caller may send only the 96-byte proof: a
+    length prefix announcing a big frame ends the handshake at once (it used to wait for,
+    and on TCP allocate, up to 16 MiB per half-open connection)."""
+    async def main() -> None:
+        net = Net(kind)
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        async def on_stream(stream):
+            try:
+                accepted.set_result(await perform_handshake(stream, PrivateKey.from_label("l"), "bcai", timeout=3))
+            except Exception as exc:  # handed to the test
+                accepted.set_exception(exc)
+
+        transport = net.transport()
+        address = await transport.listen("127.0.0.1:0", on_stream)
+        stream = await net.transport().dial(address)
+        await stream.write(MAGIC + sodium.crypto_scalarmult_base(os.urandom(32)))
+        await stream.write(struct.pack(">I", 16 * 1024 * 1024))
+        with pytest.raises(HandshakeFailed, match="bad handshake proof"):
+            await asyncio.wait_for(accepted, 2.0)
+        stream.close()
+        await transport.close()
+
+    run(main)

@@ -57,6 +57,18 @@ class Manifest:
             raise InvalidManifest(f"undecodable manifest: {exc}") from None
         return cls(obj["size"], obj["chunk_size"], chunks)
 
+    def get_chunk_lengths(self) -> dict[Cid, int]:
+        """The length each chunk must have: `chunk_size`, the last one what is left of
+        `size`. A CID only names bytes, so without this check a manifest could describe 6
+        bytes and list a 4 MiB chunk. `InvalidManifest` if one CID is listed at two lengths
+        (no bytes can be both)."""
+        lengths: dict[Cid, int] = {}
+        for index, cid in enumerate(self.chunks):
+            length = min(self.chunk_size, self.size - index * self.chunk_size)
+            if lengths.setdefault(cid, length) != length:
+                raise InvalidManifest(f"chunk {cid} is listed at two lengths")
+        return lengths
+
     @property
     def cid(self) -> Cid:
         return Cid.of(self.to_bytes(), CODEC_DAG_CBOR)

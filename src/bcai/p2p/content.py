@@ -42,9 +42,15 @@ def get_manifest(store: ContentStore, object_id: Cid) -> Manifest:
 
 
 def read_object(store: ContentStore, object_id: Cid) -> bytes:
-    """Reassemble a stored object (every chunk verified); `ContentNotFound` if incomplete."""
+    """Reassemble a stored object (every chunk verified); `ContentNotFound` if incomplete,
+    `InvalidManifest` if a chunk is not as long as the manifest says."""
     manifest = get_manifest(store, object_id)
-    return b"".join(store.get(c) for c in manifest.chunks)
+    lengths = manifest.get_chunk_lengths()
+    pieces = [store.get(c) for c in manifest.chunks]
+    for cid, piece in zip(manifest.chunks, pieces):
+        if len(piece) != lengths[cid]:
+            raise InvalidManifest(f"chunk {cid} of {object_id} is {len(piece)} bytes, its manifest says {lengths[cid]}")
+    return b"".join(pieces)
 
 
 class ContentExchange:
@@ -76,12 +82,18 @@ class ContentExchange:
         arrive stays stored, so calling again (with other providers) resumes.
         """
         manifest = await self._fetch_manifest(object_id, providers)
+        lengths = manifest.get_chunk_lengths()
         missing = deque(dict.fromkeys(c for c in manifest.chunks if not self.store.has(c)))
         self.metrics["chunks_skipped"] += len(set(manifest.chunks)) - len(missing)
         alive = [p for p in providers if p in self.host.peers]
         while missing and alive:
-            workers = [self._fetch_chunks(p, missing, alive) for p in list(alive) for _ in range(self.window_per_peer)]
-            await asyncio.gather(*workers)
+            workers = [
+                self._fetch_chunks(p, missing, alive, lengths) for p in list(alive) for _ in range(self.window_per_peer)
+            ]
+            # every worker ends (a bad manifest empties the queue) before an error is raised
+            for result in await asyncio.gather(*workers, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
         if missing:
             raise ContentUnavailable(f"{len(missing)} of {len(manifest.chunks)} chunks of {object_id} unavailable")
         return manifest
@@ -111,7 +123,8 @@ class ContentExchange:
             return manifest
         raise ContentUnavailable(f"no provider delivered the manifest {object_id}")
 
-    async def _fetch_chunks(self, peer: NodeId, missing: deque[Cid], alive: list[NodeId]) -> None:
+    async def _fetch_chunks(self, peer: NodeId, missing: deque[Cid], alive: list[NodeId], lengths: dict[Cid, int]) -> None:
+        loop = asyncio.get_running_loop()
         while missing and peer in alive:
             chunk = missing.popleft()
             try:
@@ -122,7 +135,13 @@ class ContentExchange:
                     alive.remove(peer)
                 return
             try:  # the one hash check of this chunk, and the write, off the event loop
-                await asyncio.get_running_loop().run_in_executor(None, self.store.put_verified, chunk, data)
+                if len(data) != lengths[chunk]:
+                    if await loop.run_in_executor(None, chunk.matches, data):
+                        # the right bytes: the manifest lied about them, not the provider
+                        missing.clear()
+                        raise InvalidManifest(f"chunk {chunk} is {len(data)} bytes, its manifest says {lengths[chunk]}")
+                    raise InvalidCid(f"content does not match {chunk}")
+                await loop.run_in_executor(None, self.store.put_verified, chunk, data)
             except InvalidCid:
                 self.metrics["corrupt_chunks"] += 1
                 self.host.penalize(peer, scoring.PENALTY_BAD_CONTENT, f"wrong bytes for chunk {chunk}")

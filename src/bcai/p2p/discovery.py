@@ -38,6 +38,7 @@ class Discovery:
         self.records: OrderedDict[NodeId, SignedNodeRecord] = OrderedDict()
         self.own: SignedNodeRecord | None = None
         self._verified: OrderedDict[bytes, SignedNodeRecord] = OrderedDict()
+        self._relayed: OrderedDict[NodeId, int] = OrderedDict()  # highest seq relayed per node
         host.register_handler(FIND_NODE, self._serve_find_node)
         host.register_handler(FIND_CAPABLE, self._serve_find_capable)
 
@@ -71,9 +72,22 @@ class Discovery:
             self.records.popitem(last=False)
         self.table.process_seen(signed)
 
-    async def process_record_gossip(self, message: GossipMessage) -> None:
-        """A record announced on the `records` topic (verified; a bad one is the sender's fault)."""
-        self.process_record(self.decode_record(message.data))
+    async def process_record_gossip(self, message: GossipMessage) -> bool:
+        """A record announced on the `records` topic (verified; a bad one is the sender's
+        fault). Each node's record is relayed once per sequence number: a replayed old one
+        (or one relayed before, back after the seen-cache forgot it) stops here instead of
+        being flooded across the whole network again."""
+        signed = self.decode_record(message.data)
+        self.process_record(signed)
+        node, seq = signed.node_id, signed.record.seq
+        if self._relayed.get(node, -1) >= seq:
+            self.host.metrics["stale_records"] += 1
+            return False
+        self._relayed[node] = seq
+        self._relayed.move_to_end(node)
+        while len(self._relayed) > MAX_CACHED_RECORDS:
+            self._relayed.popitem(last=False)
+        return True
 
     async def announce(self) -> None:
         """Publish our current record on the `records` topic."""

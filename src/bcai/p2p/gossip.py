@@ -75,6 +75,13 @@ def compute_message_id(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def compute_seen_key(topic: str, message_id: bytes) -> bytes:
+    """The seen-cache key of a message: its id *and* its topic. Keyed by id alone, a copy of
+    a message's bytes sent first on another topic (where it is rejected) would make the real
+    one look like a duplicate and be dropped."""
+    return message_id + topic.encode()
+
+
 def compute_forward_targets(
     peer_topics: Mapping[NodeId, Iterable[str]], topic: str, exclude: NodeId | None
 ) -> list[NodeId]:

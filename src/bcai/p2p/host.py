@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -46,12 +47,19 @@ from bcai.errors import (
 from bcai.p2p import scoring
 from bcai.p2p.clock import Clock, SystemClock
 from bcai.p2p.discovery import RECORDS_TOPIC, Discovery
-from bcai.p2p.gossip import Priority, SeenCache, compute_forward_targets, compute_message_id, get_topic_policy
+from bcai.p2p.gossip import (
+    Priority,
+    SeenCache,
+    compute_forward_targets,
+    compute_message_id,
+    compute_seen_key,
+    get_topic_policy,
+)
 from bcai.p2p.peer import Peer
 from bcai.p2p.records import NodeId, NodeRecord, SignedNodeRecord
 from bcai.p2p.scoring import PeerScores, TokenBucket
 from bcai.p2p.secure import MAX_FRAME, SecureChannel, perform_handshake
-from bcai.p2p.transport import ByteStream, Transport
+from bcai.p2p.transport import ByteStream, Transport, get_remote_host
 from bcai.p2p.wire import MAX_TOPICS, Hello, Message, Publish, Request, Response, Subscribe, decode_message, is_valid_name
 
 log = logging.getLogger(__name__)
@@ -73,7 +81,9 @@ class HostConfig:
     handshake_timeout: float = 10.0
     request_timeout: float = 30.0
     queue_bytes: int = 32 * 1024 * 1024  # per priority lane per peer
+    send_timeout: float = 30.0  # a peer whose full send queue has not moved for this long is cut off
     max_inbound: int = 128
+    max_handshakes_per_ip: int = 8  # handshakes in progress from one remote host
     seen_cache_size: int = 100_000
     seen_ttl: float = 120.0
     k: int = 20
@@ -140,6 +150,7 @@ class Host:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
         self._handshaking = 0
+        self._handshaking_from: Counter[str] = Counter()  # remote host -> handshakes in progress
         self.discovery = Discovery(self)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -173,7 +184,9 @@ class Host:
             self._roles = roles
         if capabilities is not None:
             self._capabilities = dict(capabilities)
-        self._record_seq += 1
+        # Milliseconds of wall-clock time (at least one more than the last): a restarted node
+        # must out-number the records it signed in its previous life, which peers still hold.
+        self._record_seq = max(self._record_seq + 1, time.time_ns() // 1_000_000)
         record = NodeRecord(self.key.public_key, self.address, self._roles, self._capabilities, self._record_seq)
         self.record = record.sign(self.key, self.config.network_id)
         self.discovery.process_own_record(self.record)
@@ -238,12 +251,16 @@ class Host:
 
     async def _on_inbound(self, stream: ByteStream) -> None:
         inbound = sum(1 for p in self._peers.values() if not p.outbound)
-        # Half-open handshakes are capped too, so a swarm of silent sockets cannot pile up.
-        if self._stopped or inbound >= self.config.max_inbound or self._handshaking >= self.config.max_inbound:
+        # Half-open handshakes are capped too, so a swarm of silent sockets cannot pile up,
+        # and per remote host, so one machine's silent sockets cannot take every slot.
+        source = get_remote_host(stream.remote_address)
+        if (self._stopped or inbound >= self.config.max_inbound or self._handshaking >= self.config.max_inbound
+                or self._handshaking_from[source] >= self.config.max_handshakes_per_ip):
             self.metrics["refused_inbound"] += 1
             stream.close()
             return
         self._handshaking += 1
+        self._handshaking_from[source] += 1
         try:
             channel = await perform_handshake(
                 stream, self.key, self.config.network_id, None, self.config.handshake_timeout, self.config.max_frame
@@ -258,6 +275,9 @@ class Host:
             return
         finally:
             self._handshaking -= 1
+            self._handshaking_from[source] -= 1
+            if not self._handshaking_from[source]:
+                del self._handshaking_from[source]
         self._add_peer(channel, outbound=False)
 
     def _add_peer(self, channel: SecureChannel, outbound: bool) -> None:
@@ -276,7 +296,7 @@ class Host:
         now = self.clock.now()
         bucket = TokenBucket.full(self.config.rate_per_s, self.config.rate_burst, now)
         pace = TokenBucket.full(self.config.relay_per_s, self.config.relay_burst, now)
-        peer = Peer(channel, outbound, bucket, self.config.queue_bytes, pace)
+        peer = Peer(channel, outbound, bucket, self.config.queue_bytes, pace, self.config.send_timeout)
         self._peers[node] = peer
         peer.tasks = [self._spawn(peer.run_writer()), self._spawn(self._read_loop(peer))]
         self._spawn(self._send_quietly(peer, self._hello()))
@@ -406,7 +426,7 @@ class Host:
         if len(data) + 2 + len(topic) > self.config.max_frame:
             raise InvalidGossip(f"a {len(data)}-byte message exceeds the frame limit")
         message_id = compute_message_id(data)
-        self.seen.process_message_id(message_id, self.clock.now())
+        self.seen.process_message_id(compute_seen_key(topic, message_id), self.clock.now())
         await self._forward(topic, data, None)
         return message_id
 
@@ -417,7 +437,7 @@ class Host:
             self.penalize(peer.id, scoring.PENALTY_UNSOLICITED, f"sent {message.topic} unasked")
             return
         message_id = compute_message_id(message.data)
-        if not self.seen.process_message_id(message_id, self.clock.now()):
+        if not self.seen.process_message_id(compute_seen_key(message.topic, message_id), self.clock.now()):
             self.metrics["duplicates"] += 1
             return
         gossip = GossipMessage(message.topic, message.data, message_id, peer.id)

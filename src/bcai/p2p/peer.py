@@ -30,8 +30,10 @@ class SendQueue:
         self.closed = False
         self.dropped = 0
 
-    async def put(self, frame: tuple[bytes, bytes], priority: Priority, drop_when_full: bool) -> bool:
-        """Queue `frame` (head, body); False if it was dropped because the lane is full."""
+    async def put(self, frame: tuple[bytes, bytes], priority: Priority, drop_when_full: bool,
+                  timeout: float | None = None) -> bool:
+        """Queue `frame` (head, body); False if it was dropped because the lane is full.
+        `asyncio.TimeoutError` if the full lane has not moved for `timeout` seconds."""
         size = len(frame[0]) + len(frame[1])
         while self._bytes[priority] and self._bytes[priority] + size > self.max_bytes:
             if self.closed:
@@ -40,7 +42,7 @@ class SendQueue:
                 self.dropped += 1
                 return False
             self._space.clear()
-            await self._space.wait()
+            await asyncio.wait_for(self._space.wait(), timeout)
         if self.closed:
             raise ConnectionClosed("connection closed")
         self._lanes[priority].append(frame)
@@ -86,7 +88,7 @@ class Peer:
     """A connected, authenticated peer."""
 
     def __init__(self, channel: SecureChannel, outbound: bool, bucket: TokenBucket, queue_bytes: int,
-                 pace: TokenBucket) -> None:
+                 pace: TokenBucket, send_timeout: float = 30.0) -> None:
         self.channel = channel
         self.id: NodeId = channel.remote_id
         self.outbound = outbound
@@ -99,13 +101,20 @@ class Peer:
         self.hello_received = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.requests_in_flight = asyncio.Semaphore(16)
+        self.send_timeout = send_timeout
 
     async def send(self, message: Message, priority: Priority, drop_when_full: bool = False) -> bool:
         frame = encode_message_parts(message)
         size = len(frame[0]) + len(frame[1])
         if size > self.channel.max_frame:
             raise FrameTooLarge(f"message of {size} bytes exceeds the {self.channel.max_frame}-byte frame limit")
-        return await self.queue.put(frame, priority, drop_when_full)
+        try:
+            return await self.queue.put(frame, priority, drop_when_full, self.send_timeout)
+        except asyncio.TimeoutError:
+            # A peer that has read nothing for this long would otherwise hold every producer
+            # of never-dropped traffic (consensus, blocks) forever: it is cut off instead.
+            self.close()
+            raise ConnectionClosed(f"{self.id!r} stopped reading; disconnected") from None
 
     async def run_writer(self) -> None:
         """Seal and write queued frames in order. Large frames are encrypted on a worker

@@ -169,6 +169,9 @@ class CapabilityQuery:
     roles: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
+        # A record holds at most MAX_CAPABILITIES: more conditions only cost the answerer CPU.
+        if len(self.min_capabilities) > MAX_CAPABILITIES:
+            raise InvalidNodeRecord(f"a capability query has at most {MAX_CAPABILITIES} conditions")
         for name, value in self.min_capabilities.items():
             if not isinstance(name, str) or not _CAPABILITY.fullmatch(name) or type(value) is not int:
                 raise InvalidNodeRecord(f"bad capability condition {name!r} >= {value!r}")

@@ -223,7 +223,9 @@ async def _handshake(
     send_key, recv_key, challenge = compute_session_keys(ephemeral_public, their_ephemeral, shared)
 
     # The remote key is not known yet; the channel is bound to it once the proof checks out.
-    channel = SecureChannel(stream, send_key, recv_key, identity.public_key, max_frame)
+    # Until then its frame limit is the proof's size: an unauthenticated caller must not
+    # make us wait for (and allocate) a 16 MiB frame per half-open connection.
+    channel = SecureChannel(stream, send_key, recv_key, identity.public_key, _AUTH_SIZE)
     signature = identity.sign(HANDSHAKE_DOMAIN, network_id, challenge)
     await channel.send(identity.public_key.raw + signature)
     try:
@@ -232,6 +234,7 @@ async def _handshake(
         raise HandshakeFailed(f"bad handshake proof from {stream.remote_address}: {exc}") from None
     if len(proof) != _AUTH_SIZE:
         raise HandshakeFailed("handshake proof has the wrong size")
+    channel.max_frame = max_frame
     remote_key = PublicKey(proof[:32])
     if not remote_key.is_valid_signature(HANDSHAKE_DOMAIN, network_id, challenge, proof[32:]):
         raise HandshakeFailed(f"{stream.remote_address} could not prove its identity (or is on another network)")

@@ -57,3 +57,10 @@ def split_host_port(address: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"expected host:port, got {address!r}")
     return host.strip("[]"), int(port)
+
+
+def get_remote_host(address: str) -> str:
+    """The host part of a stream's remote address ("1.2.3.4:5678" -> "1.2.3.4"), what
+    per-source limits count by; an address without a port is its own host."""
+    host, sep, _ = address.rpartition(":")
+    return host.strip("[]") if sep else address
