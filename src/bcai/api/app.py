@@ -305,7 +305,7 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         """The job's messages this node holds, from index `after` on (hex bytes)."""
         if after < 0:
             raise ApiError("bad_index", "after must be >= 0", 400)
-        return await service.get_job_messages(_hex(job_id, "job id"), after)
+        return _found(await service.get_job_messages(_hex(job_id, "job id"), after), f"job {job_id}")
 
     @app.get("/nodes", responses=ERRORS)
     def nodes() -> list[dict[str, Any]]:

@@ -45,8 +45,9 @@ class NodeService(Protocol):
         """Check a signed job message, keep it and relay it on the job's topic; return its index."""
         ...
 
-    async def get_job_messages(self, job_id: bytes, after: int) -> dict[str, Any]:
-        """`{"messages": [{"index", "data" (hex)}], "next"}` from index `after` on."""
+    async def get_job_messages(self, job_id: bytes, after: int) -> dict[str, Any] | None:
+        """`{"messages": [{"index", "data" (hex)}], "next"}` from index `after` on; None for
+        a job not on chain."""
         ...
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:

@@ -139,8 +139,11 @@ class NodeReads:
     async def post_job_message(self, job_id: bytes, data: bytes) -> int:
         return await self.jobs.post(job_id, data)
 
-    async def get_job_messages(self, job_id: bytes, after: int) -> dict[str, Any]:
-        messages, next_index = await self.jobs.read(job_id, after)
+    async def get_job_messages(self, job_id: bytes, after: int) -> dict[str, Any] | None:
+        found = await self.jobs.read(job_id, after)
+        if found is None:
+            return None
+        messages, next_index = found
         return {"messages": [{"index": i, "data": data.hex()} for i, data in messages], "next": next_index}
 
     def render_metrics(self) -> bytes:
