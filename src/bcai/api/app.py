@@ -10,8 +10,9 @@ each client IP is rate-limited (token bucket: one token per request, and one per
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
-from typing import Any
+from typing import Any, Callable
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
@@ -107,26 +108,55 @@ class _BodyTooLarge(BaseException):
     pass
 
 
-class RateLimiter:
-    """Per-client token buckets: `rate_per_s` tokens a second, at most one second's worth held."""
+MAX_RATE_BUCKETS = 10_000
 
-    def __init__(self, rate_per_s: int) -> None:
+
+def compute_client_key(host: str) -> str:
+    """The rate-limit bucket of a client address. An IPv4 address is its own (also when
+    written IPv4-mapped, `::ffff:a.b.c.d`); an IPv6 address counts by its /64, the block a
+    single host is handed, so one client cannot take a fresh bucket per address."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an IP address (a test client, a unix socket)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class RateLimiter:
+    """Per-client token buckets (`compute_client_key`): `rate_per_s` tokens a second, at
+    most one second's worth held."""
+
+    def __init__(self, rate_per_s: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = float(rate_per_s)
-        self.buckets: dict[str, list[float]] = {}  # client -> [tokens, last refill]
+        self.clock = clock
+        self.buckets: dict[str, list[float]] = {}  # client key -> [tokens, last refill]
 
     def take(self, client: str, count: int = 1) -> int:
         """Take up to `count` tokens from `client`'s bucket; return how many it had."""
-        now = time.monotonic()
-        bucket = self.buckets.get(client)
+        now = self.clock()
+        key = compute_client_key(client)
+        bucket = self.buckets.get(key)
         if bucket is None:
-            if len(self.buckets) > 10_000:  # bound memory under a spray of source addresses
-                self.buckets.clear()
-            bucket = self.buckets[client] = [self.rate, now]
+            if len(self.buckets) >= MAX_RATE_BUCKETS:  # bound memory under a spray of source addresses
+                self._forget_full(now)
+            bucket = self.buckets[key] = [self.rate, now]
         bucket[0] = min(self.rate, bucket[0] + (now - bucket[1]) * self.rate)
         bucket[1] = now
         granted = min(count, int(bucket[0]))
         bucket[0] -= granted
         return granted
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets idle for a second: they are full again, the same as a new one.
+        Only when every bucket was used within the second is everything dropped: dropping
+        used buckets lets a spray of addresses refill everybody's, the sprayer's own included."""
+        self.buckets = {key: bucket for key, bucket in self.buckets.items() if now - bucket[1] < 1.0}
+        if len(self.buckets) >= MAX_RATE_BUCKETS:
+            self.buckets.clear()
 
 
 class _Limits:
