@@ -14,7 +14,7 @@ import ipaddress
 import time
 from typing import Any, Callable
 
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -24,6 +24,9 @@ from bcai.api.service import NodeService
 from bcai.crypto import Cid
 from bcai.errors import BcaiError, InvalidCid
 from bcai.node.config import ApiConfig
+
+
+MAX_EVENT_SOCKETS = 256  # websocket /events clients served at once
 
 
 class ApiError(BcaiError):
@@ -173,10 +176,16 @@ class _Limits:
         self.limiter = limiter
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         client = scope.get("client") or ("?", 0)
+        if scope["type"] == "websocket":  # a handshake costs a token like a request
+            if self.limiter.take(client[0]):
+                await self.app(scope, receive, send)
+            else:  # closing before the accept: the client gets an HTTP 403
+                await send({"type": "websocket.close", "code": 1008, "reason": "rate limited"})
+            return
         if not self.limiter.take(client[0]):
             await _error(ApiError("rate_limited", f"more than {self.limiter.rate:g} requests/s", 429))(
                 scope, receive, send)
@@ -369,17 +378,34 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
     def metrics() -> Response:
         return Response(content=service.render_metrics(), media_type="text/plain; version=0.0.4")
 
+    event_sockets = 0
+
     @app.websocket("/events")
     async def events(socket: WebSocket) -> None:
+        nonlocal event_sockets
+        if event_sockets >= MAX_EVENT_SOCKETS:  # each holds a queue of up to 1,000 events
+            await socket.close(code=1013, reason=f"at most {MAX_EVENT_SOCKETS} event clients")
+            return
         await socket.accept()
+        event_sockets += 1
         queue = service.subscribe()
-        try:
+
+        async def pump() -> None:
             while True:
-                event = await queue.get()
-                await socket.send_json(event)
-        except (WebSocketDisconnect, asyncio.CancelledError, RuntimeError):
-            pass
+                await socket.send_json(await queue.get())
+
+        async def watch() -> None:  # what the client sends is read and dropped; ends when it leaves
+            while (await socket.receive())["type"] != "websocket.disconnect":
+                pass
+
+        tasks = [asyncio.create_task(pump()), asyncio.create_task(watch())]
+        try:  # whichever ends first (a send failed, the client left) ends the other
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             service.unsubscribe(queue)
+            event_sockets -= 1
 
     return app
