@@ -60,6 +60,7 @@ _ERROR_MEANINGS = {
     413: "The request body is over the node's limit (or the transaction over the ledger's)",
     422: "The request does not match this operation's parameters or body schema",
     429: "Over this client's request rate limit",
+    503: "The node declines for now (its peers' pace for artifact lookups is used up); retry shortly",
 }
 
 
@@ -350,9 +351,10 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
     def nodes() -> list[dict[str, Any]]:
         return service.get_nodes()
 
-    @app.get("/artifacts/{cid}", response_class=Response, responses=LOOKUP_ERRORS)
+    @app.get("/artifacts/{cid}", response_class=Response, responses=error_responses(400, 404, 422, 503))
     async def get_artifact(cid: str) -> Response:
-        """The artifact's bytes, from this node or fetched from its peers by CID."""
+        """The artifact's bytes, from this node or fetched from its peers by CID (503
+        `node_busy` when it would have to ask its peers faster than they allow)."""
         try:
             Cid.parse(cid)
         except InvalidCid as exc:

@@ -33,7 +33,8 @@ class NodeService(Protocol):
         ...
 
     async def get_artifact(self, cid: str) -> bytes | None:
-        """The artifact from this node's content store, else fetched from peers; None if nobody has it."""
+        """The artifact from this node's content store, else fetched from peers; None if nobody
+        has it (`NodeBusy` when peers that might have it were not asked, to keep to their pace)."""
         ...
 
     def put_artifact(self, data: bytes, codec: int = 0x55, multihash: int = 0x12) -> str:

@@ -10,10 +10,11 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from bcai.crypto import CODEC_RAW, SHA2_256, Address, Cid
-from bcai.errors import BcaiError, BlockNotFound, ContentNotFound
+from bcai.errors import BcaiError, BlockNotFound, ContentNotFound, NodeBusy
 from bcai.node.application import CommittedBlock
-from bcai.p2p import scoring
+from bcai.p2p import NodeId, scoring
 from bcai.p2p.content import GET_PROTOCOL
+from bcai.p2p.scoring import TokenBucket
 from bcai.node.views import view_account, view_block, view_job, view_tx, view_validators
 
 if TYPE_CHECKING:
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
     from bcai.store import FileContentStore, SqliteChainStore
 
 ARTIFACT_FETCH_TIMEOUT_S = 30.0
+# Artifact asks sent to one peer on behalf of API clients: each costs up to 2 of the 100
+# messages/s every peer allows us (the ask, and a small or negative answer), beside tx relay
+# (paced at 50/s) and consensus; API clients asking for many CIDs nobody has must not get
+# this node banned by its peers.
+ARTIFACT_ASKS_PER_S = 10.0
+ARTIFACT_ASKS_BURST = 20.0
 
 
 class NodeReads:
@@ -47,6 +54,7 @@ class NodeReads:
     is_validator: bool
     api_url: str
     last_commit_time_ms: int | None
+    artifact_asks: dict[NodeId, TokenBucket]  # per peer: the pace of artifact asks for API clients
 
     def get_status(self) -> dict[str, Any]:
         state = self.app.state
@@ -116,13 +124,19 @@ class NodeReads:
 
     async def get_artifact(self, cid: str) -> bytes | None:
         """The artifact from the local content store, else from the first peer that has it
-        (checked against its CID, then kept here)."""
+        (checked against its CID, then kept here). Each peer is asked at most
+        `ARTIFACT_ASKS_PER_S` times a second; `NodeBusy` when a peer that was not asked
+        (its pace used up) might have had it."""
         wanted = Cid.parse(cid)
         try:
             return self.content.get(wanted)
         except ContentNotFound:
             pass
+        skipped = False
         for peer in list(self.host.peers):
+            if not self._take_artifact_ask(peer):
+                skipped = True
+                continue
             try:
                 data = await self.host.request(peer, GET_PROTOCOL, wanted.to_bytes(), ARTIFACT_FETCH_TIMEOUT_S)
             except BcaiError:
@@ -131,7 +145,19 @@ class NodeReads:
                 self.content.put_verified(wanted, data)
                 return data
             self.host.penalize(peer, scoring.PENALTY_BAD_CONTENT, f"wrong bytes for {wanted}")
+        if skipped:
+            raise NodeBusy(f"too many artifact lookups for this node's peers: ask for {cid} again shortly")
         return None
+
+    def _take_artifact_ask(self, peer: NodeId) -> bool:
+        now = self.host.clock.now()
+        bucket = self.artifact_asks.get(peer)
+        if bucket is None:
+            if len(self.artifact_asks) > 2 * len(self.host.peers):  # forget peers that left
+                connected = set(self.host.peers)
+                self.artifact_asks = {p: b for p, b in self.artifact_asks.items() if p in connected}
+            bucket = self.artifact_asks[peer] = TokenBucket.full(ARTIFACT_ASKS_PER_S, ARTIFACT_ASKS_BURST, now)
+        return bucket.take(now)
 
     def put_artifact(self, data: bytes, codec: int = CODEC_RAW, multihash: int = SHA2_256) -> str:
         return str(self.content.put(data, codec, multihash))
