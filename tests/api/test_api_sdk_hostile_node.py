@@ -11,10 +11,11 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
-from bcai.crypto import PrivateKey
+from bcai.crypto import Cid, PrivateKey
 from bcai.crypto.objects import compute_chunks
 from bcai.errors import ClientError, InvalidManifest
 from bcai.sdk import Client
+from bcai.sdk.client import BUSY_RETRIES
 
 KEY = PrivateKey.from_label("sdk-hostile")
 JOB = "ab" * 32
@@ -135,3 +136,25 @@ def test_invalid_endless_download_is_given_up_at_the_expected_length() -> None:
         client.download(manifest.chunks[0], max_bytes=100_000)  # a raw blob: max_bytes is its bound
     assert len(sent) <= 3
 
+
+
+def test_a_busy_node_is_asked_again_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"a piece the node must fetch from its peers"
+    cid = Cid.of(data)
+    answers = [503, 503]
+    waits: list[float] = []
+    monkeypatch.setattr("bcai.sdk.client.time.sleep", waits.append)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if answers:
+            answers.pop()
+            return httpx.Response(503, json={"error": {"code": "node_busy", "message": "later"}})
+        return httpx.Response(200, content=data)
+
+    assert client_of(answer).download(cid) == data
+    assert waits == [0.1, 0.2]
+    waits.clear()
+    always_busy = client_of(lambda request: httpx.Response(503, json={"error": {"code": "node_busy", "message": "no"}}))
+    with pytest.raises(ClientError) as caught:
+        always_busy.download(cid)
+    assert caught.value.code == "node_busy" and caught.value.retryable and len(waits) == BUSY_RETRIES

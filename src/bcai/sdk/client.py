@@ -37,6 +37,7 @@ MAX_BATCH_TXS = 1_000  # txs per POST /txs/batch (the API's default cap)
 
 MAX_DOWNLOAD_BYTES = 8 << 30  # the largest object `download` reassembles unless told otherwise
 PARALLEL_PIECES = 4  # chunk requests in flight while uploading or downloading a large artifact
+BUSY_RETRIES = 8  # a piece answered 503 node_busy (the node paces its asks to peers) is asked again after 0.1, 0.2, ... 12.8 s
 
 T = TypeVar("T")
 
@@ -336,6 +337,16 @@ class Client:
         return b"".join(fetched[chunk] for chunk in manifest.chunks)
 
     def _download_blob(self, cid: Cid, max_bytes: int) -> bytes:
+        for attempt in range(BUSY_RETRIES):
+            try:
+                return self._fetch_blob(cid, max_bytes)
+            except ClientError as exc:
+                if exc.code != "node_busy":
+                    raise
+            time.sleep(0.1 * 2**attempt)
+        return self._fetch_blob(cid, max_bytes)
+
+    def _fetch_blob(self, cid: Cid, max_bytes: int) -> bytes:
         """The bytes the node serves for `cid`, read as they come and given up on past
         `max_bytes` (`InvalidManifest`): a hostile node cannot fill our memory."""
         data = bytearray()
