@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import time
 from typing import Any, Callable
 
@@ -225,11 +226,14 @@ def _error(exc: BcaiError) -> JSONResponse:
     return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
 
 
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+
+
 def _hex(value: str, what: str) -> bytes:
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise ApiError("bad_hex", f"{what} must be hex", 400) from None
+    # strictly pairs of hex digits: bytes.fromhex alone also takes spaces between them
+    if not _HEX.fullmatch(value):
+        raise ApiError("bad_hex", f"{what} must be hex", 400)
+    return bytes.fromhex(value)
 
 
 def _found(view: Any, what: str) -> Any:
@@ -306,10 +310,10 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         raws: list[bytes] = []
         for index, text in enumerate(body.txs[:allowed]):
             try:
-                raws.append(bytes.fromhex(text))
+                raws.append(_hex(text, "tx"))
                 good.append(index)
-            except ValueError:
-                results[index] = ApiError("bad_hex", "tx must be hex", 400)
+            except ApiError as exc:
+                results[index] = exc
         for index, outcome in zip(good, await service.submit_txs(raws)):
             results[index] = outcome
         return JSONResponse({"results": [
