@@ -917,6 +917,15 @@ class ClientError(NodeError):
         self.retryable = status in (429, 503)
 
 
+class NodeBusy(NodeError):
+    """Raised when a node declines a request for now to spare its peers (an artifact it
+    would have to ask them for, past the pace they allow us); try again shortly."""
+
+    code = "node_busy"
+    http_status = 503
+    retryable = True
+
+
 class NodeUnreachable(NodeError):
     """Raised by the SDK and CLI when no node answers at the given URL."""
 

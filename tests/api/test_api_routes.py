@@ -84,6 +84,7 @@ def test_invalid_txs_are_rejected_with_codes(node_home: Path) -> None:
     async def scenario() -> None:
         async with serving(node_home) as (node, client):
             assert_error(await client.post("/txs", json={"tx": "zz"}), 400, "bad_hex")
+            assert_error(await client.post("/txs", json={"tx": " " + transfer_tx(node).hex()}), 400, "bad_hex")
             assert_error(await client.post("/txs", json={"tx": "00ff"}), 400, "tx_malformed")
             assert_error(await client.post("/txs", json={}), 422, "invalid_request")
             assert_error(await client.post("/txs", content=b"not json", headers={"content-type": "application/json"}),
@@ -115,6 +116,8 @@ def test_invalid_reads_are_rejected_with_codes(node_home: Path) -> None:
             assert_error(await client.get("/blocks/abc"), 422, "invalid_request")
             assert_error(await client.get("/txs/xyz"), 400, "bad_hex")
             assert_error(await client.get("/txs/00"), 400, "bad_hash")
+            assert_error(await client.get("/txs/" + "00 " * 32), 400, "bad_hex")  # spaces are not hex
+            assert_error(await client.get("/jobs/" + "0" * 63), 400, "bad_hex")
             assert_error(await client.get("/txs/" + "00" * 32), 404, "not_found")
             response = await client.get("/accounts/not-an-address")
             assert 400 <= response.status_code < 500 and response.json()["error"]["code"]

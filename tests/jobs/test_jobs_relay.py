@@ -19,7 +19,7 @@ from bcai.errors import BcaiError, ClientError, InvalidJobMessage
 from bcai.ledger import Capabilities, PostJob
 from bcai.node import Node, init_home
 from bcai.node.config import ApiConfig, P2PConfig
-from bcai.node.job_relay import JobRelay
+from bcai.node.job_relay import MAX_JOBS, JobRelay
 from bcai.p2p import job_topic
 from bcai.p2p.host import GossipMessage
 from bcai.sdk import Client
@@ -66,6 +66,40 @@ def test_invalid_job_message_from_a_non_participant_or_for_an_unknown_job() -> N
         relay.check(JobMessage.create(mallory, CHAIN, JOB, b"x").to_bytes())
     with pytest.raises(InvalidJobMessage, match="no job"):
         relay.check(JobMessage.create(alice, CHAIN, OTHER_JOB, b"x").to_bytes())
+
+
+class _RecordingHost:
+    """What `JobRelay` needs of a host: topic (un)subscriptions, recorded; publishing is a no-op."""
+
+    def __init__(self) -> None:
+        self.topics: set[str] = set()
+
+    async def subscribe(self, topic: str, handler: Any) -> None:
+        self.topics.add(topic)
+
+    async def unsubscribe(self, topic: str) -> None:
+        self.topics.discard(topic)
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        pass
+
+
+def test_invalid_reads_of_made_up_job_ids_do_not_evict_a_real_jobs_messages() -> None:
+    alice = PrivateKey.from_label("alice")
+    host = _RecordingHost()
+    relay = JobRelay(host=host, chain_id=CHAIN,  # type: ignore[arg-type]
+                     get_participants=lambda job: {alice.address} if job == JOB else None)
+
+    async def scenario() -> None:
+        kept = JobMessage.create(alice, CHAIN, JOB, b"keep me").to_bytes()
+        assert await relay.post(JOB, kept) == 0
+        for i in range(MAX_JOBS + 10):  # a reader sprays job ids that are not on chain
+            assert await relay.read(i.to_bytes(32, "big"), 0) is None
+        found = await relay.read(JOB, 0)
+        assert found == ([(0, kept)], 1)
+        assert host.topics == {job_topic(JOB.hex())} and list(relay.logs) == [JOB]
+
+    asyncio.run(scenario())
 
 
 # --- against a real node -------------------------------------------------------------------------
@@ -162,6 +196,8 @@ def test_job_messages_through_the_api_sdk_and_http_channel(tmp_path: Path) -> No
             assert response.status_code == 400 and response.json()["error"]["code"] == "bad_hex"
             response = await call(lambda: client._request("GET", f"/jobs/{job_id}/messages?after=-1"))
             assert response.status_code == 400 and response.json()["error"]["code"] == "bad_index"
+            response = await call(lambda: client._request("GET", f"/jobs/{'ab' * 32}/messages"))
+            assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
             huge = b"\x00" * (ApiConfig().max_body_bytes + 1)
             response = await call(lambda: client._request("POST", f"/jobs/{job_id}/messages", content=huge))
             assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"

@@ -10,10 +10,12 @@ each client IP is rate-limited (token bucket: one token per request, and one per
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import re
 import time
-from typing import Any
+from typing import Any, Callable
 
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -23,6 +25,9 @@ from bcai.api.service import NodeService
 from bcai.crypto import Cid
 from bcai.errors import BcaiError, InvalidCid
 from bcai.node.config import ApiConfig
+
+
+MAX_EVENT_SOCKETS = 256  # websocket /events clients served at once
 
 
 class ApiError(BcaiError):
@@ -56,6 +61,7 @@ _ERROR_MEANINGS = {
     413: "The request body is over the node's limit (or the transaction over the ledger's)",
     422: "The request does not match this operation's parameters or body schema",
     429: "Over this client's request rate limit",
+    503: "The node declines for now (its peers' pace for artifact lookups is used up); retry shortly",
 }
 
 
@@ -107,26 +113,55 @@ class _BodyTooLarge(BaseException):
     pass
 
 
-class RateLimiter:
-    """Per-client token buckets: `rate_per_s` tokens a second, at most one second's worth held."""
+MAX_RATE_BUCKETS = 10_000
 
-    def __init__(self, rate_per_s: int) -> None:
+
+def compute_client_key(host: str) -> str:
+    """The rate-limit bucket of a client address. An IPv4 address is its own (also when
+    written IPv4-mapped, `::ffff:a.b.c.d`); an IPv6 address counts by its /64, the block a
+    single host is handed, so one client cannot take a fresh bucket per address."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # not an IP address (a test client, a unix socket)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class RateLimiter:
+    """Per-client token buckets (`compute_client_key`): `rate_per_s` tokens a second, at
+    most one second's worth held."""
+
+    def __init__(self, rate_per_s: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = float(rate_per_s)
-        self.buckets: dict[str, list[float]] = {}  # client -> [tokens, last refill]
+        self.clock = clock
+        self.buckets: dict[str, list[float]] = {}  # client key -> [tokens, last refill]
 
     def take(self, client: str, count: int = 1) -> int:
         """Take up to `count` tokens from `client`'s bucket; return how many it had."""
-        now = time.monotonic()
-        bucket = self.buckets.get(client)
+        now = self.clock()
+        key = compute_client_key(client)
+        bucket = self.buckets.get(key)
         if bucket is None:
-            if len(self.buckets) > 10_000:  # bound memory under a spray of source addresses
-                self.buckets.clear()
-            bucket = self.buckets[client] = [self.rate, now]
+            if len(self.buckets) >= MAX_RATE_BUCKETS:  # bound memory under a spray of source addresses
+                self._forget_full(now)
+            bucket = self.buckets[key] = [self.rate, now]
         bucket[0] = min(self.rate, bucket[0] + (now - bucket[1]) * self.rate)
         bucket[1] = now
         granted = min(count, int(bucket[0]))
         bucket[0] -= granted
         return granted
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets idle for a second: they are full again, the same as a new one.
+        Only when every bucket was used within the second is everything dropped: dropping
+        used buckets lets a spray of addresses refill everybody's, the sprayer's own included."""
+        self.buckets = {key: bucket for key, bucket in self.buckets.items() if now - bucket[1] < 1.0}
+        if len(self.buckets) >= MAX_RATE_BUCKETS:
+            self.buckets.clear()
 
 
 class _Limits:
@@ -143,10 +178,16 @@ class _Limits:
         self.limiter = limiter
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         client = scope.get("client") or ("?", 0)
+        if scope["type"] == "websocket":  # a handshake costs a token like a request
+            if self.limiter.take(client[0]):
+                await self.app(scope, receive, send)
+            else:  # closing before the accept: the client gets an HTTP 403
+                await send({"type": "websocket.close", "code": 1008, "reason": "rate limited"})
+            return
         if not self.limiter.take(client[0]):
             await _error(ApiError("rate_limited", f"more than {self.limiter.rate:g} requests/s", 429))(
                 scope, receive, send)
@@ -185,11 +226,14 @@ def _error(exc: BcaiError) -> JSONResponse:
     return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
 
 
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+
+
 def _hex(value: str, what: str) -> bytes:
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise ApiError("bad_hex", f"{what} must be hex", 400) from None
+    # strictly pairs of hex digits: bytes.fromhex alone also takes spaces between them
+    if not _HEX.fullmatch(value):
+        raise ApiError("bad_hex", f"{what} must be hex", 400)
+    return bytes.fromhex(value)
 
 
 def _found(view: Any, what: str) -> Any:
@@ -266,10 +310,10 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         raws: list[bytes] = []
         for index, text in enumerate(body.txs[:allowed]):
             try:
-                raws.append(bytes.fromhex(text))
+                raws.append(_hex(text, "tx"))
                 good.append(index)
-            except ValueError:
-                results[index] = ApiError("bad_hex", "tx must be hex", 400)
+            except ApiError as exc:
+                results[index] = exc
         for index, outcome in zip(good, await service.submit_txs(raws)):
             results[index] = outcome
         return JSONResponse({"results": [
@@ -305,15 +349,16 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         """The job's messages this node holds, from index `after` on (hex bytes)."""
         if after < 0:
             raise ApiError("bad_index", "after must be >= 0", 400)
-        return await service.get_job_messages(_hex(job_id, "job id"), after)
+        return _found(await service.get_job_messages(_hex(job_id, "job id"), after), f"job {job_id}")
 
     @app.get("/nodes", responses=ERRORS)
     def nodes() -> list[dict[str, Any]]:
         return service.get_nodes()
 
-    @app.get("/artifacts/{cid}", response_class=Response, responses=LOOKUP_ERRORS)
+    @app.get("/artifacts/{cid}", response_class=Response, responses=error_responses(400, 404, 422, 503))
     async def get_artifact(cid: str) -> Response:
-        """The artifact's bytes, from this node or fetched from its peers by CID."""
+        """The artifact's bytes, from this node or fetched from its peers by CID (503
+        `node_busy` when it would have to ask its peers faster than they allow)."""
         try:
             Cid.parse(cid)
         except InvalidCid as exc:
@@ -339,17 +384,34 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
     def metrics() -> Response:
         return Response(content=service.render_metrics(), media_type="text/plain; version=0.0.4")
 
+    event_sockets = 0
+
     @app.websocket("/events")
     async def events(socket: WebSocket) -> None:
+        nonlocal event_sockets
+        if event_sockets >= MAX_EVENT_SOCKETS:  # each holds a queue of up to 1,000 events
+            await socket.close(code=1013, reason=f"at most {MAX_EVENT_SOCKETS} event clients")
+            return
         await socket.accept()
+        event_sockets += 1
         queue = service.subscribe()
-        try:
+
+        async def pump() -> None:
             while True:
-                event = await queue.get()
-                await socket.send_json(event)
-        except (WebSocketDisconnect, asyncio.CancelledError, RuntimeError):
-            pass
+                await socket.send_json(await queue.get())
+
+        async def watch() -> None:  # what the client sends is read and dropped; ends when it leaves
+            while (await socket.receive())["type"] != "websocket.disconnect":
+                pass
+
+        tasks = [asyncio.create_task(pump()), asyncio.create_task(watch())]
+        try:  # whichever ends first (a send failed, the client left) ends the other
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             service.unsubscribe(queue)
+            event_sockets -= 1
 
     return app

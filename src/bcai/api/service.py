@@ -33,7 +33,8 @@ class NodeService(Protocol):
         ...
 
     async def get_artifact(self, cid: str) -> bytes | None:
-        """The artifact from this node's content store, else fetched from peers; None if nobody has it."""
+        """The artifact from this node's content store, else fetched from peers; None if nobody
+        has it (`NodeBusy` when peers that might have it were not asked, to keep to their pace)."""
         ...
 
     def put_artifact(self, data: bytes, codec: int = 0x55, multihash: int = 0x12) -> str:
@@ -45,8 +46,9 @@ class NodeService(Protocol):
         """Check a signed job message, keep it and relay it on the job's topic; return its index."""
         ...
 
-    async def get_job_messages(self, job_id: bytes, after: int) -> dict[str, Any]:
-        """`{"messages": [{"index", "data" (hex)}], "next"}` from index `after` on."""
+    async def get_job_messages(self, job_id: bytes, after: int) -> dict[str, Any] | None:
+        """`{"messages": [{"index", "data" (hex)}], "next"}` from index `after` on; None for
+        a job not on chain."""
         ...
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:

@@ -118,7 +118,12 @@ class JobRelay:
         await self.host.publish(job_topic(job_id.hex()), data)
         return log.start + len(log.messages) - 1
 
-    async def read(self, job_id: bytes, after: int) -> tuple[list[tuple[int, bytes]], int]:
+    async def read(self, job_id: bytes, after: int) -> tuple[list[tuple[int, bytes]], int] | None:
+        """The messages from index `after` on and the next index; None for a job not on
+        chain (reading must not make us follow it: a stream of made-up job ids would push
+        the real jobs' logs out of the `MAX_JOBS` we keep)."""
+        if self.get_participants(job_id) is None:
+            return None
         log = await self.join(job_id)
         self._admit_pending(log)
         return log.since(after)

@@ -117,6 +117,7 @@ class Node(NodeReads):
         self.exchange = ContentExchange(self.host, self.content)  # serves our artifacts to peers
         self.jobs = JobRelay(self.host, self.spec.chain_id, self._get_job_participants)
         self.api_url = ""
+        self.artifact_asks = {}
         self.last_commit_time_ms: int | None = None
         self._events: asyncio.Queue[tuple[Callable[[int], Any], NodeId | None]] = asyncio.Queue(MAX_EVENT_QUEUE)
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()

@@ -10,10 +10,12 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from bcai.crypto import CODEC_RAW, SHA2_256, Address, Cid
-from bcai.errors import BcaiError, BlockNotFound, ContentNotFound
+from bcai.errors import BcaiError, BlockNotFound, ContentNotFound, NodeBusy
 from bcai.node.application import CommittedBlock
-from bcai.p2p import scoring
+from bcai.p2p import NodeId, scoring
 from bcai.p2p.content import GET_PROTOCOL
+from bcai.p2p.host import BULK_FREE_BYTES
+from bcai.p2p.scoring import TokenBucket
 from bcai.node.views import view_account, view_block, view_job, view_tx, view_validators
 
 if TYPE_CHECKING:
@@ -29,6 +31,13 @@ if TYPE_CHECKING:
     from bcai.store import FileContentStore, SqliteChainStore
 
 ARTIFACT_FETCH_TIMEOUT_S = 30.0
+# What artifact asks on behalf of API clients may cost a peer's rate limit (100 messages/s
+# from us, beside tx relay paced at 50/s and consensus), in its own units: the ask is one
+# message, and an answer under BULK_FREE_BYTES (a miss, a small artifact) one more. API
+# clients asking for many CIDs nobody has must not get this node banned by its peers; a
+# chunk download still goes at 20 x 4 MiB a second per peer.
+ARTIFACT_ASKS_PER_S = 20.0
+ARTIFACT_ASKS_BURST = 40.0
 
 
 class NodeReads:
@@ -47,6 +56,7 @@ class NodeReads:
     is_validator: bool
     api_url: str
     last_commit_time_ms: int | None
+    artifact_asks: dict[NodeId, TokenBucket]  # per peer: the pace of artifact asks for API clients
 
     def get_status(self) -> dict[str, Any]:
         state = self.app.state
@@ -116,22 +126,44 @@ class NodeReads:
 
     async def get_artifact(self, cid: str) -> bytes | None:
         """The artifact from the local content store, else from the first peer that has it
-        (checked against its CID, then kept here)."""
+        (checked against its CID, then kept here). Asks to each peer are paced
+        (`ARTIFACT_ASKS_PER_S`); `NodeBusy` when a peer that was not asked (its pace used
+        up) might have had it."""
         wanted = Cid.parse(cid)
         try:
             return self.content.get(wanted)
         except ContentNotFound:
             pass
+        skipped = False
         for peer in list(self.host.peers):
+            pace = self._get_artifact_pace(peer)
+            if not pace.take(self.host.clock.now()):
+                skipped = True
+                continue
             try:
                 data = await self.host.request(peer, GET_PROTOCOL, wanted.to_bytes(), ARTIFACT_FETCH_TIMEOUT_S)
             except BcaiError:
+                pace.tokens -= 1  # the peer charged its answer too (may go below 0: a debt)
                 continue  # that peer does not have it (or is gone): ask the next
+            if len(data) < BULK_FREE_BYTES:
+                pace.tokens -= 1
             if wanted.matches(data):
                 self.content.put_verified(wanted, data)
                 return data
             self.host.penalize(peer, scoring.PENALTY_BAD_CONTENT, f"wrong bytes for {wanted}")
+        if skipped:
+            raise NodeBusy(f"too many artifact lookups for this node's peers: ask for {cid} again shortly")
         return None
+
+    def _get_artifact_pace(self, peer: NodeId) -> TokenBucket:
+        bucket = self.artifact_asks.get(peer)
+        if bucket is None:
+            if len(self.artifact_asks) > 2 * len(self.host.peers):  # forget peers that left
+                connected = set(self.host.peers)
+                self.artifact_asks = {p: b for p, b in self.artifact_asks.items() if p in connected}
+            now = self.host.clock.now()
+            bucket = self.artifact_asks[peer] = TokenBucket.full(ARTIFACT_ASKS_PER_S, ARTIFACT_ASKS_BURST, now)
+        return bucket
 
     def put_artifact(self, data: bytes, codec: int = CODEC_RAW, multihash: int = SHA2_256) -> str:
         return str(self.content.put(data, codec, multihash))
@@ -139,8 +171,11 @@ class NodeReads:
     async def post_job_message(self, job_id: bytes, data: bytes) -> int:
         return await self.jobs.post(job_id, data)
 
-    async def get_job_messages(self, job_id: bytes, after: int) -> dict[str, Any]:
-        messages, next_index = await self.jobs.read(job_id, after)
+    async def get_job_messages(self, job_id: bytes, after: int) -> dict[str, Any] | None:
+        found = await self.jobs.read(job_id, after)
+        if found is None:
+            return None
+        messages, next_index = found
         return {"messages": [{"index": i, "data": data.hex()} for i, data in messages], "next": next_index}
 
     def render_metrics(self) -> bytes:

@@ -13,10 +13,11 @@ the chain and are then counted locally, so several transactions can be sent back
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence, TypeVar
 
 import httpx
 
@@ -36,6 +37,22 @@ MAX_BATCH_TXS = 1_000  # txs per POST /txs/batch (the API's default cap)
 
 MAX_DOWNLOAD_BYTES = 8 << 30  # the largest object `download` reassembles unless told otherwise
 PARALLEL_PIECES = 4  # chunk requests in flight while uploading or downloading a large artifact
+BUSY_RETRIES = 8  # a piece answered 503 node_busy (the node paces its asks to peers) is asked again after 0.1, 0.2, ... 12.8 s
+
+T = TypeVar("T")
+
+
+def _bad_reply(what: str) -> ClientError:
+    return ClientError("bad_reply", f"the node's answer is not what the API promises: {what}", 0)
+
+
+def _field(body: Any, key: str, kind: type[T]) -> T:
+    """`body[key]` of a node's JSON answer, checked to be a `kind` (a broken or hostile node
+    gets a `ClientError("bad_reply")`, never a KeyError or TypeError out of the SDK)."""
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _bad_reply(f"no {kind.__name__} {key!r} in {str(body)[:100]}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -71,56 +88,76 @@ class Client:
 
     # --- reads ---------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    @contextlib.contextmanager
+    def _http_errors(self) -> Iterator[None]:
+        """httpx's errors as bcai's."""
         try:
-            return self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
+            yield
+        except httpx.TransportError as exc:  # refused, reset, timed out, or a body cut short
             raise NodeUnreachable(f"no node answers at {self.url}: {exc}") from None
+        except httpx.DecodingError as exc:  # e.g. a body that is not the gzip it says it is
+            raise _bad_reply(str(exc)) from None
 
-    def _get(self, path: str) -> Any:
-        return self._check(self._request("GET", path)).json()
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self._http_errors():
+            return self._http.request(method, path, **kwargs)
+
+    def _get(self, path: str, kind: type[T]) -> T:
+        """The JSON answer to `GET path`, checked to be a `kind` (dict or list)."""
+        return self._json(self._check(self._request("GET", path)), kind)
+
+    @staticmethod
+    def _json(response: httpx.Response, kind: type[T]) -> T:
+        try:
+            body = response.json()
+        except ValueError:
+            raise _bad_reply(f"not JSON: {response.text[:100]!r}") from None
+        if not isinstance(body, kind):
+            raise _bad_reply(f"not a JSON {kind.__name__}: {response.text[:100]!r}")
+        return body
 
     @staticmethod
     def _check(response: httpx.Response) -> httpx.Response:
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
-                raise ClientError(error["code"], error["message"], response.status_code)
+                code, message = error["code"], error["message"]
             except (ValueError, KeyError, TypeError):
                 raise ClientError("http_error", response.text[:200], response.status_code) from None
+            raise ClientError(str(code), str(message), response.status_code)
         return response
 
     def status(self) -> dict[str, Any]:
-        return self._get("/status")
+        return self._get("/status", dict)
 
     def params(self) -> dict[str, Any]:
-        return self._get("/params")
+        return self._get("/params", dict)
 
     def account(self, address: str | Address | None = None) -> dict[str, Any]:
         if address is None:
             address = self._require_key().address
-        return self._get(f"/accounts/{address}")
+        return self._get(f"/accounts/{address}", dict)
 
     def balance(self, address: str | Address | None = None) -> int:
-        return int(self.account(address)["balance"])
+        return _field(self.account(address), "balance", int)
 
     def block(self, height: int | None = None) -> dict[str, Any]:
-        return self._get("/blocks/latest" if height is None else f"/blocks/{height}")
+        return self._get("/blocks/latest" if height is None else f"/blocks/{height}", dict)
 
     def validators(self) -> list[dict[str, Any]]:
-        return self._get("/validators")
+        return self._get("/validators", list)
 
     def jobs(self) -> list[dict[str, Any]]:
-        return self._get("/jobs")
+        return self._get("/jobs", list)
 
     def job(self, job_id: str | bytes) -> dict[str, Any]:
-        return self._get(f"/jobs/{job_id.hex() if isinstance(job_id, bytes) else job_id}")
+        return self._get(f"/jobs/{job_id.hex() if isinstance(job_id, bytes) else job_id}", dict)
 
     def tx(self, tx_hash: str) -> dict[str, Any] | None:
         response = self._request("GET", f"/txs/{tx_hash}")
         if response.status_code == 404:
             return None
-        return self._check(response).json()
+        return self._json(self._check(response), dict)
 
     # --- transactions --------------------------------------------------------------------
 
@@ -132,20 +169,20 @@ class Client:
     @property
     def chain_id(self) -> str:
         if self._chain_id is None:
-            self._chain_id = str(self.status()["chain_id"])
+            self._chain_id = _field(self.status(), "chain_id", str)
         return self._chain_id
 
     def send(self, body: TxBody, fee: int | None = None) -> str:
         """Sign `body` with the next nonce, submit it, return the tx hash (hex)."""
         key = self._require_key()
         if fee is None:
-            fee = int(self.params()["ledger"]["min_fee"])
+            fee = _field(_field(self.params(), "ledger", dict), "min_fee", int)
         if self._next_nonce is None:
-            self._next_nonce = int(self.account(key.address)["nonce"])
+            self._next_nonce = _field(self.account(key.address), "nonce", int)
         raw = encode_tx(key, self._next_nonce, fee, self.chain_id, body)
         try:
             response = self._check(self._request("POST", "/txs", json={"tx": raw.hex()}))
-            tx_hash = str(response.json()["hash"])
+            tx_hash = _field(self._json(response, dict), "hash", str)
         except ClientError as exc:
             if exc.code != "tx_already_known":  # the very same bytes are pending: a retry that landed
                 if exc.code == "tx_bad_nonce":
@@ -165,15 +202,18 @@ class Client:
         for start in range(0, len(raws), per_request):
             chunk = raws[start:start + per_request]
             body = {"txs": [raw.hex() for raw in chunk]}
-            results = self._check(self._request("POST", "/txs/batch", json=body)).json()["results"]
+            response = self._check(self._request("POST", "/txs/batch", json=body))
+            results = _field(self._json(response, dict), "results", list)
             if len(results) != len(chunk):
-                raise ClientError("bad_reply", f"{len(results)} results for {len(chunk)} txs", 0)
+                raise _bad_reply(f"{len(results)} results for {len(chunk)} txs")
             for raw, result in zip(chunk, results):
-                error = result.get("error")
-                if error is None:
-                    outcomes.append(TxOutcome(str(result["hash"]), None, ""))
+                if not isinstance(result, dict):
+                    raise _bad_reply(f"a batch result is not an object: {str(result)[:100]}")
+                if result.get("error") is None:
+                    outcomes.append(TxOutcome(_field(result, "hash", str), None, ""))
                 else:
-                    outcomes.append(TxOutcome(sha256(raw).hex(), str(error["code"]), str(error["message"])))
+                    error = _field(result, "error", dict)
+                    outcomes.append(TxOutcome(sha256(raw).hex(), _field(error, "code", str), _field(error, "message", str)))
         return outcomes
 
     def wait_for_tx(self, tx_hash: str, timeout_s: float = 30.0, poll_s: float = 0.1) -> dict[str, Any]:
@@ -251,29 +291,30 @@ class Client:
         """Sign `payload` as a job message and relay it to the job's participants."""
         message = JobMessage.create(self._require_key(), self.chain_id, bytes.fromhex(job_id), payload)
         response = self._check(self._request("POST", f"/jobs/{job_id}/messages", content=message.to_bytes()))
-        return int(response.json()["index"])
+        return _field(self._json(response, dict), "index", int)
 
     def job_messages(self, job_id: str, after: int = 0) -> tuple[list[tuple[PublicKey, bytes]], int]:
         """The job's messages from index `after` on, as (signer, payload), each checked; and
         the index to ask from next time."""
-        body = self._get(f"/jobs/{job_id}/messages?after={after}")
+        body = self._get(f"/jobs/{job_id}/messages?after={after}", dict)
         out = []
-        for item in body["messages"]:
+        for item in _field(body, "messages", list):
             try:
-                message = JobMessage.from_bytes(bytes.fromhex(item["data"]), self.chain_id)
+                message = JobMessage.from_bytes(bytes.fromhex(_field(item, "data", str)), self.chain_id)
             except (BcaiError, ValueError):
                 continue  # the node checked it; a bad one here means a bad node: skip it
             out.append((message.sender, message.payload))
-        return out, int(body["next"])
+        return out, _field(body, "next", int)
 
     def download(self, cid: Cid | str, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
         """Fetch an artifact, every piece checked against its CID before it is used. The
         CID of a manifest (what `upload` returns for data over 4 MiB) gives the object it
         describes, reassembled from its chunks. An object over `max_bytes` (by its manifest,
-        before any chunk is fetched) or a chunk of another length than it implies raises `InvalidManifest`:
-        a CID from someone else (a worker's model) cannot make us fetch without bound."""
+        before any chunk is fetched), a chunk of another length than it implies, or a node
+        streaming more than that (read no further) raises `InvalidManifest`: a CID from
+        someone else (a worker's model) or a hostile node cannot make us fetch without bound."""
         cid = Cid.parse(cid) if isinstance(cid, str) else cid
-        data = self._download_blob(cid)
+        data = self._download_blob(cid, max_bytes)
         if cid.codec != CODEC_DAG_CBOR:
             return data
         try:
@@ -282,17 +323,41 @@ class Client:
             return data  # an ordinary dag-cbor document (a job spec, a small model)
         if manifest.size > max_bytes:
             raise InvalidManifest(f"{cid} describes {manifest.size} bytes, more than the {max_bytes} allowed")
-        unique = list(dict.fromkeys(manifest.chunks))
-        with ThreadPoolExecutor(PARALLEL_PIECES) as pool:  # a node lacking them fetches them in parallel too
-            fetched = dict(zip(unique, pool.map(self._download_blob, unique)))
+        lengths: dict[Cid, int] = {}  # each chunk's length by the manifest (a repeated chunk: the same one)
         for index, chunk in enumerate(manifest.chunks):
             expected = min(manifest.chunk_size, manifest.size - index * manifest.chunk_size)
-            if len(fetched[chunk]) != expected:
-                raise InvalidManifest(f"chunk {index} of {cid} is {len(fetched[chunk])} bytes, its manifest says {expected}")
+            if lengths.setdefault(chunk, expected) != expected:
+                raise InvalidManifest(f"{cid} lists chunk {chunk} with two lengths")
+        with ThreadPoolExecutor(PARALLEL_PIECES) as pool:  # a node lacking them fetches them in parallel too
+            fetched = dict(zip(lengths, pool.map(self._download_blob, lengths, lengths.values())))
+        for index, chunk in enumerate(manifest.chunks):
+            if len(fetched[chunk]) != lengths[chunk]:
+                raise InvalidManifest(f"chunk {index} of {cid} is {len(fetched[chunk])} bytes, "
+                                      f"its manifest says {lengths[chunk]}")
         return b"".join(fetched[chunk] for chunk in manifest.chunks)
 
-    def _download_blob(self, cid: Cid) -> bytes:
-        data = self._check(self._request("GET", f"/artifacts/{cid}")).content
-        if not cid.matches(data):
+    def _download_blob(self, cid: Cid, max_bytes: int) -> bytes:
+        for attempt in range(BUSY_RETRIES):
+            try:
+                return self._fetch_blob(cid, max_bytes)
+            except ClientError as exc:
+                if exc.code != "node_busy":
+                    raise
+            time.sleep(0.1 * 2**attempt)
+        return self._fetch_blob(cid, max_bytes)
+
+    def _fetch_blob(self, cid: Cid, max_bytes: int) -> bytes:
+        """The bytes the node serves for `cid`, read as they come and given up on past
+        `max_bytes` (`InvalidManifest`): a hostile node cannot fill our memory."""
+        data = bytearray()
+        with self._http_errors(), self._http.stream("GET", f"/artifacts/{cid}") as response:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response)
+            for piece in response.iter_bytes():
+                data += piece
+                if len(data) > max_bytes:
+                    raise InvalidManifest(f"the node sends more than the {max_bytes} bytes expected for {cid}")
+        if not cid.matches(bytes(data)):
             raise InvalidCid(f"node returned bytes that do not match {cid}")
-        return data
+        return bytes(data)

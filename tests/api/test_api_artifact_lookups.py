@@ -1,0 +1,47 @@
+"""GET /artifacts/{cid} for CIDs the node lacks makes it ask its peers: a flood of such
+requests from API clients must not make the node exceed what its peers allow it (they would
+rate-limit and ban it, cutting a validator off the network)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from bcai.crypto import Cid, PrivateKey
+from bcai.node.config import ApiConfig
+from bcai.node.service import ARTIFACT_ASKS_BURST
+from bcai.p2p import ContentExchange, Host, HostConfig, TcpTransport
+from bcai.store import MemoryContentStore
+
+from api_support import serving
+
+
+def test_invalid_flood_of_unknown_cids_does_not_get_the_node_banned_by_its_peers(node_home: Path) -> None:
+    async def scenario() -> None:
+        async with serving(node_home, ApiConfig(rate_limit_per_s=100_000)) as (node, client):
+            peer = Host(PrivateKey.from_label("artifact-peer"), TcpTransport(), HostConfig(network_id="bcai-apitest"))
+            await peer.start("127.0.0.1:0")
+            served = ContentExchange(peer, MemoryContentStore())
+            known = b"an artifact only the peer holds"
+            served.store.put(known)
+            try:
+                await peer.connect(node.host.address, node.host.node_id)
+                while not node.host.peers:
+                    await asyncio.sleep(0.01)
+                answers = await asyncio.gather(*(client.get(f"/artifacts/{Cid.of(os.urandom(8))}")
+                                                 for _ in range(250)))
+                codes = [(r.status_code, r.json()["error"]["code"]) for r in answers]
+                assert set(codes) == {(404, "not_found"), (503, "node_busy")}
+                assert codes.count((404, "not_found")) <= ARTIFACT_ASKS_BURST + 5  # peer asked at its pace
+                await asyncio.sleep(0.2)
+                assert peer.metrics["rate_limited"] == 0 and node.host.node_id in peer.peers
+                for _ in range(40):  # the pace refills (misses cost double): the peer is asked again
+                    answer = await client.get(f"/artifacts/{Cid.of(known)}")
+                    if answer.status_code != 503:
+                        break
+                    await asyncio.sleep(0.25)
+                assert answer.content == known
+            finally:
+                await peer.stop()
+    asyncio.run(scenario())
