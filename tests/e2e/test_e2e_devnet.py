@@ -63,9 +63,27 @@ def devnet_home(tmp_path: Path) -> Any:
         devnet.down(home)
 
 
+def collect_events(url: str, events: list[dict[str, Any]], connected: threading.Event) -> None:
+    """Read the node's websocket `/events` (real uvicorn, a real client) until the server closes."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with connect(url.replace("http://", "ws://") + "/events", open_timeout=20) as socket:
+        connected.set()
+        try:
+            for message in socket:
+                events.append(json.loads(message))
+        except ConnectionClosed:
+            pass
+
+
 def test_devnet_commits_and_a_tx_is_visible_on_all_four(devnet_home: Path) -> None:
     up = bcai("devnet", "up", "-n", "4", "--home", str(devnet_home))
     urls = [node["api_url"] for node in up["nodes"]]
+    events: list[dict[str, Any]] = []
+    connected = threading.Event()
+    threading.Thread(target=collect_events, args=(urls[3], events, connected), daemon=True).start()
+    assert connected.wait(20), "the websocket /events handshake did not complete"
     client_key = KeyStore(devnet_home).load("client")
     recipient = PrivateKey.from_label("e2e-recipient").address
     with Client(urls[0], key=client_key) as client:
@@ -78,6 +96,10 @@ def test_devnet_commits_and_a_tx_is_visible_on_all_four(devnet_home: Path) -> No
         assert get_json(f"{url}/accounts/{recipient}")["balance"] == 4321
     hashes = {get_json(f"{url}/blocks/{receipt['height']}")["hash"] for url in urls}
     assert len(hashes) == 1
+    wait_until(lambda: any(e["type"] == "tx" and e["hash"] == tx_hash for e in list(events)), 30, "the tx event")
+    tx_event = next(e for e in list(events) if e["type"] == "tx" and e["hash"] == tx_hash)
+    assert tx_event["height"] == receipt["height"] and tx_event["kind"] == "transfer"
+    assert {"block": receipt["height"]} in [{"block": e["height"]} for e in list(events) if e["type"] == "block"]
     # the CLI path: sign with the devnet's client key, submit to node 1, wait for the commit
     cli = bcai("tx", "transfer", str(recipient), "6", "--key", "client", "--home", str(devnet_home), "--url", urls[1])
     assert cli["status"] == "committed" and cli["sender"] == str(client_key.address)
