@@ -44,6 +44,7 @@ from rich.table import Table
 
 from bcai.cli.account import HomeOption, JsonOption, UrlOption, load_signing_key, resolve_url
 from bcai.cli.output import console, emit_json, fail
+from bcai.encoding.yamldoc import load_yaml
 from bcai.errors import BcaiError, InvalidJobDocument, WrongState
 
 app = typer.Typer(help="Post training jobs, follow them, fetch their models.", no_args_is_help=True)
@@ -113,7 +114,7 @@ def load_job_file(path: Path) -> JobFile:
 
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = load_yaml(path.read_text())
     except OSError as exc:
         raise InvalidJobDocument(f"cannot read job file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -164,7 +165,7 @@ def load_job_file(path: Path) -> JobFile:
     except OSError as exc:
         raise InvalidJobDocument(f"cannot read the BML file {bml_path}: {exc.strerror}") from None
     from_bml(bml)  # raises InvalidBml with the BML's own message
-    name = doc.get("name", yaml.safe_load(bml).get("name") or path.stem)
+    name = doc.get("name", load_yaml(bml).get("name") or path.stem)
     if not isinstance(name, str) or not name:
         raise InvalidJobDocument("job file: name must be a non-empty string")
     return JobFile(name=name, bml=bml, dataset=dataset, aggregation=aggregation,
@@ -177,7 +178,7 @@ def load_dataset(job: JobFile) -> tuple[Any, Any]:
     """The job's train and test splits, shaped for the BML model's input."""
     from bcai.training.data import Dataset, load_digits_splits
 
-    shape = tuple(yaml.safe_load(job.bml)["model"]["input_shape"])
+    shape = tuple(load_yaml(job.bml)["model"]["input_shape"])
     if math.prod(shape) != 64:
         raise InvalidJobDocument(f"the digits are 64 pixels; the model's input_shape {list(shape)} does not hold 64")
     train, test = load_digits_splits()

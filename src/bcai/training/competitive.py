@@ -29,12 +29,13 @@ from typing import Any, Callable
 import yaml
 
 from bcai.crypto import CODEC_DAG_CBOR, Address, Cid, PrivateKey
+from bcai.encoding.yamldoc import load_yaml
 from bcai.errors import BcaiError, InvalidJobDocument, JobTimeout
 from bcai.sdk import Client
 from bcai.training.data import Dataset
 from bcai.training.spec import JobSpec, parse_search_value
 from bcai.verify.evaluation import Evaluation, evaluate_model
-from bcai.vm.frontends.bml import from_bml
+from bcai.vm.frontends.bml import from_bml, parse_bml
 from bcai.vm.interpreter import VM
 from bcai.vm.loop import train_epochs
 from bcai.vm.tensors import compute_tensors_hash, encode_tensors
@@ -71,7 +72,8 @@ def compute_worker_choice(search: dict[str, list[str]], workers: list[Address], 
 
 def apply_choice(bml: str, choice: WorkerChoice) -> str:
     """The BML text with the choice's training values (and seed offset) applied."""
-    doc = yaml.safe_load(bml)
+    parse_bml(bml)  # a hostile document fails here as InvalidBml, before it is edited
+    doc = load_yaml(bml)
     training = doc.setdefault("training", {})
     for key, text in choice.values.items():
         training[key] = parse_search_value(key, text)

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from bcai.crypto import Cid
+from bcai.encoding.yamldoc import load_yaml
 from bcai.errors import BcaiError, InvalidBml, InvalidCid
 from bcai.vm import isa
 from bcai.vm.frontends.builder import OptimizerConfig, build_training_program
@@ -108,7 +109,7 @@ def parse_bml(text: str | bytes) -> dict[str, Any]:
     if len(text) > MAX_BML_BYTES:
         raise InvalidBml(f"BML document over {MAX_BML_BYTES} bytes")
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
         raise InvalidBml(f"not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
