@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bcai.cli.job import load_job_file
-from bcai.encoding.yamldoc import MAX_DEPTH, load_yaml
+from bcai.encoding.documents import MAX_DEPTH, load_yaml
 from bcai.errors import InvalidBml, InvalidJobDocument
 from bcai.training.competitive import WorkerChoice, apply_choice
 from bcai.vm.frontends.bml import parse_bml

@@ -891,6 +891,12 @@ class DevnetNotFound(DevnetError):
     http_status = 404
 
 
+class DevnetCorrupt(DevnetError):
+    """Raised when the devnet home's devnet.json is not the file `devnet up` wrote."""
+
+    code = "devnet_corrupt"
+
+
 class DevnetAlreadyRunning(DevnetError):
     """Raised when `devnet up` finds processes of the same devnet still running."""
 

@@ -87,6 +87,16 @@ def test_invalid_genesis_files(tmp_path):
         load_genesis(bad)
     with pytest.raises(InvalidGenesis, match="map"):
         parse_genesis([1, 2])
+    bad.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(InvalidGenesis, match="not UTF-8"):
+        load_genesis(bad)
+    bad.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InvalidGenesis, match="nested too deeply"):
+        load_genesis(bad)
+    deep_toml = tmp_path / "deep.toml"
+    deep_toml.write_text("a = " + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InvalidGenesis, match="nested too deeply"):
+        load_genesis(deep_toml)
 
 
 def test_cli_genesis_new_and_check(tmp_path):

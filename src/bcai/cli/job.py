@@ -44,7 +44,7 @@ from rich.table import Table
 
 from bcai.cli.account import HomeOption, JsonOption, UrlOption, load_signing_key, resolve_url
 from bcai.cli.output import console, emit_json, fail
-from bcai.encoding.yamldoc import load_yaml
+from bcai.encoding.documents import load_yaml
 from bcai.errors import BcaiError, InvalidJobDocument, WrongState
 
 app = typer.Typer(help="Post training jobs, follow them, fetch their models.", no_args_is_help=True)

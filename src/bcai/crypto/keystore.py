@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 from bcai.crypto.keys import PrivateKey
+from bcai.encoding.documents import load_json, read_utf8
 from bcai.errors import InvalidKey, KeyStoreError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -59,7 +60,7 @@ class KeyStore:
         if mode & 0o077:
             raise KeyStoreError(f"key file {path} is readable by others (mode {mode:o}); chmod 600 it")
         try:
-            record = json.loads(path.read_text())
+            record = load_json(read_utf8(path))
             key = PrivateKey(bytes.fromhex(record["seed"]))
         except (ValueError, KeyError, TypeError):
             raise InvalidKey(f"key file {path} is corrupt") from None

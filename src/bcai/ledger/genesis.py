@@ -15,15 +15,14 @@ field and raises `InvalidGenesis` naming the field at fault.
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bcai.crypto import Address, PublicKey
 from bcai.encoding import encode
+from bcai.encoding.documents import load_json, load_toml, read_utf8
 from bcai.errors import BcaiError, InvalidGenesis
 from bcai.ledger.bank import process_mint
 from bcai.ledger.params import MAX_AMOUNT, Params
@@ -122,12 +121,14 @@ def load_genesis(path: str | Path) -> Genesis:
     """Read and check a genesis file (`.json` or `.toml`)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except OSError as exc:
         raise InvalidGenesis(f"cannot read genesis file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InvalidGenesis(f"genesis file {path} is not UTF-8 text: {exc}") from None
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = load_toml(text) if path.suffix == ".toml" else load_json(text)
+    except ValueError as exc:
         raise InvalidGenesis(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
     return parse_genesis(data)
 

@@ -20,6 +20,7 @@ from typing import Any
 from bcai.consensus import ConsensusParams, Genesis as ConsensusGenesis
 from bcai.crypto import sha256
 from bcai.encoding import encode
+from bcai.encoding.documents import load_json, read_utf8
 from bcai.errors import ConfigError
 from bcai.ledger import Genesis, load_genesis
 
@@ -66,10 +67,12 @@ def load_chain_spec(home: Path) -> ChainSpec:
     genesis = load_genesis(Path(home) / GENESIS_FILE)
     path = Path(home) / CONSENSUS_FILE
     try:
-        raw = json.loads(path.read_text())
+        raw = load_json(read_utf8(path))
     except FileNotFoundError:
         raise ConfigError(f"no {CONSENSUS_FILE} in {home} (run `bcai node init`)") from None
-    except json.JSONDecodeError as exc:
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(raw, dict) or set(raw) != {"genesis_time_ms", "params"}:
         raise ConfigError(f"{path}: expected exactly the fields genesis_time_ms, params")

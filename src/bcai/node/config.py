@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from bcai.encoding.documents import load_toml, read_utf8
 from bcai.errors import ConfigError
 
 ROLES = ("validator", "worker", "evaluator", "client")
@@ -120,10 +120,12 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
 
 def load_config(path: Path) -> NodeConfig:
     try:
-        raw = tomllib.loads(Path(path).read_text())
+        raw = load_toml(read_utf8(path))
     except FileNotFoundError:
         raise ConfigError(f"no config at {path} (run `bcai node init --home DIR`)") from None
-    except tomllib.TOMLDecodeError as exc:
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     node = raw.get("node", {})
     if not isinstance(node, dict):

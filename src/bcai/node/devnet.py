@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 
 from bcai.crypto.keystore import KeyStore
-from bcai.errors import DevnetAlreadyRunning, DevnetNotFound, DevnetStartFailed, KeyStoreError
+from bcai.encoding.documents import load_json, read_utf8
+from bcai.errors import DevnetAlreadyRunning, DevnetCorrupt, DevnetNotFound, DevnetStartFailed, KeyStoreError
 from bcai.home import default_home
 from bcai.node.chainspec import ChainSpec
 from bcai.node.config import ApiConfig, P2PConfig
@@ -53,9 +54,33 @@ class DevnetNode:
 def load_devnet(home: Path) -> list[DevnetNode]:
     path = Path(home) / DEVNET_FILE
     try:
-        return [DevnetNode(**entry) for entry in json.loads(path.read_text())["nodes"]]
+        raw = load_json(read_utf8(path))
     except FileNotFoundError:
         raise DevnetNotFound(f"no devnet at {home} (run `bcai devnet up`)") from None
+    except (OSError, ValueError) as exc:
+        raise DevnetCorrupt(f"cannot read {path}: {exc} (stop stray nodes by hand, then `bcai devnet up --fresh`)") from None
+    return _parse_devnet(raw, path)
+
+
+_DEVNET_FIELDS = {"name": str, "home": str, "api_url": str, "p2p_address": str}
+
+
+def _parse_devnet(raw: Any, path: Path) -> list[DevnetNode]:
+    """The nodes of a devnet.json, every field type-checked (a pid and command decide what `down` kills)."""
+    entries = raw.get("nodes") if isinstance(raw, dict) else None
+    if not isinstance(entries, list):
+        raise DevnetCorrupt(f"{path}: expected an object with a list of nodes")
+    nodes = []
+    for entry in entries:
+        ok = (isinstance(entry, dict) and set(_DEVNET_FIELDS) <= set(entry) <= set(_DEVNET_FIELDS) | {"pid", "command"}
+              and all(isinstance(entry[k], kind) for k, kind in _DEVNET_FIELDS.items())
+              and (entry.get("pid") is None or (type(entry["pid"]) is int and entry["pid"] > 0))
+              and (entry.get("command") is None or (isinstance(entry["command"], list)
+                                                    and all(isinstance(c, str) for c in entry["command"]))))
+        if not ok:
+            raise DevnetCorrupt(f"{path}: a node entry is malformed: {str(entry)[:200]}")
+        nodes.append(DevnetNode(**entry))
+    return nodes
 
 
 def save_devnet(home: Path, nodes: list[DevnetNode]) -> None:
@@ -111,6 +136,10 @@ def up(home: Path, n: int, fresh: bool = False, wait_s: float = 60.0) -> list[De
     try:
         nodes = load_devnet(home)
     except DevnetNotFound:
+        nodes = []
+    except DevnetCorrupt:
+        if not fresh:
+            raise
         nodes = []
     if any(node.is_running() for node in nodes):
         raise DevnetAlreadyRunning(f"a devnet is already running at {home} (`bcai devnet down` first)")

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import yaml
 
 from bcai.crypto import CODEC_DAG_CBOR, Address, Cid, PrivateKey
-from bcai.encoding.yamldoc import load_yaml
+from bcai.encoding.documents import load_yaml
 from bcai.errors import BcaiError, InvalidJobDocument, JobTimeout
 from bcai.sdk import Client
 from bcai.training.data import Dataset

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from bcai.crypto import Cid
-from bcai.encoding.yamldoc import load_yaml
+from bcai.encoding.documents import load_yaml
 from bcai.errors import BcaiError, InvalidBml, InvalidCid
 from bcai.vm import isa
 from bcai.vm.frontends.builder import OptimizerConfig, build_training_program

@@ -1,4 +1,10 @@
-"""YAML documents from people and from the chain (BML, job files), read without surprises.
+"""Text documents from people, from disk and from the chain, read without surprises.
+
+`load_json(text)` and `load_toml(text)` are `json.loads` / `tomllib.loads` where a document
+nested too deeply for the parser's recursion is a `ValueError` like any other malformed
+one (both parsers recurse per level and would raise a bare `RecursionError`), and
+`read_utf8(path)` is the file's text with bad UTF-8 a `ValueError` as well: a caller
+catches `(OSError, ValueError)` and turns them into its own clear error.
 
 `load_yaml(text)` is `yaml.safe_load` with two limits that PyYAML does not have: nesting
 at most `MAX_DEPTH` levels (PyYAML's composer recurses per level, so a 50,000-deep list
@@ -10,6 +16,9 @@ dumped again, is exponential: the "billion laughs"). Both are refused as
 
 from __future__ import annotations
 
+import json
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -45,3 +54,22 @@ def load_yaml(text: str) -> Any:
         return loader.get_single_data()
     finally:
         loader.dispose()
+
+
+def load_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def load_toml(text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise ValueError("TOML nested too deeply") from None
+
+
+def read_utf8(path: Path) -> str:
+    """The file's text; bad UTF-8 is a `UnicodeDecodeError` (a `ValueError`), never replaced."""
+    return Path(path).read_bytes().decode("utf-8")

@@ -1,0 +1,86 @@
+"""The node's files on disk (devnet.json, consensus.json, key files): a corrupt one is a clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bcai.crypto.keystore import KeyStore
+from bcai.errors import ConfigError, DevnetCorrupt, DevnetNotFound, InvalidKey
+from bcai.node import devnet
+from bcai.node.chainspec import CONSENSUS_FILE, load_chain_spec
+from bcai.node.config import P2PConfig, load_config
+from bcai.node.home import init_home
+
+GOOD_ENTRY = {"name": "node0", "home": "/x/node0", "api_url": "http://127.0.0.1:1", "p2p_address": "127.0.0.1:2",
+              "pid": None, "command": None}
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+
+
+def write_devnet(home: Path, content: str | bytes) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / devnet.DEVNET_FILE
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+
+def test_a_saved_devnet_loads_back(tmp_path: Path) -> None:
+    devnet.save_devnet(tmp_path, [devnet.DevnetNode(**{**GOOD_ENTRY, "pid": 7, "command": ["bcai", "node"]})])
+    assert devnet.load_devnet(tmp_path)[0].pid == 7
+    with pytest.raises(DevnetNotFound):
+        devnet.load_devnet(tmp_path / "elsewhere")
+
+
+@pytest.mark.parametrize("content", [
+    "garbage", b"\xff\xfe", DEEP_JSON, "[]", '{"nodes": 5}', '{"nodes": [5]}', '{"nodes": [{}]}',
+    json.dumps({"nodes": [{**GOOD_ENTRY, "pid": "1"}]}), json.dumps({"nodes": [{**GOOD_ENTRY, "pid": -1}]}),
+    json.dumps({"nodes": [{**GOOD_ENTRY, "pid": True}]}), json.dumps({"nodes": [{**GOOD_ENTRY, "command": "rm -rf /"}]}),
+    json.dumps({"nodes": [{**GOOD_ENTRY, "name": 3}]}), json.dumps({"nodes": [{**GOOD_ENTRY, "extra": 1}]}),
+])
+def test_a_corrupt_devnet_file_is_devnet_corrupt(tmp_path: Path, content: str | bytes) -> None:
+    write_devnet(tmp_path, content)
+    with pytest.raises(DevnetCorrupt):
+        devnet.load_devnet(tmp_path)
+    with pytest.raises(DevnetCorrupt):  # `devnet up` without --fresh keeps the file and says so
+        devnet.up(tmp_path, 4)
+    assert (tmp_path / devnet.DEVNET_FILE).read_bytes() == (content if isinstance(content, bytes) else content.encode())
+
+
+@pytest.fixture
+def node_home(tmp_path: Path) -> Path:
+    home = tmp_path / "node"
+    init_home(home, "files-test", ("validator",), "bcai-filestest", p2p=P2PConfig(port=0))
+    return home
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"\xff\xfe", "not valid JSON"), (DEEP_JSON.encode(), "nested too deeply"), (b"{not json", "not valid JSON"),
+    (b"[]", "expected exactly the fields"),
+])
+def test_a_corrupt_consensus_file_is_config_invalid(node_home: Path, content: bytes, words: str) -> None:
+    load_chain_spec(node_home)
+    (node_home / CONSENSUS_FILE).write_bytes(content)
+    with pytest.raises(ConfigError, match=words):
+        load_chain_spec(node_home)
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"\xff\xfe", "not valid TOML"), (b"a = " + b"[" * 100_000, "nested too deeply"),
+])
+def test_a_corrupt_config_file_is_config_invalid(node_home: Path, content: bytes, words: str) -> None:
+    (node_home / "config.toml").write_bytes(content)
+    with pytest.raises(ConfigError, match=words):
+        load_config(node_home / "config.toml")
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe", DEEP_JSON.encode(), b"[1]", b'{"seed": 5}', b'"x"'])
+def test_a_corrupt_key_file_is_invalid_key(tmp_path: Path, content: bytes) -> None:
+    keys = KeyStore(tmp_path)
+    keys.create("k")
+    path = next((tmp_path / "keys").glob("k.json"))
+    path.write_bytes(content)
+    os.chmod(path, 0o600)
+    with pytest.raises(InvalidKey, match="corrupt"):
+        keys.load("k")
