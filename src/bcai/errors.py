@@ -818,6 +818,15 @@ class CorruptContent(ContentStoreError):
 
     code = "corrupt_content"
 
+
+class ContentStoreFull(ContentStoreError):
+    """Raised when the content store cannot write: the disk (or the user's quota) is full."""
+
+    code = "content_store_full"
+    http_status = 507
+    retryable = True
+
+
 # --- consensus ------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ A blob that no longer hashes to its CID (disk corruption, tampering) raises
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 from abc import ABC, abstractmethod
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bcai.crypto import CODEC_RAW, SHA2_256, Cid
-from bcai.errors import ContentNotFound, CorruptContent, InvalidCid
+from bcai.errors import ContentNotFound, ContentStoreError, ContentStoreFull, CorruptContent, InvalidCid
 
 
 class ContentStore(ABC):
@@ -124,6 +125,11 @@ class FileContentStore(ContentStore):
                     f.flush()
                     os.fsync(f.fileno())
             os.replace(tmp, path)
+        except OSError as exc:  # nothing half-written stays: the CID's file appears whole or not at all
+            tmp.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise ContentStoreFull(f"content store {self.root} is full: {exc.strerror}") from None
+            raise ContentStoreError(f"content store {self.root} cannot write {cid}: {exc.strerror}") from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
