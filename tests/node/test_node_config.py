@@ -35,6 +35,9 @@ def test_missing_sections_take_defaults(tmp_path: Path) -> None:
     ('node = 3\n', "[node] must be a table"),
     ('store = 3\n[node]\nname = "n"\nchain_id = "c"\n', "[store] must be a table"),
     ('[node\nname = "n"', "not valid TOML"),
+    ('[node]\nname = "n"\nchain_id = "c"\nlog_level = "loud"\n', "log_level must be one of"),
+    ('[node]\nname = "n"\nchain_id = "c"\nlog_max_bytes = "1G"\n', "node.log_max_bytes must be an integer"),
+    ('[node]\nname = "n"\nchain_id = "c"\nlog_backups = 0\n', "log_backups at least 1"),
 ])
 def test_malformed_config_is_refused(tmp_path: Path, text: str, words: str) -> None:
     (tmp_path / "config.toml").write_text(text)
@@ -46,3 +49,20 @@ def test_malformed_config_is_refused(tmp_path: Path, text: str, words: str) -> N
 def test_missing_config_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="bcai node init"):
         load_config(tmp_path / "config.toml")
+
+
+def test_node_log_is_rotated(tmp_path: Path) -> None:
+    import logging
+
+    from bcai.node.telemetry import setup_logging
+
+    handler = setup_logging(tmp_path, "info", max_bytes=4096, backups=2)
+    try:
+        for i in range(500):
+            logging.getLogger("bcai.test").info("a line that peers could make us write", extra={"i": i})
+    finally:
+        logging.getLogger("bcai").removeHandler(handler)
+        handler.close()
+    logs = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert logs == ["node.log", "node.log.1", "node.log.2"]
+    assert all((tmp_path / "logs" / name).stat().st_size <= 4096 for name in logs)

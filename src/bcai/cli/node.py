@@ -68,7 +68,7 @@ def run(home: Optional[Path] = typer.Option(None, "--home", help="Node home (def
         node = Node(home)
     except BcaiError as exc:
         fail(exc, as_json)
-    setup_logging(home, node.config.log_level)
+    setup_logging(home, node.config.log_level, node.config.log_max_bytes, node.config.log_backups)
     if not as_json:
         api = node.config.api
         console.print(f"node [bold]{node.config.name}[/] running: API http://{api.host}:{api.port}, "

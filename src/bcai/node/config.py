@@ -21,6 +21,7 @@ from bcai.errors import ConfigError
 
 ROLES = ("validator", "worker", "evaluator", "client")
 NODE_TYPES = ("cpu", "gpu", "any")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class NodeConfig:
     roles: tuple[str, ...] = ("validator",)
     key_name: str = "node"
     log_level: str = "info"
+    log_max_bytes: int = 64 << 20  # node.log is rotated at this size
+    log_backups: int = 4  # rotated files kept: node.log.1 ... node.log.4
     p2p: P2PConfig = field(default_factory=P2PConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
@@ -85,6 +88,10 @@ class NodeConfig:
             raise ConfigError(f"roles must be a non-empty subset of {ROLES}, got {list(self.roles)}")
         if self.capabilities.node_type not in NODE_TYPES:
             raise ConfigError(f"capabilities.node_type must be one of {NODE_TYPES}")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {LOG_LEVELS}, got {self.log_level!r}")
+        if self.log_max_bytes < 4096 or self.log_backups < 1:
+            raise ConfigError("log_max_bytes must be at least 4096 and log_backups at least 1")
         for port in (self.p2p.port, self.api.port):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"port {port} out of range")
@@ -134,6 +141,9 @@ def load_config(path: Path) -> NodeConfig:
     for name, kind in (("name", str), ("chain_id", str), ("key_name", str), ("log_level", str)):
         if name in node and not isinstance(node[name], kind):
             raise ConfigError(f"{path}: node.{name} must be a string")
+    for name in ("log_max_bytes", "log_backups"):
+        if name in node and type(node[name]) is not int:
+            raise ConfigError(f"{path}: node.{name} must be an integer")
     if "roles" in node and (not isinstance(node["roles"], list)
                             or not all(isinstance(r, str) for r in node["roles"])):
         raise ConfigError(f"{path}: node.roles must be a list of strings")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -38,11 +39,12 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup_logging(home: Path, level: str = "info") -> logging.Handler:
-    """Send the `bcai` loggers to HOME/logs/node.log as JSON lines."""
+def setup_logging(home: Path, level: str = "info", max_bytes: int = 64 << 20, backups: int = 4) -> logging.Handler:
+    """Send the `bcai` loggers to HOME/logs/node.log as JSON lines, rotated at `max_bytes`
+    (node.log.1 ... node.log.BACKUPS are kept): what peers make a node log cannot fill its disk."""
     logs = Path(home) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(logs / "node.log")
+    handler = logging.handlers.RotatingFileHandler(logs / "node.log", maxBytes=max_bytes, backupCount=backups)
     handler.setFormatter(JsonLinesFormatter())
     root = logging.getLogger("bcai")
     root.addHandler(handler)
