@@ -22,7 +22,7 @@ import pytest
 
 from bcai.crypto import PrivateKey, sha256
 from bcai.crypto.keystore import KeyStore
-from bcai.errors import BcaiError
+from bcai.errors import BcaiError, DevnetStartFailed
 from bcai.node import CommittedBlock, devnet
 from bcai.node.processes import is_ours, start_node
 from bcai.sdk import Client
@@ -185,3 +185,37 @@ def test_kill_9_a_validator_under_load(devnet_home: Path) -> None:
     load_txs = [h for h in committed if h in acknowledged]
     assert len(load_txs) == len(set(load_txs))  # none twice
     assert set(load_txs) == acknowledged  # every acknowledged tx is committed
+
+
+def test_sigterm_to_the_demo_stops_its_devnet(tmp_path: Path) -> None:
+    """A CI timeout or `kill` stops `bcai demo` and the validator processes it started."""
+    home = tmp_path / "demo"
+    demo = subprocess.Popen([sys.executable, "-m", "bcai", "demo", "--home", str(home), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        def started() -> bool:
+            try:
+                return any(n.is_running() for n in devnet.load_devnet(home))
+            except BcaiError:
+                return False
+        wait_until(started, 90, "the demo's devnet to start")
+        pids = [(n.pid, n.command) for n in devnet.load_devnet(home)]
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=60) != 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    wait_until(lambda: not any(is_ours(pid, command) for pid, command in pids if pid and command), 30,
+               "the devnet's processes to exit")
+    assert all(n.pid is None for n in devnet.load_devnet(home))
+
+
+def test_a_devnet_that_does_not_start_leaves_nothing_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "devnet"
+
+    def no_commit(nodes: list[devnet.DevnetNode], height: int, timeout_s: float) -> None:
+        raise DevnetStartFailed("not all nodes reached height 1 (forced)")
+    monkeypatch.setattr(devnet, "wait_for_height", no_commit)
+    with pytest.raises(DevnetStartFailed):
+        devnet.up(home, 2)
+    assert all(n.pid is None and not n.is_running() for n in devnet.load_devnet(home))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +18,7 @@ from bcai.demo.job import (
     BUDGET, FUNDING, LOCAL_EPOCHS, N_EVALUATORS, N_VALIDATORS, N_WORKERS, REGISTRY_STAKE, ROUNDS, TARGET_ACCURACY_BPS,
     WORKER_STAKE, demo_bml,
 )
+from bcai.errors import DevnetNotFound
 from bcai.ledger import Capabilities
 from bcai.node import devnet
 from bcai.sdk import Client
@@ -148,13 +152,20 @@ def _tx_count(role: str) -> int:
     return 1  # post_job
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_demo(home: Path | None, progress: Progress, keep: bool = False) -> DemoResult:
     """Boot a devnet, run the demo job on it, stop the devnet (unless `keep`)."""
     owned = home is None
     home = Path(tempfile.mkdtemp(prefix="bcai-demo-")) if home is None else Path(home)
     progress("devnet", {"message": f"starting {N_VALIDATORS} validators under {home}"})
-    nodes = devnet.up(home, N_VALIDATORS, fresh=True, wait_s=120)
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the devnet below is stopped too
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
     try:
+        nodes = devnet.up(home, N_VALIDATORS, fresh=True, wait_s=120)
         client_key = KeyStore(home).load("client")
         try:
             return asyncio.run(run_demo_job([n.api_url for n in nodes], client_key, progress))
@@ -164,8 +175,11 @@ def run_demo(home: Path | None, progress: Progress, keep: bool = False) -> DemoR
                 first = first.exceptions[0]
             raise first from group
     finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
         if not keep:
-            devnet.down(home)
+            with contextlib.suppress(DevnetNotFound):
+                devnet.down(home)
             if owned:
                 import shutil
 

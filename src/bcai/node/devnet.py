@@ -146,7 +146,11 @@ def up(home: Path, n: int, fresh: bool = False, wait_s: float = 60.0) -> list[De
     if fresh or len(nodes) != n:
         nodes = create_devnet(home, n)
     start_devnet(home, nodes)
-    wait_for_height(nodes, 1, wait_s)
+    try:
+        wait_for_height(nodes, 1, wait_s)
+    except BaseException:  # a failed or interrupted `up` leaves nothing running (the logs stay)
+        down(home)
+        raise
     return nodes
 
 
