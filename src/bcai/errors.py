@@ -123,6 +123,13 @@ class NodeError(BcaiError):
     code = "node"
 
 
+class NodeHomeLocked(NodeError):
+    """Raised when another node process holds the home's lock (two would double-sign)."""
+
+    code = "node_home_locked"
+    http_status = 409
+
+
 class InvalidJobMessage(NodeError):
     """Raised when a job-channel message is malformed, badly signed, or not from a participant of its job."""
 

@@ -183,13 +183,11 @@ def test_node_resumes_where_it_stopped(tmp_path: Path) -> None:
     resumed_at = reopened.app.state.height
     root = reopened.app.state.root()
     block_hash = reopened.store.get_block(resumed_at).hash
-    reopened.store.close()
-    reopened.wal.close()
+    reopened.close()
     assert resumed_at >= 3
     second_start = asyncio.run(run_until(resumed_at + 2))
     assert second_start == resumed_at
     again = Node(home)
     assert again.store.get_block(resumed_at).hash == block_hash
     assert again.app.state.height >= resumed_at + 2 and root != again.app.state.root()
-    again.store.close()
-    again.wal.close()
+    again.close()

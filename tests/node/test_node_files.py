@@ -84,3 +84,37 @@ def test_a_corrupt_key_file_is_invalid_key(tmp_path: Path, content: bytes) -> No
     os.chmod(path, 0o600)
     with pytest.raises(InvalidKey, match="corrupt"):
         keys.load("k")
+
+
+def test_one_node_process_per_home(node_home: Path) -> None:
+    """A second node on the same home would sign with the same key: it is refused."""
+    from bcai.errors import NodeHomeLocked
+    from bcai.node.node import Node
+
+    first = Node(node_home)
+    with pytest.raises(NodeHomeLocked, match=f"pid {os.getpid()}"):
+        Node(node_home)
+    first.close()
+    Node(node_home).close()
+
+
+def test_the_home_lock_dies_with_its_process(node_home: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from bcai.errors import NodeHomeLocked
+    from bcai.node.lock import HomeLock
+
+    (node_home / "data").mkdir(exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from bcai.node.lock import HomeLock; "
+                               f"lock = HomeLock({str(node_home / 'data')!r}); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(NodeHomeLocked, match=f"pid {holder.pid}"):
+            HomeLock(node_home / "data")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    HomeLock(node_home / "data").release()  # no stale lock after kill -9

@@ -46,6 +46,7 @@ from bcai.node.application import NodeApplication, decode_synced_block
 from bcai.node.chainspec import ChainSpec, load_chain_spec
 from bcai.node.config import NodeConfig, load_config
 from bcai.node.job_relay import JobRelay
+from bcai.node.lock import HomeLock
 from bcai.node.mempool import Mempool
 from bcai.node.service import NodeReads
 from bcai.node.telemetry import NodeMetrics
@@ -92,6 +93,14 @@ class Node(NodeReads):
         self.key = KeyStore(self.home).load(self.config.key_name)
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
+        self.lock = HomeLock(data)  # before the store and the WAL are opened
+        try:
+            self._open(data)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, data: Path) -> None:
         self.store = SqliteChainStore(data / "chain.db", check=self.config.store.check_on_start)
         if self.store.get_height() == -1:
             self.store.commit_genesis(compute_genesis_state(self.spec.genesis))
@@ -161,9 +170,14 @@ class Node(NodeReads):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.host.stop()
+        self.close()
+        log.info("node stopped", extra={"height": self.app.state.height})
+
+    def close(self) -> None:
+        """Close the WAL and the store and release the home (all that a node never started holds)."""
         self.wal.close()
         self.store.close()
-        log.info("node stopped", extra={"height": self.app.state.height})
+        self.lock.release()
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT: p2p, consensus and the API server in this loop."""
