@@ -123,6 +123,12 @@ class NodeError(BcaiError):
     code = "node"
 
 
+class NodeStartFailed(NodeError):
+    """Raised when the node cannot start serving: a p2p or API address is taken or not ours."""
+
+    code = "node_start_failed"
+
+
 class NodeHomeLocked(NodeError):
     """Raised when another node process holds the home's lock (two would double-sign)."""
 

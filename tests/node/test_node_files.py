@@ -118,3 +118,27 @@ def test_the_home_lock_dies_with_its_process(node_home: Path) -> None:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     HomeLock(node_home / "data").release()  # no stale lock after kill -9
+
+
+@pytest.mark.parametrize("taken", ["p2p", "api"])
+def test_a_taken_port_is_node_start_failed_and_leaves_nothing_open(node_home: Path, taken: str) -> None:
+    import asyncio
+    import dataclasses
+    import socket
+
+    from bcai.errors import NodeStartFailed
+    from bcai.node.config import ApiConfig, save_config
+    from bcai.node.node import Node
+
+    with socket.create_server(("127.0.0.1", 0)) as blocker:
+        port = blocker.getsockname()[1]
+        config = load_config(node_home / "config.toml")
+        config = dataclasses.replace(config, p2p=P2PConfig(port=port if taken == "p2p" else 0),
+                                     api=ApiConfig(port=port if taken == "api" else 0))
+        save_config(config, node_home / "config.toml")
+        node = Node(node_home)
+        with pytest.raises(NodeStartFailed, match=f"(?i){taken}.*127.0.0.1:{port}.*{taken}.port in config.toml"):
+            asyncio.run(node.run())
+        node.close()
+        node.close()  # twice is harmless (the CLI closes after a failed start)
+    Node(node_home).close()  # the home was released

@@ -71,9 +71,13 @@ def run(home: Optional[Path] = typer.Option(None, "--home", help="Node home (def
     setup_logging(home, node.config.log_level, node.config.log_max_bytes, node.config.log_backups)
     if not as_json:
         api = node.config.api
-        console.print(f"node [bold]{node.config.name}[/] running: API http://{api.host}:{api.port}, "
+        console.print(f"node [bold]{node.config.name}[/] starting: API http://{api.host}:{api.port}, "
                       f"logs {home / 'logs' / 'node.log'}")
-    asyncio.run(node.run())
+    try:
+        asyncio.run(node.run())
+    except BcaiError as exc:  # could not start (a port is taken); nothing was left running
+        node.close()
+        fail(exc, as_json)
     if node.fatal is not None:  # the node stopped itself; the log has the details
         error = node.fatal if isinstance(node.fatal, BcaiError) else BcaiError(f"{type(node.fatal).__name__}: {node.fatal}")
         fail(error, as_json)

@@ -27,6 +27,7 @@ import functools
 import logging
 import random
 import signal
+import socket
 import time
 from collections import Counter, deque
 from dataclasses import asdict
@@ -40,7 +41,7 @@ from bcai.consensus import (
 from bcai.crypto import Address
 from bcai.crypto.keystore import KeyStore
 from bcai.encoding import decode, encode
-from bcai.errors import BcaiError, BlockNotFound, ConfigError, InvalidGossip, StoreError
+from bcai.errors import BcaiError, BlockNotFound, ConfigError, InvalidGossip, NodeStartFailed, StoreError
 from bcai.ledger import SignedTx, compute_genesis_state
 from bcai.node.application import NodeApplication, decode_synced_block
 from bcai.node.chainspec import ChainSpec, load_chain_spec
@@ -148,7 +149,11 @@ class Node(NodeReads):
     async def start(self) -> None:
         """Listen on p2p, subscribe, start the engine and the background tasks (not the API)."""
         p2p = self.config.p2p
-        await self.host.start(f"{p2p.host}:{p2p.port}")
+        try:
+            await self.host.start(f"{p2p.host}:{p2p.port}")
+        except OSError as exc:
+            raise NodeStartFailed(f"cannot listen for p2p on {p2p.host}:{p2p.port}: {exc.strerror or exc} "
+                                  f"(another process has it? change p2p.port in config.toml)") from None
         await self.host.subscribe(TOPIC_CONSENSUS, self._on_consensus_gossip)
         await self.host.subscribe(TOPIC_TXS, self._on_tx_gossip)
         BlockSyncServer(self._get_block_bytes).register(self.host)
@@ -188,13 +193,24 @@ class Node(NodeReads):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        await self.start()
         api = self.config.api
-        server = uvicorn.Server(uvicorn.Config(create_app(self, api), host=api.host, port=api.port,
-                                               log_level="warning", access_log=False, lifespan="off"))
+        try:  # bound here, before anything starts, so a taken port is a clear error (uvicorn would sys.exit)
+            listener = socket.create_server((api.host, api.port), family=socket.AF_INET6 if ":" in api.host
+                                            else socket.AF_INET)
+        except OSError as exc:
+            raise NodeStartFailed(f"cannot listen for the API on {api.host}:{api.port}: {exc.strerror or exc} "
+                                  f"(another process has it? change api.port in config.toml)") from None
+        try:
+            await self.start()
+        except BaseException:
+            listener.close()
+            raise
+        server = uvicorn.Server(uvicorn.Config(create_app(self, api), log_level="warning", access_log=False,
+                                               lifespan="off"))
         server.install_signal_handlers = lambda: None  # type: ignore[attr-defined,method-assign]  # ours, above
-        self.api_url = f"http://{api.host}:{api.port}"
-        serving = asyncio.create_task(server.serve())
+        host = f"[{api.host}]" if ":" in api.host else api.host
+        self.api_url = f"http://{host}:{listener.getsockname()[1]}"
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
         stop = asyncio.create_task(self._stopping.wait())
         await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
         server.should_exit = True

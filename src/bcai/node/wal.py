@@ -88,4 +88,6 @@ class ConsensusWal:
         os.fsync(self._fd)
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
