@@ -129,6 +129,10 @@ def test_invalid_dataset_rejected():
         decode_dataset(encode_tensors({"x": torch.zeros(2, 3), "y": torch.zeros(2)}))  # float labels
     with pytest.raises(InvalidDataset):
         Dataset(np.zeros((2, 3), np.float32), np.zeros(3, np.int64))
+    for x, y in [(torch.zeros(()), torch.zeros(2, dtype=torch.int64)),  # a scalar: no samples at all
+                 (torch.zeros(2, 3), torch.zeros(2, 1, dtype=torch.int64))]:  # labels of shape (N, 1)
+        with pytest.raises(InvalidDataset, match="shape"):
+            decode_dataset(encode_tensors({"x": x, "y": y}))
 
 
 def test_invalid_model_rejected_by_evaluation(digits, program):

@@ -76,6 +76,9 @@ def decode_dataset(data: bytes) -> Dataset:
     x, y = tensors["x"].numpy(), tensors["y"].numpy()
     if x.dtype != np.float32 or y.dtype != np.int64:
         raise InvalidDataset(f"dataset dtypes must be float32 features and int64 labels, got {x.dtype}, {y.dtype}")
+    if x.ndim < 1 or y.ndim != 1:
+        raise InvalidDataset(f"a dataset has features of shape (N, ...) and labels of shape (N,), got {list(x.shape)}, "
+                             f"{list(y.shape)}")
     return Dataset(x, y)
 
 
