@@ -21,7 +21,6 @@ class ConsensusParams:
     max_block_bytes: int = 4 * 1024 * 1024
     max_block_txs: int = 10_000
     max_evidence_per_block: int = 100
-    max_evidence_age: int = 100  # heights
     max_clock_drift_ms: int = 10_000  # how far a proposed block's time may lie in our future
     # proof of useful work
     proof_kind: str = "matrix"
