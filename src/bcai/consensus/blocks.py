@@ -224,7 +224,12 @@ def check_certificate(
     hit = verified.get(id(certificate)) if verified is not None else None
     signatures_ok = hit is not None and hit[0] is certificate
     power = 0
+    signers: set[bytes] = set()
     for vote in certificate.votes():
+        # each signer counts once (decoding refuses repeats; an object handed to us may not)
+        if vote.validator in signers:
+            raise InvalidCertificate(f"certificate signed more than once by {vote.validator.hex()}")
+        signers.add(vote.validator)
         validator = validators.get(vote.validator)
         if validator is None:
             raise InvalidCertificate("certificate signed by a non-validator")

@@ -70,6 +70,9 @@ from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidEvi
 from bcai.verify.pouw import WorkResult
 
 MAX_ROUNDS_AHEAD = 100  # votes further ahead of our round are dropped (bounded memory)
+# proposals (up to max_block_bytes each) further ahead are dropped: a proposer re-sends its
+# proposal while its round makes no progress, and we skip ahead on votes alone
+MAX_PROPOSAL_ROUNDS_AHEAD = 2
 MAX_FUTURE_MESSAGES = 10_000  # messages buffered for the next height
 MAX_FUTURE_PROPOSALS = 4  # of which proposals (each up to max_block_bytes)
 MAX_SYNC_BUFFER = 1_000  # early synced blocks kept, and at most this many bytes of them:
@@ -475,7 +478,7 @@ class Engine:
     def _on_proposal(self, proposal: Proposal) -> bool:
         if self._is_elsewhere(proposal, proposal.proposer):
             return False
-        if proposal.round > self.round + MAX_ROUNDS_AHEAD:
+        if proposal.round > self.round + MAX_PROPOSAL_ROUNDS_AHEAD:
             return False
         proposer = self.validators.get_proposer(proposal.round)
         if proposal.proposer != proposer.address:
@@ -710,10 +713,8 @@ class Engine:
         if block.height > self.height:  # early: kept unchecked (its set may be unknown yet), so bounded
             if block.size > self.params.max_block_bytes:
                 self._reject(BlockRejected(f"oversized block: {block.size} > {self.params.max_block_bytes} bytes"))
-            elif len(self._sync_buffer) < MAX_SYNC_BUFFER and (
-                sum(b.size for b, _ in self._sync_buffer.values()) + block.size <= MAX_SYNC_BUFFER_BYTES
-            ):
-                self._sync_buffer[block.height] = (block, certificate)
+            else:
+                self._buffer_synced_block(block, certificate)
         # apply buffered blocks in height order (a loop, not recursion: catch-up may be long)
         while True:
             if block.height == self.height:
@@ -732,6 +733,16 @@ class Engine:
                 break
             block, certificate = item
         self._run_rules()
+
+    def _buffer_synced_block(self, block: Block, certificate: CommitCertificate) -> None:
+        """Keep an early synced block within the buffer's bounds, preferring the lowest heights
+        (the next ones we need): junk far ahead cannot crowd them out."""
+        buffer = self._sync_buffer
+        buffer[block.height] = (block, certificate)
+        size = sum(b.size for b, _ in buffer.values())
+        while len(buffer) > MAX_SYNC_BUFFER or size > MAX_SYNC_BUFFER_BYTES:
+            highest = max(buffer)
+            size -= buffer.pop(highest)[0].size
 
     def _check_certificate(self, block: Block, certificate: CommitCertificate) -> None:
         """Raise `InvalidCertificate` unless more than 2/3 of this height's power precommitted `block`."""
