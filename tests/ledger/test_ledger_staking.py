@@ -269,6 +269,21 @@ def test_equivocation_does_not_slash_stake_bonded_after_it():
     assert chain.state.get_validator(chain.addr("val2")).bonded == 2000 - 50
 
 
+def test_equivocation_slash_is_capped_at_five_percent_of_the_power_at_the_offence():
+    from ledger_support import Chain
+    from bcai.ledger import Params
+
+    chain = Chain(Params(block_reward=0))
+    chain.block()  # height 1: val2 double-signs with power 1000
+    chain.block(txs=(chain.sign("val2", Bond(1000)), chain.sign("val2", Unbond(1500), nonce=chain.nonce("val2") + 1)))
+    treasury = chain.state.treasury
+    chain.block(misbehaviour=(Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x11" * 32),))
+    # 5% of the 1500 unbonding would be 75: only the 50 due (5% of 1000) is taken
+    assert compute_supply_breakdown(chain.state)["unbonding"] == 1450
+    assert chain.state.get_validator(chain.addr("val2")).bonded == 500
+    assert chain.state.treasury == treasury + 50
+
+
 def _chain_whose_set_changes_every_block(window: int):
     from ledger_support import Chain
     from bcai.ledger import Params

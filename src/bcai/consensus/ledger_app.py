@@ -28,8 +28,7 @@ from typing import Callable, Sequence
 from bcai.consensus.messages import Block, CommitCertificate
 from bcai.consensus.validators import Validator
 from bcai.crypto import Address
-from bcai.errors import BcaiError
-from bcai.errors import UnknownEntity
+from bcai.errors import BcaiError, UnknownEntity
 from bcai.ledger import LedgerBlock, Misbehaviour, State, get_evidence_window, get_validator_set, process_block, process_tx
 from bcai.ledger.process import SignatureCache, process_begin_block
 from bcai.ledger.staking import get_validator_set_start

@@ -8,7 +8,8 @@ period) against a member of the offence height's set, which the state keeps for 
 
 An equivocation slashes `equivocation_slash_bps` of the validator's power at the offence
 height (Cosmos SDK's rule): first from the validator stake it started unbonding at or after
-that height (each such entry loses the same fraction), then the rest from its bonded stake.
+that height (each such entry loses the same fraction, oldest maturity first, never more than
+is due in all), then the rest from its bonded stake.
 Unbonding right after double-signing therefore escapes nothing, and stake bonded after the
 offence is not punished for it. The validator is jailed, even with nothing left bonded.
 
@@ -107,8 +108,8 @@ def process_equivocation_slash(state: State, address: Address, height: int, powe
     due = compute_slash(power, bps)
     slashed = 0
     for maturity, position, amount in get_validator_unbondings(state, address, height):
-        cut = compute_slash(amount, bps)
-        if cut:
+        cut = min(compute_slash(amount, bps), due - slashed)  # never more than `due` in all
+        if cut > 0:
             process_unbonding_slash(state, maturity, position, cut)
             slashed += cut
     validator = state.get_validator(address)
