@@ -327,6 +327,12 @@ class InvalidBlock(LedgerError):
     peer_fault = True
 
 
+class InvalidConsensusParams(ConfigError):
+    """Raised when consensus parameters cannot run a chain (a difficulty rule or genesis target out of range)."""
+
+    code = "consensus_params_invalid"
+
+
 class InvalidGenesis(ConfigError):
     """Raised when a genesis file is missing, malformed, or describes an inconsistent chain."""
 

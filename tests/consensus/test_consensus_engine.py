@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from consensus_support import CHAIN, GENESIS, KEYS, PRECOMMIT, PREVOTE, USER, Harness, make_app, make_params
 
 from bcai.consensus import (
@@ -414,8 +416,8 @@ def test_invalid_evidence_from_a_height_the_app_forgot(harness: Harness) -> None
     cheat = harness.others()[0]
     ev = DuplicateVoteEvidence.of(sign_vote(cheat, CHAIN, PREVOTE, 1, 0, None),
                                   sign_vote(cheat, CHAIN, PREVOTE, 1, 0, b"\x03" * 32))
-    with pytest.raises(InvalidEvidence, match="not in the set"):
-        check_evidence(ev, harness.params, 2, lambda height: {})
+    with pytest.raises(InvalidEvidence, match="set of height 1 is not known"):
+        check_evidence(ev, harness.params, 2, 100, lambda height: {})
 
 
 def test_sliced_nonce_search_proposes_the_same_block() -> None:
@@ -516,3 +518,79 @@ def test_forged_old_height_vote_sends_no_blocks() -> None:
     assert [type(a) for a in actions] == [MessageRejected]
     actions = h.engine.handle(Received(h.vote(behind, PREVOTE, 0, None, height=1), h.now + 10_000))
     assert [a.to for a in actions if isinstance(a, SendBlocks)] == [behind.address.raw]  # the real one still does
+
+
+def _commit_next(h: Harness, txs: tuple[bytes, ...] = (), evidence: tuple = ()) -> None:
+    """Commit one block at the harness engine's height (its own proposal if it is the proposer)."""
+    from bcai.consensus import build_block
+    from bcai.consensus.blocks import solve_work
+
+    own = h.engine.proposals.get(0)
+    if own is not None and not txs and not evidence:
+        block = own.block
+    else:
+        assert own is None, "the harness node proposes at this height"
+        tip = h.engine.tip
+        block = build_block(h.params, tip, h.app.get_app_hash(), h.proposer_key(0).address.raw, txs, evidence,
+                            h.now, solve_work(h.params, tip))
+        h.feed(h.propose(block))
+    h.polka(0, block.block_id)
+    h.polka(0, block.block_id, PRECOMMIT, count=3)
+    assert h.engine.tip.block_id == block.block_id, rejected(h.actions)
+    h.engine.handle(TimeoutFired(h.engine.height, 0, COMMIT_WAIT, h.now))
+
+
+def test_evidence_window_is_judged_alike_by_a_restarted_node() -> None:
+    """Equivocation at height 1, the validator set changing at every height: evidence in the
+    block at 1 + window - 1 passes on a node that ran all along and on one restarted from its
+    state (no cached sets), the block slashes; at 1 + window + 1 it is refused as too old."""
+    from bcai.consensus import DuplicateVoteEvidence, check_evidence
+    from bcai.errors import InvalidEvidence
+
+    h = Harness(app=make_app((1000, 1000, 1000, 1000)))
+    window = h.app.get_evidence_max_age()
+    cheat = next(k for k in h.others() if k != KEYS[0])
+    ev = DuplicateVoteEvidence.of(h.vote(cheat, PREVOTE, 0, b"\x01" * 32), h.vote(cheat, PREVOTE, 0, None))
+    nonce = 0
+    while h.engine.height < 1 + window - 1:
+        if h.engine.proposals.get(0) is not None:
+            _commit_next(h)
+        else:  # validator 0 bonds one more token: a new set at every height
+            _commit_next(h, txs=(encode_tx(KEYS[0], nonce, 1, CHAIN, Bond(amount=1)),))
+            nonce += 1
+    assert nonce > window // 2
+    restarted = LedgerApplication(h.app.state)  # a restarted node: its state, nothing remembered
+    for app in (h.app, restarted):
+        check_evidence(ev, h.params, h.engine.height, app.get_evidence_max_age(),
+                       lambda height, app=app: {v.address: v for v in app.get_validators(height)})
+    while h.engine.proposals.get(0) is not None:  # we want another validator's block to carry it
+        _commit_next(h)
+    assert h.engine.height <= 1 + window
+    _commit_next(h, evidence=(ev,))
+    slashed = h.app.state.get_validator(cheat.address)
+    assert slashed is not None and slashed.jailed and slashed.bonded == 950
+    while h.engine.height < 1 + window + 1:
+        _commit_next(h)
+    with pytest.raises(InvalidEvidence, match="too old"):
+        check_evidence(ev, h.params, h.engine.height, window, h.engine._get_validator_map)
+
+
+def test_proposer_picks_txs_after_the_slash_its_evidence_makes() -> None:
+    """The evidence a proposer includes slashes before the block's txs run: a mempool tx valid
+    before the slash (unbonding all of the stake) but not after is left out, not proposed in a
+    block every validator (the proposer too) refuses, round after round."""
+    from bcai.ledger import Unbond
+
+    h = Harness(app=make_app((1000, 1000, 1000, 1000)))
+    cheat = KEYS[0]  # funded at genesis
+    assert h.me != 0
+    h.feed(h.vote(cheat, PREVOTE, 0, b"\x01" * 32))
+    h.feed(h.vote(cheat, PREVOTE, 0, None))
+    assert len(h.engine.pending_evidence) == 1
+    unbond_all = encode_tx(cheat, 0, 1, CHAIN, Unbond(amount=1000))
+    fine = encode_tx(USER, 0, 1, CHAIN, Transfer(to=cheat.address, amount=5))
+    h.app.add_tx(unbond_all)
+    h.app.add_tx(fine)
+    block = h.engine._make_proposal(5).block
+    assert len(block.evidence) == 1 and block.txs == (fine,)
+    h.engine._check_block(block, h.now)  # our own block is valid

@@ -4,6 +4,7 @@ difficulty."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import pytest
 from consensus_support import CHAIN, KEYS, PRECOMMIT, PREVOTE, Harness
@@ -162,5 +163,71 @@ def test_invalid_difficulty_parameters() -> None:
         compute_next_target(1000, 10, 0)
     with pytest.raises(ValueError):
         compute_next_target(1000, 10, 100, max_change_ppm=1_000_000)
-    assert compute_next_target(1, 1, 5000) == 1  # never reaches zero
+    assert compute_next_target(20, 1, 5000) == 20  # never below the minimum (a 5% step of it is 1)
+    with pytest.raises(ValueError):
+        compute_next_target(19, 10_000, 5000)  # below it, no 5% step could ever grow the target
     assert compute_next_target(2**64 - 1, 10**9, 5000) == 2**64 - 1  # never exceeds the maximum
+
+
+def _step_bounds_hold(before: int, after: int) -> bool:
+    """`after` is at most 5% away from `before` (down: the 5% step rounded down, so 1 more)."""
+    return before * 950_000 // 1_000_000 <= after <= before * 1_050_000 // 1_000_000
+
+
+def _run_chain(target: int, blocks: int, block_ms: int, interval_of: Callable[[int], int]) -> tuple[list[int], list[int]]:
+    """Targets and intervals of a chain whose block interval is `interval_of(work target)`.
+    As on the real chain, a block's work shows in its child's timestamp: the interval that
+    sets block h+1's target is that of block h, whose time was stamped before h's work, so
+    it measures the work of block h-1 (one block of lag)."""
+    targets, intervals = [target, target], []
+    for _ in range(blocks):
+        intervals.append(interval_of(targets[-2]))
+        nxt = compute_next_target(targets[-1], intervals[-1], block_ms)
+        assert _step_bounds_hold(targets[-1], nxt), (targets[-1], nxt)
+        targets.append(nxt)
+    return targets, intervals
+
+
+@pytest.mark.parametrize("start_difficulty", [2, 10_000_000])  # far too easy, far too hard
+def test_difficulty_converges_to_the_target_block_time_from_both_sides(start_difficulty: int) -> None:
+    block_ms, overhead_ms, tries_per_ms = 300, 100, 50  # consensus takes 100 ms the work cannot shorten
+
+    def interval_of(target: int) -> int:  # expected tries = 2^64 / target
+        return overhead_ms + (2**64 // target) // tries_per_ms
+
+    targets, intervals = _run_chain(2**64 // start_difficulty, 600, block_ms, interval_of)
+    assert all(abs(i - block_ms) <= block_ms // 20 for i in intervals[-100:]), intervals[-100:]
+    equilibrium = (block_ms - overhead_ms) * tries_per_ms  # 10,000 tries per block
+    assert abs(2**64 // targets[-1] - equilibrium) <= equilibrium // 10
+
+
+def test_difficulty_is_never_stuck_at_the_bottom() -> None:
+    """Blocks far too fast drive the target down to its minimum; when they turn slow it must
+    grow again by 5% a block (a 5% step of a target under 20 used to round to nothing, so
+    the target stayed at 1: the hardest difficulty, for ever)."""
+    targets, _ = _run_chain(2**64 // 1000, 1000, 5000, lambda target: 0)
+    assert targets[-1] == 20
+    targets, _ = _run_chain(targets[-1], 200, 5000, lambda target: 50_000)
+    assert all(b > a for a, b in zip(targets[1:], targets[2:]))
+    assert targets[-1] >= 20 * 1.04**200  # whole 5% steps, less what rounding down takes at the bottom
+
+
+@pytest.mark.parametrize("changes", [
+    {"genesis_target": 19}, {"genesis_target": 0}, {"genesis_target": 2**64}, {"target_block_ms": 0},
+    {"max_target_change_ppm": 1_000_000}, {"max_target_change_ppm": -1},
+])
+def test_invalid_consensus_params_are_refused(changes: dict[str, int]) -> None:
+    from bcai.consensus import ConsensusParams
+    from bcai.errors import ConfigError, InvalidConsensusParams
+
+    with pytest.raises(InvalidConsensusParams) as info:
+        ConsensusParams(**changes)  # type: ignore[arg-type]
+    assert isinstance(info.value, ConfigError) and info.value.code == "consensus_params_invalid"
+
+
+def test_invalid_genesis_target_in_a_chain_spec_is_a_config_error() -> None:
+    from bcai.errors import ConfigError
+    from bcai.node.chainspec import parse_consensus_params
+
+    with pytest.raises(ConfigError, match="genesis_target"):
+        parse_consensus_params("bcai-x", {"genesis_target": 10})

@@ -13,7 +13,7 @@ LEDGER_API = {
     "Transfer", "TxBody", "Unbond", "Unjail", "UpdateWorker", "Validator", "ValidatorInfo", "Volunteer", "Vote",
     "Worker", "check_invariants", "check_tx", "compute_block_txs", "compute_challenge_metadata_bytes", "compute_genesis_state",
     "compute_params_with", "compute_supply_breakdown", "compute_total_supply", "compute_validator_set",
-    "decode_transaction", "decode_tx", "encode_tx", "get_total_power", "get_validator_set", "load_genesis",
+    "decode_transaction", "decode_tx", "encode_tx", "get_evidence_window", "get_total_power", "get_validator_set", "load_genesis",
     "parse_genesis", "process_block", "process_tx", "verify_proof",
 }
 

@@ -1,5 +1,6 @@
 """Staking, the validator set by height, blocks, slashing (equivocation, downtime), unjail."""
 
+import cbor2
 import pytest
 
 from bcai.ledger.slashing import get_evidence_height
@@ -217,28 +218,143 @@ def test_proposer_selects_only_txs_that_apply_in_the_block(chain):
         compute_block_txs(chain.state, LedgerBlock(9, chain.addr("val1")), [good])
 
 
-def test_equivocation_by_a_validator_that_unbonded_everything_keeps_the_block_valid(chain):
-    # val2 double-signs at height 2 and unbonds all of its stake in that block: its record is
-    # gone, but the evidence is valid; refusing the block would stall every proposer holding it
+def test_equivocation_by_a_validator_that_unbonded_everything_slashes_its_unbonding_stake(chain):
+    # val2 double-signs at height 2 and unbonds all of its stake in that block: its bonded
+    # record is gone, but the unbonding stake is still slashed (5% of its power at height 2)
     chain.block()
-    chain.tx("val2", Unbond(1000))
-    chain.block()
+    chain.block(txs=(chain.sign("val2", Unbond(1000)),))
     assert chain.state.get_validator(chain.addr("val2")) is None
+    treasury = chain.state.treasury
     evidence = Misbehaviour(chain.addr("val2"), 2, "equivocation", b"\x11" * 32)
     chain.block(misbehaviour=(evidence,))
     assert get_evidence_height(chain.state, evidence) == 3  # recorded: the offence counts once
-    assert chain.state.get_validator(chain.addr("val2")) is None  # nothing left to slash
+    assert compute_supply_breakdown(chain.state)["unbonding"] == 950
+    assert chain.state.treasury == treasury + 50
+    jailed = chain.state.get_validator(chain.addr("val2"))
+    assert jailed is not None and jailed.bonded == 0 and jailed.jailed  # a later bond stays out of the set
     chain.reject_block(chain.make_block(misbehaviour=(Misbehaviour(chain.addr("val2"), 2, "equivocation", b"\x22" * 32),)))
+    balance = chain.balance("val2")
+    chain.advance(chain.state.params.unbonding_period, signers=("val1",))
+    assert chain.balance("val2") == balance + 950  # what is left of the unbonding matures as usual
 
 
-def test_equivocation_older_than_the_unbonding_period_keeps_the_block_valid():
+def test_equivocation_slashes_unbondings_started_after_it_then_bonded_stake():
+    from ledger_support import Chain
+    from bcai.ledger import Params
+
+    chain = Chain(Params(block_reward=0))
+    chain.tx("val2", Unbond(400))  # before the offence: not slashable for it
+    chain.advance(2)
+    assert {v.address: v.power for v in get_validator_set(chain.state, 3)}[chain.addr("val2")] == 600
+    chain.block()  # height 3: val2 double-signs here with power 600
+    chain.block(txs=(chain.sign("val2", Unbond(200)),))  # height 4: 200 of it leaves after the offence
+    treasury = chain.state.treasury
+    evidence = Misbehaviour(chain.addr("val2"), 3, "equivocation", b"\x11" * 32)
+    chain.block(misbehaviour=(evidence,))
+    # due: 5% of 600 = 30; 10 from the 200 unbonding since the offence, 20 from the 400 bonded
+    assert chain.state.get_validator(chain.addr("val2")).bonded == 380
+    assert compute_supply_breakdown(chain.state)["unbonding"] == 400 + 190
+    assert chain.state.treasury == treasury + 30
+
+
+def test_equivocation_does_not_slash_stake_bonded_after_it():
+    from ledger_support import Chain
+    from bcai.ledger import Params
+
+    chain = Chain(Params(block_reward=0))
+    chain.block()  # height 1: val2 double-signs with power 1000
+    chain.tx("val2", Bond(1000))
+    chain.block()
+    chain.block(misbehaviour=(Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x11" * 32),))
+    assert chain.state.get_validator(chain.addr("val2")).bonded == 2000 - 50
+
+
+def test_equivocation_slash_is_capped_at_five_percent_of_the_power_at_the_offence():
+    from ledger_support import Chain
+    from bcai.ledger import Params
+
+    chain = Chain(Params(block_reward=0))
+    chain.block()  # height 1: val2 double-signs with power 1000
+    chain.block(txs=(chain.sign("val2", Bond(1000)), chain.sign("val2", Unbond(1500), nonce=chain.nonce("val2") + 1)))
+    treasury = chain.state.treasury
+    chain.block(misbehaviour=(Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x11" * 32),))
+    # 5% of the 1500 unbonding would be 75: only the 50 due (5% of 1000) is taken
+    assert compute_supply_breakdown(chain.state)["unbonding"] == 1450
+    assert chain.state.get_validator(chain.addr("val2")).bonded == 500
+    assert chain.state.treasury == treasury + 50
+
+
+def _chain_whose_set_changes_every_block(window: int):
+    from ledger_support import Chain
+    from bcai.ledger import Params
+
+    chain = Chain(Params(evidence_max_age=window, unbonding_period=2 * window, block_reward=0))
+
+    def step(**kw):  # alice bonds a little more in every block: a new set at every height
+        chain.tx("alice", Bond(100))
+        chain.block(**kw)
+    return chain, step
+
+
+def test_validator_set_history_is_kept_for_the_evidence_window():
+    window = 10
+    chain, step = _chain_whose_set_changes_every_block(window)
+    step()  # height 1
+    step()  # height 2: val2 double-signs here
+    power_then = {v.address: v.power for v in get_validator_set(chain.state, 2)}[chain.addr("val2")]
+    while chain.state.height < 2 + window - 2:
+        step()
+    assert len(get_validator_set(chain.state, 2)) == 2  # still known (alice joins at height 3)
+    # the state holds one set per height of the window, not the whole history
+    assert len(cbor2.loads(chain.state.kv.get(b"meta/vset_index"))) <= window + 2
+    treasury = chain.state.treasury
+    evidence = Misbehaviour(chain.addr("val2"), 2, "equivocation", b"\x11" * 32)
+    step(misbehaviour=(evidence,))  # at height 2 + window - 1: accepted, and it slashes
+    assert chain.state.height == 2 + window - 1
+    v = chain.state.get_validator(chain.addr("val2"))
+    assert v.jailed and v.bonded == power_then - power_then * 500 // 10_000
+    assert chain.state.treasury == treasury + power_then * 500 // 10_000
+    step()  # now no block may carry evidence of height 2: its set is pruned
+    with pytest.raises(UnknownEntity, match="no longer kept"):
+        get_validator_set(chain.state, 2)
+    assert len(get_validator_set(chain.state, 3)) == 3
+
+
+def test_invalid_evidence_older_than_the_window_is_refused():
+    window = 10
+    chain, step = _chain_whose_set_changes_every_block(window)
+    while chain.state.height < 2 + window:
+        step()
+    evidence = Misbehaviour(chain.addr("val2"), 2, "equivocation", b"\x11" * 32)
+    err = chain.reject_block(chain.make_block(misbehaviour=(evidence,)))  # at height 2 + window + 1
+    assert "too old" in str(err) and "window is 10 blocks" in str(err)
+    assert chain.state.get_validator(chain.addr("val2")).bonded == 1000
+
+
+def test_invalid_evidence_against_a_later_joiner_after_the_set_changed():
+    # alice joins at height 3: evidence naming her at height 2 is invalid, however many set
+    # changes later it comes (the set of height 2 used to be pruned, and the evidence accepted)
+    chain, step = _chain_whose_set_changes_every_block(10)
+    for _ in range(6):
+        step()
+    err = chain.reject_block(chain.make_block(misbehaviour=(Misbehaviour(chain.addr("alice"), 2, "equivocation", b""),)))
+    assert "not a validator at height 2" in str(err)
+
+
+def test_evidence_window_never_exceeds_the_unbonding_period():
+    from bcai.ledger import Params, get_evidence_window
+
+    assert get_evidence_window(Params()) == 100
+    assert get_evidence_window(Params(unbonding_period=50)) == 50  # the stake may be gone after that
+    assert get_evidence_window(Params(evidence_max_age=7)) == 7
+
+
+def test_invalid_equivocation_older_than_the_unbonding_period():
     from ledger_support import Chain
     from bcai.ledger import Params
 
     chain = Chain(Params(unbonding_period=2))
     chain.advance(5)
     evidence = Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x11" * 32)
-    chain.block(misbehaviour=(evidence,))
-    assert get_evidence_height(chain.state, evidence) == 6
-    v = chain.state.get_validator(chain.addr("val2"))
-    assert v.bonded == 1000 and not v.jailed  # its stake may have left already: nothing slashed
+    err = chain.reject_block(chain.make_block(misbehaviour=(evidence,)))
+    assert "too old" in str(err)

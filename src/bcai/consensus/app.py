@@ -24,12 +24,22 @@ class Application(Protocol):
         """The validators that vote on block `height` (bonded stake, jailed excluded).
 
         Staking changes made in block h take effect at height h + 2, so this is defined for
-        every height up to `get_last_height() + 2`, and back to `max_evidence_age` heights
-        (evidence of an old double vote is checked against the set of its height).
+        every height up to `get_last_height() + 2`, and back through the evidence window
+        (evidence of an old double vote is checked against the set of its height). Every
+        node must give the same answer (from its chain state, not from what it happens to
+        remember); a height it no longer knows raises a `BcaiError`.
         """
 
-    def build_payload(self, height: int, max_bytes: int) -> tuple[bytes, ...]:
-        """Transactions for a block we propose, their encodings summing to at most `max_bytes`."""
+    def get_evidence_max_age(self) -> int:
+        """How many blocks after its height a double vote may still be punished (the evidence
+        in block h may be from heights h - age .. h); a chain parameter, read from the state
+        the next block builds on."""
+
+    def build_payload(self, height: int, max_bytes: int, draft: Block | None = None) -> tuple[bytes, ...]:
+        """Transactions for a block we propose, their encodings summing to at most `max_bytes`.
+
+        `draft` is that block without its transactions: its evidence and last commit apply
+        before them, so the txs must be valid after those."""
 
     def check_payload(self, block: Block) -> None:
         """Raise a `BcaiError` if the application cannot apply `block` (its txs, evidence,

@@ -98,12 +98,14 @@ def check_block(
     app_hash: bytes,
     now_ms: int | None,
     get_validators: Callable[[int], Mapping[bytes, Validator]],
+    evidence_max_age: int,
     is_committed_offence: Callable[[bytes], bool],
     check_certificate: Callable[[CommitCertificate, int, bytes], None],
     check_payload: Callable[[Block], None],
 ) -> None:
     """Raise `BlockRejected` unless `block` may follow `tip`. `now_ms=None` skips the clock
-    check (a block that already has a commit certificate)."""
+    check (a block that already has a commit certificate). `evidence_max_age`: the
+    application's evidence window in blocks."""
     h = block.header
     # it extends our chain on our chain id
     if h.chain_id != params.chain_id:
@@ -152,7 +154,7 @@ def check_block(
     seen: set[bytes] = set()
     for ev in block.evidence:
         try:
-            check_evidence(ev, params, h.height, get_validators)
+            check_evidence(ev, params, h.height, evidence_max_age, get_validators)
         except InvalidEvidence as exc:
             raise BlockRejected(f"bad evidence: {exc}") from None
         if ev.offence_id in seen or is_committed_offence(ev.offence_id):
@@ -168,16 +170,31 @@ def check_block(
 
 
 def check_evidence(
-    ev: DuplicateVoteEvidence, params: ConsensusParams, height: int, get_validators: Callable[[int], Mapping[bytes, Validator]]
+    ev: DuplicateVoteEvidence,
+    params: ConsensusParams,
+    height: int,
+    max_age: int,
+    get_validators: Callable[[int], Mapping[bytes, Validator]],
 ) -> None:
-    """Raise `InvalidEvidence` unless `ev` proves a double vote by a validator of its height."""
+    """Raise `InvalidEvidence` unless `ev` proves a double vote by a validator of its height,
+    for a block at `height` whose evidence window is `max_age` blocks."""
     try:
         ev.check_shape()
     except BcaiError as exc:
         raise InvalidEvidence(str(exc)) from None
-    if not height - params.max_evidence_age <= ev.height <= height:
-        raise InvalidEvidence(f"evidence from height {ev.height} is outside the window at height {height}")
-    validator = get_validators(ev.height).get(ev.validator)
+    # from a height of this chain, not after the block, inside the window
+    if ev.height < 1:
+        raise InvalidEvidence(f"evidence from height {ev.height}, before the first block")
+    if ev.height > height:
+        raise InvalidEvidence(f"evidence from height {ev.height}, after the block's height {height}")
+    if ev.height < height - max_age:
+        raise InvalidEvidence(f"evidence from height {ev.height} is too old at height {height} "
+                              f"(the evidence window is {max_age} blocks)")
+    # signed twice by a member of that height's set (kept by the application for the window)
+    validators = get_validators(ev.height)
+    if not validators:
+        raise InvalidEvidence(f"the validator set of height {ev.height} is not known here")
+    validator = validators.get(ev.validator)
     if validator is None:
         raise InvalidEvidence("evidence names a validator that was not in the set at that height")
     try:
@@ -207,7 +224,12 @@ def check_certificate(
     hit = verified.get(id(certificate)) if verified is not None else None
     signatures_ok = hit is not None and hit[0] is certificate
     power = 0
+    signers: set[bytes] = set()
     for vote in certificate.votes():
+        # each signer counts once (decoding refuses repeats; an object handed to us may not)
+        if vote.validator in signers:
+            raise InvalidCertificate(f"certificate signed more than once by {vote.validator.hex()}")
+        signers.add(vote.validator)
         validator = validators.get(vote.validator)
         if validator is None:
             raise InvalidCertificate("certificate signed by a non-validator")

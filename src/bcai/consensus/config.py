@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bcai.consensus.difficulty import PPM, compute_min_target
+from bcai.errors import InvalidConsensusParams
 from bcai.verify.pouw import MAX_TARGET
 
 
@@ -21,7 +23,6 @@ class ConsensusParams:
     max_block_bytes: int = 4 * 1024 * 1024
     max_block_txs: int = 10_000
     max_evidence_per_block: int = 100
-    max_evidence_age: int = 100  # heights
     max_clock_drift_ms: int = 10_000  # how far a proposed block's time may lie in our future
     # proof of useful work
     proof_kind: str = "matrix"
@@ -30,6 +31,18 @@ class ConsensusParams:
     genesis_target: int = MAX_TARGET // 1024  # about 1024 nonce tries per block
     target_block_ms: int = 5000
     max_target_change_ppm: int = 50_000  # 5% per block
+
+    def __post_init__(self) -> None:
+        # the difficulty rule must be able to run: a positive block time, a step under 100%,
+        # and a genesis target its steps can both raise and lower (difficulty.py)
+        if self.target_block_ms <= 0:
+            raise InvalidConsensusParams(f"target_block_ms must be positive, got {self.target_block_ms}")
+        if not 0 <= self.max_target_change_ppm < PPM:
+            raise InvalidConsensusParams(f"max_target_change_ppm must be in 0..{PPM - 1}, got {self.max_target_change_ppm}")
+        low = compute_min_target(self.max_target_change_ppm)
+        if not low <= self.genesis_target <= MAX_TARGET:
+            raise InvalidConsensusParams(f"genesis_target must be in {low}..2^64-1 (below {low} a "
+                                         f"{self.max_target_change_ppm} ppm step rounds to nothing), got {self.genesis_target}")
 
     def get_timeout_ms(self, step: int, round_: int) -> int:
         base = (self.timeout_propose_ms, self.timeout_prevote_ms, self.timeout_precommit_ms)[step]

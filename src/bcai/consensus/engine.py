@@ -70,10 +70,14 @@ from bcai.errors import BcaiError, BlockRejected, InvalidCertificate, InvalidEvi
 from bcai.verify.pouw import WorkResult
 
 MAX_ROUNDS_AHEAD = 100  # votes further ahead of our round are dropped (bounded memory)
+# proposals (up to max_block_bytes each) further ahead are dropped: a proposer re-sends its
+# proposal while its round makes no progress, and we skip ahead on votes alone
+MAX_PROPOSAL_ROUNDS_AHEAD = 2
 MAX_FUTURE_MESSAGES = 10_000  # messages buffered for the next height
 MAX_FUTURE_PROPOSALS = 4  # of which proposals (each up to max_block_bytes)
 MAX_SYNC_BUFFER = 1_000  # early synced blocks kept, and at most this many bytes of them:
 MAX_SYNC_BUFFER_BYTES = 64 * 1024 * 1024
+KEEP_COMMIT_TIMES = 100  # heights whose commit time we remember (catch-up hints to peers behind)
 
 
 class RoundVotes:
@@ -129,7 +133,9 @@ class Engine:
         # id, holding the object); a simulator shares one among all its nodes so each vote
         # is checked once, however many nodes receive that same object
         self._verified = verified
-        self.committed_offences: set[bytes] = set()  # offence ids already punished on chain
+        # offence id -> its height, for offences punished on chain within the evidence window
+        # (older ones are refused as too old anyway; the ledger also refuses a second one)
+        self.committed_offences: dict[bytes, int] = {}
         self.pending_evidence: dict[bytes, DuplicateVoteEvidence] = {}  # offence id -> evidence
         self.rejected_count = 0  # messages and blocks we refused (each also a MessageRejected action)
         self._out: list[Action] = []
@@ -278,7 +284,11 @@ class Engine:
             work = self._work[self.tip.block_id] = solve_work(self.params, self.tip)
         evidence = tuple(self._get_includable_evidence())[: self.params.max_evidence_per_block]
         budget = self.params.max_block_bytes - len(work.proof) - 64 * 1024
-        txs = tuple(self.app.build_payload(self.height, max(0, budget)))[: self.params.max_block_txs]
+        draft = build_block(
+            self.params, self.tip, self.app.get_app_hash(), self.key.address.raw, (), evidence, self._now, work,
+            find_nonce=False,
+        )
+        txs = tuple(self.app.build_payload(self.height, max(0, budget), draft))[: self.params.max_block_txs]
         block = build_block(
             self.params, self.tip, self.app.get_app_hash(), self.key.address.raw, txs, evidence, self._now, work,
             find_nonce=not self.nonce_slice,
@@ -295,7 +305,7 @@ class Engine:
         includable = []
         for offence_id, ev in sorted(self.pending_evidence.items()):
             try:
-                check_evidence(ev, self.params, self.height, self._get_validator_map)
+                check_evidence(ev, self.params, self.height, self.app.get_evidence_max_age(), self._get_validator_map)
             except InvalidEvidence:
                 del self.pending_evidence[offence_id]
                 continue
@@ -468,7 +478,7 @@ class Engine:
     def _on_proposal(self, proposal: Proposal) -> bool:
         if self._is_elsewhere(proposal, proposal.proposer):
             return False
-        if proposal.round > self.round + MAX_ROUNDS_AHEAD:
+        if proposal.round > self.round + MAX_PROPOSAL_ROUNDS_AHEAD:
             return False
         proposer = self.validators.get_proposer(proposal.round)
         if proposal.proposer != proposer.address:
@@ -556,7 +566,7 @@ class Engine:
     def _check_block(self, block: Block, now_ms: int | None) -> None:
         check_block(
             block, self.params, self.tip, self.app.get_app_hash(), now_ms, self._get_validator_map,
-            self.committed_offences.__contains__, self._check_last_commit, self._check_app_payload,
+            self.app.get_evidence_max_age(), self.committed_offences.__contains__, self._check_last_commit, self._check_app_payload,
         )
 
     def _check_app_payload(self, block: Block) -> None:
@@ -662,8 +672,11 @@ class Engine:
     def _commit(self, block: Block, certificate: CommitCertificate) -> None:
         app_hash = self.app.apply_block(block, certificate)
         for ev in block.evidence:
-            self.committed_offences.add(ev.offence_id)
+            self.committed_offences[ev.offence_id] = ev.height
             self.pending_evidence.pop(ev.offence_id, None)
+        oldest = block.height - self.app.get_evidence_max_age()
+        for offence_id in [o for o, height in self.committed_offences.items() if height < oldest]:
+            del self.committed_offences[offence_id]
         h = block.header
         self.tip = ChainTip(
             h.height, h.block_id, h.time_ms, h.target, h.time_ms - self.tip.time_ms,
@@ -671,7 +684,7 @@ class Engine:
         )
         self._work.clear()
         self._commit_times[h.height] = self._now
-        self._commit_times.pop(h.height - self.params.max_evidence_age, None)
+        self._commit_times.pop(h.height - KEEP_COMMIT_TIMES, None)
         self._sent_blocks = {k: t for k, t in self._sent_blocks.items() if k[1] > h.height - 10}
         self._out.append(CommitBlock(block, certificate, app_hash))
         future = self._future
@@ -700,10 +713,8 @@ class Engine:
         if block.height > self.height:  # early: kept unchecked (its set may be unknown yet), so bounded
             if block.size > self.params.max_block_bytes:
                 self._reject(BlockRejected(f"oversized block: {block.size} > {self.params.max_block_bytes} bytes"))
-            elif len(self._sync_buffer) < MAX_SYNC_BUFFER and (
-                sum(b.size for b, _ in self._sync_buffer.values()) + block.size <= MAX_SYNC_BUFFER_BYTES
-            ):
-                self._sync_buffer[block.height] = (block, certificate)
+            else:
+                self._buffer_synced_block(block, certificate)
         # apply buffered blocks in height order (a loop, not recursion: catch-up may be long)
         while True:
             if block.height == self.height:
@@ -722,6 +733,16 @@ class Engine:
                 break
             block, certificate = item
         self._run_rules()
+
+    def _buffer_synced_block(self, block: Block, certificate: CommitCertificate) -> None:
+        """Keep an early synced block within the buffer's bounds, preferring the lowest heights
+        (the next ones we need): junk far ahead cannot crowd them out."""
+        buffer = self._sync_buffer
+        buffer[block.height] = (block, certificate)
+        size = sum(b.size for b, _ in buffer.values())
+        while len(buffer) > MAX_SYNC_BUFFER or size > MAX_SYNC_BUFFER_BYTES:
+            highest = max(buffer)
+            size -= buffer.pop(highest)[0].size
 
     def _check_certificate(self, block: Block, certificate: CommitCertificate) -> None:
         """Raise `InvalidCertificate` unless more than 2/3 of this height's power precommitted `block`."""

@@ -8,7 +8,11 @@ What crosses the boundary:
 - the signers of the certificate it carries for its parent become
   `last_commit_signers` (downtime accounting);
 - the validator set of a height is the ledger's set for that height (bonded stake, jailed
-  excluded, changes in force two heights after the block that made them).
+  excluded, changes in force two heights after the block that made them), and the evidence
+  window is the ledger's (`get_evidence_window`): the state keeps every set of the window,
+  so each node answers both from its state alone. The per-node cache of sets only answers
+  heights the state still holds: a restarted node (empty cache) and a long-running one
+  must judge the same evidence alike.
 
 `check_payload` runs the whole `process_block` on a copy of the state; `apply_block` then
 adopts that copy instead of doing the work twice. An adopted state is never mutated again
@@ -24,9 +28,10 @@ from typing import Callable, Sequence
 from bcai.consensus.messages import Block, CommitCertificate
 from bcai.consensus.validators import Validator
 from bcai.crypto import Address
-from bcai.errors import BcaiError
-from bcai.ledger import LedgerBlock, Misbehaviour, State, get_validator_set, process_block, process_tx
-from bcai.ledger.process import SignatureCache
+from bcai.errors import BcaiError, UnknownEntity
+from bcai.ledger import LedgerBlock, Misbehaviour, State, get_evidence_window, get_validator_set, process_block, process_tx
+from bcai.ledger.process import SignatureCache, process_begin_block
+from bcai.ledger.staking import get_validator_set_start
 from bcai.ledger.tx import SignedTx
 
 
@@ -42,13 +47,12 @@ class SharedExecution:
 class LedgerApplication:
     """One node's ledger state, its mempool, and the `Application` methods over them."""
 
-    def __init__(self, state: State, keep_sets: int = 200, shared: SharedExecution | None = None) -> None:
+    def __init__(self, state: State, shared: SharedExecution | None = None) -> None:
         self.state = state
         self._shared = shared
         self.mempool: dict[bytes, None] = {}  # raw tx bytes, in arrival order
         self._after: dict[bytes, State] = {}  # block id -> state after it (dry runs)
-        self._sets: dict[int, list[Validator]] = {}
-        self._keep_sets = keep_sets
+        self._sets: dict[int, list[Validator]] = {}  # final sets (height <= state height + 2) the state holds
         self.verified: SignatureCache | None = None  # a node's verified-signature cache, if it keeps one
         # a node's decoded copy of a block tx it already holds (its mempool's), if it keeps them
         self.decode_block_tx: Callable[[bytes], SignedTx] | None = None
@@ -61,7 +65,12 @@ class LedgerApplication:
     def get_app_hash(self) -> bytes:
         return self.state.root()
 
+    def get_evidence_max_age(self) -> int:
+        return get_evidence_window(self.state.params)
+
     def get_validators(self, height: int) -> Sequence[Validator]:
+        if height < get_validator_set_start(self.state):  # pruned from the state: unknown here too
+            raise UnknownEntity(f"the validator set of height {height} is no longer kept")
         known = self._sets.get(height)
         if known is None:
             key = (self.state.root(), height)
@@ -74,8 +83,8 @@ class LedgerApplication:
                 self._sets[height] = known
         return known
 
-    def build_payload(self, height: int, max_bytes: int) -> tuple[bytes, ...]:
-        scratch = self.state.copy()
+    def build_payload(self, height: int, max_bytes: int, draft: Block | None = None) -> tuple[bytes, ...]:
+        scratch = self.get_payload_state(draft)
         chosen: list[bytes] = []
         used = 0
         for tx in list(self.mempool):
@@ -89,6 +98,19 @@ class LedgerApplication:
             chosen.append(tx)
             used += len(tx)
         return tuple(chosen)
+
+    def get_payload_state(self, draft: Block | None) -> State:
+        """A scratch copy of the state to choose txs on: with `draft` (the block we propose,
+        txs not chosen yet), after the part of it that runs before its txs (evidence slashes,
+        downtime), so a tx those invalidate (an unbond of more than a slash left) is dropped
+        instead of making our own block invalid round after round."""
+        scratch = self.state.copy()
+        if draft is not None:
+            try:
+                process_begin_block(scratch, compute_ledger_block(draft))
+            except BcaiError:  # the block fails whatever txs it carries; check_payload says why
+                return self.state.copy()
+        return scratch
 
     def check_payload(self, block: Block) -> None:
         if block.block_id in self._after:
@@ -117,7 +139,9 @@ class LedgerApplication:
         self._after.clear()
         for tx in block.txs:
             self.mempool.pop(tx, None)
-        for old in [h for h in self._sets if h < block.height - self._keep_sets]:
+        # keep what the state holds, and no more than the window back (bounded memory)
+        start = max(get_validator_set_start(self.state), block.height - get_evidence_window(self.state.params) - 2)
+        for old in [h for h in self._sets if h < start]:
             del self._sets[old]
         return self.state.root()
 

@@ -22,7 +22,7 @@
 
 from bcai.ledger.genesis import Genesis, compute_genesis_state, load_genesis, parse_genesis
 from bcai.ledger.kvstate import KVState, StateProof, verify_proof
-from bcai.ledger.params import BPS, MAX_AMOUNT, Params, compute_params_with
+from bcai.ledger.params import BPS, MAX_AMOUNT, Params, compute_params_with, get_evidence_window
 from bcai.ledger.process import BlockResult, LedgerBlock, check_tx, compute_block_txs, decode_transaction, process_block, process_tx
 from bcai.ledger.slashing import Misbehaviour
 from bcai.ledger.staking import compute_validator_set, get_total_power, get_validator_set
@@ -44,6 +44,6 @@ __all__ = [
     "TxBody", "Unbond", "Unjail", "UpdateWorker", "Validator", "ValidatorInfo", "Volunteer", "Vote", "Worker",
     "check_invariants", "check_tx", "compute_block_txs", "compute_challenge_metadata_bytes", "compute_genesis_state", "compute_params_with",
     "compute_supply_breakdown", "compute_total_supply", "compute_validator_set", "decode_transaction",
-    "decode_tx", "encode_tx", "get_total_power", "get_validator_set", "load_genesis", "parse_genesis",
+    "decode_tx", "encode_tx", "get_evidence_window", "get_total_power", "get_validator_set", "load_genesis", "parse_genesis",
     "process_block", "process_tx", "verify_proof",
 ]

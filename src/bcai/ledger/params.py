@@ -35,6 +35,10 @@ class Params:
     downtime_slash_bps: int = 100  # 1%
     downtime_window: int = 100  # blocks
     downtime_max_missed: int = 50  # jailed when missing more than this many in the window
+    # double-sign evidence is accepted for this many blocks after the offence (and never
+    # longer than `unbonding_period`, the time stake stays slashable: `get_evidence_window`);
+    # validator sets are kept in state for exactly that long
+    evidence_max_age: int = 100
     jail_duration: int = 100  # blocks
     # workers and evaluators
     min_worker_stake: int = 10
@@ -80,6 +84,7 @@ _RANGES: dict[str, tuple[int, int]] = {
     "downtime_slash_bps": (0, BPS),
     "downtime_window": (1, 10_000),
     "downtime_max_missed": (0, 10_000),
+    "evidence_max_age": (1, 10**6),
     "jail_duration": (1, 10**7),
     "min_worker_stake": (0, MAX_AMOUNT),
     "min_evaluator_stake": (1, MAX_AMOUNT),
@@ -123,3 +128,9 @@ def compute_params_with(params: Params, changes: dict[str, Any]) -> Params:
     if result.downtime_max_missed >= result.downtime_window:
         raise InvalidParameter("downtime_max_missed must be below downtime_window")
     return result
+
+
+def get_evidence_window(params: Params) -> int:
+    """How many blocks after an offence its evidence is accepted: `evidence_max_age`, capped
+    at `unbonding_period` (after that, the stake that backed the offence may be gone)."""
+    return min(params.evidence_max_age, params.unbonding_period)

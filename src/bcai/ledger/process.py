@@ -197,7 +197,11 @@ def process_block(state: State, block: LedgerBlock, verified: SignatureCache | N
     return BlockResult(state.root(), hashes)
 
 
-def _begin_block(state: State, block: LedgerBlock) -> list[staking.ValidatorInfo]:
+def process_begin_block(state: State, block: LedgerBlock) -> list[staking.ValidatorInfo]:
+    """The part of a block that runs before its transactions (height, evidence, liveness);
+    returns the validators of the block's height. A proposer applies it to a scratch state
+    before choosing txs: a slash in the prologue can invalidate a tx that was valid before.
+    Raises `InvalidBlock` (the caller rolls back)."""
     # the next height, within the byte limit, proposed by a member of the set in force
     if block.height != state.height + 1:
         raise InvalidBlock(f"block height {block.height}, expected {state.height + 1}")
@@ -215,7 +219,7 @@ def _begin_block(state: State, block: LedgerBlock) -> list[staking.ValidatorInfo
 
 def _apply_block(state: State, block: LedgerBlock, verified: SignatureCache | None,
                  decode: Callable[[bytes], SignedTx] | None) -> tuple[bytes, ...]:
-    validators = _begin_block(state, block)
+    validators = process_begin_block(state, block)
     hashes = []
     for raw in block.txs:
         try:
@@ -242,7 +246,7 @@ def compute_block_txs(state: State, block: LedgerBlock, candidates: Iterable[byt
     kv = state.kv
     mark = kv.checkpoint()
     try:
-        _begin_block(state, LedgerBlock(block.height, block.proposer, (), block.last_commit_signers,
+        process_begin_block(state, LedgerBlock(block.height, block.proposer, (), block.last_commit_signers,
                                         block.misbehaviour))
         budget = state.params.max_block_bytes
         chosen: list[bytes] = []

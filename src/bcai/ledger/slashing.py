@@ -2,9 +2,16 @@
 
 The *checks* of evidence (two conflicting signed votes) belong to the consensus engine; it
 hands the ledger verified `Misbehaviour` records inside the block. The ledger applies each
-at most once (`evid/` + its hash records where it was applied). Evidence older than the
-unbonding period, or against a validator that has since unbonded everything, is recorded
-but slashes nothing (the stake is gone): the block that carries it stays valid.
+at most once (`evid/` + its hash records where it was applied), and only inside the
+evidence window (`get_evidence_window`: `evidence_max_age` blocks, at most the unbonding
+period) against a member of the offence height's set, which the state keeps for that long.
+
+An equivocation slashes `equivocation_slash_bps` of the validator's power at the offence
+height (Cosmos SDK's rule): first from the validator stake it started unbonding at or after
+that height (each such entry loses the same fraction, oldest maturity first, never more than
+is due in all), then the rest from its bonded stake.
+Unbonding right after double-signing therefore escapes nothing, and stake bonded after the
+offence is not punished for it. The validator is jailed, even with nothing left bonded.
 
 Downtime: each validator of the set in force at height h - 1 has one slot per height in a
 window of `downtime_window` (default 100) slots; a slot is 1 when the validator's signature
@@ -24,9 +31,9 @@ from bcai.crypto import Address
 from bcai.encoding import encode
 from bcai.errors import InvalidBlock, UnknownEntity
 from bcai.ledger.bank import process_protocol_income
-from bcai.ledger.params import BPS
+from bcai.ledger.params import BPS, get_evidence_window
 from bcai.ledger.state import State, Validator
-from bcai.ledger.staking import get_validator_set
+from bcai.ledger.staking import get_validator_set, get_validator_unbondings, process_unbonding_slash
 
 MISBEHAVIOUR_KINDS = ("equivocation",)
 
@@ -56,44 +63,64 @@ def compute_slash(amount: int, bps: int) -> int:
 def process_slash_validator(state: State, address: Address, validator: Validator, bps: int) -> int:
     """Slash `bps` of the bonded stake and jail the validator; returns the amount slashed."""
     slashed = compute_slash(validator.bonded, bps)
+    _process_jail(state, address, validator, slashed)
+    process_protocol_income(state, slashed)
+    return slashed
+
+
+def _process_jail(state: State, address: Address, validator: Validator, slashed: int) -> None:
     validator.bonded -= slashed
     validator.jailed = True
     validator.jailed_until = state.height + state.params.jail_duration
     validator.missed = b""
     validator.missed_count = 0
     state.set_validator(address, validator)
-    process_protocol_income(state, slashed)
-    return slashed
 
 
 def process_misbehaviour(state: State, evidence: Misbehaviour) -> None:
     key = b"evid/" + evidence.id
-    # a known kind, not in the future, not yet applied, by a member of that height's set
-    # (where the state still holds that set; consensus checked membership already)
+    window = get_evidence_window(state.params)
+    # a known kind, from a height of the chain, not in the future, inside the evidence window
     if evidence.kind not in MISBEHAVIOUR_KINDS:
         raise InvalidBlock(f"unknown misbehaviour kind {evidence.kind!r}")
     if not 0 < evidence.height <= state.height:
         raise InvalidBlock(f"evidence height {evidence.height} outside [1, {state.height}]")
-    if not _is_member_or_unknown(state, evidence.address, evidence.height):
+    if evidence.height < state.height - window:
+        raise InvalidBlock(f"evidence from height {evidence.height} is too old at height {state.height} "
+                           f"(the evidence window is {window} blocks)")
+    # by a member of that height's set (kept in state for the whole window), applied once
+    try:
+        members = {v.address: v for v in get_validator_set(state, evidence.height)}
+    except UnknownEntity as exc:
+        raise InvalidBlock(f"evidence for height {evidence.height} cannot be checked: {exc}") from None
+    if evidence.address not in members:
         raise InvalidBlock(f"evidence names {evidence.address}, not a validator at height {evidence.height}")
     if key in state.kv:
         raise InvalidBlock("evidence was already applied")
     state.kv.set(key, cbor2.dumps(state.height))
-    # valid evidence whose stake is out of reach (older than the unbonding period, or the
-    # validator unbonded all of it) is recorded but slashes nothing: refusing the block
-    # instead would stall every proposer holding the evidence (consensus verified it and
-    # keeps offering it)
-    validator = state.get_validator(evidence.address)
-    if validator is None or evidence.height < state.height - state.params.unbonding_period:
-        return
-    process_slash_validator(state, evidence.address, validator, state.params.equivocation_slash_bps)
+    process_equivocation_slash(state, evidence.address, evidence.height, members[evidence.address].power)
 
 
-def _is_member_or_unknown(state: State, address: Address, height: int) -> bool:
-    try:
-        return address in {v.address for v in get_validator_set(state, height)}
-    except UnknownEntity:  # that height's set was pruned
-        return True
+def process_equivocation_slash(state: State, address: Address, height: int, power: int) -> int:
+    """Slash an equivocation at `height` by a validator that had `power` then (see the module
+    docstring); returns the amount slashed, all of it protocol income."""
+    bps = state.params.equivocation_slash_bps
+    due = compute_slash(power, bps)
+    slashed = 0
+    for maturity, position, amount in get_validator_unbondings(state, address, height):
+        cut = min(compute_slash(amount, bps), due - slashed)  # never more than `due` in all
+        if cut > 0:
+            process_unbonding_slash(state, maturity, position, cut)
+            slashed += cut
+    validator = state.get_validator(address)
+    if validator is None:  # it unbonded everything: jailed all the same (a later bond stays out)
+        key = next(v.public_key for v in get_validator_set(state, height) if v.address == address)
+        validator = Validator(key, 0)
+    from_bonded = min(max(0, due - slashed), validator.bonded)
+    _process_jail(state, address, validator, from_bonded)
+    slashed += from_bonded
+    process_protocol_income(state, slashed)
+    return slashed
 
 
 def process_liveness(state: State, height: int, signers: tuple[Address, ...]) -> None:

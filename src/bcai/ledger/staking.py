@@ -3,8 +3,16 @@
 The validator set consensus uses at height h is the one computed at the end of block
 h - 2 (`validator_set_delay`), so every node knows the set two heights ahead. It is stored
 only when it changes (`vset/` + be64(first height in force)), with an index of those heights
-in `meta/vset_index`; old entries are pruned once no height the chain still needs
-(the previous one, for downtime accounting) falls in their range.
+in `meta/vset_index`. The history is kept for the evidence window: double-sign evidence of
+height h is checked against the set of height h, up to `get_evidence_window` blocks later,
+and every node must answer that from its state alone (a node-local cache would make a block
+valid on one node and invalid on a restarted one). A set is pruned once every height it
+covered is older than any the next block may need (evidence, and the previous height for
+downtime accounting); at most one set per height of the window is kept.
+
+Validator unbondings are queued with the height they started at, so stake that leaves after
+an offence is still slashed when the evidence arrives (`slashing.py`); worker and evaluator
+stakes unbond through the same queue without it (no validator offence can reach them).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import cbor2
 
 from bcai.crypto import Address, PublicKey
 from bcai.errors import InsufficientFunds, InsufficientStake, InvalidAmount, UnknownEntity, WrongState
+from bcai.ledger.params import get_evidence_window
 from bcai.ledger.state import K_VSET_INDEX, State, Validator, ValidatorInfo, be64
 from bcai.ledger.tx import Bond, SignedTx, Unbond, Unjail
 
@@ -49,7 +58,8 @@ def process_unbond(state: State, tx: SignedTx, body: Unbond) -> None:
         raise InsufficientStake(f"unbond {body.amount} > bonded {validator.bonded}")
     validator.bonded -= body.amount
     state.set_validator(sender, validator)
-    schedule_unbonding(state, sender, body.amount)
+    state.push_queue(UNBONDING_QUEUE, state.height + state.params.unbonding_period,
+                     [sender.raw, body.amount, state.height])
 
 
 def process_unjail(state: State, tx: SignedTx, body: Unjail) -> None:
@@ -72,14 +82,34 @@ def process_unjail(state: State, tx: SignedTx, body: Unjail) -> None:
 
 
 def schedule_unbonding(state: State, owner: Address, amount: int) -> None:
-    """Hold `amount` until `unbonding_period` blocks from now, then return it to `owner`."""
+    """Hold `amount` (a worker's or evaluator's stake) until `unbonding_period` blocks from
+    now, then return it to `owner`. Validator stake is queued by `process_unbond`."""
     if amount > 0:
         state.push_queue(UNBONDING_QUEUE, state.height + state.params.unbonding_period, [owner.raw, amount])
 
 
 def process_unbonding_maturity(state: State, height: int) -> None:
-    for owner, amount in state.pop_queue(UNBONDING_QUEUE, height):
-        state.add_balance(Address(owner), amount)
+    for entry in state.pop_queue(UNBONDING_QUEUE, height):
+        state.add_balance(Address(entry[0]), entry[1])
+
+
+def get_validator_unbondings(state: State, address: Address, since: int) -> list[tuple[int, int, int]]:
+    """(maturity height, position in that height's queue, amount) of the validator stake
+    `address` started unbonding at height `since` or later and that has not matured yet."""
+    found = []
+    for key in state.kv.keys_in_table(UNBONDING_QUEUE):
+        maturity = int.from_bytes(key[len(UNBONDING_QUEUE):], "big")
+        for position, entry in enumerate(state.get_queue(UNBONDING_QUEUE, maturity)):
+            if len(entry) == 3 and entry[0] == address.raw and entry[2] >= since and entry[1] > 0:
+                found.append((maturity, position, entry[1]))
+    return found
+
+
+def process_unbonding_slash(state: State, maturity: int, position: int, amount: int) -> None:
+    """Take `amount` out of one queued unbonding (the caller sends it to protocol income)."""
+    entries = state.get_queue(UNBONDING_QUEUE, maturity)
+    entries[position][1] -= amount
+    state.kv.set(UNBONDING_QUEUE + be64(maturity), cbor2.dumps(entries, canonical=True))
 
 
 def compute_validator_set(state: State) -> list[ValidatorInfo]:
@@ -108,14 +138,24 @@ def _vset_index(state: State) -> list[int]:
 
 
 def get_validator_set(state: State, height: int) -> list[ValidatorInfo]:
-    """The validator set in force at `height` (known up to two heights ahead of the state)."""
+    """The validator set in force at `height`: known up to two heights ahead of the state and
+    back to the evidence window (`get_evidence_window`); `UnknownEntity` outside that."""
+    if height < 1:
+        raise UnknownEntity(f"no validator set before height 1 (asked for {height})")
     index = _vset_index(state)
     starts = [h for h in index if h <= height]
     if not starts:
-        raise UnknownEntity(f"no validator set recorded for height {height}")
+        raise UnknownEntity(f"the validator set of height {height} is no longer kept (sets are kept from height "
+                            f"{index[0] if index else 1})")
     raw = state.kv.get(b"vset/" + be64(max(starts)))
     assert raw is not None
     return [ValidatorInfo(Address(a), PublicKey(k), p) for a, k, p in cbor2.loads(raw)]
+
+
+def get_validator_set_start(state: State) -> int:
+    """The oldest height whose validator set the state still holds."""
+    index = _vset_index(state)
+    return index[0] if index else 1
 
 
 def get_total_power(validators: list[ValidatorInfo]) -> int:
@@ -134,8 +174,10 @@ def process_validator_set_update(state: State, end_height: int) -> None:
     state.kv.set(b"vset/" + be64(start), cbor2.dumps(new, canonical=True))
     if start not in index:
         index.append(start)
-    # prune: drop a set once the next one is already in force at the previous height
-    while len(index) >= 2 and index[1] <= end_height - 1:
+    # prune: drop a set once the next one is in force at the oldest height the next block
+    # may need, the evidence window's start (downtime accounting needs only end_height)
+    oldest_needed = end_height + 1 - get_evidence_window(state.params)
+    while len(index) >= 2 and index[1] <= oldest_needed:
         state.kv.delete(b"vset/" + be64(index.pop(0)))
     state.kv.set(K_VSET_INDEX, cbor2.dumps(index, canonical=True))
 

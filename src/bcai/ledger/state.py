@@ -6,7 +6,8 @@ Each record is a small dataclass stored as canonical CBOR under one key:
 |------------------------------|---------------------------------------------------|
 | `acct/` + address            | `Account` (balance, nonce)                        |
 | `val/` + address             | `Validator` (key, bonded stake, jail, liveness)   |
-| `unbq/` + be64(height)       | unbondings that mature at that height             |
+| `unbq/` + be64(height)       | unbondings that mature at that height: [owner,    |
+|                              | amount] or, validator stake, [owner, amount, start]|
 | `wrk/` + address             | `Worker` (stake, capabilities, reputation, slashes)|
 | `evl/` + address             | `Evaluator` (stake, active)                       |
 | `job/` + job id              | `Job` (escrow, workers, results, attestations)    |
@@ -15,7 +16,8 @@ Each record is a small dataclass stored as canonical CBOR under one key:
 | `gtally/` + be64(height)     | proposal ids tallied at that height               |
 | `chal/` + challenge id       | `Challenge` (signed metadata, status)             |
 | `evid/` + evidence hash      | height at which a misbehaviour was punished       |
-| `vset/` + be64(height)       | the validator set in force from that height       |
+| `vset/` + be64(height)       | the validator set in force from that height (kept |
+|                              | for the evidence window)                          |
 | `meta/...`                   | chain id, height, params, treasury, fee pool,     |
 |                              | supply (minted - burned), validator-set index     |
 

@@ -27,7 +27,7 @@ def compute_supply_breakdown(state: State) -> dict[str, int]:
     for _, validator in state.get_all_validators():
         parts["bonded"] += validator.bonded
     for key in kv.keys_in_table(b"unbq/"):
-        parts["unbonding"] += sum(amount for _, amount in cbor2.loads(kv.get(key)))  # type: ignore[arg-type]
+        parts["unbonding"] += sum(entry[1] for entry in cbor2.loads(kv.get(key)))  # type: ignore[arg-type]
     for key in kv.keys_in_table(b"wrk/"):
         parts["worker_stakes"] += cbor2.loads(kv.get(key))[0]  # type: ignore[arg-type]
     for key in kv.keys_in_table(b"evl/"):

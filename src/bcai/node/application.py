@@ -96,10 +96,10 @@ class NodeApplication(CoreLedgerApplication):
 
     # --- the Application protocol ----------------------------------------------------
 
-    def build_payload(self, height: int, max_bytes: int) -> tuple[bytes, ...]:
+    def build_payload(self, height: int, max_bytes: int, draft: Block | None = None) -> tuple[bytes, ...]:
         max_bytes = min(max_bytes, self.state.params.max_block_bytes)
         candidates = self.pool.reap(self.get_next_nonce, max_bytes, self.params.max_block_txs)
-        scratch = self.state.copy()
+        scratch = self.get_payload_state(draft)  # after the draft's evidence slashes and downtime
         chosen = []
         for tx in candidates:
             try:

@@ -12,6 +12,13 @@ on restart the engine replays its WAL.
 
 Signature checks stay real; one cache shared by all nodes means each signed message is
 verified once, not once per receiver (`SimConfig.share_verification`).
+
+The proposer's nonce search takes virtual time: a node that proposes a new block is busy
+for (nonce + 1) / `hash_rate` ms (the engine searches nonces from 0) before what it does
+next leaves. Without it the difficulty rule sees blocks that never get slower as the work
+gets harder, and raises the difficulty 5% a block for ever (and the real CPU a long run
+spends on nonces with it); with it, the difficulty settles where work plus consensus take
+the target block time, as on a real network.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from bcai.consensus.events import (
     SyncBlock,
     TimeoutFired,
 )
-from bcai.consensus.messages import Block, CommitCertificate, Vote, WalEntry
+from bcai.consensus.messages import Block, CommitCertificate, Proposal, Vote, WalEntry
 from bcai.consensus.ledger_app import LedgerApplication, SharedExecution
 from bcai.crypto import PrivateKey, sha256
 from bcai.errors import BcaiError, SimulationError
@@ -75,6 +82,7 @@ class SimConfig:
     liveness_bound_s: float = 60.0
     max_virtual_s: float | None = None
     share_verification: bool = True
+    hash_rate: float = 1.0  # nonce tries per virtual ms (0: the search takes no virtual time)
 
     def make_params(self) -> ConsensusParams:
         return ConsensusParams(
@@ -133,6 +141,8 @@ class Simulation:
     def __init__(self, config: SimConfig) -> None:
         if config.validators < 1:
             raise SimulationError("need at least one validator")
+        if config.hash_rate < 0:
+            raise SimulationError(f"hash rate must not be negative, got {config.hash_rate}")
         if config.stake_dist not in ("equal", "zipf"):
             raise SimulationError(f"unknown stake distribution {config.stake_dist!r} (equal, zipf)")
         self.config = config
@@ -164,6 +174,7 @@ class Simulation:
         self.execution: SharedExecution | None = SharedExecution() if config.share_verification else None
         self._genesis_state: Any = None
         self._user_pending: dict[int, tuple[int, int]] = {}  # user -> (nonce sent, when)
+        self._solved: set[tuple[int, bytes]] = set()  # (node, block id) whose search took virtual time
         self.genesis = Genesis(time_ms=0, genesis_hash=sha256(b"bcai-sim-genesis" + str(config.seed).encode()))
         self.checkers = Checkers(self.params, int(config.liveness_bound_s * 1000))
         self.nodes: list[SimNode] = []
@@ -234,12 +245,22 @@ class Simulation:
         self._seq += 1
         heapq.heappush(self._queue, (at_ms, self._seq, kind, payload))
 
-    def _send(self, src: int, dst: int, kind: int, payload: Any) -> None:
+    def _send(self, src: int, dst: int, kind: int, payload: Any, busy_ms: int = 0) -> None:
         if self.partitions.windows and self.partitions.is_blocked(src, dst, len(self.nodes), self.now):
             return
         for delay in self.link.get_delays(self.rng):
             self._seq += 1
-            heapq.heappush(self._queue, (self.now + delay, self._seq, kind, (dst, payload)))
+            heapq.heappush(self._queue, (self.now + busy_ms + delay, self._seq, kind, (dst, payload)))
+
+    def _get_work_ms(self, node: SimNode, message: Any) -> int:
+        """Virtual time of the nonce search behind a new block this node proposes (0 for
+        anything else, and for a proposal sent again)."""
+        if not isinstance(message, Proposal) or self.config.hash_rate <= 0 or message.pol_round != -1:
+            return 0
+        if message.proposer != node.key.address.raw or (node.index, message.block.block_id) in self._solved:
+            return 0
+        self._solved.add((node.index, message.block.block_id))
+        return int((message.block.header.nonce + 1) / self.config.hash_rate)
 
     # --- running ---------------------------------------------------------------------
 
@@ -336,6 +357,7 @@ class Simulation:
             return
         crash = self.config.wal_crash
         engine = node.engine
+        busy_ms = 0  # the node is busy searching a nonce: what follows leaves that much later
         for i, action in enumerate(actions):
             if isinstance(action, PersistWal):
                 node.wal.append(action.entry)
@@ -351,9 +373,10 @@ class Simulation:
                     self._crash(node, down_ms)
                     return
             elif isinstance(action, Broadcast):
-                self._broadcast(node, action.message)
+                busy_ms += self._get_work_ms(node, action.message)
+                self._broadcast(node, action.message, busy_ms)
             elif isinstance(action, ScheduleTimeout):
-                self._push(self.now + action.delay_ms, _TIMER, (node.index, node.incarnation, action))
+                self._push(self.now + busy_ms + action.delay_ms, _TIMER, (node.index, node.incarnation, action))
             elif isinstance(action, CommitBlock):
                 self._on_commit(node, action)
             elif isinstance(action, SendBlocks):
@@ -364,14 +387,14 @@ class Simulation:
                 ev = action.evidence
                 self.checkers.s.culprits.add(ev.validator)
 
-    def _broadcast(self, node: SimNode, message: Any) -> None:
+    def _broadcast(self, node: SimNode, message: Any, busy_ms: int = 0) -> None:
         peers = [i for i in range(len(self.nodes)) if i != node.index]
         sends = node.behaviour.on_broadcast(node.key, self.params.chain_id, message, peers, self.rng)
         for recipients, payload in sends:
             if isinstance(payload, Vote):
                 self.checkers.on_vote_sent(payload)
             for dst in recipients:
-                self._send(node.index, dst, _DELIVER, payload)
+                self._send(node.index, dst, _DELIVER, payload, busy_ms)
 
     def _on_commit(self, node: SimNode, action: CommitBlock) -> None:
         block, cert = action.block, action.certificate
