@@ -15,19 +15,23 @@ import re
 import time
 from typing import Any, Callable
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bcai.api.service import NodeService
-from bcai.crypto import Cid
-from bcai.errors import BcaiError, InvalidCid
+from bcai.crypto import Address, Cid
+from bcai.errors import BcaiError, InvalidCid, InvalidKey
 from bcai.node.config import ApiConfig
 
 
 MAX_EVENT_SOCKETS = 256  # websocket /events clients served at once
+DEFAULT_PAGE = 100  # entries of a GET /jobs or /validators page unless `limit` says otherwise
+MAX_PAGE = 1_000  # the most `limit` may ask for
+# Query parameters whose wrong shape or range is a 400 with their own code (others: 422).
+_QUERY_CODES = {"limit": "bad_limit", "cursor": "bad_cursor"}
 
 
 class ApiError(BcaiError):
@@ -77,6 +81,16 @@ ERRORS = error_responses()  # no parameters: only the middleware's refusals
 LOOKUP_ERRORS = error_responses(400, 404, 422)  # a path/query parameter names something
 TX_ERRORS = error_responses(400, 402, 403, 404, 409, 413, 422)  # a signed tx is checked against the chain
 UPLOAD_ERRORS = error_responses(400, 422)  # raw bytes checked against a CID or a job's rules
+_NEXT_HEADERS = {
+    "X-Next-Cursor": {"description": "The `cursor` of the next page; absent on the last page",
+                      "schema": {"type": "string"}},
+    "Link": {"description": 'RFC 8288 `<url of the next page>; rel="next"`; absent on the last page',
+             "schema": {"type": "string"}},
+}
+PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "One page, in key order (a list, as before paging)", "headers": _NEXT_HEADERS},
+    **error_responses(400, 422)}  # 422: FastAPI lists it for any route with parameters
+LimitQuery = Query(DEFAULT_PAGE, ge=1, le=MAX_PAGE, description=f"Entries on the page, 1 to {MAX_PAGE}")
 
 
 class TxIn(BaseModel):
@@ -229,11 +243,21 @@ def _error(exc: BcaiError) -> JSONResponse:
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 
 
-def _hex(value: str, what: str) -> bytes:
+def _hex(value: str, what: str, code: str = "bad_hex") -> bytes:
     # strictly pairs of hex digits: bytes.fromhex alone also takes spaces between them
     if not _HEX.fullmatch(value):
-        raise ApiError("bad_hex", f"{what} must be hex", 400)
+        raise ApiError(code, f"{what} must be hex", 400)
     return bytes.fromhex(value)
+
+
+def _page(request: Request, items: list[dict[str, Any]], next_cursor: str | None) -> JSONResponse:
+    """A page of a listing: the entries as the body (a JSON list), and where more follow
+    the next page's cursor in `X-Next-Cursor` and its URL in `Link` (RFC 8288)."""
+    headers = {}
+    if next_cursor is not None:
+        url = request.url.include_query_params(cursor=next_cursor)
+        headers = {"X-Next-Cursor": next_cursor, "Link": f'<{url.path}?{url.query}>; rel="next"'}
+    return JSONResponse(items, headers=headers)
 
 
 def _found(view: Any, what: str) -> Any:
@@ -252,6 +276,10 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        for e in exc.errors():
+            loc = tuple(e.get("loc", ()))
+            if len(loc) == 2 and loc[0] == "query" and loc[1] in _QUERY_CODES:
+                return _error(ApiError(_QUERY_CODES[loc[1]], f"{loc[1]}: {e.get('msg', '')}", 400))
         where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors())
         return _error(ApiError("invalid_request", where or "invalid request", 422))
 
@@ -324,13 +352,30 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
     def account(address: str) -> dict[str, Any]:
         return service.get_account(address)
 
-    @app.get("/validators", responses=ERRORS)
-    def validators() -> list[dict[str, Any]]:
-        return service.get_validators()
+    @app.get("/validators", response_model=list[dict[str, Any]], responses=PAGE_RESPONSES)
+    def validators(request: Request, limit: int = LimitQuery,
+                   cursor: str | None = Query(None, description="`X-Next-Cursor` of the previous page: "
+                                              "the address the page starts after")) -> Response:
+        """Validators in address order, each with `active` (in the set of the next height);
+        `limit` a page, the next page's cursor in `X-Next-Cursor` and `Link`."""
+        try:
+            after = None if cursor is None else Address.parse(cursor)
+        except InvalidKey:
+            raise ApiError("bad_cursor", "a validators cursor is an address (bcai + 40 hex digits)", 400) from None
+        page, last = service.get_validators(after, limit)
+        return _page(request, page, None if last is None else str(last))
 
-    @app.get("/jobs", responses=ERRORS)
-    def jobs() -> list[dict[str, Any]]:
-        return service.get_jobs()
+    @app.get("/jobs", response_model=list[dict[str, Any]], responses=PAGE_RESPONSES)
+    def jobs(request: Request, limit: int = LimitQuery,
+             cursor: str | None = Query(None, description="`X-Next-Cursor` of the previous page: "
+                                        "the job id (hex) the page starts after")) -> Response:
+        """Jobs in job id order; `limit` a page, the next page's cursor in `X-Next-Cursor`
+        and `Link`."""
+        after = None if cursor is None else _hex(cursor, "cursor", "bad_cursor")
+        if after is not None and len(after) != 32:
+            raise ApiError("bad_cursor", "a jobs cursor is a job id (64 hex digits)", 400)
+        page, last = service.get_jobs(after, limit)
+        return _page(request, page, None if last is None else last.hex())
 
     @app.get("/jobs/{job_id}", responses=LOOKUP_ERRORS)
     def job(job_id: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,8 @@ from bcai.p2p import NodeId, scoring
 from bcai.p2p.content import GET_PROTOCOL
 from bcai.p2p.host import BULK_FREE_BYTES
 from bcai.p2p.scoring import TokenBucket
-from bcai.node.views import view_account, view_block, view_job, view_tx, view_validators
+from bcai.ledger import get_validator_set
+from bcai.node.views import view_account, view_block, view_job, view_tx, view_validator
 
 if TYPE_CHECKING:
     from bcai.consensus import Engine
@@ -38,6 +40,20 @@ ARTIFACT_FETCH_TIMEOUT_S = 30.0
 # chunk download still goes at 20 x 4 MiB a second per peer.
 ARTIFACT_ASKS_PER_S = 20.0
 ARTIFACT_ASKS_BURST = 40.0
+
+
+# The tables of `bcai.ledger.State` the pages read (keys `table + id`, listed in key order).
+JOBS_TABLE = b"job/"
+VALIDATORS_TABLE = b"val/"
+
+
+def _page_keys(keys: list[bytes], table: bytes, after: bytes | None, limit: int) -> tuple[list[bytes], bytes | None]:
+    """Keyset paging over a table's sorted keys: the ids of up to `limit` entries after the
+    id `after` (from the first when None), and the last of them when more follow (else None).
+    An id that is not in the table is fine: the page starts at the next one after it."""
+    start = 0 if after is None else bisect.bisect_right(keys, table + after)
+    page = [key[len(table):] for key in keys[start:start + limit]]
+    return page, page[-1] if page and start + limit < len(keys) else None
 
 
 class NodeReads:
@@ -101,11 +117,28 @@ class NodeReads:
     def get_account(self, address: str) -> dict[str, Any]:
         return view_account(self.app.state, Address.parse(address))
 
-    def get_validators(self) -> list[dict[str, Any]]:
-        return view_validators(self.app.state)
+    def get_validators(self, after: Address | None, limit: int) -> tuple[list[dict[str, Any]], Address | None]:
+        state = self.app.state
+        raws, last = _page_keys(state.kv.keys_in_table(VALIDATORS_TABLE), VALIDATORS_TABLE,
+                                None if after is None else after.raw, limit)
+        active = {info.address for info in get_validator_set(state, state.height + 1)}
+        views = []
+        for raw in raws:
+            address = Address(raw)
+            validator = state.get_validator(address)
+            assert validator is not None  # its key was just listed
+            views.append(dict(view_validator(address, validator), active=address in active))
+        return views, None if last is None else Address(last)
 
-    def get_jobs(self) -> list[dict[str, Any]]:
-        return [view_job(job_id, job) for job_id, job in self.app.state.get_all_jobs()]
+    def get_jobs(self, after: bytes | None, limit: int) -> tuple[list[dict[str, Any]], bytes | None]:
+        state = self.app.state
+        job_ids, last = _page_keys(state.kv.keys_in_table(JOBS_TABLE), JOBS_TABLE, after, limit)
+        views = []
+        for job_id in job_ids:
+            job = state.get_job(job_id)
+            assert job is not None  # its key was just listed
+            views.append(view_job(job_id, job))
+        return views, last
 
     def get_job(self, job_id: bytes) -> dict[str, Any] | None:
         job = self.app.state.get_job(job_id)

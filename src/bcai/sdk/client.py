@@ -33,6 +33,8 @@ from bcai.sdk.job_message import JobMessage
 
 
 MAX_BATCH_TXS = 1_000  # txs per POST /txs/batch (the API's default cap)
+PAGE_SIZE = 500  # entries per GET /jobs, /validators page the iterators ask for
+MAX_PAGE_SIZE = 1_000  # the API's hard cap on a page
 
 
 MAX_DOWNLOAD_BYTES = 8 << 30  # the largest object `download` reassembles unless told otherwise
@@ -145,10 +147,47 @@ class Client:
         return self._get("/blocks/latest" if height is None else f"/blocks/{height}", dict)
 
     def validators(self) -> list[dict[str, Any]]:
-        return self._get("/validators", list)
+        """Every validator (all pages of `GET /validators`), in address order."""
+        return list(self.iter_validators())
 
     def jobs(self) -> list[dict[str, Any]]:
-        return self._get("/jobs", list)
+        """Every job on chain (all pages of `GET /jobs`), in job id order."""
+        return list(self.iter_jobs())
+
+    def iter_validators(self, page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """The validators, a page (`page_size`, default `PAGE_SIZE`, at most 1,000) fetched as
+        the last is used up."""
+        return self._iter_pages("/validators", page_size)
+
+    def iter_jobs(self, page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """The chain's jobs, a page (`page_size`, default `PAGE_SIZE`, at most 1,000) fetched
+        as the last is used up."""
+        return self._iter_pages("/jobs", page_size)
+
+    def page(self, path: str, limit: int = PAGE_SIZE, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a listing (`/jobs`, `/validators`): its entries and the next page's
+        cursor (None on the last page)."""
+        params: dict[str, Any] = {"limit": limit} if cursor is None else {"limit": limit, "cursor": cursor}
+        response = self._check(self._request("GET", path, params=params))
+        entries = self._json(response, list)
+        if not all(isinstance(entry, dict) for entry in entries):
+            raise _bad_reply(f"a {path} entry is not an object")
+        return entries, response.headers.get("x-next-cursor")
+
+    def _iter_pages(self, path: str, page_size: int | None) -> Iterator[dict[str, Any]]:
+        page_size = PAGE_SIZE if page_size is None else page_size
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be in 1..{MAX_PAGE_SIZE}, got {page_size}")
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            entries, cursor = self.page(path, page_size, cursor)
+            yield from entries
+            if cursor is None:
+                return
+            if cursor in seen or not entries:  # a node sending us round in circles
+                raise _bad_reply(f"{path} pages do not advance (cursor {cursor[:80]!r})")
+            seen.add(cursor)
 
     def job(self, job_id: str | bytes) -> dict[str, Any]:
         return self._get(f"/jobs/{job_id.hex() if isinstance(job_id, bytes) else job_id}", dict)
