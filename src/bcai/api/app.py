@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import re
 import time
 from typing import Any, Callable
@@ -64,7 +65,8 @@ _ERROR_MEANINGS = {
     409: "Conflicts with the chain or the mempool (nonce, duplicate, wrong state, mempool full)",
     413: "The request body is over the node's limit (or the transaction over the ledger's)",
     422: "The request does not match this operation's parameters or body schema",
-    429: "Over this client's request rate limit",
+    429: "Over this client's request rate limit (or, for uploads, its upload allowance)",
+    507: "The node's quota for uploaded content is full of what it must keep; retry later",
     503: "The node declines for now (its peers' pace for artifact lookups is used up); retry shortly",
 }
 
@@ -81,6 +83,7 @@ ERRORS = error_responses()  # no parameters: only the middleware's refusals
 LOOKUP_ERRORS = error_responses(400, 404, 422)  # a path/query parameter names something
 TX_ERRORS = error_responses(400, 402, 403, 404, 409, 413, 422)  # a signed tx is checked against the chain
 UPLOAD_ERRORS = error_responses(400, 422)  # raw bytes checked against a CID or a job's rules
+STORE_ERRORS = error_responses(507)  # content stored for a client, within the node's upload quota
 _NEXT_HEADERS = {
     "X-Next-Cursor": {"description": "The `cursor` of the next page; absent on the last page",
                       "schema": {"type": "string"}},
@@ -122,6 +125,16 @@ class ArtifactStored(BaseModel):
     cid: str
 
 
+class UploadQuotaExceeded(ApiError):
+    """Raised when a client's new upload bytes in the window would pass `upload_client_bytes`."""
+
+    def __init__(self, config: ApiConfig, size: int, wait_s: float) -> None:
+        when = "never: larger than the whole allowance" if wait_s == float("inf") else f"in {math.ceil(wait_s)} s"
+        super().__init__("upload_quota", f"{size} more bytes would pass this client's upload allowance of "
+                         f"{config.upload_client_bytes} bytes per {config.upload_window_s} s (room {when})", 429)
+        self.retry_after_s = None if wait_s == float("inf") else math.ceil(wait_s)
+
+
 class _BodyTooLarge(BaseException):
     # BaseException: FastAPI turns any Exception raised while reading a body into a 400.
     pass
@@ -147,33 +160,54 @@ def compute_client_key(host: str) -> str:
 
 class RateLimiter:
     """Per-client token buckets (`compute_client_key`): `rate_per_s` tokens a second, at
-    most one second's worth held."""
+    most `capacity` held (default: one second's worth)."""
 
-    def __init__(self, rate_per_s: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate_per_s: float, clock: Callable[[], float] = time.monotonic,
+                 capacity: float | None = None) -> None:
         self.rate = float(rate_per_s)
+        self.capacity = self.rate if capacity is None else float(capacity)
         self.clock = clock
         self.buckets: dict[str, list[float]] = {}  # client key -> [tokens, last refill]
 
-    def take(self, client: str, count: int = 1) -> int:
-        """Take up to `count` tokens from `client`'s bucket; return how many it had."""
+    def _refill(self, client: str) -> list[float]:
         now = self.clock()
         key = compute_client_key(client)
         bucket = self.buckets.get(key)
         if bucket is None:
             if len(self.buckets) >= MAX_RATE_BUCKETS:  # bound memory under a spray of source addresses
                 self._forget_full(now)
-            bucket = self.buckets[key] = [self.rate, now]
-        bucket[0] = min(self.rate, bucket[0] + (now - bucket[1]) * self.rate)
+            bucket = self.buckets[key] = [self.capacity, now]
+        bucket[0] = min(self.capacity, bucket[0] + (now - bucket[1]) * self.rate)
         bucket[1] = now
+        return bucket
+
+    def take(self, client: str, count: int = 1) -> int:
+        """Take up to `count` tokens from `client`'s bucket; return how many it had."""
+        bucket = self._refill(client)
         granted = min(count, int(bucket[0]))
         bucket[0] -= granted
         return granted
 
+    def take_all(self, client: str, count: int) -> float:
+        """Take `count` tokens or none: 0.0 when taken, else the seconds until the bucket
+        would hold them (inf for more than it ever holds)."""
+        bucket = self._refill(client)
+        if count <= bucket[0]:
+            bucket[0] -= count
+            return 0.0
+        return float("inf") if count > self.capacity or not self.rate else (count - bucket[0]) / self.rate
+
+    def give_back(self, client: str, count: int) -> None:
+        """Return tokens taken for something that did not happen."""
+        bucket = self._refill(client)
+        bucket[0] = min(self.capacity, bucket[0] + count)
+
     def _forget_full(self, now: float) -> None:
-        """Drop the buckets idle for a second: they are full again, the same as a new one.
-        Only when every bucket was used within the second is everything dropped: dropping
-        used buckets lets a spray of addresses refill everybody's, the sprayer's own included."""
-        self.buckets = {key: bucket for key, bucket in self.buckets.items() if now - bucket[1] < 1.0}
+        """Drop the buckets idle long enough to be full again, the same as a new one. Only
+        when none is is everything dropped: dropping used buckets lets a spray of
+        addresses refill everybody's, the sprayer's own included."""
+        refill_s = self.capacity / self.rate if self.rate else float("inf")
+        self.buckets = {key: bucket for key, bucket in self.buckets.items() if now - bucket[1] < refill_s}
         if len(self.buckets) >= MAX_RATE_BUCKETS:
             self.buckets.clear()
 
@@ -237,7 +271,9 @@ class _Limits:
 
 
 def _error(exc: BcaiError) -> JSONResponse:
-    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status)
+    retry_after = getattr(exc, "retry_after_s", None)
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
 
 
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
@@ -411,19 +447,41 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         data = _found(await service.get_artifact(cid), f"artifact {cid}")
         return Response(content=data, media_type="application/octet-stream")
 
-    @app.post("/artifacts", status_code=201, response_model=ArtifactStored, responses=ERRORS)
-    async def put_artifact(request: Request) -> ArtifactStored:
-        return ArtifactStored(cid=service.put_artifact(await request.body()))
+    uploads = RateLimiter(config.upload_client_bytes / config.upload_window_s, capacity=config.upload_client_bytes)
 
-    @app.post("/artifacts/{cid}", status_code=201, response_model=ArtifactStored, responses=UPLOAD_ERRORS)
+    async def store_upload(request: Request, cid: Cid, data: bytes) -> ArtifactStored:
+        """Store checked bytes for a client: free if the node holds them already, else
+        charged to the client's upload allowance and to the node's quota."""
+        if not service.renew_artifact(cid):
+            client = request.client.host if request.client else "?"
+            wait_s = uploads.take_all(client, len(data))
+            if wait_s:
+                raise UploadQuotaExceeded(config, len(data), wait_s)
+            try:
+                await service.put_artifact(cid, data)
+            except BaseException:
+                uploads.give_back(client, len(data))
+                raise
+        return ArtifactStored(cid=str(cid))
+
+    @app.post("/artifacts", status_code=201, response_model=ArtifactStored, responses=STORE_ERRORS)
+    async def put_artifact(request: Request) -> ArtifactStored:
+        """Store raw bytes under their sha2-256 CID (`POST /artifacts/{cid}` for another
+        codec or hash, checked against the CID)."""
+        data = await request.body()
+        return await store_upload(request, await asyncio.to_thread(Cid.of, data), data)
+
+    @app.post("/artifacts/{cid}", status_code=201, response_model=ArtifactStored,
+              responses={**UPLOAD_ERRORS, **STORE_ERRORS})
     async def put_artifact_checked(cid: str, request: Request) -> ArtifactStored:
+        """Store bytes under `cid` (raw or dag-cbor, sha2-256 or BLAKE3), checked against it."""
         data = await request.body()
         try:
             parsed = Cid.parse(cid)
-            parsed.check(data)
+            await asyncio.to_thread(parsed.check, data)
         except InvalidCid as exc:
             raise ApiError("invalid_cid", str(exc), 400) from None
-        return ArtifactStored(cid=service.put_artifact(data, parsed.codec, parsed.multihash))
+        return await store_upload(request, parsed, data)
 
     @app.get("/metrics", response_class=Response, responses=ERRORS)
     def metrics() -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from bcai.crypto import Address
+from bcai.crypto import Address, Cid
 from bcai.errors import BcaiError
 
 
@@ -46,9 +46,14 @@ class NodeService(Protocol):
         has it (`NodeBusy` when peers that might have it were not asked, to keep to their pace)."""
         ...
 
-    def put_artifact(self, data: bytes, codec: int = 0x55, multihash: int = 0x12) -> str:
-        """Store bytes under their CID (`codec`: raw 0x55 or dag-cbor 0x71; `multihash`:
-        sha2-256 0x12 or blake3 0x1e); return the CID."""
+    def renew_artifact(self, cid: Cid) -> bool:
+        """True if the node holds `cid` already: an upload of it then stores nothing and is
+        not charged, and counts as uploaded now (its grace before eviction starts again)."""
+        ...
+
+    async def put_artifact(self, cid: Cid, data: bytes) -> None:
+        """Store bytes checked against `cid` for an API client, within the node's upload
+        quota (`StorageFull` when the quota is full of what it may not evict)."""
         ...
 
     async def post_job_message(self, job_id: bytes, data: bytes) -> int:

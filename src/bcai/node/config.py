@@ -40,6 +40,20 @@ class ApiConfig:
     rate_limit_per_s: int = 200  # per client IP; a batch costs one token per tx
     max_batch_txs: int = 1_000  # txs in one POST /txs/batch
     admin_token: str = ""  # empty: admin endpoints disabled
+    # Content stored through POST /artifacts (docs/api.md, "Upload quota"); an object the
+    # node holds already is never charged again.
+    upload_quota_bytes: int = 8 << 30  # API uploads kept at once; past it the oldest evictable go, else 507
+    upload_client_bytes: int = 1 << 30  # new bytes one client (IPv4 address, IPv6 /64) may upload per window
+    upload_window_s: int = 3600  # ... and the window: that allowance refills evenly over it
+    upload_evict_after_s: int = 3600  # an upload no job needs may be evicted this long after its last upload
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "rate_limit_per_s", "max_batch_txs", "upload_window_s"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"api.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("upload_quota_bytes", "upload_client_bytes", "upload_evict_after_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"api.{name} must be 0 or more, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

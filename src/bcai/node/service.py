@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import logging
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bcai.crypto import CODEC_RAW, SHA2_256, Address, Cid
+from bcai.crypto import Address, Cid
 from bcai.errors import BcaiError, BlockNotFound, ContentNotFound, NodeBusy
 from bcai.node.application import CommittedBlock
 from bcai.p2p import NodeId, scoring
@@ -18,6 +21,7 @@ from bcai.p2p.content import GET_PROTOCOL
 from bcai.p2p.host import BULK_FREE_BYTES
 from bcai.p2p.scoring import TokenBucket
 from bcai.ledger import get_validator_set
+from bcai.node.uploads import UploadLedger, find_job_references, find_pinned_artifacts
 from bcai.node.views import view_account, view_block, view_job, view_tx, view_validator
 
 if TYPE_CHECKING:
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
     from bcai.node.telemetry import NodeMetrics
     from bcai.p2p import Host
     from bcai.store import FileContentStore, SqliteChainStore
+
+log = logging.getLogger("bcai.node")
 
 ARTIFACT_FETCH_TIMEOUT_S = 30.0
 # What artifact asks on behalf of API clients may cost a peer's rate limit (100 messages/s
@@ -73,6 +79,7 @@ class NodeReads:
     api_url: str
     last_commit_time_ms: int | None
     artifact_asks: dict[NodeId, TokenBucket]  # per peer: the pace of artifact asks for API clients
+    _uploads: UploadLedger | None = None  # what API clients stored here (opened on first use)
 
     def get_status(self) -> dict[str, Any]:
         state = self.app.state
@@ -198,8 +205,39 @@ class NodeReads:
             bucket = self.artifact_asks[peer] = TokenBucket.full(ARTIFACT_ASKS_PER_S, ARTIFACT_ASKS_BURST, now)
         return bucket
 
-    def put_artifact(self, data: bytes, codec: int = CODEC_RAW, multihash: int = SHA2_256) -> str:
-        return str(self.content.put(data, codec, multihash))
+    def renew_artifact(self, cid: Cid) -> bool:
+        if not self.content.has(cid):
+            return False
+        self._get_uploads().renew(str(cid))
+        return True
+
+    async def put_artifact(self, cid: Cid, data: bytes) -> None:
+        """Store checked bytes for an API client: recorded in the upload ledger within its
+        quota first (evicting old unpinned uploads, or `StorageFull`), then written (off the
+        event loop: up to 16 MiB)."""
+        uploads = self._get_uploads()
+        key = str(cid)
+        evicted = uploads.admit(key, len(data), self._find_pinned_artifacts, lambda old: self.content.delete(Cid.parse(old)))
+        if evicted:
+            log.info("evicted API uploads for room", extra={"count": len(evicted), "cid": key})
+        try:
+            await asyncio.to_thread(self.content.put_verified, cid, data)
+        except BaseException:
+            uploads.forget(key)
+            raise
+
+    def _find_pinned_artifacts(self) -> set[str]:
+        roots = [cid for _, job in self.app.state.get_all_jobs() for cid in find_job_references(job)]
+        return find_pinned_artifacts(roots, self.content)
+
+    def _get_uploads(self) -> UploadLedger:
+        if self._uploads is None:
+            api = self.config.api
+            root = getattr(self.content, "root", None)  # next to a FileContentStore; in memory otherwise
+            path = ":memory:" if root is None else Path(root).parent / "uploads.db"
+            self._uploads = UploadLedger(path, api.upload_quota_bytes, api.upload_evict_after_s)
+            self._uploads.forget_missing(self.content.has)
+        return self._uploads
 
     async def post_job_message(self, job_id: bytes, data: bytes) -> int:
         return await self.jobs.post(job_id, data)
