@@ -16,7 +16,7 @@ import re
 import time
 from typing import Any, Callable
 
-from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -62,8 +62,10 @@ _ERROR_MEANINGS = {
     402: "The sender cannot pay the amount and fee",
     403: "The signer may not do this",
     404: "Not found (or an unknown entity named by a transaction)",
+    408: "The request body did not arrive within the node's time for it (`body_timeout_s`)",
     409: "Conflicts with the chain or the mempool (nonce, duplicate, wrong state, mempool full)",
     413: "The request body is over the node's limit (or the transaction over the ledger's)",
+    415: "The body is not declared as JSON (`Content-Type: application/json`)",
     422: "The request does not match this operation's parameters or body schema",
     429: "Over this client's request rate limit (or, for uploads, its upload allowance)",
     507: "The node's quota for uploaded content is full of what it must keep; retry later",
@@ -72,16 +74,16 @@ _ERROR_MEANINGS = {
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for a route: its own error statuses plus 413 and 429, which the
-    limits middleware may answer on any route; every one has the `ErrorBody` shape."""
+    """OpenAPI `responses=` for a route: its own error statuses plus 408, 413 and 429, which
+    the limits middleware may answer on any route; every one has the `ErrorBody` shape."""
     return {status: {"model": ErrorBody, "description": _ERROR_MEANINGS[status]}
-            for status in sorted({*statuses, 413, 429})}
+            for status in sorted({*statuses, 408, 413, 429})}
 
 
 # The error answers each kind of route declares (shared, so a new route picks the right one).
 ERRORS = error_responses()  # no parameters: only the middleware's refusals
 LOOKUP_ERRORS = error_responses(400, 404, 422)  # a path/query parameter names something
-TX_ERRORS = error_responses(400, 402, 403, 404, 409, 413, 422)  # a signed tx is checked against the chain
+TX_ERRORS = error_responses(400, 402, 403, 404, 409, 413, 415, 422)  # a signed tx is checked against the chain
 UPLOAD_ERRORS = error_responses(400, 422)  # raw bytes checked against a CID or a job's rules
 STORE_ERRORS = error_responses(507)  # content stored for a client, within the node's upload quota
 _NEXT_HEADERS = {
@@ -135,9 +137,11 @@ class UploadQuotaExceeded(ApiError):
         self.retry_after_s = None if wait_s == float("inf") else math.ceil(wait_s)
 
 
-class _BodyTooLarge(BaseException):
+class _BodyRefused(BaseException):
     # BaseException: FastAPI turns any Exception raised while reading a body into a 400.
-    pass
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 MAX_RATE_BUCKETS = 10_000
@@ -213,16 +217,22 @@ class RateLimiter:
 
 
 class _Limits:
-    """ASGI middleware: a token per request from the client IP's bucket, and a hard cap on
-    request body bytes.
+    """ASGI middleware: a token per request from the client IP's bucket, and hard caps on a
+    request body's bytes and time.
 
-    The cap is checked on the declared Content-Length and again on the bytes actually
-    received, so a chunked or lying client cannot stream past it.
+    The size cap is checked on the declared Content-Length and again on the bytes actually
+    received, so a chunked or lying client cannot stream past it. The whole body must have
+    arrived `body_timeout_s` after the headers, so a client trickling a large upload a byte
+    at a time cannot hold the request (and what it buffered) for ever. After either refusal
+    the server reads and drops the rest of the body for at most `header_timeout_s`
+    (`bcai.api.server`), then closes: closing at once would make the client's kernel reset
+    the connection, often before it read the answer.
     """
 
-    def __init__(self, app: Any, max_body_bytes: int, limiter: RateLimiter) -> None:
+    def __init__(self, app: Any, max_body_bytes: int, body_timeout_s: float, limiter: RateLimiter) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.limiter = limiter
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -240,22 +250,33 @@ class _Limits:
             await _error(ApiError("rate_limited", f"more than {self.limiter.rate:g} requests/s", 429))(
                 scope, receive, send)
             return
+        too_large = ApiError("body_too_large", f"body over {self.max_body_bytes} bytes", 413)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await _error(ApiError("body_too_large", f"body over {self.max_body_bytes} bytes", 413))(
-                scope, receive, send)
+            await _error(too_large)(scope, receive, send)
             return
         received = 0
+        body_done = False
         started = False
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
 
         async def limited_receive() -> dict[str, Any]:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # after the body only a disconnect comes: no deadline
+                return await receive()  # type: ignore[no-any-return]
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except TimeoutError:
+                raise _BodyRefused(ApiError("body_timeout", f"the body did not arrive within {self.body_timeout_s:g} s "
+                                            "of the headers", 408)) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLarge
-            return message
+                    raise _BodyRefused(too_large)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
+            return message  # type: ignore[no-any-return]
 
         async def tracking_send(message: dict[str, Any]) -> None:
             nonlocal started
@@ -264,15 +285,16 @@ class _Limits:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
+        except _BodyRefused as refused:
             if not started:
-                await _error(ApiError("body_too_large", f"body over {self.max_body_bytes} bytes", 413))(
-                    scope, receive, send)
+                await _error(refused.error)(scope, receive, send)
 
 
 def _error(exc: BcaiError) -> JSONResponse:
+    headers = {}
     retry_after = getattr(exc, "retry_after_s", None)
-    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse({"error": exc.to_dict()}, status_code=exc.http_status, headers=headers)
 
 
@@ -284,6 +306,44 @@ def _hex(value: str, what: str, code: str = "bad_hex") -> bytes:
     if not _HEX.fullmatch(value):
         raise ApiError(code, f"{what} must be hex", 400)
     return bytes.fromhex(value)
+
+
+DOWNLOAD_PIECE_BYTES = 256 << 10  # an artifact answer goes out in pieces of this size
+
+
+class _PieceResponse(Response):
+    """Bytes sent in pieces, each within `send_timeout_s` (a client that stops reading is
+    cut off: the server closes the connection), calling `done` once over either way."""
+
+    media_type = "application/octet-stream"
+
+    def __init__(self, data: bytes, done: Callable[[], None], send_timeout_s: float) -> None:
+        super().__init__(content=data)
+        self.done = done
+        self.send_timeout_s = send_timeout_s
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            view = memoryview(self.body)
+            for start in range(0, len(view), DOWNLOAD_PIECE_BYTES):
+                piece = {"type": "http.response.body", "body": bytes(view[start:start + DOWNLOAD_PIECE_BYTES]),
+                         "more_body": True}
+                await asyncio.wait_for(send(piece), self.send_timeout_s)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except TimeoutError:
+            return  # the answer left incomplete: the server closes the connection
+        finally:
+            self.done()
+
+
+def _json_body(request: Request) -> None:
+    """A route's dependency: its body is JSON, declared so. Anything else (form data, raw tx
+    bytes, text) is a 415 that says what to send instead of a schema error about a dict."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not (media_type.startswith("application/") and media_type.endswith("+json")):
+        raise ApiError("unsupported_media_type", f"the body must be JSON (Content-Type: application/json), "
+                       f"not {media_type or 'undeclared'}", 415)
 
 
 def _page(request: Request, items: list[dict[str, Any]], next_cursor: str | None) -> JSONResponse:
@@ -325,7 +385,8 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         return _error(ApiError(codes.get(exc.status_code, "http_error"), str(exc.detail), exc.status_code))
 
     limiter = RateLimiter(config.rate_limit_per_s)
-    app.add_middleware(_Limits, max_body_bytes=config.max_body_bytes, limiter=limiter)
+    app.add_middleware(_Limits, max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s,
+                       limiter=limiter)
 
     @app.get("/status", responses=ERRORS)
     def status() -> dict[str, Any]:
@@ -352,12 +413,13 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
             raise ApiError("bad_hash", "a tx hash is 32 bytes", 400)
         return _found(service.get_tx(raw), f"tx {tx_hash}")
 
-    @app.post("/txs", status_code=202, response_model=TxAccepted, responses=TX_ERRORS)
+    @app.post("/txs", status_code=202, response_model=TxAccepted, responses=TX_ERRORS, dependencies=[Depends(_json_body)])
     async def submit(body: TxIn) -> TxAccepted:
         tx_hash = await service.submit_tx(_hex(body.tx, "tx"))
         return TxAccepted(hash=tx_hash.hex())
 
-    @app.post("/txs/batch", response_model=TxBatchResults, responses=error_responses(400, 422))
+    @app.post("/txs/batch", response_model=TxBatchResults, responses=error_responses(400, 415, 422),
+              dependencies=[Depends(_json_body)])
     async def submit_batch(body: TxBatchIn, request: Request) -> Response:
         """Submit up to `max_batch_txs` signed txs in one request; the answer holds one result
         per tx, in order: `{"hash", "error": null}` once it entered the mempool, else
@@ -436,16 +498,25 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
     def nodes() -> list[dict[str, Any]]:
         return service.get_nodes()
 
+    downloads = asyncio.Semaphore(config.max_downloads)
+
     @app.get("/artifacts/{cid}", response_class=Response, responses=error_responses(400, 404, 422, 503))
     async def get_artifact(cid: str) -> Response:
         """The artifact's bytes, from this node or fetched from its peers by CID (503
-        `node_busy` when it would have to ask its peers faster than they allow)."""
+        `node_busy` when it would have to ask its peers faster than they allow). At most
+        `max_downloads` answers are held at once (the others wait their turn), each sent in
+        pieces; a client that reads nothing for `send_timeout_s` is cut off."""
         try:
             Cid.parse(cid)
         except InvalidCid as exc:
             raise ApiError("invalid_cid", str(exc), 400) from None
-        data = _found(await service.get_artifact(cid), f"artifact {cid}")
-        return Response(content=data, media_type="application/octet-stream")
+        await downloads.acquire()
+        try:
+            data = _found(await service.get_artifact(cid), f"artifact {cid}")
+        except BaseException:
+            downloads.release()
+            raise
+        return _PieceResponse(data, downloads.release, config.send_timeout_s)
 
     uploads = RateLimiter(config.upload_client_bytes / config.upload_window_s, capacity=config.upload_client_bytes)
 

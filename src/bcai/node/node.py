@@ -170,14 +170,14 @@ class Node(NodeReads):
         import uvicorn
 
         from bcai.api import create_app
+        from bcai.api.server import create_server_config
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         await self.start()
         api = self.config.api
-        server = uvicorn.Server(uvicorn.Config(create_app(self, api), host=api.host, port=api.port,
-                                               log_level="warning", access_log=False, lifespan="off"))
+        server = uvicorn.Server(create_server_config(create_app(self, api), api))
         server.install_signal_handlers = lambda: None  # type: ignore[attr-defined,method-assign]  # ours, above
         self.api_url = f"http://{api.host}:{api.port}"
         serving = asyncio.create_task(server.serve())

@@ -171,7 +171,7 @@ class NodeReads:
         up) might have had it."""
         wanted = Cid.parse(cid)
         try:
-            return self.content.get(wanted)
+            return await asyncio.to_thread(self.content.get, wanted)  # read and hash off the event loop
         except ContentNotFound:
             pass
         skipped = False
