@@ -78,6 +78,13 @@ async def closed_within(reader: asyncio.StreamReader, timeout_s: float) -> bytes
     return got
 
 
+async def open_request(port: int, header: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that has sent the head of a `POST /artifacts` with `header`."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /artifacts HTTP/1.1\r\nHost: node\r\n" + header + b"\r\n\r\n")
+    return reader, writer
+
+
 def test_idle_and_trickling_connections_are_closed() -> None:
     async def scenario() -> None:
         async with real_server() as (_, port):
@@ -114,8 +121,7 @@ def test_keep_alive_connections_still_serve_request_after_request() -> None:
 def test_invalid_trickled_body_gets_408_and_the_connection_closed() -> None:
     async def scenario() -> None:
         async with real_server() as (reads, port):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"POST /artifacts HTTP/1.1\r\nHost: node\r\nContent-Length: 100000\r\n\r\n")
+            reader, writer = await open_request(port, b"Content-Length: 100000")
             started = time.monotonic()
 
             async def trickle() -> None:
@@ -138,8 +144,7 @@ def test_invalid_trickled_body_gets_408_and_the_connection_closed() -> None:
 def test_invalid_chunked_body_past_the_limit_gets_413_without_content_length() -> None:
     async def scenario() -> None:
         async with real_server() as (reads, port):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"POST /artifacts HTTP/1.1\r\nHost: node\r\nTransfer-Encoding: chunked\r\n\r\n")
+            reader, writer = await open_request(port, b"Transfer-Encoding: chunked")
             piece = b"y" * (256 << 10)
             with contextlib.suppress(ConnectionError):
                 for _ in range(8):  # 2 MiB in 256 KiB chunks, past the 1 MiB limit
