@@ -235,3 +235,63 @@ def test_invalid_content_types_for_json_routes_get_415(node_home: Path) -> None:
             assert (await client.post("/txs", json={"tx": 5})).json()["error"]["code"] == "invalid_request"
             assert (await client.post("/txs", json=["00"])).json()["error"]["code"] == "invalid_request"
     asyncio.run(scenario())
+
+
+def test_invalid_bodies_past_the_in_flight_budget_get_503_node_busy() -> None:
+    """Request bodies held at once are bounded across clients: a slow upload holding part of
+    the budget makes a new one that would pass it a 503 (declared or chunked); once the
+    first is done there is room again."""
+    async def scenario() -> None:
+        api = ApiConfig(port=0, max_body_bytes=1 << 20, max_body_bytes_in_flight=3 << 19, body_timeout_s=30,
+                        rate_limit_per_s=10_000)
+        async with real_server(api) as (reads, port):
+            held = bytes(range(256)) * 4096  # 1 MiB, sent all but its last byte
+            reader, writer = await open_request(port, b"Content-Length: %d" % len(held))
+            writer.write(held[:-1])
+            await writer.drain()
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+                for _ in range(100):
+                    await asyncio.sleep(0.05)
+                    refused = await client.post("/artifacts", content=b"z" * (600 << 10))
+                    if refused.status_code == 503:  # the held body has been read in by now
+                        break
+                assert refused.json()["error"]["code"] == "node_busy"
+
+                async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+                    for _ in range(6):
+                        yield b"w" * (100 << 10)
+
+                refused = await client.post("/artifacts", content=chunks())
+                assert (refused.status_code, refused.json()["error"]["code"]) == (503, "node_busy")
+                writer.write(held[-1:])
+                await writer.drain()
+                answer = await closed_within_answer(reader)
+                assert answer.startswith(b"HTTP/1.1 201 ")
+                assert (await client.post("/artifacts", content=b"z" * (600 << 10))).status_code == 201
+            assert reads.content.has(Cid.of(held))
+            writer.close()
+    asyncio.run(scenario())
+
+
+async def closed_within_answer(reader: asyncio.StreamReader) -> bytes:
+    """The head of the next answer on a kept-alive connection."""
+    return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+
+
+def test_invalid_declared_upload_past_the_client_allowance_is_refused_before_its_body() -> None:
+    async def scenario() -> None:
+        api = ApiConfig(port=0, upload_client_bytes=100_000, body_timeout_s=30, rate_limit_per_s=10_000)
+        async with real_server(api) as (reads, port):
+            cid = Cid.of(b"q" * 200_000)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"POST /artifacts/{cid} HTTP/1.1\r\nHost: node\r\nContent-Length: 200000\r\n\r\n".encode())
+            answer = await closed_within_answer(reader)  # no body sent: answered at once, not at the body timeout
+            assert answer.startswith(b"HTTP/1.1 429 ")
+            body = await asyncio.wait_for(reader.read(1000), 10)
+            assert b"upload_quota" in body
+            writer.close()
+            held = b"h" * 150_000
+            reads.content.put(held)  # held already: free, whatever the allowance
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.post(f"/artifacts/{Cid.of(held)}", content=held)).status_code == 201
+    asyncio.run(scenario())

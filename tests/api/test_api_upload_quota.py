@@ -205,9 +205,10 @@ def test_upload_ledger_survives_a_restart(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("key, value", [
     ("upload_quota_bytes", -1), ("upload_client_bytes", -5), ("upload_window_s", 0), ("upload_evict_after_s", -1),
-    ("max_body_bytes", 0), ("rate_limit_per_s", 0),
+    ("max_body_bytes", 0), ("rate_limit_per_s", 0), ("header_timeout_s", 0), ("body_timeout_s", 0),
+    ("send_timeout_s", -1), ("max_downloads", 0), ("max_body_bytes_in_flight", (16 << 20) - 1),
 ])
-def test_invalid_upload_config_is_refused(key: str, value: int) -> None:
+def test_invalid_api_config_is_refused(key: str, value: int) -> None:
     with pytest.raises(ConfigError, match=key):
         ApiConfig(**{key: value})
 

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bcai.api.service import NodeService
 from bcai.crypto import Address, Cid
-from bcai.errors import BcaiError, InvalidCid, InvalidKey
+from bcai.errors import BcaiError, InvalidCid, InvalidKey, NodeBusy
 from bcai.node.config import ApiConfig
 
 
@@ -69,7 +69,8 @@ _ERROR_MEANINGS = {
     422: "The request does not match this operation's parameters or body schema",
     429: "Over this client's request rate limit (or, for uploads, its upload allowance)",
     507: "The node's quota for uploaded content is full of what it must keep; retry later",
-    503: "The node declines for now (its peers' pace for artifact lookups is used up); retry shortly",
+    503: "The node declines for now (its peers' pace for artifact lookups, or its room for request bodies, "
+         "is used up); retry shortly",
 }
 
 
@@ -83,9 +84,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 # The error answers each kind of route declares (shared, so a new route picks the right one).
 ERRORS = error_responses()  # no parameters: only the middleware's refusals
 LOOKUP_ERRORS = error_responses(400, 404, 422)  # a path/query parameter names something
-TX_ERRORS = error_responses(400, 402, 403, 404, 409, 413, 415, 422)  # a signed tx is checked against the chain
-UPLOAD_ERRORS = error_responses(400, 422)  # raw bytes checked against a CID or a job's rules
-STORE_ERRORS = error_responses(507)  # content stored for a client, within the node's upload quota
+# Routes that read a body may also answer 503 node_busy (`max_body_bytes_in_flight`).
+TX_ERRORS = error_responses(400, 402, 403, 404, 409, 413, 415, 422, 503)  # a signed tx is checked against the chain
+UPLOAD_ERRORS = error_responses(400, 422, 503)  # raw bytes checked against a CID or a job's rules
+STORE_ERRORS = error_responses(503, 507)  # content stored for a client, within the node's upload quota
 _NEXT_HEADERS = {
     "X-Next-Cursor": {"description": "The `cursor` of the next page; absent on the last page",
                       "schema": {"type": "string"}},
@@ -139,7 +141,7 @@ class UploadQuotaExceeded(ApiError):
 
 class _BodyRefused(BaseException):
     # BaseException: FastAPI turns any Exception raised while reading a body into a 400.
-    def __init__(self, error: ApiError) -> None:
+    def __init__(self, error: BcaiError) -> None:
         super().__init__(str(error))
         self.error = error
 
@@ -192,12 +194,13 @@ class RateLimiter:
         bucket[0] -= granted
         return granted
 
-    def take_all(self, client: str, count: int) -> float:
-        """Take `count` tokens or none: 0.0 when taken, else the seconds until the bucket
-        would hold them (inf for more than it ever holds)."""
+    def take_all(self, client: str, count: int, keep: bool = False) -> float:
+        """Take `count` tokens or none: 0.0 when taken (`keep`: when there, left in the
+        bucket), else the seconds until the bucket would hold them (inf for more than it
+        ever holds)."""
         bucket = self._refill(client)
         if count <= bucket[0]:
-            bucket[0] -= count
+            bucket[0] -= 0 if keep else count
             return 0.0
         return float("inf") if count > self.capacity or not self.rate else (count - bucket[0]) / self.rate
 
@@ -226,13 +229,17 @@ class _Limits:
     at a time cannot hold the request (and what it buffered) for ever. After either refusal
     the server reads and drops the rest of the body for at most `header_timeout_s`
     (`bcai.api.server`), then closes: closing at once would make the client's kernel reset
-    the connection, often before it read the answer.
+    the connection, often before it read the answer. The bodies of all requests being
+    served together hold at most `max_body_bytes_in_flight` (503 `node_busy` past it), so
+    many clients uploading at once cannot fill the node's memory.
     """
 
-    def __init__(self, app: Any, max_body_bytes: int, body_timeout_s: float, limiter: RateLimiter) -> None:
+    def __init__(self, app: Any, config: ApiConfig, limiter: RateLimiter) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
-        self.body_timeout_s = body_timeout_s
+        self.max_body_bytes = config.max_body_bytes
+        self.body_timeout_s = config.body_timeout_s
+        self.max_in_flight = config.max_body_bytes_in_flight
+        self.in_flight = 0  # body bytes received by requests not yet answered, all clients together
         self.limiter = limiter
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -251,9 +258,13 @@ class _Limits:
                 scope, receive, send)
             return
         too_large = ApiError("body_too_large", f"body over {self.max_body_bytes} bytes", 413)
+        busy = NodeBusy(f"the node holds {self.max_in_flight} bytes of request bodies at once; send again shortly")
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
             await _error(too_large)(scope, receive, send)
+            return
+        if declared is not None and self.in_flight + int(declared) > self.max_in_flight:
+            await _error(busy)(scope, receive, send)
             return
         received = 0
         body_done = False
@@ -270,9 +281,13 @@ class _Limits:
                 raise _BodyRefused(ApiError("body_timeout", f"the body did not arrive within {self.body_timeout_s:g} s "
                                             "of the headers", 408)) from None
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                size = len(message.get("body", b""))
+                received += size
+                self.in_flight += size
                 if received > self.max_body_bytes:
                     raise _BodyRefused(too_large)
+                if self.in_flight > self.max_in_flight:
+                    raise _BodyRefused(busy)
                 body_done = not message.get("more_body", False)
             else:
                 body_done = True
@@ -288,6 +303,8 @@ class _Limits:
         except _BodyRefused as refused:
             if not started:
                 await _error(refused.error)(scope, receive, send)
+        finally:
+            self.in_flight -= received
 
 
 def _error(exc: BcaiError) -> JSONResponse:
@@ -335,6 +352,10 @@ class _PieceResponse(Response):
             return  # the answer left incomplete: the server closes the connection
         finally:
             self.done()
+
+
+def _client_host(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
 def _json_body(request: Request) -> None:
@@ -385,8 +406,7 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         return _error(ApiError(codes.get(exc.status_code, "http_error"), str(exc.detail), exc.status_code))
 
     limiter = RateLimiter(config.rate_limit_per_s)
-    app.add_middleware(_Limits, max_body_bytes=config.max_body_bytes, body_timeout_s=config.body_timeout_s,
-                       limiter=limiter)
+    app.add_middleware(_Limits, config=config, limiter=limiter)
 
     @app.get("/status", responses=ERRORS)
     def status() -> dict[str, Any]:
@@ -418,7 +438,7 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         tx_hash = await service.submit_tx(_hex(body.tx, "tx"))
         return TxAccepted(hash=tx_hash.hex())
 
-    @app.post("/txs/batch", response_model=TxBatchResults, responses=error_responses(400, 415, 422),
+    @app.post("/txs/batch", response_model=TxBatchResults, responses=error_responses(400, 415, 422, 503),
               dependencies=[Depends(_json_body)])
     async def submit_batch(body: TxBatchIn, request: Request) -> Response:
         """Submit up to `max_batch_txs` signed txs in one request; the answer holds one result
@@ -428,8 +448,7 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         `rate_limited`. Txs of one sender go in nonce order."""
         if len(body.txs) > config.max_batch_txs:
             raise ApiError("batch_too_large", f"a batch holds at most {config.max_batch_txs} txs", 413)
-        client = request.client.host if request.client else "?"
-        allowed = 1 + limiter.take(client, max(0, len(body.txs) - 1))  # the request's own token pays the first
+        allowed = 1 + limiter.take(_client_host(request), max(0, len(body.txs) - 1))  # the request's own token pays the first
         results: list[bytes | BcaiError] = [ApiError("rate_limited", "the client's rate limit is used up", 429)
                                             for _ in body.txs]
         good: list[int] = []
@@ -524,7 +543,7 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         """Store checked bytes for a client: free if the node holds them already, else
         charged to the client's upload allowance and to the node's quota."""
         if not service.renew_artifact(cid):
-            client = request.client.host if request.client else "?"
+            client = _client_host(request)
             wait_s = uploads.take_all(client, len(data))
             if wait_s:
                 raise UploadQuotaExceeded(config, len(data), wait_s)
@@ -545,10 +564,20 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
     @app.post("/artifacts/{cid}", status_code=201, response_model=ArtifactStored,
               responses={**UPLOAD_ERRORS, **STORE_ERRORS})
     async def put_artifact_checked(cid: str, request: Request) -> ArtifactStored:
-        """Store bytes under `cid` (raw or dag-cbor, sha2-256 or BLAKE3), checked against it."""
-        data = await request.body()
+        """Store bytes under `cid` (raw or dag-cbor, sha2-256 or BLAKE3), checked against it.
+        A declared length past the client's upload allowance is refused before the body is
+        read (unless the node holds `cid` already)."""
         try:
             parsed = Cid.parse(cid)
+        except InvalidCid as exc:
+            raise ApiError("invalid_cid", str(exc), 400) from None
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and not service.renew_artifact(parsed):
+            wait_s = uploads.take_all(_client_host(request), int(declared), keep=True)
+            if wait_s:
+                raise UploadQuotaExceeded(config, int(declared), wait_s)
+        data = await request.body()
+        try:
             await asyncio.to_thread(parsed.check, data)
         except InvalidCid as exc:
             raise ApiError("invalid_cid", str(exc), 400) from None

@@ -51,6 +51,7 @@ class ApiConfig:
     body_timeout_s: int = 120  # a request's whole body, from its headers (16 MiB: at least ~140 KB/s)
     send_timeout_s: int = 30  # an artifact download whose client reads nothing this long is cut off
     max_downloads: int = 16  # GET /artifacts answers held in memory at once; the others wait their turn
+    max_body_bytes_in_flight: int = 256 << 20  # request bodies held at once, all clients; past it 503 node_busy
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "rate_limit_per_s", "max_batch_txs", "upload_window_s", "header_timeout_s",
@@ -60,6 +61,9 @@ class ApiConfig:
         for name in ("upload_quota_bytes", "upload_client_bytes", "upload_evict_after_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"api.{name} must be 0 or more, got {getattr(self, name)}")
+        if self.max_body_bytes_in_flight < self.max_body_bytes:
+            raise ConfigError(f"api.max_body_bytes_in_flight ({self.max_body_bytes_in_flight}) must hold at least "
+                              f"one body of max_body_bytes ({self.max_body_bytes})")
 
 
 @dataclass(frozen=True)

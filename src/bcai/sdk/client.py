@@ -17,7 +17,7 @@ import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import httpx
 
@@ -39,7 +39,7 @@ MAX_PAGE_SIZE = 1_000  # the API's hard cap on a page
 
 MAX_DOWNLOAD_BYTES = 8 << 30  # the largest object `download` reassembles unless told otherwise
 PARALLEL_PIECES = 4  # chunk requests in flight while uploading or downloading a large artifact
-BUSY_RETRIES = 8  # a piece answered 503 node_busy (the node paces its asks to peers) is asked again after 0.1, 0.2, ... 12.8 s
+BUSY_RETRIES = 8  # a piece answered 503 node_busy (the node paces its asks to peers, bounds bodies held) is sent again after 0.1, 0.2, ... 12.8 s
 
 T = TypeVar("T")
 
@@ -55,6 +55,19 @@ def _field(body: Any, key: str, kind: type[T]) -> T:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _bad_reply(f"no {kind.__name__} {key!r} in {str(body)[:100]}")
     return value
+
+
+def _unless_busy(call: Callable[[], T]) -> T:
+    """`call()`, asked again after 0.1, 0.2, ... 12.8 s while the node answers 503
+    `node_busy` (it paces its asks to peers, and bounds the request bodies it holds)."""
+    for attempt in range(BUSY_RETRIES):
+        try:
+            return call()
+        except ClientError as exc:
+            if exc.code != "node_busy":
+                raise
+        time.sleep(0.1 * 2**attempt)
+    return call()
 
 
 @dataclass(frozen=True)
@@ -321,7 +334,7 @@ class Client:
         return self._upload_blob(manifest.cid, manifest.to_bytes())
 
     def _upload_blob(self, cid: Cid, data: bytes) -> Cid:
-        self._check(self._request("POST", f"/artifacts/{cid}", content=data))
+        _unless_busy(lambda: self._check(self._request("POST", f"/artifacts/{cid}", content=data)))
         return cid
 
     # --- job channel -------------------------------------------------------------------
@@ -376,14 +389,7 @@ class Client:
         return b"".join(fetched[chunk] for chunk in manifest.chunks)
 
     def _download_blob(self, cid: Cid, max_bytes: int) -> bytes:
-        for attempt in range(BUSY_RETRIES):
-            try:
-                return self._fetch_blob(cid, max_bytes)
-            except ClientError as exc:
-                if exc.code != "node_busy":
-                    raise
-            time.sleep(0.1 * 2**attempt)
-        return self._fetch_blob(cid, max_bytes)
+        return _unless_busy(lambda: self._fetch_blob(cid, max_bytes))
 
     def _fetch_blob(self, cid: Cid, max_bytes: int) -> bytes:
         """The bytes the node serves for `cid`, read as they come and given up on past
