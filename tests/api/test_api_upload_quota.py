@@ -117,7 +117,14 @@ def test_already_stored_objects_are_not_charged_again_and_their_grace_restarts()
     reads.content.put(held)
     assert upload(api, held)[0] == 201 and reads._get_uploads().total == 1000
     reads.clock.now += 100
-    assert upload(api, data)[0] == 201  # re-uploaded: its grace starts again
+
+    def uploaded_at() -> float:
+        return reads._get_uploads().db.execute("SELECT at FROM uploads WHERE cid = ?", (str(Cid.of(data)),)).fetchone()[0]
+
+    before = uploaded_at()
+    wrong = api.post(f"/artifacts/{Cid.of(data)}", content=b"not its bytes")
+    assert wrong.status_code == 400 and uploaded_at() == before  # naming a held CID without its bytes renews nothing
+    assert upload(api, data)[0] == 201 and uploaded_at() == reads.clock.now  # re-uploaded: its grace starts again
     assert upload(api, blob(2)) == (429, "upload_quota")  # the client's allowance: 1000 of 1500 used
     api_b = TestClient(api.app, base_url="http://node", client=("10.0.0.2", 1))
     assert upload(api, blob(2), client=api_b) == (507, "storage_full")  # blob 1 is within its renewed grace

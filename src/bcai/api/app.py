@@ -572,7 +572,7 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         except InvalidCid as exc:
             raise ApiError("invalid_cid", str(exc), 400) from None
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and not service.renew_artifact(parsed):
+        if declared.isdigit() and not service.has_artifact(parsed):  # renewed only once the bytes are checked
             wait_s = uploads.take_all(_client_host(request), int(declared), keep=True)
             if wait_s:
                 raise UploadQuotaExceeded(config, int(declared), wait_s)

@@ -46,6 +46,10 @@ class NodeService(Protocol):
         has it (`NodeBusy` when peers that might have it were not asked, to keep to their pace)."""
         ...
 
+    def has_artifact(self, cid: Cid) -> bool:
+        """Whether the node holds `cid` (nothing else)."""
+        ...
+
     def renew_artifact(self, cid: Cid) -> bool:
         """True if the node holds `cid` already: an upload of it then stores nothing and is
         not charged, and counts as uploaded now (its grace before eviction starts again)."""

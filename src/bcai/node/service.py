@@ -205,6 +205,9 @@ class NodeReads:
             bucket = self.artifact_asks[peer] = TokenBucket.full(ARTIFACT_ASKS_PER_S, ARTIFACT_ASKS_BURST, now)
         return bucket
 
+    def has_artifact(self, cid: Cid) -> bool:
+        return self.content.has(cid)
+
     def renew_artifact(self, cid: Cid) -> bool:
         if not self.content.has(cid):
             return False
