@@ -960,6 +960,17 @@ class NodeBusy(NodeError):
     retryable = True
 
 
+class StorageFull(NodeError):
+    """Raised when an artifact upload would take the node's API uploads past their quota
+    (`[api] upload_quota_bytes`) and nothing it may evict frees enough room: every upload is
+    still within its grace or referenced by a job. Room comes back as jobs end and grace
+    runs out, or when the operator raises the quota."""
+
+    code = "storage_full"
+    http_status = 507
+    retryable = True
+
+
 class NodeUnreachable(NodeError):
     """Raised by the SDK and CLI when no node answers at the given URL."""
 

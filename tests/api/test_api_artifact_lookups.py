@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 from bcai.crypto import Cid, PrivateKey
 from bcai.node.config import ApiConfig
-from bcai.node.service import ARTIFACT_ASKS_BURST
+from bcai.node.service import ARTIFACT_ASKS_BURST, ARTIFACT_ASKS_PER_S
 from bcai.p2p import ContentExchange, Host, HostConfig, TcpTransport
 from bcai.store import MemoryContentStore
 
@@ -29,11 +30,14 @@ def test_invalid_flood_of_unknown_cids_does_not_get_the_node_banned_by_its_peers
                 await peer.connect(node.host.address, node.host.node_id)
                 while not node.host.peers:
                     await asyncio.sleep(0.01)
+                started = time.monotonic()
                 answers = await asyncio.gather(*(client.get(f"/artifacts/{Cid.of(os.urandom(8))}")
                                                  for _ in range(250)))
+                elapsed = time.monotonic() - started
                 codes = [(r.status_code, r.json()["error"]["code"]) for r in answers]
                 assert set(codes) == {(404, "not_found"), (503, "node_busy")}
-                assert codes.count((404, "not_found")) <= ARTIFACT_ASKS_BURST + 5  # peer asked at its pace
+                # the peer was asked at its pace: the burst, and what refilled meanwhile (a loaded machine is slow)
+                assert codes.count((404, "not_found")) <= ARTIFACT_ASKS_BURST + ARTIFACT_ASKS_PER_S * elapsed + 5
                 await asyncio.sleep(0.2)
                 assert peer.metrics["rate_limited"] == 0 and node.host.node_id in peer.peers
                 for _ in range(40):  # the pace refills (misses cost double): the peer is asked again

@@ -138,23 +138,40 @@ def test_invalid_endless_download_is_given_up_at_the_expected_length() -> None:
 
 
 
-def test_a_busy_node_is_asked_again_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = b"a piece the node must fetch from its peers"
-    cid = Cid.of(data)
+def busy_twice_then(last: httpx.Response) -> Callable[[httpx.Request], httpx.Response]:
+    """A node answering 503 node_busy twice, then `last`."""
     answers = [503, 503]
-    waits: list[float] = []
-    monkeypatch.setattr("bcai.sdk.client.time.sleep", waits.append)
 
     def answer(request: httpx.Request) -> httpx.Response:
         if answers:
             answers.pop()
             return httpx.Response(503, json={"error": {"code": "node_busy", "message": "later"}})
-        return httpx.Response(200, content=data)
+        return last
 
-    assert client_of(answer).download(cid) == data
+    return answer
+
+
+def test_a_busy_node_is_asked_again_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"a piece the node must fetch from its peers"
+    cid = Cid.of(data)
+    waits: list[float] = []
+    monkeypatch.setattr("bcai.sdk.client.time.sleep", waits.append)
+    assert client_of(busy_twice_then(httpx.Response(200, content=data))).download(cid) == data
     assert waits == [0.1, 0.2]
     waits.clear()
     always_busy = client_of(lambda request: httpx.Response(503, json={"error": {"code": "node_busy", "message": "no"}}))
     with pytest.raises(ClientError) as caught:
         always_busy.download(cid)
     assert caught.value.code == "node_busy" and caught.value.retryable and len(waits) == BUSY_RETRIES
+
+
+def test_a_busy_node_gets_an_upload_again_with_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"a piece the node had no room for at first"
+    waits: list[float] = []
+    monkeypatch.setattr("bcai.sdk.client.time.sleep", waits.append)
+    assert client_of(busy_twice_then(httpx.Response(201, json={"cid": str(Cid.of(data))}))).upload(data) == Cid.of(data)
+    assert waits == [0.1, 0.2]
+    quota = client_of(lambda request: httpx.Response(429, json={"error": {"code": "upload_quota", "message": "no"}}))
+    with pytest.raises(ClientError) as caught:
+        quota.upload(data)
+    assert caught.value.code == "upload_quota" and caught.value.retryable and waits == [0.1, 0.2]

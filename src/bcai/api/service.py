@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
+from bcai.crypto import Address, Cid
 from bcai.errors import BcaiError
 
 
@@ -18,8 +19,16 @@ class NodeService(Protocol):
     def get_latest_block(self) -> dict[str, Any] | None: ...
     def get_tx(self, tx_hash: bytes) -> dict[str, Any] | None: ...
     def get_account(self, address: str) -> dict[str, Any]: ...
-    def get_validators(self) -> list[dict[str, Any]]: ...
-    def get_jobs(self) -> list[dict[str, Any]]: ...
+    def get_validators(self, after: Address | None, limit: int) -> tuple[list[dict[str, Any]], Address | None]:
+        """Up to `limit` validators in address order after `after` (from the first when
+        None), and the last address listed when more follow (else None)."""
+        ...
+
+    def get_jobs(self, after: bytes | None, limit: int) -> tuple[list[dict[str, Any]], bytes | None]:
+        """Up to `limit` jobs in job id order after `after`, and the last id listed when
+        more follow (else None)."""
+        ...
+
     def get_job(self, job_id: bytes) -> dict[str, Any] | None: ...
     def get_nodes(self) -> list[dict[str, Any]]: ...
     def get_params(self) -> dict[str, Any]: ...
@@ -37,9 +46,18 @@ class NodeService(Protocol):
         has it (`NodeBusy` when peers that might have it were not asked, to keep to their pace)."""
         ...
 
-    def put_artifact(self, data: bytes, codec: int = 0x55, multihash: int = 0x12) -> str:
-        """Store bytes under their CID (`codec`: raw 0x55 or dag-cbor 0x71; `multihash`:
-        sha2-256 0x12 or blake3 0x1e); return the CID."""
+    def has_artifact(self, cid: Cid) -> bool:
+        """Whether the node holds `cid` (nothing else)."""
+        ...
+
+    def renew_artifact(self, cid: Cid) -> bool:
+        """True if the node holds `cid` already: an upload of it then stores nothing and is
+        not charged, and counts as uploaded now (its grace before eviction starts again)."""
+        ...
+
+    async def put_artifact(self, cid: Cid, data: bytes) -> None:
+        """Store bytes checked against `cid` for an API client, within the node's upload
+        quota (`StorageFull` when the quota is full of what it may not evict)."""
         ...
 
     async def post_job_message(self, job_id: bytes, data: bytes) -> int:

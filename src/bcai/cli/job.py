@@ -206,16 +206,22 @@ def _show_job(view: dict[str, Any]) -> None:
 
 
 @app.command("list")
-def list_jobs(url: Optional[str] = UrlOption, as_json: bool = JsonOption) -> None:
-    """List the chain's jobs.
+def list_jobs(url: Optional[str] = UrlOption, as_json: bool = JsonOption,
+              limit: Optional[int] = typer.Option(None, "--limit", min=1,
+                                                  help="Show at most this many (default: every job).")) -> None:
+    """List the chain's jobs (in job id order, read page by page).
 
-    Example: bcai job list --json
+    Example: bcai job list --limit 20 --json
     """
+    from itertools import islice
+
     from bcai.sdk import Client
+    from bcai.sdk.client import MAX_PAGE_SIZE
 
     try:
         with Client(resolve_url(url)) as client:
-            jobs = client.jobs()
+            pages = client.iter_jobs(min(limit, MAX_PAGE_SIZE)) if limit else client.iter_jobs()
+            jobs = list(islice(pages, limit))
     except BcaiError as exc:
         fail(exc, as_json)
     if as_json:

@@ -41,6 +41,30 @@ class ApiConfig:
     rate_limit_per_s: int = 200  # per client IP; a batch costs one token per tx
     max_batch_txs: int = 1_000  # txs in one POST /txs/batch
     admin_token: str = ""  # empty: admin endpoints disabled
+    # Content stored through POST /artifacts (docs/api.md, "Upload quota"); an object the
+    # node holds already is never charged again.
+    upload_quota_bytes: int = 8 << 30  # API uploads kept at once; past it the oldest evictable go, else 507
+    upload_client_bytes: int = 1 << 30  # new bytes one client (IPv4 address, IPv6 /64) may upload per window
+    upload_window_s: int = 3600  # ... and the window: that allowance refills evenly over it
+    upload_evict_after_s: int = 3600  # an upload no job needs may be evicted this long after its last upload
+    # Slow or stalled clients (docs/api.md, "Slow clients")
+    header_timeout_s: int = 10  # a connection's request headers, from its opening or previous response
+    body_timeout_s: int = 120  # a request's whole body, from its headers (16 MiB: at least ~140 KB/s)
+    send_timeout_s: int = 30  # an artifact download whose client reads nothing this long is cut off
+    max_downloads: int = 16  # GET /artifacts answers held in memory at once; the others wait their turn
+    max_body_bytes_in_flight: int = 256 << 20  # request bodies held at once, all clients; past it 503 node_busy
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "rate_limit_per_s", "max_batch_txs", "upload_window_s", "header_timeout_s",
+                     "body_timeout_s", "send_timeout_s", "max_downloads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"api.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("upload_quota_bytes", "upload_client_bytes", "upload_evict_after_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"api.{name} must be 0 or more, got {getattr(self, name)}")
+        if self.max_body_bytes_in_flight < self.max_body_bytes:
+            raise ConfigError(f"api.max_body_bytes_in_flight ({self.max_body_bytes_in_flight}) must hold at least "
+                              f"one body of max_body_bytes ({self.max_body_bytes})")
 
 
 @dataclass(frozen=True)

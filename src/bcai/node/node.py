@@ -182,6 +182,9 @@ class Node(NodeReads):
         """Close the WAL and the store and release the home (all that a node never started holds)."""
         self.wal.close()
         self.store.close()
+        if self._uploads is not None:
+            self._uploads.close()
+            self._uploads = None
         self.lock.release()
 
     async def run(self) -> None:
@@ -189,6 +192,7 @@ class Node(NodeReads):
         import uvicorn
 
         from bcai.api import create_app
+        from bcai.api.server import create_server_config
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -205,8 +209,7 @@ class Node(NodeReads):
         except BaseException:
             listener.close()
             raise
-        server = uvicorn.Server(uvicorn.Config(create_app(self, api), log_level="warning", access_log=False,
-                                               lifespan="off"))
+        server = uvicorn.Server(create_server_config(create_app(self, api), api))  # serves `listener`
         server.install_signal_handlers = lambda: None  # type: ignore[attr-defined,method-assign]  # ours, above
         host = f"[{api.host}]" if ":" in api.host else api.host
         self.api_url = f"http://{host}:{listener.getsockname()[1]}"

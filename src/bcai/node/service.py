@@ -6,17 +6,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import logging
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bcai.crypto import CODEC_RAW, SHA2_256, Address, Cid
+from bcai.crypto import Address, Cid
 from bcai.errors import BcaiError, BlockNotFound, ContentNotFound, NodeBusy
 from bcai.node.application import CommittedBlock
 from bcai.p2p import NodeId, scoring
 from bcai.p2p.content import GET_PROTOCOL
 from bcai.p2p.host import BULK_FREE_BYTES
 from bcai.p2p.scoring import TokenBucket
-from bcai.node.views import view_account, view_block, view_job, view_tx, view_validators
+from bcai.ledger import get_validator_set
+from bcai.node.uploads import UploadLedger, find_job_references, find_pinned_artifacts
+from bcai.node.views import view_account, view_block, view_job, view_tx, view_validator
 
 if TYPE_CHECKING:
     from bcai.consensus import Engine
@@ -30,6 +36,8 @@ if TYPE_CHECKING:
     from bcai.p2p import Host
     from bcai.store import FileContentStore, SqliteChainStore
 
+log = logging.getLogger("bcai.node")
+
 ARTIFACT_FETCH_TIMEOUT_S = 30.0
 # What artifact asks on behalf of API clients may cost a peer's rate limit (100 messages/s
 # from us, beside tx relay paced at 50/s and consensus), in its own units: the ask is one
@@ -38,6 +46,20 @@ ARTIFACT_FETCH_TIMEOUT_S = 30.0
 # chunk download still goes at 20 x 4 MiB a second per peer.
 ARTIFACT_ASKS_PER_S = 20.0
 ARTIFACT_ASKS_BURST = 40.0
+
+
+# The tables of `bcai.ledger.State` the pages read (keys `table + id`, listed in key order).
+JOBS_TABLE = b"job/"
+VALIDATORS_TABLE = b"val/"
+
+
+def _page_keys(keys: list[bytes], table: bytes, after: bytes | None, limit: int) -> tuple[list[bytes], bytes | None]:
+    """Keyset paging over a table's sorted keys: the ids of up to `limit` entries after the
+    id `after` (from the first when None), and the last of them when more follow (else None).
+    An id that is not in the table is fine: the page starts at the next one after it."""
+    start = 0 if after is None else bisect.bisect_right(keys, table + after)
+    page = [key[len(table):] for key in keys[start:start + limit]]
+    return page, page[-1] if page and start + limit < len(keys) else None
 
 
 class NodeReads:
@@ -57,6 +79,7 @@ class NodeReads:
     api_url: str
     last_commit_time_ms: int | None
     artifact_asks: dict[NodeId, TokenBucket]  # per peer: the pace of artifact asks for API clients
+    _uploads: UploadLedger | None = None  # what API clients stored here (opened on first use)
 
     def get_status(self) -> dict[str, Any]:
         state = self.app.state
@@ -101,11 +124,28 @@ class NodeReads:
     def get_account(self, address: str) -> dict[str, Any]:
         return view_account(self.app.state, Address.parse(address))
 
-    def get_validators(self) -> list[dict[str, Any]]:
-        return view_validators(self.app.state)
+    def get_validators(self, after: Address | None, limit: int) -> tuple[list[dict[str, Any]], Address | None]:
+        state = self.app.state
+        raws, last = _page_keys(state.kv.keys_in_table(VALIDATORS_TABLE), VALIDATORS_TABLE,
+                                None if after is None else after.raw, limit)
+        active = {info.address for info in get_validator_set(state, state.height + 1)}
+        views = []
+        for raw in raws:
+            address = Address(raw)
+            validator = state.get_validator(address)
+            assert validator is not None  # its key was just listed
+            views.append(dict(view_validator(address, validator), active=address in active))
+        return views, None if last is None else Address(last)
 
-    def get_jobs(self) -> list[dict[str, Any]]:
-        return [view_job(job_id, job) for job_id, job in self.app.state.get_all_jobs()]
+    def get_jobs(self, after: bytes | None, limit: int) -> tuple[list[dict[str, Any]], bytes | None]:
+        state = self.app.state
+        job_ids, last = _page_keys(state.kv.keys_in_table(JOBS_TABLE), JOBS_TABLE, after, limit)
+        views = []
+        for job_id in job_ids:
+            job = state.get_job(job_id)
+            assert job is not None  # its key was just listed
+            views.append(view_job(job_id, job))
+        return views, last
 
     def get_job(self, job_id: bytes) -> dict[str, Any] | None:
         job = self.app.state.get_job(job_id)
@@ -131,7 +171,7 @@ class NodeReads:
         up) might have had it."""
         wanted = Cid.parse(cid)
         try:
-            return self.content.get(wanted)
+            return await asyncio.to_thread(self.content.get, wanted)  # read and hash off the event loop
         except ContentNotFound:
             pass
         skipped = False
@@ -165,8 +205,42 @@ class NodeReads:
             bucket = self.artifact_asks[peer] = TokenBucket.full(ARTIFACT_ASKS_PER_S, ARTIFACT_ASKS_BURST, now)
         return bucket
 
-    def put_artifact(self, data: bytes, codec: int = CODEC_RAW, multihash: int = SHA2_256) -> str:
-        return str(self.content.put(data, codec, multihash))
+    def has_artifact(self, cid: Cid) -> bool:
+        return self.content.has(cid)
+
+    def renew_artifact(self, cid: Cid) -> bool:
+        if not self.content.has(cid):
+            return False
+        self._get_uploads().renew(str(cid))
+        return True
+
+    async def put_artifact(self, cid: Cid, data: bytes) -> None:
+        """Store checked bytes for an API client: recorded in the upload ledger within its
+        quota first (evicting old unpinned uploads, or `StorageFull`), then written (off the
+        event loop: up to 16 MiB)."""
+        uploads = self._get_uploads()
+        key = str(cid)
+        evicted = uploads.admit(key, len(data), self._find_pinned_artifacts, lambda old: self.content.delete(Cid.parse(old)))
+        if evicted:
+            log.info("evicted API uploads for room", extra={"count": len(evicted), "cid": key})
+        try:
+            await asyncio.to_thread(self.content.put_verified, cid, data)
+        except BaseException:
+            uploads.forget(key)
+            raise
+
+    def _find_pinned_artifacts(self) -> set[str]:
+        roots = [cid for _, job in self.app.state.get_all_jobs() for cid in find_job_references(job)]
+        return find_pinned_artifacts(roots, self.content)
+
+    def _get_uploads(self) -> UploadLedger:
+        if self._uploads is None:
+            api = self.config.api
+            root = getattr(self.content, "root", None)  # next to a FileContentStore; in memory otherwise
+            path = ":memory:" if root is None else Path(root).parent / "uploads.db"
+            self._uploads = UploadLedger(path, api.upload_quota_bytes, api.upload_evict_after_s)
+            self._uploads.forget_missing(self.content.has)
+        return self._uploads
 
     async def post_job_message(self, job_id: bytes, data: bytes) -> int:
         return await self.jobs.post(job_id, data)

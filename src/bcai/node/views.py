@@ -10,7 +10,7 @@ from typing import Any
 
 from bcai.consensus import Block, CommitCertificate
 from bcai.crypto import Address, Cid, sha256
-from bcai.ledger import Job, SignedTx, State, Validator, get_validator_set
+from bcai.ledger import Job, SignedTx, State, Validator
 from bcai.ledger.jobs import compute_competitive_winner
 
 
@@ -35,11 +35,6 @@ def view_validator(address: Address, validator: Validator) -> dict[str, Any]:
     return {"address": str(address), "public_key": validator.public_key.hex(), "bonded": validator.bonded,
             "jailed": validator.jailed, "jailed_until": validator.jailed_until,
             "missed_blocks": validator.missed_count}
-
-
-def view_validators(state: State) -> list[dict[str, Any]]:
-    active = {info.address for info in get_validator_set(state, state.height + 1)}
-    return [dict(view_validator(address, v), active=address in active) for address, v in state.get_all_validators()]
 
 
 def view_job(job_id: bytes, job: Job) -> dict[str, Any]:

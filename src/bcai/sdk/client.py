@@ -17,7 +17,7 @@ import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import httpx
 
@@ -33,11 +33,13 @@ from bcai.sdk.job_message import JobMessage
 
 
 MAX_BATCH_TXS = 1_000  # txs per POST /txs/batch (the API's default cap)
+PAGE_SIZE = 500  # entries per GET /jobs, /validators page the iterators ask for
+MAX_PAGE_SIZE = 1_000  # the API's hard cap on a page
 
 
 MAX_DOWNLOAD_BYTES = 8 << 30  # the largest object `download` reassembles unless told otherwise
 PARALLEL_PIECES = 4  # chunk requests in flight while uploading or downloading a large artifact
-BUSY_RETRIES = 8  # a piece answered 503 node_busy (the node paces its asks to peers) is asked again after 0.1, 0.2, ... 12.8 s
+BUSY_RETRIES = 8  # a piece answered 503 node_busy (the node paces its asks to peers, bounds bodies held) is sent again after 0.1, 0.2, ... 12.8 s
 
 T = TypeVar("T")
 
@@ -53,6 +55,19 @@ def _field(body: Any, key: str, kind: type[T]) -> T:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _bad_reply(f"no {kind.__name__} {key!r} in {str(body)[:100]}")
     return value
+
+
+def _unless_busy(call: Callable[[], T]) -> T:
+    """`call()`, asked again after 0.1, 0.2, ... 12.8 s while the node answers 503
+    `node_busy` (it paces its asks to peers, and bounds the request bodies it holds)."""
+    for attempt in range(BUSY_RETRIES):
+        try:
+            return call()
+        except ClientError as exc:
+            if exc.code != "node_busy":
+                raise
+        time.sleep(0.1 * 2**attempt)
+    return call()
 
 
 @dataclass(frozen=True)
@@ -145,10 +160,47 @@ class Client:
         return self._get("/blocks/latest" if height is None else f"/blocks/{height}", dict)
 
     def validators(self) -> list[dict[str, Any]]:
-        return self._get("/validators", list)
+        """Every validator (all pages of `GET /validators`), in address order."""
+        return list(self.iter_validators())
 
     def jobs(self) -> list[dict[str, Any]]:
-        return self._get("/jobs", list)
+        """Every job on chain (all pages of `GET /jobs`), in job id order."""
+        return list(self.iter_jobs())
+
+    def iter_validators(self, page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """The validators, a page (`page_size`, default `PAGE_SIZE`, at most 1,000) fetched as
+        the last is used up."""
+        return self._iter_pages("/validators", page_size)
+
+    def iter_jobs(self, page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """The chain's jobs, a page (`page_size`, default `PAGE_SIZE`, at most 1,000) fetched
+        as the last is used up."""
+        return self._iter_pages("/jobs", page_size)
+
+    def page(self, path: str, limit: int = PAGE_SIZE, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a listing (`/jobs`, `/validators`): its entries and the next page's
+        cursor (None on the last page)."""
+        params: dict[str, Any] = {"limit": limit} if cursor is None else {"limit": limit, "cursor": cursor}
+        response = self._check(self._request("GET", path, params=params))
+        entries = self._json(response, list)
+        if not all(isinstance(entry, dict) for entry in entries):
+            raise _bad_reply(f"a {path} entry is not an object")
+        return entries, response.headers.get("x-next-cursor")
+
+    def _iter_pages(self, path: str, page_size: int | None) -> Iterator[dict[str, Any]]:
+        page_size = PAGE_SIZE if page_size is None else page_size
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be in 1..{MAX_PAGE_SIZE}, got {page_size}")
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            entries, cursor = self.page(path, page_size, cursor)
+            yield from entries
+            if cursor is None:
+                return
+            if cursor in seen or not entries:  # a node sending us round in circles
+                raise _bad_reply(f"{path} pages do not advance (cursor {cursor[:80]!r})")
+            seen.add(cursor)
 
     def job(self, job_id: str | bytes) -> dict[str, Any]:
         return self._get(f"/jobs/{job_id.hex() if isinstance(job_id, bytes) else job_id}", dict)
@@ -282,7 +334,7 @@ class Client:
         return self._upload_blob(manifest.cid, manifest.to_bytes())
 
     def _upload_blob(self, cid: Cid, data: bytes) -> Cid:
-        self._check(self._request("POST", f"/artifacts/{cid}", content=data))
+        _unless_busy(lambda: self._check(self._request("POST", f"/artifacts/{cid}", content=data)))
         return cid
 
     # --- job channel -------------------------------------------------------------------
@@ -337,14 +389,7 @@ class Client:
         return b"".join(fetched[chunk] for chunk in manifest.chunks)
 
     def _download_blob(self, cid: Cid, max_bytes: int) -> bytes:
-        for attempt in range(BUSY_RETRIES):
-            try:
-                return self._fetch_blob(cid, max_bytes)
-            except ClientError as exc:
-                if exc.code != "node_busy":
-                    raise
-            time.sleep(0.1 * 2**attempt)
-        return self._fetch_blob(cid, max_bytes)
+        return _unless_busy(lambda: self._fetch_blob(cid, max_bytes))
 
     def _fetch_blob(self, cid: Cid, max_bytes: int) -> bytes:
         """The bytes the node serves for `cid`, read as they come and given up on past
