@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-from p2p_netkit import Net, run
+import asyncio
 
+import pytest
+from p2p_netkit import Net, connect_all, eventually, run
+
+from bcai.crypto import PrivateKey
 from bcai.errors import InvalidNodeRecord
-from bcai.p2p import CapabilityQuery, HostConfig, NodeId
+from bcai.p2p import CapabilityQuery, HostConfig, ManualClock, NodeId, NodeRecord, SignedNodeRecord
 from bcai.p2p.kademlia import compute_distance
 
 N = 50
@@ -66,6 +69,73 @@ def test_invalid_bootstrap_addresses() -> None:
         wrong = f"{host.node_id}@{other.address}"
         assert await host.discovery.bootstrap([wrong, f"{other.node_id}@127.0.0.1:1"]) == 0
         assert await host.discovery.bootstrap([f"{other.node_id}@{other.address}"]) == 1
+        await net.close()
+
+    run(main)
+
+
+def _far_record(label: str, address: str = "127.0.0.1:9", seq: int = 1) -> SignedNodeRecord:
+    key = PrivateKey.from_label(label)
+    return NodeRecord(key.public_key, address, seq=seq).sign(key, "bcai")
+
+
+def test_invalid_record_flood_is_bounded_and_stale_records_expire() -> None:
+    """The node-record cache used to keep up to 10,000 records for ever: a flood of fresh
+    signed records (keys are free) pushed out every honest one, and records of nodes long
+    gone were served to capability queries indefinitely. It is bounded by
+    `record_cache_size` (oldest heard first out), records not heard of for `record_ttl`
+    expire, and the records of connected peers and routing-table entries are kept."""
+
+    async def main() -> None:
+        clock = ManualClock()
+        net = Net("memory", clock)
+        config = HostConfig(record_cache_size=100, record_ttl=60, k=8)
+        host = await net.host("cache", config)
+        friend = await net.host("friend")
+        await host.connect(friend.address, friend.node_id)
+        await eventually(lambda: host.discovery.get_record(friend.node_id) is not None)
+        flood = [_far_record(f"sybil{i}") for i in range(400)]
+        for signed in flood:
+            host.discovery.process_record(signed)
+            clock.advance(0.01)
+        assert len(host.discovery.records) == 100
+        assert host.discovery.get_record(friend.node_id) is not None  # connected: kept
+        in_table = [s for s in flood if host.discovery.table.get(s.node_id) is not None]
+        # the longest unheard went first (bar the table's)
+        assert all(host.discovery.get_record(s.node_id) is None for s in flood[:300] if s not in in_table)
+        assert host.discovery.get_record(flood[-1].node_id) == flood[-1]
+        assert in_table and all(host.discovery.get_record(s.node_id) is not None for s in in_table)
+        # heard again: fresh again
+        clock.advance(59)
+        host.discovery.process_record(flood[-2])
+        clock.advance(2)  # the rest were last heard more than 60 s ago
+        assert host.discovery.get_record(flood[-2].node_id) == flood[-2]
+        stale = [s for s in flood[:-2] if host.discovery.table.get(s.node_id) is None]
+        assert all(host.discovery.get_record(s.node_id) is None for s in stale)
+        assert host.discovery.get_record(friend.node_id) is not None
+        found = await host.discovery.find_nodes(CapabilityQuery(), ask_peers=0)
+        assert {r.node_id for r in found} <= {host.node_id, friend.node_id, flood[-2].node_id} | {
+            s.node_id for s in in_table}
+        await net.close()
+
+    run(main)
+
+
+def test_live_nodes_re_announce_before_their_records_expire() -> None:
+    """With records expiring, every host re-signs and re-announces its record every third
+    of `record_ttl`, so a live node is never forgotten by nodes it is not connected to."""
+
+    async def main() -> None:
+        net = Net("memory")
+        config = HostConfig(record_ttl=0.6)
+        a, b, c = [await net.host(label, config) for label in ("far-a", "relay-b", "far-c")]
+        await connect_all([a, b, c], [(0, 1), (1, 2)])
+        await a.discovery.announce()
+        await eventually(lambda: c.discovery.get_record(a.node_id) is not None)
+        first = c.discovery.get_record(a.node_id).record.seq
+        await asyncio.sleep(1.5)  # over twice the ttl
+        assert c.discovery.get_record(a.node_id) is not None
+        assert c.discovery.get_record(a.node_id).record.seq > first
         await net.close()
 
     run(main)

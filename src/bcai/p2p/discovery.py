@@ -3,10 +3,18 @@ authenticated connections (requests `kad/find_node` and `kad/find_capable`).
 
 Records are learned from hellos (every connected peer sends its signed record), from
 lookup answers, and from the `records` gossip topic (every node announces its record
-after bootstrap and on each update); each is verified before use. The capability query is
-answered from the records a node and its neighbours hold. With records flooded, every
-node's cache holds the whole network (up to 10,000 records): right for networks of tens
-to thousands of nodes, not a global index for millions.
+after bootstrap, on each update and every third of `record_ttl`); each is verified before
+use. The capability query is answered from the records a node and its neighbours hold.
+With records flooded, every node's cache holds the whole network (up to
+`record_cache_size`, 10,000): right for networks of tens to thousands of nodes, not a
+global index for millions.
+
+The cache is ordered by when each record was last heard of. A record not heard of for
+`record_ttl` is forgotten (its node is likely gone; a live one re-announces), and when the
+cache is full the record heard of longest ago goes first, so a flood of fresh signed
+records (keys cost nothing) pushes out only records nobody vouches for: those of
+connected peers and of routing-table entries are kept (the table drops its own entries
+when they fail to answer).
 """
 
 from __future__ import annotations
@@ -27,7 +35,6 @@ if TYPE_CHECKING:
 RECORDS_TOPIC = "records"
 FIND_NODE = "kad/find_node"
 FIND_CAPABLE = "kad/find_capable"
-MAX_CACHED_RECORDS = 10_000
 MAX_ANSWER_RECORDS = 64
 
 
@@ -35,7 +42,8 @@ class Discovery:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.table = RoutingTable(host.node_id, host.config.k)
-        self.records: OrderedDict[NodeId, SignedNodeRecord] = OrderedDict()
+        # node -> (record, when last heard of), the longest unheard first
+        self.records: OrderedDict[NodeId, tuple[SignedNodeRecord, float]] = OrderedDict()
         self.own: SignedNodeRecord | None = None
         self._verified: OrderedDict[bytes, SignedNodeRecord] = OrderedDict()
         self._relayed: OrderedDict[NodeId, int] = OrderedDict()  # highest seq relayed per node
@@ -51,7 +59,7 @@ class Discovery:
             return known
         signed = SignedNodeRecord.from_bytes(data, self.host.config.network_id)
         self._verified[data] = signed
-        while len(self._verified) > MAX_CACHED_RECORDS:
+        while len(self._verified) > self.host.config.record_cache_size:
             self._verified.popitem(last=False)
         return signed
 
@@ -63,14 +71,41 @@ class Discovery:
         node = signed.node_id
         if node == self.host.node_id:
             return
+        now = self.host.clock.now()
         known = self.records.get(node)
-        if known is not None and known.record.seq > signed.record.seq:
+        if known is not None and known[0].record.seq > signed.record.seq:
             return
-        self.records[node] = signed
+        self.records[node] = (signed, now)
         self.records.move_to_end(node)
-        while len(self.records) > MAX_CACHED_RECORDS:
-            self.records.popitem(last=False)
         self.table.process_seen(signed)
+        self._expire(now)
+
+    def _is_vouched_for(self, node: NodeId) -> bool:
+        """A connected peer or a routing-table entry: kept however long since it was heard of."""
+        return node in self.host._peers or self.table.get(node) is not None
+
+    def _expire(self, now: float) -> None:
+        """Forget records unheard of for `record_ttl`, and the longest unheard while the
+        cache is over `record_cache_size`; those vouched for count as heard of now."""
+        cfg = self.host.config
+        for _ in range(len(self.records)):  # each entry at most once: all may be vouched for
+            node, (signed, heard) = next(iter(self.records.items()))
+            if now - heard < cfg.record_ttl and len(self.records) <= cfg.record_cache_size:
+                return
+            if self._is_vouched_for(node):
+                self.records[node] = (signed, now)
+                self.records.move_to_end(node)
+            else:
+                del self.records[node]
+        while len(self.records) > cfg.record_cache_size:  # all vouched for: the cap still holds,
+            # the routing table's entries go before connected peers'
+            node = next((n for n in self.records if n not in self.host._peers), next(iter(self.records)))
+            del self.records[node]
+
+    def get_records(self) -> list[SignedNodeRecord]:
+        """Every cached record that has not expired."""
+        self._expire(self.host.clock.now())
+        return [signed for signed, _ in self.records.values()]
 
     async def process_record_gossip(self, message: GossipMessage) -> bool:
         """A record announced on the `records` topic (verified; a bad one is the sender's
@@ -85,7 +120,7 @@ class Discovery:
             return False
         self._relayed[node] = seq
         self._relayed.move_to_end(node)
-        while len(self._relayed) > MAX_CACHED_RECORDS:
+        while len(self._relayed) > self.host.config.record_cache_size:
             self._relayed.popitem(last=False)
         return True
 
@@ -95,7 +130,9 @@ class Discovery:
             await self.host.publish(RECORDS_TOPIC, self.own.to_bytes())
 
     def get_record(self, node: NodeId) -> SignedNodeRecord | None:
-        return self.records.get(node)
+        self._expire(self.host.clock.now())
+        known = self.records.get(node)
+        return known[0] if known is not None else None
 
     async def bootstrap(self, addresses: list[str]) -> int:
         """Connect to `<node id hex>@host:port` addresses, then look up our own id (which
@@ -137,7 +174,7 @@ class Discovery:
 
     async def find_node(self, target: NodeId) -> SignedNodeRecord | None:
         """The signed record of `target`, from our tables or by a lookup."""
-        known = self.records.get(target)
+        known = self.get_record(target)
         if known is not None:
             return known
         for signed in await self.lookup(target):
@@ -148,7 +185,7 @@ class Discovery:
     async def find_nodes(self, query: CapabilityQuery, ask_peers: int = 8) -> list[NodeRecord]:
         """Records of nodes matching `query` (e.g. `CapabilityQuery({"gpus": 4})`), from our
         cache and the caches of up to `ask_peers` connected peers; sorted by node id."""
-        found = {n: s for n, s in self.records.items() if query.is_match(s.record)}
+        found = {s.node_id: s for s in self.get_records() if query.is_match(s.record)}
         if self.own is not None and query.is_match(self.own.record):
             found[self.host.node_id] = self.own
         peers = self.host.peers[:ask_peers]
@@ -200,7 +237,7 @@ class Discovery:
             query = CapabilityQuery.from_obj(decode(payload))
         except BcaiError as exc:
             raise MalformedMessage(f"bad capability query: {exc}") from None
-        matches = [s for s in self.records.values() if query.is_match(s.record)]
+        matches = [s for s in self.get_records() if query.is_match(s.record)]
         if self.own is not None and query.is_match(self.own.record):
             matches.append(self.own)
         return encode([s.to_bytes() for s in matches[:MAX_ANSWER_RECORDS]])

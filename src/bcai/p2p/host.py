@@ -88,6 +88,8 @@ class HostConfig:
     seen_ttl: float = 120.0
     k: int = 20
     alpha: int = 3
+    record_cache_size: int = 10_000  # signed node records kept (oldest heard of first out)
+    record_ttl: float = 3600.0  # a record not heard of for this long is forgotten; ours is re-announced every third of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,16 @@ class Host:
         self.address = advertise or bound
         self._topics[RECORDS_TOPIC] = self.discovery.process_record_gossip
         self.update_record()
+        self._spawn(self._refresh_record())
         return bound
+
+    async def _refresh_record(self) -> None:
+        """Re-sign and re-announce our record every third of `record_ttl`: other nodes
+        forget records they have not heard of for that long (they may belong to nodes
+        long gone), so a live node must keep reminding them."""
+        while True:
+            await asyncio.sleep(self.config.record_ttl / 3)
+            self.update_record()
 
     async def stop(self) -> None:
         self._stopped = True
