@@ -116,7 +116,7 @@ def test_closest_sorts_by_xor_distance() -> None:
 
 def test_lookup_state_asks_alpha_at_a_time_and_finishes() -> None:
     records = [_signed(f"l{i}") for i in range(6)]
-    state = LookupState(records[0].node_id, own=_id(1), k=3, alpha=2)
+    state = LookupState(records[0].node_id, own=_id(1), k=3, alpha=2, max_per_host=10)  # all at one host
     state.process_records(records[1:3])
     batch = state.get_next_batch()
     assert len(batch) == 2 and state.get_next_batch(in_flight=2) == []
@@ -240,3 +240,17 @@ def test_ban_list_stays_bounded_under_a_swarm_of_identities() -> None:
         assert scores.process_penalty(_id(n), 200, now=n * 0.01)
     assert len(scores.bans) <= 10
     assert scores.is_banned(_id(99), now=1.0)  # the newest bans hold
+
+
+def test_lookup_state_takes_few_ids_per_host() -> None:
+    """Ids are free to make: one host's answers cannot fill a lookup with ids at one address."""
+    same = [NodeRecord(k.public_key, addr, seq=1).sign(k, "bcai") for k, addr in
+            [(PrivateKey.from_label(f"h{i}"), a) for i, a in enumerate(
+                ["10.0.0.9:1", "10.0.0.9:2", "10.0.0.9:3", "[::ffff:10.0.0.9]:4", "EXAMPLE.org.:1", "example.org:2",
+                 "example.org:3", "10.0.0.8:1"])]]
+    state = LookupState(_id(5), own=_id(1), k=20, alpha=3, max_per_host=2)
+    state.process_records(same)
+    hosts = sorted(r.record.address for r in state.candidates.values())
+    assert len(hosts) == 5  # 2 at 10.0.0.9 (however spelt), 2 at example.org, 10.0.0.8
+    assert sum(a.startswith(("10.0.0.9", "[::ffff:10.0.0.9]")) for a in hosts) == 2
+    assert sum(a.lower().startswith("example.org") for a in hosts) == 2

@@ -8,6 +8,7 @@ import pytest
 from p2p_netkit import Net, connect_all, eventually, run
 
 from bcai.crypto import PrivateKey
+from bcai.encoding import encode
 from bcai.errors import InvalidNodeRecord
 from bcai.p2p import CapabilityQuery, HostConfig, ManualClock, NodeId, NodeRecord, SignedNodeRecord
 from bcai.p2p.kademlia import compute_distance
@@ -17,7 +18,7 @@ N = 50
 
 async def _network(n: int = N):
     net = Net("memory")
-    config = HostConfig(k=8, alpha=3)
+    config = HostConfig(k=8, alpha=3, lookup_ids_per_host=n)  # every node is at 127.0.0.1
     hosts = []
     for i in range(n):
         caps = {"cpus": 8, "memory_mb": 16384, "gpus": 8 if i % 10 == 3 else (2 if i % 10 == 5 else 0)}
@@ -136,6 +137,93 @@ def test_live_nodes_re_announce_before_their_records_expire() -> None:
         await asyncio.sleep(1.5)  # over twice the ttl
         assert c.discovery.get_record(a.node_id) is not None
         assert c.discovery.get_record(a.node_id).record.seq > first
+        await net.close()
+
+    run(main)
+
+
+async def _victim(net: Net, address: str) -> list[int]:
+    """A listener on the in-memory network that counts the streams opened to it."""
+    dials: list[int] = []
+
+    async def count(stream) -> None:  # type: ignore[no-untyped-def]
+        dials.append(1)
+        stream.close()
+
+    await net.memory.transport().listen(address, count)
+    return dials
+
+
+async def _hostile_answers(net: Net, seeker_config: HostConfig, addresses: list[str], forged: bool = False):
+    """A seeker connected to one hostile node that answers FIND_NODE with fresh signed
+    records (keys are free) at `addresses` instead of real nodes."""
+    seeker = await net.host("seeker", seeker_config)
+    hostile = await net.host("hostile")
+    fakes = [_far_record(f"fake{i}", address) for i, address in enumerate(addresses)]
+    if forged:  # a record of someone else's key with our own signature on it
+        mine = PrivateKey.from_label("forger")
+        victim_key = PrivateKey.from_label("fake0").public_key
+        body = NodeRecord(victim_key, addresses[0], seq=2)
+        fakes[0] = SignedNodeRecord(body, mine.sign("node-record", "bcai", encode(body.to_obj())))
+
+    async def lie(peer: NodeId, payload: bytes) -> bytes:
+        return encode([s.to_bytes() for s in fakes])
+
+    hostile.register_handler("kad/find_node", lie, replace=True)
+    await seeker.connect(hostile.address, hostile.node_id)
+    return seeker, hostile
+
+
+def test_invalid_lookup_answers_cannot_point_us_at_a_victim() -> None:
+    """A peer answering FIND_NODE with records of ids it made up, all at one victim's
+    address, used to make every lookup dial the victim once per id (reflection). A lookup
+    now takes at most `lookup_ids_per_host` ids at one host (2), and an answer of more
+    than k records is refused."""
+
+    async def main() -> None:
+        net = Net("memory")
+        dials = await _victim(net, "10.9.9.9:7")
+        seeker, hostile = await _hostile_answers(net, HostConfig(k=20), ["10.9.9.9:7"] * 20)
+        await seeker.discovery.lookup(NodeId(b"\x42" * 32))
+        assert len(dials) == 2
+        assert seeker.scores.get_score(hostile.node_id, seeker.clock.now()) == 0  # nothing provably false
+        await seeker.discovery.lookup(NodeId(b"\x43" * 32))
+        assert len(dials) == 4  # at most 2 a lookup, and lookups are ours to start
+        await net.close()
+
+        net = Net("memory")
+        addresses = [f"10.0.0.{i}:7" for i in range(20)]
+        victims = [await _victim(net, address) for address in addresses]
+        seeker, hostile = await _hostile_answers(net, HostConfig(k=8), addresses)
+        await seeker.discovery.lookup(NodeId(b"\x42" * 32))  # of 20 records, the k + 1 closest are taken
+        assert sum(len(v) for v in victims) == 9
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_lookup_dials_are_capped() -> None:
+    """Ids at many distinct addresses: a lookup dials at most `lookup_max_dials` of them."""
+
+    async def main() -> None:
+        net = Net("memory")
+        addresses = [f"10.0.{i}.1:7" for i in range(20)]
+        victims = [await _victim(net, address) for address in addresses]
+        seeker, _ = await _hostile_answers(net, HostConfig(k=20, lookup_max_dials=6), addresses)
+        await seeker.discovery.lookup(NodeId(b"\x42" * 32))
+        assert sum(len(v) for v in victims) == 6
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_forged_record_in_a_lookup_answer_is_never_dialed() -> None:
+    async def main() -> None:
+        net = Net("memory")
+        dials = await _victim(net, "10.9.9.9:7")
+        seeker, hostile = await _hostile_answers(net, HostConfig(), ["10.9.9.9:7"], forged=True)
+        await seeker.discovery.lookup(NodeId(b"\x42" * 32))
+        assert dials == [] and seeker.scores.get_score(hostile.node_id, seeker.clock.now()) < 0
         await net.close()
 
     run(main)

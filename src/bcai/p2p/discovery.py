@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, InvalidNodeRecord, MalformedMessage
 from bcai.p2p import scoring
-from bcai.p2p.kademlia import LookupState, RoutingTable
+from bcai.p2p.kademlia import LookupState, RoutingTable, compute_distance
 from bcai.p2p.records import CapabilityQuery, NodeId, NodeRecord, SignedNodeRecord, parse_peer_address
 
 if TYPE_CHECKING:
@@ -153,20 +153,32 @@ class Discovery:
     async def lookup(self, target: NodeId) -> list[SignedNodeRecord]:
         """Iterative FIND_NODE: the k closest nodes to `target` that answered or are known."""
         cfg = self.host.config
-        state = LookupState(target, self.host.node_id, cfg.k, cfg.alpha)
+        state = LookupState(target, self.host.node_id, cfg.k, cfg.alpha, cfg.lookup_ids_per_host)
         state.process_records(self.table.get_closest(target, cfg.k))
         in_flight: dict[asyncio.Task[list[SignedNodeRecord]], NodeId] = {}
+        dials = 0
         while True:
-            for signed in state.get_next_batch(len(in_flight)):
+            batch = state.get_next_batch(len(in_flight))
+            for signed in batch:
+                if signed.node_id not in self.host.peers:
+                    if dials >= cfg.lookup_max_dials:  # not asked: the lookup ends with what it has
+                        self.host.metrics["lookup_dials_capped"] += 1
+                        state.process_failure(signed.node_id)
+                        continue
+                    dials += 1
                 task = asyncio.ensure_future(self._ask(signed, FIND_NODE, encode({"target": target.raw})))
                 in_flight[task] = signed.node_id
             if not in_flight:
+                if batch:
+                    continue  # all of it over the dial cap: the next closest may be connected
                 break
             done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 node = in_flight.pop(task)
                 if task.exception() is None:
-                    state.process_answer(node, task.result())
+                    # an answer is the answerer's k closest (and its own record): take no more
+                    answer = sorted(task.result(), key=lambda s: compute_distance(s.node_id, target))
+                    state.process_answer(node, answer[: cfg.k + 1])
                 else:
                     state.process_failure(node)
                     self.table.process_failure(node)
@@ -212,7 +224,7 @@ class Discovery:
         try:
             items = decode(body)
             if not isinstance(items, list) or len(items) > MAX_ANSWER_RECORDS:
-                raise InvalidNodeRecord("an answer is a list of at most 64 records")
+                raise InvalidNodeRecord(f"an answer is a list of at most {MAX_ANSWER_RECORDS} records")
             records = [self.decode_record(item) for item in items]
         except (BcaiError, TypeError) as exc:
             self.host.penalize(node, scoring.PENALTY_MALFORMED, f"bad {protocol} answer: {exc}")

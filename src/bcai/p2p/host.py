@@ -90,6 +90,8 @@ class HostConfig:
     alpha: int = 3
     record_cache_size: int = 10_000  # signed node records kept (oldest heard of first out)
     record_ttl: float = 3600.0  # a record not heard of for this long is forgotten; ours is re-announced every third of it
+    lookup_ids_per_host: int = 2  # node ids at one host (IP or name) one lookup takes as candidates
+    lookup_max_dials: int = 40  # new connections one lookup may open
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +232,10 @@ class Host:
                 return expected
             if self.scores.is_banned(expected, self.clock.now()):
                 raise PeerBanned(f"{expected!r} is banned")
-        stream = await self.transport.dial(address)
+        try:  # a blackholed address must not hold the caller for the OS's connect timeout
+            stream = await asyncio.wait_for(self.transport.dial(address), self.config.handshake_timeout)
+        except asyncio.TimeoutError:
+            raise ConnectionClosed(f"dialing {address} timed out") from None
         channel = await perform_handshake(
             stream, self.key, self.config.network_id, expected, self.config.handshake_timeout, self.config.max_frame
         )
