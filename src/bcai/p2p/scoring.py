@@ -20,6 +20,7 @@ PENALTY_MALFORMED = 25.0  # a frame that decrypts but is not a protocol message
 PENALTY_BAD_FRAME = 25.0  # a frame that fails authentication (kills the connection)
 PENALTY_BAD_CONTENT = 50.0  # content that does not match the CID it was asked for
 PENALTY_OVERSIZED = 100.0  # a frame over the hard maximum: banned at once
+PENALTY_BAD_BLOCK = 100.0  # a synced block that fails verification (an honest node serves only committed blocks)
 
 
 @dataclass(slots=True)
