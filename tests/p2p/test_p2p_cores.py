@@ -8,6 +8,7 @@ import pytest
 from bcai.crypto import PrivateKey
 from bcai.errors import InvalidGossip, InvalidNodeRecord, MalformedMessage
 from bcai.p2p import CapabilityQuery, NodeId, NodeRecord, SeenCache, SignedNodeRecord, job_topic, parse_peer_address
+from bcai.p2p.budget import BufferBudget
 from bcai.p2p.gossip import Priority, compute_forward_targets, get_topic_policy
 from bcai.p2p.kademlia import LookupState, RoutingTable, compute_bucket_index, compute_distance
 from bcai.p2p.records import MAX_CAPABILITIES
@@ -254,3 +255,34 @@ def test_lookup_state_takes_few_ids_per_host() -> None:
     assert len(hosts) == 5  # 2 at 10.0.0.9 (however spelt), 2 at example.org, 10.0.0.8
     assert sum(a.startswith(("10.0.0.9", "[::ffff:10.0.0.9]")) for a in hosts) == 2
     assert sum(a.lower().startswith("example.org") for a in hosts) == 2
+
+
+def test_buffer_budget_counts_shared_bodies_once_and_evicts_the_heaviest() -> None:
+    budget = BufferBudget(total_limit=100, peer_recv_limit=40, seal_limit=30)
+    evicted: list[str] = []
+    body = b"x" * 30
+
+    def evict_a() -> None:
+        evicted.append("a")
+        budget.release_send(a, b"h", body)
+
+    a = budget.open_account(evict_a)
+    b = budget.open_account(lambda: evicted.append("b"))
+    budget.charge_send(a, b"h", body)
+    assert budget.get_send_cost(b"h", body) == 1  # the body is in memory once already
+    budget.charge_send(b, b"h", body)
+    assert budget.total == 32 and a.send == b.send == 31
+    budget.charge_recv(a, 40)
+    assert not budget.is_within_peer_limit(a, 1) and budget.is_within_peer_limit(b, 10_000)  # one frame always
+    assert budget.total == 72 and not budget.is_affordable(50)
+    budget.make_room(50)  # a holds the most: cut off, its bytes come back
+    assert evicted == ["a"] and a.closed and budget.total == 31 and budget.is_affordable(50)
+    budget.release_recv(a, 40)  # a late release for a closed account changes nothing
+    assert budget.total == 31 and budget.peak_total == 72
+    budget.release_send(b, b"h", body)
+    assert budget.total == 0
+    assert budget.try_seal(20) and not budget.try_seal(20)  # the sealing pool waits, it never evicts
+    budget.release_seal(20)
+    assert budget.try_seal(50)  # an empty pool lets one frame through, however large
+    with pytest.raises(ValueError):
+        BufferBudget(0, 1, 1)

@@ -7,6 +7,7 @@ request/response, block sync and content transfer.
 - `transport.py`: the transport interface; `tcp.py` (asyncio TCP) and `memory.py`
   (in-memory network for tests and simulations) implement it.
 - `peer.py`: one connection's priority send queue and writer.
+- `budget.py`: byte budgets for what connections hold (per peer, per host, sealing pool).
 - `wire.py`: the message kinds and their byte layout.
 - `gossip.py`: topics, send priorities, seen-cache, forwarding rule (pure).
 - `scoring.py`: token-bucket rate limit, peer scores and bans (pure).

@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import os
 import struct
+from collections.abc import Awaitable, Callable
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -118,14 +119,18 @@ class SecureChannel:
         for part in seal_frame(self, head, body):
             await self.stream.write(part)
 
-    async def recv(self) -> memoryview:
-        """The next frame's plaintext (a view the caller owns)."""
+    async def recv(self, reserve: Callable[[int], Awaitable[None]] | None = None) -> memoryview:
+        """The next frame's plaintext (a view the caller owns). `reserve(length)` is awaited
+        once the length prefix has been checked, before the frame's buffer exists: the
+        caller's memory budget may make it wait (and the sender with it) or refuse."""
         header = await self.stream.read_exactly(4)
         (length,) = _LENGTH.unpack(header)  # checked before the body is read or allocated
         if length > self.max_frame + TAG_SIZE:
             raise FrameTooLarge(f"peer announced a {length}-byte frame (max {self.max_frame + TAG_SIZE})")
         if length < TAG_SIZE:
             raise FrameAuthenticationFailed(f"a {length}-byte frame cannot even hold its tag")
+        if reserve is not None:
+            await reserve(length)
         ciphertext = await self.stream.read_exactly(length)
         if length >= OFFLOAD_BYTES:
             # Large frames are decrypted on a worker thread (the cipher releases the GIL)
