@@ -7,6 +7,7 @@ nothing for `send_timeout` is cut off even when nothing more is sent to it."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 
 from p2p_netkit import Net, eventually, run
@@ -116,6 +117,48 @@ def test_a_broadcast_seals_within_the_sealing_pool() -> None:
         # queued for 6 peers, a block is in memory once and counted once
         assert host.budget.peak_total < 4 * MiB
         assert host.budget.sealed == 0
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_silent_peer_after_the_handshake_is_cut_off() -> None:
+    """A caller that completes the handshake and then sends nothing, not even its hello,
+    used to keep its inbound slot (`max_inbound`) for ever: 128 free keys filled them all."""
+
+    async def main() -> None:
+        net = Net("memory")
+        host = await net.host("target", HostConfig(handshake_timeout=0.3))
+        channel, silent = await _authenticated_raw(net, host, "silent")
+        await eventually(lambda: silent in host.peers)
+        await eventually(lambda: silent not in host.peers, timeout=5)
+        assert host.metrics["no_hello"] == 1
+        await _still_works(net, host)  # a peer that says hello stays
+        await asyncio.sleep(0.5)
+        assert len(host.peers) == 1
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_frame_trickled_in_is_cut_off() -> None:
+    """A frame announced and then sent a byte at a time held its (up to 16 MiB) buffer and
+    budget for as long as the sender liked: its body must now arrive within `send_timeout`."""
+
+    async def main() -> None:
+        net = Net("memory")
+        host = await net.host("target", HostConfig(send_timeout=0.3))
+        channel, slow = await _authenticated_raw(net, host, "trickle")
+        await channel.send(encode_message(Subscribe(TOPIC_BLOCKS, True)))
+        await eventually(lambda: host.get_subscribers(TOPIC_BLOCKS) == [slow])
+        await channel.stream.write(struct.pack(">I", MiB) + b"x")
+        await eventually(lambda: host.budget.total >= MiB)
+        for _ in range(20):
+            if slow not in host.peers:
+                break
+            await channel.stream.write(b"x")
+            await asyncio.sleep(0.05)
+        assert slow not in host.peers and host.budget.total == 0
         await net.close()
 
     run(main)

@@ -329,8 +329,20 @@ class Host:
         peer = Peer(channel, outbound, bucket, self.config.queue_bytes, pace, self.config.send_timeout, self.budget)
         peer.account.evict = lambda: self._evict(peer)
         self._peers[node] = peer
+        peer.channel.frame_timeout = self.config.send_timeout
         peer.tasks = [self._spawn(peer.run_writer()), self._spawn(self._read_loop(peer))]
         self._spawn(self._send_quietly(peer, self._hello()))
+        if not outbound:  # `connect` waits for the hello of those we dial
+            self._spawn(self._expect_hello(peer))
+
+    async def _expect_hello(self, peer: Peer) -> None:
+        """An honest node says hello first thing; a caller that does not within
+        `handshake_timeout` would only hold an inbound slot: it is cut off."""
+        try:
+            await asyncio.wait_for(peer.hello_received.wait(), self.config.handshake_timeout)
+        except asyncio.TimeoutError:
+            self.metrics["no_hello"] += 1
+            peer.close()
 
     def _remove_peer(self, peer: Peer) -> None:
         peer.close()

@@ -110,6 +110,9 @@ class SecureChannel:
         self.remote_key = remote_key
         self.remote_id = NodeId.of(remote_key)
         self.max_frame = max_frame
+        # seconds a frame's body may take once its length is in (None: no limit): a frame
+        # trickled in would otherwise hold its buffer, up to 16 MiB, as long as the sender likes
+        self.frame_timeout: float | None = None
 
     async def send(self, head: bytes, body: bytes = b"") -> None:
         """Send `head + body` as one frame (two parts so a large body is copied only once)."""
@@ -131,7 +134,11 @@ class SecureChannel:
             raise FrameAuthenticationFailed(f"a {length}-byte frame cannot even hold its tag")
         if reserve is not None:
             await reserve(length)
-        ciphertext = await self.stream.read_exactly(length)
+        try:
+            async with asyncio.timeout(self.frame_timeout):
+                ciphertext = await self.stream.read_exactly(length)
+        except TimeoutError:
+            raise ConnectionClosed(f"a {length}-byte frame took over {self.frame_timeout} s to arrive") from None
         if length >= OFFLOAD_BYTES:
             # Large frames are decrypted on a worker thread (the cipher releases the GIL)
             # while the event loop keeps reading the socket.
