@@ -286,3 +286,27 @@ def test_buffer_budget_counts_shared_bodies_once_and_evicts_the_heaviest() -> No
     assert budget.try_seal(50)  # an empty pool lets one frame through, however large
     with pytest.raises(ValueError):
         BufferBudget(0, 1, 1)
+
+
+def test_scores_stay_cheap_under_a_churn_of_identities(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identities are free, so a peer can come back as a new one after every ban: with the
+    tables full, each newcomer used to cost two passes over all 100,000 tracked scores
+    (and each ban a pass over all bans), i.e. milliseconds of CPU per connection. Now the
+    least recently penalised entry goes, and the ban that ends first."""
+    scores = PeerScores(max_tracked=1000, ban_seconds=600)
+    for n in range(1000):
+        scores.process_penalty(_id(n), 200 if n % 2 else 5, now=0)
+    calls = 0
+    real = PeerScores.get_score
+
+    def counting(self: PeerScores, peer: NodeId, now: float) -> float:
+        nonlocal calls
+        calls += 1
+        return real(self, peer, now)
+
+    monkeypatch.setattr(PeerScores, "get_score", counting)
+    for n in range(1000, 3000):
+        scores.process_penalty(_id(n), 200 if n % 2 else 5, now=1 + n * 0.001)
+    assert calls <= 2 * 2000  # about one per penalty; it was ~2,000 per newcomer
+    assert len(scores.scores) <= 1000 and len(scores.bans) <= 1000
+    assert scores.is_banned(_id(2999), now=4) and not scores.is_banned(_id(1), now=4)  # the first bans ended first
