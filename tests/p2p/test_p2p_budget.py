@@ -13,9 +13,10 @@ import struct
 from p2p_netkit import Net, eventually, run
 from test_p2p_host import Inbox, _authenticated_raw, _still_works
 
-from bcai.errors import ConnectionClosed
-from bcai.p2p import TOPIC_BLOCKS, HostConfig, NodeId
-from bcai.p2p.wire import Request, Subscribe, encode_message
+from bcai.crypto import PrivateKey
+from bcai.errors import ConnectionClosed, HandshakeFailed
+from bcai.p2p import TOPIC_BLOCKS, HostConfig, NodeId, NodeRecord, perform_handshake
+from bcai.p2p.wire import Hello, Request, Subscribe, encode_message
 
 MiB = 1024 * 1024
 
@@ -159,6 +160,38 @@ def test_invalid_frame_trickled_in_is_cut_off() -> None:
             await channel.stream.write(b"x")
             await asyncio.sleep(0.05)
         assert slow not in host.peers and host.budget.total == 0
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_one_machine_cannot_take_every_inbound_slot() -> None:
+    """Handshakes in progress were capped per remote host, established connections were
+    not: one machine with free keys could hold all `max_inbound` slots. At most
+    `max_inbound_per_ip` now (loopback exempt: local test networks share 127.0.0.1)."""
+
+    async def main() -> None:
+        net = Net("memory")
+        host = await net.host("target", HostConfig(max_inbound_per_ip=3))
+
+        async def dial_from(source: str, label: str) -> NodeId:
+            stream = await net.memory.transport(source).dial(host.address)
+            key = PrivateKey.from_label(label)
+            try:
+                channel = await perform_handshake(stream, key, "bcai", host.node_id)
+            except HandshakeFailed:  # refused
+                return NodeId.of(key.public_key)
+            await channel.send(encode_message(Hello(
+                NodeRecord(key.public_key, f"{source}:1").sign(key, "bcai").to_bytes(), ())))
+            return NodeId.of(key.public_key)
+
+        crowd = [await dial_from("10.1.1.1", f"crowd{i}") for i in range(5)]
+        await eventually(lambda: host.metrics["refused_inbound"] == 2)
+        await eventually(lambda: len([n for n in crowd if n in host.peers]) == 3)
+        other = await dial_from("10.1.1.2", "elsewhere")
+        local = [await dial_from("127.0.0.1", f"local{i}") for i in range(5)]
+        await eventually(lambda: other in host.peers and all(n in host.peers for n in local))
+        assert host.metrics["refused_inbound"] == 2
         await net.close()
 
     run(main)

@@ -61,7 +61,7 @@ from bcai.p2p.peer import Peer
 from bcai.p2p.records import NodeId, NodeRecord, SignedNodeRecord
 from bcai.p2p.scoring import PeerScores, TokenBucket
 from bcai.p2p.secure import MAX_FRAME, TAG_SIZE, SecureChannel, perform_handshake
-from bcai.p2p.transport import ByteStream, Transport, get_remote_host
+from bcai.p2p.transport import ByteStream, Transport, get_remote_host, is_loopback_host
 from bcai.p2p.wire import MAX_TOPICS, Hello, Message, Publish, Request, Response, Subscribe, decode_message, is_valid_name
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class HostConfig:
     send_timeout: float = 30.0  # a peer whose full send queue has not moved for this long is cut off
     max_inbound: int = 128
     max_handshakes_per_ip: int = 8  # handshakes in progress from one remote host
+    max_inbound_per_ip: int = 16  # inbound connections from one remote host (loopback: no limit)
     seen_cache_size: int = 100_000
     seen_ttl: float = 120.0
     k: int = 20
@@ -285,7 +286,8 @@ class Host:
         # and per remote host, so one machine's silent sockets cannot take every slot.
         source = get_remote_host(stream.remote_address)
         if (self._stopped or inbound >= self.config.max_inbound or self._handshaking >= self.config.max_inbound
-                or self._handshaking_from[source] >= self.config.max_handshakes_per_ip):
+                or self._handshaking_from[source] >= self.config.max_handshakes_per_ip
+                or self._is_host_full(source)):
             self.metrics["refused_inbound"] += 1
             stream.close()
             return
@@ -310,9 +312,23 @@ class Host:
                 del self._handshaking_from[source]
         self._add_peer(channel, outbound=False)
 
+    def _is_host_full(self, source: str) -> bool:
+        """Whether `source` has `max_inbound_per_ip` inbound connections already: keys are
+        free, so one machine could otherwise hold every inbound slot. Loopback is exempt:
+        a local network has every node at 127.0.0.1, and a local attacker has easier ways."""
+        if is_loopback_host(source):
+            return False
+        return sum(1 for p in self._peers.values()
+                   if not p.outbound and get_remote_host(p.channel.stream.remote_address) == source
+                   ) >= self.config.max_inbound_per_ip
+
     def _add_peer(self, channel: SecureChannel, outbound: bool) -> None:
         node = channel.remote_id
         if self._stopped or self.scores.is_banned(node, self.clock.now()):
+            channel.close()
+            return
+        if not outbound and node not in self._peers and self._is_host_full(get_remote_host(channel.stream.remote_address)):
+            self.metrics["refused_inbound"] += 1  # several handshakes from it finished at once
             channel.close()
             return
         existing = self._peers.get(node)
