@@ -16,7 +16,7 @@ from test_p2p_host import Inbox, _authenticated_raw, _still_works
 from bcai.crypto import PrivateKey
 from bcai.errors import ConnectionClosed, HandshakeFailed
 from bcai.p2p import TOPIC_BLOCKS, HostConfig, NodeId, NodeRecord, perform_handshake
-from bcai.p2p.wire import Hello, Request, Subscribe, encode_message
+from bcai.p2p.wire import Hello, Publish, Request, Subscribe, encode_message
 
 MiB = 1024 * 1024
 
@@ -192,6 +192,32 @@ def test_invalid_one_machine_cannot_take_every_inbound_slot() -> None:
         local = [await dial_from("127.0.0.1", f"local{i}") for i in range(5)]
         await eventually(lambda: other in host.peers and all(n in host.peers for n in local))
         assert host.metrics["refused_inbound"] == 2
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_max_size_frames_back_to_back_hold_one_frame_at_a_time() -> None:
+    """Frames just under the maximum, one after the other (duplicates of one gossip message:
+    no penalty, only the rate limit): the host holds one of them at a time, charged from
+    its length prefix on, and keeps serving others."""
+
+    async def main() -> None:
+        net = Net("memory")
+        config = HostConfig(max_frame=MiB, peer_recv_bytes=MiB + 16)
+        host = await net.host("target", config)
+        inbox = Inbox()
+        await host.subscribe(TOPIC_BLOCKS, inbox)
+        channel, sender = await _authenticated_raw(net, host, "big-frames")
+        frame = encode_message(Publish(TOPIC_BLOCKS, bytes(MiB - 64)))
+        assert len(frame) + 16 <= MiB + 16
+        for _ in range(30):
+            await channel.send(frame)
+        await eventually(lambda: host.metrics["duplicates"] == 29)
+        assert len(inbox.got) == 1 and sender in host.peers
+        assert host.budget.peak_total <= config.peer_recv_bytes + 64 * 1024  # one frame (and our hello)
+        await eventually(lambda: host.budget.total == 0)
+        await _still_works(net, host)
         await net.close()
 
     run(main)
