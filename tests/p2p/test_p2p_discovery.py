@@ -8,8 +8,8 @@ import pytest
 from p2p_netkit import Net, connect_all, eventually, run
 
 from bcai.crypto import PrivateKey
-from bcai.encoding import encode
-from bcai.errors import InvalidNodeRecord
+from bcai.encoding import decode, encode
+from bcai.errors import BcaiError, InvalidNodeRecord
 from bcai.p2p import CapabilityQuery, HostConfig, ManualClock, NodeId, NodeRecord, SignedNodeRecord
 from bcai.p2p.kademlia import compute_distance
 
@@ -217,6 +217,31 @@ def test_invalid_forged_record_in_a_lookup_answer_is_never_dialed() -> None:
         seeker, hostile = await _hostile_answers(net, HostConfig(), ["10.9.9.9:7"], forged=True)
         await seeker.discovery.lookup(NodeId(b"\x42" * 32))
         assert dials == [] and seeker.scores.get_score(hostile.node_id, seeker.clock.now()) < 0
+        await net.close()
+
+    run(main)
+
+
+def test_invalid_capability_query_flood_is_charged_by_the_records_it_scans() -> None:
+    """A capability query costs a scan of every cached record (up to 10,000, 32 conditions
+    each) and used to cost the asker one message of its rate limit, like a ping: one peer
+    could keep a node's CPU busy. It now costs a token per 500 records scanned."""
+
+    async def main() -> None:
+        clock = ManualClock()
+        net = Net("memory", clock)
+        host = await net.host("answerer")
+        for i in range(2000):
+            host.discovery.process_record(_far_record(f"cached{i}", f"10.{i // 250}.{i % 250}.1:1"))
+        asker = await net.host("asker")
+        await asker.connect(host.address, host.node_id)
+        query = encode(CapabilityQuery().to_obj())
+        answers = await asyncio.gather(
+            *(asker.request(host.node_id, "kad/find_capable", query, timeout=2) for _ in range(100)),
+            return_exceptions=True)
+        answered = sum(1 for a in answers if not isinstance(a, BaseException) and decode(a))
+        assert 0 < answered <= HostConfig().rate_burst / 5  # 2,000 records: 5 tokens a query
+        await eventually(lambda: host.is_banned(asker.node_id))
         await net.close()
 
     run(main)

@@ -36,6 +36,7 @@ RECORDS_TOPIC = "records"
 FIND_NODE = "kad/find_node"
 FIND_CAPABLE = "kad/find_capable"
 MAX_ANSWER_RECORDS = 64
+RECORDS_PER_TOKEN = 500  # a capability query costs the asker one more message per this many records scanned
 
 
 class Discovery:
@@ -249,7 +250,11 @@ class Discovery:
             query = CapabilityQuery.from_obj(decode(payload))
         except BcaiError as exc:
             raise MalformedMessage(f"bad capability query: {exc}") from None
-        matches = [s for s in self.get_records() if query.is_match(s.record)]
+        records = self.get_records()
+        # a scan of every cached record (up to 32 conditions each) is not one message's work
+        if not self.host.take_tokens(peer, len(records) // RECORDS_PER_TOKEN):
+            return encode([])  # over its rate limit (and penalised for it)
+        matches = [s for s in records if query.is_match(s.record)]
         if self.own is not None and query.is_match(self.own.record):
             matches.append(self.own)
         return encode([s.to_bytes() for s in matches[:MAX_ANSWER_RECORDS]])

@@ -472,9 +472,16 @@ class Host:
         else:
             self._process_hello(peer, message)
 
-    def _take_token(self, peer: Peer) -> bool:
+    def take_tokens(self, node: NodeId, cost: float) -> bool:
+        """Charge `cost` more messages to a connected peer's rate limit, for a request that
+        costs us as much as that many (a scan of thousands of records, say); False (and a
+        penalty) when it is over, or not connected."""
+        peer = self._peers.get(node)
+        return peer is not None and self._take_token(peer, cost)
+
+    def _take_token(self, peer: Peer, cost: float = 1.0) -> bool:
         """Charge one message to the peer's rate limit; False (and a penalty) when it is over."""
-        if peer.bucket.take(self.clock.now()):
+        if peer.bucket.take(self.clock.now(), cost):
             return True
         self.metrics["rate_limited"] += 1
         self.penalize(peer.id, scoring.PENALTY_RATE_LIMIT, "over the rate limit")
