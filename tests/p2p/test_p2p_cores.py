@@ -8,6 +8,7 @@ import pytest
 from bcai.crypto import PrivateKey
 from bcai.errors import InvalidGossip, InvalidNodeRecord, MalformedMessage
 from bcai.p2p import CapabilityQuery, NodeId, NodeRecord, SeenCache, SignedNodeRecord, job_topic, parse_peer_address
+from bcai.p2p.budget import BufferBudget
 from bcai.p2p.gossip import Priority, compute_forward_targets, get_topic_policy
 from bcai.p2p.kademlia import LookupState, RoutingTable, compute_bucket_index, compute_distance
 from bcai.p2p.records import MAX_CAPABILITIES
@@ -116,7 +117,7 @@ def test_closest_sorts_by_xor_distance() -> None:
 
 def test_lookup_state_asks_alpha_at_a_time_and_finishes() -> None:
     records = [_signed(f"l{i}") for i in range(6)]
-    state = LookupState(records[0].node_id, own=_id(1), k=3, alpha=2)
+    state = LookupState(records[0].node_id, own=_id(1), k=3, alpha=2, max_per_host=10)  # all at one host
     state.process_records(records[1:3])
     batch = state.get_next_batch()
     assert len(batch) == 2 and state.get_next_batch(in_flight=2) == []
@@ -240,3 +241,72 @@ def test_ban_list_stays_bounded_under_a_swarm_of_identities() -> None:
         assert scores.process_penalty(_id(n), 200, now=n * 0.01)
     assert len(scores.bans) <= 10
     assert scores.is_banned(_id(99), now=1.0)  # the newest bans hold
+
+
+def test_lookup_state_takes_few_ids_per_host() -> None:
+    """Ids are free to make: one host's answers cannot fill a lookup with ids at one address."""
+    same = [NodeRecord(k.public_key, addr, seq=1).sign(k, "bcai") for k, addr in
+            [(PrivateKey.from_label(f"h{i}"), a) for i, a in enumerate(
+                ["10.0.0.9:1", "10.0.0.9:2", "10.0.0.9:3", "[::ffff:10.0.0.9]:4", "EXAMPLE.org.:1", "example.org:2",
+                 "example.org:3", "10.0.0.8:1"])]]
+    state = LookupState(_id(5), own=_id(1), k=20, alpha=3, max_per_host=2)
+    state.process_records(same)
+    hosts = sorted(r.record.address for r in state.candidates.values())
+    assert len(hosts) == 5  # 2 at 10.0.0.9 (however spelt), 2 at example.org, 10.0.0.8
+    assert sum(a.startswith(("10.0.0.9", "[::ffff:10.0.0.9]")) for a in hosts) == 2
+    assert sum(a.lower().startswith("example.org") for a in hosts) == 2
+
+
+def test_buffer_budget_counts_shared_bodies_once_and_evicts_the_heaviest() -> None:
+    budget = BufferBudget(total_limit=100, peer_recv_limit=40, seal_limit=30)
+    evicted: list[str] = []
+    body = b"x" * 30
+
+    def evict_a() -> None:
+        evicted.append("a")
+        budget.release_send(a, b"h", body)
+
+    a = budget.open_account(evict_a)
+    b = budget.open_account(lambda: evicted.append("b"))
+    budget.charge_send(a, b"h", body)
+    assert budget.get_send_cost(b"h", body) == 1  # the body is in memory once already
+    budget.charge_send(b, b"h", body)
+    assert budget.total == 32 and a.send == b.send == 31
+    budget.charge_recv(a, 40)
+    assert not budget.is_within_peer_limit(a, 1) and budget.is_within_peer_limit(b, 10_000)  # one frame always
+    assert budget.total == 72 and not budget.is_affordable(50)
+    budget.make_room(50)  # a holds the most: cut off, its bytes come back
+    assert evicted == ["a"] and a.closed and budget.total == 31 and budget.is_affordable(50)
+    budget.release_recv(a, 40)  # a late release for a closed account changes nothing
+    assert budget.total == 31 and budget.peak_total == 72
+    budget.release_send(b, b"h", body)
+    assert budget.total == 0
+    assert budget.try_seal(20) and not budget.try_seal(20)  # the sealing pool waits, it never evicts
+    budget.release_seal(20)
+    assert budget.try_seal(50)  # an empty pool lets one frame through, however large
+    with pytest.raises(ValueError):
+        BufferBudget(0, 1, 1)
+
+
+def test_scores_stay_cheap_under_a_churn_of_identities(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identities are free, so a peer can come back as a new one after every ban: with the
+    tables full, each newcomer used to cost two passes over all 100,000 tracked scores
+    (and each ban a pass over all bans), i.e. milliseconds of CPU per connection. Now the
+    least recently penalised entry goes, and the ban that ends first."""
+    scores = PeerScores(max_tracked=1000, ban_seconds=600)
+    for n in range(1000):
+        scores.process_penalty(_id(n), 200 if n % 2 else 5, now=0)
+    calls = 0
+    real = PeerScores.get_score
+
+    def counting(self: PeerScores, peer: NodeId, now: float) -> float:
+        nonlocal calls
+        calls += 1
+        return real(self, peer, now)
+
+    monkeypatch.setattr(PeerScores, "get_score", counting)
+    for n in range(1000, 3000):
+        scores.process_penalty(_id(n), 200 if n % 2 else 5, now=1 + n * 0.001)
+    assert calls <= 2 * 2000  # about one per penalty; it was ~2,000 per newcomer
+    assert len(scores.scores) <= 1000 and len(scores.bans) <= 1000
+    assert scores.is_banned(_id(2999), now=4) and not scores.is_banned(_id(1), now=4)  # the first bans ended first

@@ -13,7 +13,7 @@ def test_public_names_are_pinned() -> None:
         "Priority", "RequestHandler", "SecureChannel", "SeenCache", "SignedNodeRecord",
         "SystemClock", "TcpTransport", "Transport", "compute_chunks", "compute_message_id",
         "fetch_blocks", "job_topic", "parse_peer_address", "perform_handshake", "read_object",
-        "store_object", "tune_allocator",
+        "store_object", "sync_blocks", "tune_allocator",
     ])
     for name in bcai.p2p.__all__:
         assert getattr(bcai.p2p, name) is not None

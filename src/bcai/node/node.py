@@ -41,7 +41,9 @@ from bcai.consensus import (
 from bcai.crypto import Address
 from bcai.crypto.keystore import KeyStore
 from bcai.encoding import decode, encode
-from bcai.errors import BcaiError, BlockNotFound, ConfigError, InvalidGossip, NodeStartFailed, StoreError
+from bcai.errors import (
+    BcaiError, BlockNotFound, ConfigError, InvalidBlock, InvalidGossip, NodeStartFailed, StoreError,
+)
 from bcai.ledger import SignedTx, compute_genesis_state
 from bcai.node.application import NodeApplication, decode_synced_block
 from bcai.node.chainspec import ChainSpec, load_chain_spec
@@ -53,7 +55,7 @@ from bcai.node.service import NodeReads
 from bcai.node.telemetry import NodeMetrics
 from bcai.node.wal import ConsensusWal
 from bcai.p2p import TOPIC_CONSENSUS, TOPIC_TXS, BlockSyncServer, GossipMessage, Host, HostConfig, NodeId
-from bcai.p2p import ContentExchange, TcpTransport, fetch_blocks, parse_peer_address
+from bcai.p2p import ContentExchange, TcpTransport, parse_peer_address, sync_blocks
 from bcai.store import FileContentStore, SqliteChainStore
 
 log = logging.getLogger("bcai.node")
@@ -129,7 +131,10 @@ class Node(NodeReads):
         self.api_url = ""
         self.artifact_asks = {}
         self.last_commit_time_ms: int | None = None
-        self._events: asyncio.Queue[tuple[Callable[[int], Any], NodeId | None]] = asyncio.Queue(MAX_EVENT_QUEUE)
+        # (event maker, the peer it came from, a future told what the engine made of it: the
+        # error it was rejected with, or None)
+        self._events: asyncio.Queue[tuple[Callable[[int], Any], NodeId | None, asyncio.Future[BcaiError | None] | None]] = (
+            asyncio.Queue(MAX_EVENT_QUEUE))
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._tx_outbox: list[bytes] = []
         self._tx_outbox_bytes = 0
@@ -246,27 +251,33 @@ class Node(NodeReads):
 
     # --- the engine -----------------------------------------------------------------
 
-    def _enqueue(self, make_event: Callable[[int], Any], source: NodeId | None = None) -> None:
-        self._events.put_nowait((make_event, source))
+    def _enqueue(self, make_event: Callable[[int], Any], source: NodeId | None = None,
+                 outcome: asyncio.Future[BcaiError | None] | None = None) -> None:
+        self._events.put_nowait((make_event, source, outcome))
 
     async def _drive(self) -> None:
         while True:
             await asyncio.sleep(0)  # Queue.get does not yield when items wait: let the loop run
-            make_event, source = await self._events.get()
-            await self._handle_event(make_event, source)
+            await self._handle_event(*await self._events.get())
             for _ in range(self._events.qsize()):  # what queued meanwhile, before the loop turns again
-                make_event, source = self._events.get_nowait()
-                await self._handle_event(make_event, source)
+                await self._handle_event(*self._events.get_nowait())
 
-    async def _handle_event(self, make_event: Callable[[int], Any], source: NodeId | None) -> None:
+    async def _handle_event(self, make_event: Callable[[int], Any], source: NodeId | None,
+                            outcome: asyncio.Future[BcaiError | None] | None = None) -> None:
         try:
             actions = self.engine.handle(make_event(now_ms()))
         except BcaiError as exc:
+            if outcome is not None:
+                outcome.set_result(exc)
             if isinstance(exc, StoreError) and not isinstance(exc, BlockNotFound):
                 raise  # e.g. a block applied in memory but not stored: fatal (`_essential_done`)
             log.warning("engine refused an event", extra={"code": exc.code, "error": str(exc)})
             return
-        await self._execute(actions, source)
+        try:
+            await self._execute(actions, source)
+        finally:
+            if outcome is not None and not outcome.done():
+                outcome.set_result(next((a.error for a in actions if isinstance(a, MessageRejected)), None))
 
     async def _execute(self, actions: list[Action], source: NodeId | None) -> None:
         for action in actions:
@@ -464,35 +475,43 @@ class Node(NodeReads):
             return
         hinted, self._sync_peer = self._sync_peer, None
         candidates = [hinted] if hinted in peers else random.sample(peers, min(3, len(peers)))
-        best, best_peer = int(self.app.state.height), None
+        ahead: list[tuple[int, NodeId]] = []
         for peer in candidates:
             try:
                 height = decode(await self.host.request(peer, HEIGHT_PROTOCOL, b"", timeout=3))
             except BcaiError:
                 continue
-            if type(height) is int and height > best:
-                best, best_peer = height, peer
+            if type(height) is int and height > self.app.state.height:
+                ahead.append((height, peer))
         # one block behind is normal while a commit propagates: act on 2+, on a hint, or when
         # we have not moved since the last poll (stuck one behind: our peers moved on)
         mine, previous = int(self.app.state.height), self._last_polled_height
         self._last_polled_height = mine
-        if best_peer is None or (best - mine < 2 and hinted is None and mine != previous):
+        best = max((height for height, _ in ahead), default=mine)
+        if not ahead or (best - mine < 2 and hinted is None and mine != previous):
             return
-        while self.app.state.height < best and not self._stopping.is_set():
-            start = self.app.state.height + 1
-            blocks = await fetch_blocks(self.host, best_peer, start, min(64, best - start + 1), timeout=20)
-            if not blocks:
-                return
-            for raw in blocks:
-                block, certificate = decode_synced_block(raw)
-                self._enqueue(functools.partial(_sync_event, block, certificate), best_peer)
-            target = start + len(blocks) - 1
-            deadline = time.monotonic() + 30
-            while self.app.state.height < target and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-            if self.app.state.height < target:
-                return  # the peer's blocks did not apply (rejected): try again later, maybe elsewhere
-            log.info("synced blocks", extra={"height": self.app.state.height, "peer": str(best_peer)})
+        # the highest first; a peer whose blocks fail verification is banned and the same
+        # heights are asked of the next (`sync_blocks`)
+        order = [peer for _, peer in sorted(ahead, key=lambda item: -item[0])]
+        reached = await sync_blocks(self.host, order, mine + 1, best, self._apply_synced, timeout=20)
+        if reached > mine + 1:
+            log.info("synced blocks", extra={"height": self.app.state.height, "peers": [str(p) for p in order]})
+
+    async def _apply_synced(self, peer: NodeId, height: int, raw: bytes) -> bool:
+        """Hand one synced block to the engine and wait for its verdict: True once our chain
+        holds `height`; raises (a peer fault) if the block does not decode, is not at the
+        height asked for, or the engine rejects it (bad certificate, wrong parent, ...)."""
+        block, certificate = decode_synced_block(raw)
+        if block.height != height:
+            raise InvalidBlock(f"asked for block {height}, got {block.height}")
+        if height <= self.app.state.height:
+            return True  # consensus got there first
+        outcome: asyncio.Future[BcaiError | None] = asyncio.get_running_loop().create_future()
+        self._enqueue(functools.partial(_sync_event, block, certificate), peer, outcome)
+        rejected = await outcome
+        if rejected is not None:
+            raise rejected
+        return self.app.state.height >= height
 
     async def _connect_loop(self) -> None:
         targets = [parse_peer_address(text) for text in self.config.p2p.bootstrap]

@@ -7,6 +7,7 @@ request/response, block sync and content transfer.
 - `transport.py`: the transport interface; `tcp.py` (asyncio TCP) and `memory.py`
   (in-memory network for tests and simulations) implement it.
 - `peer.py`: one connection's priority send queue and writer.
+- `budget.py`: byte budgets for what connections hold (per peer, per host, sealing pool).
 - `wire.py`: the message kinds and their byte layout.
 - `gossip.py`: topics, send priorities, seen-cache, forwarding rule (pure).
 - `scoring.py`: token-bucket rate limit, peer scores and bans (pure).
@@ -14,7 +15,7 @@ request/response, block sync and content transfer.
 - `kademlia.py`: XOR metric, k-buckets, iterative lookup state (pure).
 - `discovery.py`: bootstrap, lookups, `find_node`, `find_nodes` over the host.
 - `content.py`: chunked, verified, resumable, multi-peer object transfer by CID.
-- `sync.py`: block-range requests for lagging nodes.
+- `sync.py`: block-range requests for lagging nodes, and catch-up over several peers.
 - `clock.py`: injectable clocks.
 - `allocator.py`: `tune_allocator` (glibc malloc thresholds for a node moving large frames).
 """
@@ -43,7 +44,7 @@ from bcai.p2p.host import GossipHandler, GossipMessage, Host, HostConfig, Reques
 from bcai.p2p.memory import MemoryNetwork, MemoryTransport
 from bcai.p2p.records import CapabilityQuery, NodeId, NodeRecord, SignedNodeRecord, parse_peer_address
 from bcai.p2p.secure import MAX_FRAME, SecureChannel, perform_handshake
-from bcai.p2p.sync import BlockRangeRequest, BlockSyncServer, fetch_blocks
+from bcai.p2p.sync import BlockRangeRequest, BlockSyncServer, fetch_blocks, sync_blocks
 from bcai.p2p.tcp import TcpTransport
 from bcai.p2p.transport import ByteStream, Transport
 
@@ -87,4 +88,5 @@ __all__ = [
     "perform_handshake",
     "read_object",
     "store_object",
+    "sync_blocks",
 ]

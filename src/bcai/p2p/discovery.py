@@ -3,10 +3,18 @@ authenticated connections (requests `kad/find_node` and `kad/find_capable`).
 
 Records are learned from hellos (every connected peer sends its signed record), from
 lookup answers, and from the `records` gossip topic (every node announces its record
-after bootstrap and on each update); each is verified before use. The capability query is
-answered from the records a node and its neighbours hold. With records flooded, every
-node's cache holds the whole network (up to 10,000 records): right for networks of tens
-to thousands of nodes, not a global index for millions.
+after bootstrap, on each update and every third of `record_ttl`); each is verified before
+use. The capability query is answered from the records a node and its neighbours hold.
+With records flooded, every node's cache holds the whole network (up to
+`record_cache_size`, 10,000): right for networks of tens to thousands of nodes, not a
+global index for millions.
+
+The cache is ordered by when each record was last heard of. A record not heard of for
+`record_ttl` is forgotten (its node is likely gone; a live one re-announces), and when the
+cache is full the record heard of longest ago goes first, so a flood of fresh signed
+records (keys cost nothing) pushes out only records nobody vouches for: those of
+connected peers and of routing-table entries are kept (the table drops its own entries
+when they fail to answer).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from typing import TYPE_CHECKING
 from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, InvalidNodeRecord, MalformedMessage
 from bcai.p2p import scoring
-from bcai.p2p.kademlia import LookupState, RoutingTable
+from bcai.p2p.kademlia import LookupState, RoutingTable, compute_distance
 from bcai.p2p.records import CapabilityQuery, NodeId, NodeRecord, SignedNodeRecord, parse_peer_address
 
 if TYPE_CHECKING:
@@ -27,15 +35,16 @@ if TYPE_CHECKING:
 RECORDS_TOPIC = "records"
 FIND_NODE = "kad/find_node"
 FIND_CAPABLE = "kad/find_capable"
-MAX_CACHED_RECORDS = 10_000
 MAX_ANSWER_RECORDS = 64
+RECORDS_PER_TOKEN = 500  # a capability query costs the asker one more message per this many records scanned
 
 
 class Discovery:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.table = RoutingTable(host.node_id, host.config.k)
-        self.records: OrderedDict[NodeId, SignedNodeRecord] = OrderedDict()
+        # node -> (record, when last heard of), the longest unheard first
+        self.records: OrderedDict[NodeId, tuple[SignedNodeRecord, float]] = OrderedDict()
         self.own: SignedNodeRecord | None = None
         self._verified: OrderedDict[bytes, SignedNodeRecord] = OrderedDict()
         self._relayed: OrderedDict[NodeId, int] = OrderedDict()  # highest seq relayed per node
@@ -51,7 +60,7 @@ class Discovery:
             return known
         signed = SignedNodeRecord.from_bytes(data, self.host.config.network_id)
         self._verified[data] = signed
-        while len(self._verified) > MAX_CACHED_RECORDS:
+        while len(self._verified) > self.host.config.record_cache_size:
             self._verified.popitem(last=False)
         return signed
 
@@ -63,14 +72,41 @@ class Discovery:
         node = signed.node_id
         if node == self.host.node_id:
             return
+        now = self.host.clock.now()
         known = self.records.get(node)
-        if known is not None and known.record.seq > signed.record.seq:
+        if known is not None and known[0].record.seq > signed.record.seq:
             return
-        self.records[node] = signed
+        self.records[node] = (signed, now)
         self.records.move_to_end(node)
-        while len(self.records) > MAX_CACHED_RECORDS:
-            self.records.popitem(last=False)
         self.table.process_seen(signed)
+        self._expire(now)
+
+    def _is_vouched_for(self, node: NodeId) -> bool:
+        """A connected peer or a routing-table entry: kept however long since it was heard of."""
+        return node in self.host._peers or self.table.get(node) is not None
+
+    def _expire(self, now: float) -> None:
+        """Forget records unheard of for `record_ttl`, and the longest unheard while the
+        cache is over `record_cache_size`; those vouched for count as heard of now."""
+        cfg = self.host.config
+        for _ in range(len(self.records)):  # each entry at most once: all may be vouched for
+            node, (signed, heard) = next(iter(self.records.items()))
+            if now - heard < cfg.record_ttl and len(self.records) <= cfg.record_cache_size:
+                return
+            if self._is_vouched_for(node):
+                self.records[node] = (signed, now)
+                self.records.move_to_end(node)
+            else:
+                del self.records[node]
+        while len(self.records) > cfg.record_cache_size:  # all vouched for: the cap still holds,
+            # the routing table's entries go before connected peers'
+            node = next((n for n in self.records if n not in self.host._peers), next(iter(self.records)))
+            del self.records[node]
+
+    def get_records(self) -> list[SignedNodeRecord]:
+        """Every cached record that has not expired."""
+        self._expire(self.host.clock.now())
+        return [signed for signed, _ in self.records.values()]
 
     async def process_record_gossip(self, message: GossipMessage) -> bool:
         """A record announced on the `records` topic (verified; a bad one is the sender's
@@ -85,7 +121,7 @@ class Discovery:
             return False
         self._relayed[node] = seq
         self._relayed.move_to_end(node)
-        while len(self._relayed) > MAX_CACHED_RECORDS:
+        while len(self._relayed) > self.host.config.record_cache_size:
             self._relayed.popitem(last=False)
         return True
 
@@ -95,7 +131,9 @@ class Discovery:
             await self.host.publish(RECORDS_TOPIC, self.own.to_bytes())
 
     def get_record(self, node: NodeId) -> SignedNodeRecord | None:
-        return self.records.get(node)
+        self._expire(self.host.clock.now())
+        known = self.records.get(node)
+        return known[0] if known is not None else None
 
     async def bootstrap(self, addresses: list[str]) -> int:
         """Connect to `<node id hex>@host:port` addresses, then look up our own id (which
@@ -116,20 +154,32 @@ class Discovery:
     async def lookup(self, target: NodeId) -> list[SignedNodeRecord]:
         """Iterative FIND_NODE: the k closest nodes to `target` that answered or are known."""
         cfg = self.host.config
-        state = LookupState(target, self.host.node_id, cfg.k, cfg.alpha)
+        state = LookupState(target, self.host.node_id, cfg.k, cfg.alpha, cfg.lookup_ids_per_host)
         state.process_records(self.table.get_closest(target, cfg.k))
         in_flight: dict[asyncio.Task[list[SignedNodeRecord]], NodeId] = {}
+        dials = 0
         while True:
-            for signed in state.get_next_batch(len(in_flight)):
+            batch = state.get_next_batch(len(in_flight))
+            for signed in batch:
+                if signed.node_id not in self.host.peers:
+                    if dials >= cfg.lookup_max_dials:  # not asked: the lookup ends with what it has
+                        self.host.metrics["lookup_dials_capped"] += 1
+                        state.process_failure(signed.node_id)
+                        continue
+                    dials += 1
                 task = asyncio.ensure_future(self._ask(signed, FIND_NODE, encode({"target": target.raw})))
                 in_flight[task] = signed.node_id
             if not in_flight:
+                if batch:
+                    continue  # all of it over the dial cap: the next closest may be connected
                 break
             done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 node = in_flight.pop(task)
                 if task.exception() is None:
-                    state.process_answer(node, task.result())
+                    # an answer is the answerer's k closest (and its own record): take no more
+                    answer = sorted(task.result(), key=lambda s: compute_distance(s.node_id, target))
+                    state.process_answer(node, answer[: cfg.k + 1])
                 else:
                     state.process_failure(node)
                     self.table.process_failure(node)
@@ -137,7 +187,7 @@ class Discovery:
 
     async def find_node(self, target: NodeId) -> SignedNodeRecord | None:
         """The signed record of `target`, from our tables or by a lookup."""
-        known = self.records.get(target)
+        known = self.get_record(target)
         if known is not None:
             return known
         for signed in await self.lookup(target):
@@ -148,7 +198,7 @@ class Discovery:
     async def find_nodes(self, query: CapabilityQuery, ask_peers: int = 8) -> list[NodeRecord]:
         """Records of nodes matching `query` (e.g. `CapabilityQuery({"gpus": 4})`), from our
         cache and the caches of up to `ask_peers` connected peers; sorted by node id."""
-        found = {n: s for n, s in self.records.items() if query.is_match(s.record)}
+        found = {s.node_id: s for s in self.get_records() if query.is_match(s.record)}
         if self.own is not None and query.is_match(self.own.record):
             found[self.host.node_id] = self.own
         peers = self.host.peers[:ask_peers]
@@ -175,7 +225,7 @@ class Discovery:
         try:
             items = decode(body)
             if not isinstance(items, list) or len(items) > MAX_ANSWER_RECORDS:
-                raise InvalidNodeRecord("an answer is a list of at most 64 records")
+                raise InvalidNodeRecord(f"an answer is a list of at most {MAX_ANSWER_RECORDS} records")
             records = [self.decode_record(item) for item in items]
         except (BcaiError, TypeError) as exc:
             self.host.penalize(node, scoring.PENALTY_MALFORMED, f"bad {protocol} answer: {exc}")
@@ -200,7 +250,11 @@ class Discovery:
             query = CapabilityQuery.from_obj(decode(payload))
         except BcaiError as exc:
             raise MalformedMessage(f"bad capability query: {exc}") from None
-        matches = [s for s in self.records.values() if query.is_match(s.record)]
+        records = self.get_records()
+        # a scan of every cached record (up to 32 conditions each) is not one message's work
+        if not self.host.take_tokens(peer, len(records) // RECORDS_PER_TOKEN):
+            return encode([])  # over its rate limit (and penalised for it)
+        matches = [s for s in records if query.is_match(s.record)]
         if self.own is not None and query.is_match(self.own.record):
             matches.append(self.own)
         return encode([s.to_bytes() for s in matches[:MAX_ANSWER_RECORDS]])

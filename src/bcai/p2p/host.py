@@ -21,6 +21,7 @@ message, so a flood of cheap asks is still cut off.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
@@ -45,6 +46,7 @@ from bcai.errors import (
     RequestTimeout,
 )
 from bcai.p2p import scoring
+from bcai.p2p.budget import BufferBudget
 from bcai.p2p.clock import Clock, SystemClock
 from bcai.p2p.discovery import RECORDS_TOPIC, Discovery
 from bcai.p2p.gossip import (
@@ -58,8 +60,8 @@ from bcai.p2p.gossip import (
 from bcai.p2p.peer import Peer
 from bcai.p2p.records import NodeId, NodeRecord, SignedNodeRecord
 from bcai.p2p.scoring import PeerScores, TokenBucket
-from bcai.p2p.secure import MAX_FRAME, SecureChannel, perform_handshake
-from bcai.p2p.transport import ByteStream, Transport, get_remote_host
+from bcai.p2p.secure import MAX_FRAME, TAG_SIZE, SecureChannel, perform_handshake
+from bcai.p2p.transport import ByteStream, Transport, get_remote_host, is_loopback_host
 from bcai.p2p.wire import MAX_TOPICS, Hello, Message, Publish, Request, Response, Subscribe, decode_message, is_valid_name
 
 log = logging.getLogger(__name__)
@@ -81,13 +83,29 @@ class HostConfig:
     handshake_timeout: float = 10.0
     request_timeout: float = 30.0
     queue_bytes: int = 32 * 1024 * 1024  # per priority lane per peer
+    # what one peer can make us hold on the receive side: the frame being read, messages
+    # being handled, its requests and their answers until queued (at least one max frame)
+    peer_recv_bytes: int = 64 * 1024 * 1024
+    buffer_bytes: int = 1024 * 1024 * 1024  # all peers' receive bytes and send queues together
+    seal_bytes: int = 256 * 1024 * 1024  # ciphertext being written, all peers together
     send_timeout: float = 30.0  # a peer whose full send queue has not moved for this long is cut off
     max_inbound: int = 128
     max_handshakes_per_ip: int = 8  # handshakes in progress from one remote host
+    max_inbound_per_ip: int = 16  # inbound connections from one remote host (loopback: no limit)
     seen_cache_size: int = 100_000
     seen_ttl: float = 120.0
     k: int = 20
     alpha: int = 3
+    record_cache_size: int = 10_000  # signed node records kept (oldest heard of first out)
+    record_ttl: float = 3600.0  # a record not heard of for this long is forgotten; ours is re-announced every third of it
+    lookup_ids_per_host: int = 2  # node ids at one host (IP or name) one lookup takes as candidates
+    lookup_max_dials: int = 40  # new connections one lookup may open
+
+    def __post_init__(self) -> None:
+        if self.peer_recv_bytes < self.max_frame + TAG_SIZE:
+            raise ValueError("peer_recv_bytes must hold at least one frame (max_frame + 16)")
+        if self.buffer_bytes < self.peer_recv_bytes:
+            raise ValueError("buffer_bytes must be at least peer_recv_bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +157,7 @@ class Host:
         self.record: SignedNodeRecord | None = None
         self.scores = PeerScores(ban_seconds=config.ban_seconds)
         self.seen = SeenCache(config.seen_cache_size, config.seen_ttl)
+        self.budget = BufferBudget(config.buffer_bytes, config.peer_recv_bytes, config.seal_bytes)
         self.metrics: Counter[str] = Counter()
         self._peers: dict[NodeId, Peer] = {}
         self._topics: dict[str, GossipHandler] = {}
@@ -165,7 +184,16 @@ class Host:
         self.address = advertise or bound
         self._topics[RECORDS_TOPIC] = self.discovery.process_record_gossip
         self.update_record()
+        self._spawn(self._refresh_record())
         return bound
+
+    async def _refresh_record(self) -> None:
+        """Re-sign and re-announce our record every third of `record_ttl`: other nodes
+        forget records they have not heard of for that long (they may belong to nodes
+        long gone), so a live node must keep reminding them."""
+        while True:
+            await asyncio.sleep(self.config.record_ttl / 3)
+            self.update_record()
 
     async def stop(self) -> None:
         self._stopped = True
@@ -219,7 +247,10 @@ class Host:
                 return expected
             if self.scores.is_banned(expected, self.clock.now()):
                 raise PeerBanned(f"{expected!r} is banned")
-        stream = await self.transport.dial(address)
+        try:  # a blackholed address must not hold the caller for the OS's connect timeout
+            stream = await asyncio.wait_for(self.transport.dial(address), self.config.handshake_timeout)
+        except asyncio.TimeoutError:
+            raise ConnectionClosed(f"dialing {address} timed out") from None
         channel = await perform_handshake(
             stream, self.key, self.config.network_id, expected, self.config.handshake_timeout, self.config.max_frame
         )
@@ -255,7 +286,8 @@ class Host:
         # and per remote host, so one machine's silent sockets cannot take every slot.
         source = get_remote_host(stream.remote_address)
         if (self._stopped or inbound >= self.config.max_inbound or self._handshaking >= self.config.max_inbound
-                or self._handshaking_from[source] >= self.config.max_handshakes_per_ip):
+                or self._handshaking_from[source] >= self.config.max_handshakes_per_ip
+                or self._is_host_full(source)):
             self.metrics["refused_inbound"] += 1
             stream.close()
             return
@@ -280,9 +312,23 @@ class Host:
                 del self._handshaking_from[source]
         self._add_peer(channel, outbound=False)
 
+    def _is_host_full(self, source: str) -> bool:
+        """Whether `source` has `max_inbound_per_ip` inbound connections already: keys are
+        free, so one machine could otherwise hold every inbound slot. Loopback is exempt:
+        a local network has every node at 127.0.0.1, and a local attacker has easier ways."""
+        if is_loopback_host(source):
+            return False
+        return sum(1 for p in self._peers.values()
+                   if not p.outbound and get_remote_host(p.channel.stream.remote_address) == source
+                   ) >= self.config.max_inbound_per_ip
+
     def _add_peer(self, channel: SecureChannel, outbound: bool) -> None:
         node = channel.remote_id
         if self._stopped or self.scores.is_banned(node, self.clock.now()):
+            channel.close()
+            return
+        if not outbound and node not in self._peers and self._is_host_full(get_remote_host(channel.stream.remote_address)):
+            self.metrics["refused_inbound"] += 1  # several handshakes from it finished at once
             channel.close()
             return
         existing = self._peers.get(node)
@@ -296,10 +342,23 @@ class Host:
         now = self.clock.now()
         bucket = TokenBucket.full(self.config.rate_per_s, self.config.rate_burst, now)
         pace = TokenBucket.full(self.config.relay_per_s, self.config.relay_burst, now)
-        peer = Peer(channel, outbound, bucket, self.config.queue_bytes, pace, self.config.send_timeout)
+        peer = Peer(channel, outbound, bucket, self.config.queue_bytes, pace, self.config.send_timeout, self.budget)
+        peer.account.evict = lambda: self._evict(peer)
         self._peers[node] = peer
+        peer.channel.frame_timeout = self.config.send_timeout
         peer.tasks = [self._spawn(peer.run_writer()), self._spawn(self._read_loop(peer))]
         self._spawn(self._send_quietly(peer, self._hello()))
+        if not outbound:  # `connect` waits for the hello of those we dial
+            self._spawn(self._expect_hello(peer))
+
+    async def _expect_hello(self, peer: Peer) -> None:
+        """An honest node says hello first thing; a caller that does not within
+        `handshake_timeout` would only hold an inbound slot: it is cut off."""
+        try:
+            await asyncio.wait_for(peer.hello_received.wait(), self.config.handshake_timeout)
+        except asyncio.TimeoutError:
+            self.metrics["no_hello"] += 1
+            peer.close()
 
     def _remove_peer(self, peer: Peer) -> None:
         peer.close()
@@ -312,6 +371,15 @@ class Host:
     def _hello(self) -> Hello:
         assert self.record is not None, "start() the host first"
         return Hello(self.record.to_bytes(), tuple(sorted(self._topics)))
+
+    def _evict(self, peer: Peer) -> None:
+        """Cut a peer off to keep the memory budget: it holds the most (it cannot keep up
+        with what it is sent) or it asks for answers faster than it reads them."""
+        if not peer.closed:
+            self.metrics["over_budget"] += 1
+            log.info("disconnecting %r: over the memory budget (%d bytes held)", peer.id, peer.account.held)
+            peer.evicted = True
+            peer.close()
 
     def penalize(self, node: NodeId, points: float, why: str) -> None:
         """Lower a peer's score; at the threshold it is disconnected and banned."""
@@ -328,11 +396,23 @@ class Host:
     # --- reading --------------------------------------------------------------------
 
     async def _read_loop(self, peer: Peer) -> None:
+        reserve = functools.partial(self._reserve_frame, peer)
         try:
             while not peer.closed:
-                frame = await peer.channel.recv()
-                if not peer.closed:
-                    await self._process_frame(peer, frame)
+                frame = await peer.channel.recv(reserve)
+                message: Message | None = None
+                try:
+                    message = decode_message(frame)
+                except MalformedMessage as exc:
+                    self.metrics["malformed"] += 1
+                    self.penalize(peer.id, scoring.PENALTY_MALFORMED, str(exc))
+                del frame  # the message holds its own copy: the plaintext must not wait for the next frame
+                try:
+                    if message is not None and not peer.closed:
+                        await self._process_message(peer, message)
+                finally:
+                    message = None
+                    self._release_frame(peer)
         except FrameTooLarge as exc:
             self.metrics["oversized_frames"] += 1
             self.penalize(peer.id, scoring.PENALTY_OVERSIZED, str(exc))
@@ -344,19 +424,38 @@ class Host:
         finally:
             self._remove_peer(peer)
 
-    async def _process_frame(self, peer: Peer, frame: memoryview) -> None:
-        try:
-            message = decode_message(frame)
-        except MalformedMessage as exc:
-            self.metrics["malformed"] += 1
-            self.penalize(peer.id, scoring.PENALTY_MALFORMED, str(exc))
-            return
+    async def _reserve_frame(self, peer: Peer, length: int) -> None:
+        """Charge a frame to the budget before its buffer exists. Over the peer's own
+        receive limit we stop reading it until its requests are answered (TCP pushes back
+        on it); over the host's total, whoever holds the most is cut off (maybe this peer)."""
+        while not self.budget.is_within_peer_limit(peer.account, length):
+            if peer.closed:
+                raise ConnectionClosed(f"{peer.id!r} closed")
+            self.budget.recv_released.clear()
+            await self.budget.recv_released.wait()
+        self.budget.make_room(length)
+        if peer.closed:
+            raise ConnectionClosed(f"{peer.id!r} cut off to keep the memory budget")
+        self.budget.charge_recv(peer.account, length)
+        peer.frame_charge = length
+
+    def _release_frame(self, peer: Peer) -> None:
+        if peer.frame_charge:
+            self.budget.release_recv(peer.account, peer.frame_charge)
+            peer.frame_charge = 0
+
+    def _take_frame_charge(self, peer: Peer) -> int:
+        """Hand the current frame's charge to a request task (it gives it back once answered)."""
+        charge, peer.frame_charge = peer.frame_charge, 0
+        return charge
+
+    async def _process_message(self, peer: Peer, message: Message) -> None:
         if isinstance(message, Response):
             self._process_response(peer, message)
             return
         if isinstance(message, Request) and message.protocol in self._bulk_protocols:
             await peer.requests_in_flight.acquire()  # paid for below, if it fails
-            self._spawn(self._serve_request(peer, message))
+            self._spawn(self._serve_request(peer, message, self._take_frame_charge(peer)))
             return
         if not self._take_token(peer):
             return
@@ -364,7 +463,7 @@ class Host:
             await self._process_publish(peer, message)
         elif isinstance(message, Request):
             await peer.requests_in_flight.acquire()
-            self._spawn(self._serve_request(peer, message))
+            self._spawn(self._serve_request(peer, message, self._take_frame_charge(peer)))
         elif isinstance(message, Subscribe):
             if message.subscribed and len(peer.topics) < MAX_TOPICS:
                 peer.topics.add(message.topic)
@@ -373,9 +472,16 @@ class Host:
         else:
             self._process_hello(peer, message)
 
-    def _take_token(self, peer: Peer) -> bool:
+    def take_tokens(self, node: NodeId, cost: float) -> bool:
+        """Charge `cost` more messages to a connected peer's rate limit, for a request that
+        costs us as much as that many (a scan of thousands of records, say); False (and a
+        penalty) when it is over, or not connected."""
+        peer = self._peers.get(node)
+        return peer is not None and self._take_token(peer, cost)
+
+    def _take_token(self, peer: Peer, cost: float = 1.0) -> bool:
         """Charge one message to the peer's rate limit; False (and a penalty) when it is over."""
-        if peer.bucket.take(self.clock.now()):
+        if peer.bucket.take(self.clock.now(), cost):
             return True
         self.metrics["rate_limited"] += 1
         self.penalize(peer.id, scoring.PENALTY_RATE_LIMIT, "over the rate limit")
@@ -548,7 +654,7 @@ class Host:
         if not pending[1].done():
             pending[1].set_result((response.ok, response.payload))
 
-    async def _serve_request(self, peer: Peer, request: Request) -> None:
+    async def _serve_request(self, peer: Peer, request: Request, charge: int = 0) -> None:
         try:
             handler = self._handlers.get(request.protocol)
             if handler is None:
@@ -568,8 +674,20 @@ class Host:
             if (request.protocol in self._bulk_protocols and (not response.ok or len(response.payload) < BULK_FREE_BYTES)
                     and not self._take_token(peer)):
                 return  # a cheap bulk ask is an ordinary message, over the limit: no answer
+            # The answer is charged to the asker until it is queued: one that asks for more
+            # than its receive budget while not reading the answers cannot keep up.
+            size = len(response.payload)
+            if peer.account.recv + size > self.budget.peer_recv_limit:
+                self._evict(peer)
+                return
+            self.budget.make_room(size)
+            if peer.closed:
+                return
+            self.budget.charge_recv(peer.account, size)
+            charge += size
             await self._send_quietly(peer, response)
         finally:
+            self.budget.release_recv(peer.account, charge)
             peer.requests_in_flight.release()
 
     async def _send_quietly(self, peer: Peer, message: Message) -> None:

@@ -7,10 +7,12 @@ nodes whose id shares exactly i leading bits with ours.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bcai.p2p.records import NodeId, SignedNodeRecord
+from bcai.p2p.transport import compute_host_key
 
 ID_BITS = 256
 
@@ -99,16 +101,23 @@ class LookupState:
 
     Ask the `alpha` closest not-yet-asked candidates at a time; merge what they return;
     finish when the `k` closest known candidates have all answered or failed.
+
+    At most `max_per_host` candidates at one host (however its address is spelt): a
+    record is signed by its own key, but nothing proves the address in it is the signer's,
+    and keys cost nothing, so one hostile answer could otherwise make us dial a victim
+    once per id it made up.
     """
 
     target: NodeId
     own: NodeId
     k: int = 20
     alpha: int = 3
+    max_per_host: int = 2
     candidates: dict[NodeId, SignedNodeRecord] = field(default_factory=dict)
     asked: set[NodeId] = field(default_factory=set)
     answered: set[NodeId] = field(default_factory=set)
     failed: set[NodeId] = field(default_factory=set)
+    per_host: Counter[str] = field(default_factory=Counter)
 
     def process_records(self, records: Iterable[SignedNodeRecord]) -> None:
         for signed in records:
@@ -116,8 +125,24 @@ class LookupState:
             if node == self.own or node in self.failed:
                 continue
             known = self.candidates.get(node)
-            if known is None or signed.record.seq > known.record.seq:
-                self.candidates[node] = signed
+            host = compute_host_key(signed.record.address)
+            if known is None:
+                # a newcomer at a host that has its share already is not taken (first come:
+                # the seeds from our own table come first)
+                if self.per_host[host] >= self.max_per_host:
+                    continue
+                self.per_host[host] += 1
+            elif signed.record.seq > known.record.seq:
+                # a newer record of a known candidate may not move it to a full host either
+                old_host = compute_host_key(known.record.address)
+                if host != old_host:
+                    if self.per_host[host] >= self.max_per_host:
+                        continue
+                    self.per_host[old_host] -= 1
+                    self.per_host[host] += 1
+            else:
+                continue
+            self.candidates[node] = signed
 
     def get_next_batch(self, in_flight: int = 0) -> list[SignedNodeRecord]:
         """Up to `alpha - in_flight` candidates to ask next (closest first)."""

@@ -81,13 +81,16 @@ class MemoryNetwork:
         self._ports = itertools.count(10000)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def transport(self) -> MemoryTransport:
-        return MemoryTransport(self)
+    def transport(self, source: str = "127.0.0.1") -> MemoryTransport:
+        """A transport whose dials come from host `source` (what listeners see as the
+        caller's address, e.g. for per-host limits)."""
+        return MemoryTransport(self, source)
 
 
 class MemoryTransport(Transport):
-    def __init__(self, network: MemoryNetwork) -> None:
+    def __init__(self, network: MemoryNetwork, source: str = "127.0.0.1") -> None:
         self._network = network
+        self._source = source
         self._bound: list[str] = []
 
     async def listen(self, address: str, on_stream: StreamHandler) -> str:
@@ -107,7 +110,7 @@ class MemoryTransport(Transport):
             raise ConnectionClosed(f"nobody listens at {address}")
         a_to_b, b_to_a = _Pipe(self._network.pipe_limit), _Pipe(self._network.pipe_limit)
         ours = MemoryStream(b_to_a, a_to_b, address)
-        theirs = MemoryStream(a_to_b, b_to_a, "memory-dialer")
+        theirs = MemoryStream(a_to_b, b_to_a, f"{self._source}:{next(self._network._ports)}")
         task = asyncio.get_running_loop().create_task(handler(theirs))
         self._network._tasks.add(task)
         task.add_done_callback(self._network._tasks.discard)

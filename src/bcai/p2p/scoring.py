@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from bcai.p2p.records import NodeId
@@ -20,6 +21,7 @@ PENALTY_MALFORMED = 25.0  # a frame that decrypts but is not a protocol message
 PENALTY_BAD_FRAME = 25.0  # a frame that fails authentication (kills the connection)
 PENALTY_BAD_CONTENT = 50.0  # content that does not match the CID it was asked for
 PENALTY_OVERSIZED = 100.0  # a frame over the hard maximum: banned at once
+PENALTY_BAD_BLOCK = 100.0  # a synced block that fails verification (an honest node serves only committed blocks)
 
 
 @dataclass(slots=True)
@@ -46,11 +48,18 @@ class TokenBucket:
 
 @dataclass(slots=True)
 class PeerScores:
+    """Scores and bans, each table bounded by `max_tracked` at O(1) per update: identities
+    are free, so a peer can come back as a new one after every ban, and a full table must
+    not cost a pass over every entry per newcomer. Scores are kept least recently
+    penalised first (the one dropped when full has had the longest to recover; dropping
+    a score only makes us more lenient), bans in the order they end (`ban_seconds` is the
+    same for all: the one dropped when full is the one that would end first)."""
+
     ban_threshold: float = -100.0
     ban_seconds: float = 600.0
     recovery_per_s: float = 1.0
-    scores: dict[NodeId, tuple[float, float]] = field(default_factory=dict)  # id -> (score, at)
-    bans: dict[NodeId, float] = field(default_factory=dict)  # id -> banned until
+    scores: OrderedDict[NodeId, tuple[float, float]] = field(default_factory=OrderedDict)  # id -> (score, at)
+    bans: OrderedDict[NodeId, float] = field(default_factory=OrderedDict)  # id -> banned until, soonest first
     max_tracked: int = 100_000
 
     def get_score(self, peer: NodeId, now: float) -> float:
@@ -60,13 +69,16 @@ class PeerScores:
     def process_penalty(self, peer: NodeId, points: float, now: float) -> bool:
         """Lower `peer`'s score; return True when this penalty gets it banned."""
         score = self.get_score(peer, now) - points
-        if len(self.scores) >= self.max_tracked and peer not in self.scores:
-            self._forget_recovered(now)
         self.scores[peer] = (score, now)
+        self.scores.move_to_end(peer)
+        while len(self.scores) > self.max_tracked:
+            self.scores.popitem(last=False)
         if score <= self.ban_threshold and not self.is_banned(peer, now):
-            if len(self.bans) >= self.max_tracked:
-                self._forget_expired_bans(now)
+            self._forget_expired_bans(now)
             self.bans[peer] = now + self.ban_seconds
+            self.bans.move_to_end(peer)
+            while len(self.bans) > self.max_tracked:  # a swarm of fresh identities: the first to end goes
+                self.bans.popitem(last=False)
             self.scores[peer] = (0.0, now)  # after the ban it starts afresh
             return True
         return False
@@ -81,14 +93,8 @@ class PeerScores:
         return True
 
     def _forget_expired_bans(self, now: float) -> None:
-        for peer in [p for p, until in self.bans.items() if until <= now]:
+        while self.bans:
+            peer, until = next(iter(self.bans.items()))
+            if until > now:
+                return
             del self.bans[peer]
-        while len(self.bans) >= self.max_tracked:  # a swarm of fresh identities: the oldest ban ends early
-            del self.bans[min(self.bans, key=self.bans.__getitem__)]
-
-    def _forget_recovered(self, now: float) -> None:
-        for peer in [p for p in self.scores if self.get_score(p, now) >= 0.0]:
-            del self.scores[peer]
-        if len(self.scores) >= self.max_tracked:  # everyone is negative: drop the mildest
-            mildest = max(self.scores, key=lambda p: self.get_score(p, now))
-            del self.scores[mildest]

@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import os
 import struct
+from collections.abc import Awaitable, Callable
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -109,6 +110,9 @@ class SecureChannel:
         self.remote_key = remote_key
         self.remote_id = NodeId.of(remote_key)
         self.max_frame = max_frame
+        # seconds a frame's body may take once its length is in (None: no limit): a frame
+        # trickled in would otherwise hold its buffer, up to 16 MiB, as long as the sender likes
+        self.frame_timeout: float | None = None
 
     async def send(self, head: bytes, body: bytes = b"") -> None:
         """Send `head + body` as one frame (two parts so a large body is copied only once)."""
@@ -118,15 +122,23 @@ class SecureChannel:
         for part in seal_frame(self, head, body):
             await self.stream.write(part)
 
-    async def recv(self) -> memoryview:
-        """The next frame's plaintext (a view the caller owns)."""
+    async def recv(self, reserve: Callable[[int], Awaitable[None]] | None = None) -> memoryview:
+        """The next frame's plaintext (a view the caller owns). `reserve(length)` is awaited
+        once the length prefix has been checked, before the frame's buffer exists: the
+        caller's memory budget may make it wait (and the sender with it) or refuse."""
         header = await self.stream.read_exactly(4)
         (length,) = _LENGTH.unpack(header)  # checked before the body is read or allocated
         if length > self.max_frame + TAG_SIZE:
             raise FrameTooLarge(f"peer announced a {length}-byte frame (max {self.max_frame + TAG_SIZE})")
         if length < TAG_SIZE:
             raise FrameAuthenticationFailed(f"a {length}-byte frame cannot even hold its tag")
-        ciphertext = await self.stream.read_exactly(length)
+        if reserve is not None:
+            await reserve(length)
+        try:
+            async with asyncio.timeout(self.frame_timeout):
+                ciphertext = await self.stream.read_exactly(length)
+        except TimeoutError:
+            raise ConnectionClosed(f"a {length}-byte frame took over {self.frame_timeout} s to arrive") from None
         if length >= OFFLOAD_BYTES:
             # Large frames are decrypted on a worker thread (the cipher releases the GIL)
             # while the event loop keeps reading the socket.

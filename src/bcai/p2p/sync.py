@@ -1,20 +1,27 @@
-"""Block sync for lagging nodes: ask a peer for a range of blocks by height.
+"""Block sync for lagging nodes: ask peers for ranges of blocks by height.
 
 The chain store is the node's: the server takes a `get_block(height) -> bytes | None`
-function; the client returns the raw encoded blocks and the node verifies each one (its
-commit signatures) before applying it. Requests are capped in count and answers in bytes.
+function; `fetch_blocks` returns one peer's raw encoded blocks, and `sync_blocks` drives a
+catch-up over several peers, handing each answer to the node's `apply`, which verifies
+every block (decodes, is the height asked for, extends our chain, carries a valid commit
+certificate) before applying it. Requests are capped in count and answers in bytes.
+
+An honest node only serves blocks it committed, so a block that fails verification is
+the serving peer's fault: it is penalised (`PENALTY_BAD_BLOCK`, a ban: it is disconnected)
+and the same heights are asked of the next peer. A peer that times out, fails or has no
+more blocks is only skipped: slowness is not hostility.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bcai.encoding import decode, encode
 from bcai.errors import BcaiError, MalformedMessage
 from bcai.p2p.host import Host
 from bcai.p2p.records import NodeId
-from bcai.p2p.scoring import PENALTY_MALFORMED
+from bcai.p2p.scoring import PENALTY_BAD_BLOCK, PENALTY_MALFORMED
 
 BLOCKS_PROTOCOL = "sync/blocks"
 MAX_BLOCKS_PER_REQUEST = 64
@@ -82,3 +89,43 @@ async def fetch_blocks(host: Host, peer: NodeId, start: int, count: int, timeout
         host.penalize(peer, PENALTY_MALFORMED, "malformed block answer")
         raise MalformedMessage("a block answer is a list of at most `count` byte strings")
     return blocks
+
+
+# apply(peer, height, block) -> True once our chain holds `height` (False: not applied, kept
+# for later, ask no further); raises a `peer_fault` error (InvalidBlock, InvalidCertificate,
+# BlockRejected) for a block that fails verification
+ApplyBlock = Callable[[NodeId, int, bytes], Awaitable[bool]]
+
+
+async def sync_blocks(
+    host: Host, peers: Sequence[NodeId], start: int, end: int, apply: ApplyBlock, timeout: float | None = None
+) -> int:
+    """Fetch heights `start`..`end` from `peers`, best first, and `apply` each block in
+    order; return the next height still missing (`end + 1` when done).
+
+    Each peer is asked for what is left until it has no more, fails or times out; then
+    the next one is. A peer whose answer is malformed or whose block `apply` rejects as a
+    peer fault is penalised (a bad block bans it) and the same height goes to the next.
+    """
+    height = start
+    for peer in peers:
+        while height <= end and peer in host.peers:
+            try:
+                blocks = await fetch_blocks(host, peer, height, min(MAX_BLOCKS_PER_REQUEST, end - height + 1), timeout)
+            except BcaiError:  # timed out, failed, went away or malformed (penalised in fetch_blocks)
+                break
+            if not blocks:
+                break  # it has no more: the next peer may
+            try:
+                for block in blocks:
+                    if not await apply(peer, height, block):
+                        return height  # not applied (the node keeps it for later): stop for now
+                    height += 1
+            except BcaiError as exc:
+                if not exc.peer_fault:
+                    raise
+                host.metrics["bad_blocks"] += 1
+                host.penalize(peer, PENALTY_BAD_BLOCK, f"bad block {height} in a sync answer: {exc}")
+                host.disconnect(peer)  # banned by default; cut off even where the threshold is lower
+                break
+    return height

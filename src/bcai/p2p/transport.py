@@ -7,6 +7,7 @@ line of handshake, framing, scoring and gossip code, and one test suite runs on 
 
 from __future__ import annotations
 
+import ipaddress
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -64,3 +65,28 @@ def get_remote_host(address: str) -> str:
     per-source limits count by; an address without a port is its own host."""
     host, sep, _ = address.rpartition(":")
     return host.strip("[]") if sep else address
+
+
+def compute_host_key(address: str) -> str:
+    """The machine an address ("host:port") names, spelt one way: per-host limits count by
+    it. IP addresses are normalised (an IPv4-mapped IPv6 address is its IPv4 address),
+    names are lower-cased without a trailing dot."""
+    host = get_remote_host(address)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host.lower().rstrip(".")
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 (also IPv4-mapped) or "localhost"."""
+    key = compute_host_key(f"{host}:0")
+    if key == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(key).is_loopback
+    except ValueError:
+        return False
