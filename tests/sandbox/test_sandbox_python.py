@@ -195,3 +195,77 @@ def test_concurrent_runs_do_not_mix(sandbox):
         for i, result in pool.map(one, range(12)):
             assert result.ok, result.message
             assert result.outputs["y"].tolist() == [i + 1] * 3
+
+
+# -- kernel layers: what the zygote found, and refusing without them -----------------------
+
+from bcai.errors import SandboxUnavailable
+from bcai.sandbox.python import bridge
+
+
+def test_the_zygote_reports_working_landlock_and_seccomp(sandbox):
+    # On this machine (root in a container, kernel >= 5.13) both layers must really bite:
+    # the zygote probes them in a throw-away child, not by asking for a version only.
+    found = sandbox.protections
+    assert found is not None and found["seccomp"] is True and found["landlock_abi"] >= 1
+
+
+@pytest.mark.parametrize(
+    "found, mode, allow, refused",
+    [
+        ({"landlock_abi": 7, "seccomp": True}, "no-capabilities", False, None),
+        ({"landlock_abi": 0, "seccomp": True}, "user 65534", True, None),
+        ({"landlock_abi": 0, "seccomp": True}, "unprivileged", True, None),
+        ({"landlock_abi": 7, "seccomp": False}, "user 65534", True, "seccomp"),
+        ({"landlock_abi": 0, "seccomp": True}, "no-capabilities", True, "keep uid 0"),
+        ({"landlock_abi": 0, "seccomp": True}, "user 65534", False, "allow_without_landlock"),
+        ({}, "unprivileged", True, "seccomp"),
+    ],
+)
+def test_protection_policy(found, mode, allow, refused):
+    if refused is None:
+        bridge.check_protections(found, mode, allow)
+        return
+    with pytest.raises(SandboxUnavailable, match=refused) as info:
+        bridge.check_protections(found, mode, allow)
+    assert info.value.code == "sandbox_unavailable"
+
+
+def test_parse_ready():
+    assert bridge.parse_ready(b'READY {"landlock_abi": 3, "seccomp": true}') == {"landlock_abi": 3, "seccomp": True}
+    for bad in (b"", b"READY", b"READY {", b"READY [1]", b"HELLO {}"):
+        assert bridge.parse_ready(bad) is None
+
+
+def test_a_host_without_landlock_is_refused_before_any_code_runs(workroot, monkeypatch):
+    # What the zygote says on a kernel without Landlock: the bridge refuses to run (no
+    # silent fallback), stops the zygote, and no work dir is made.
+    monkeypatch.setattr(bridge, "parse_ready", lambda message: {"landlock_abi": 0, "seccomp": True})
+    box = PythonSandbox(workdir_root=str(workroot), drop_root="capabilities" if os.geteuid() == 0 else "auto")
+    with pytest.raises(SandboxUnavailable, match="Landlock"):
+        box.run("outputs['x'] = 1")
+    assert box.zygote_pid is None and box.protections is None
+    assert list(workroot.iterdir()) == []
+    box.close()
+
+
+def test_count_entries_stops_at_the_limit(tmp_path):
+    for i in range(3):
+        (tmp_path / f"d{i}").mkdir()
+        (tmp_path / f"d{i}" / "f").write_text("x")
+    assert bridge.count_entries(str(tmp_path), 6) is None
+    assert bridge.count_entries(str(tmp_path), 5) == 6
+    assert bridge.count_entries(str(tmp_path / "missing"), 0) is None
+
+
+def test_file_budget_counts_entries_left_after_the_result(sandbox):
+    # The program sends its result, then keeps creating files for the rest of its time:
+    # the parent still watches the work dir until the process is gone.
+    code = (
+        "# prelude: disarm\n"
+        + "OS['close'](4)\n"
+        + "for i in range(50):\n    open(f'f{i}', 'w').close()\n"
+    )
+    disarm = (Path(__file__).parent / "hostile" / "disarm_prelude.txt").read_text()
+    result = sandbox.run(code.replace("# prelude: disarm\n", disarm), {}, PythonConstraints(max_file_operations=10))
+    assert result.error_kind == "file_ops_limit", result.message

@@ -228,7 +228,7 @@ def _vm_size() -> int:
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, int] | None) -> None:
+def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, int] | None, landlock_required: bool) -> None:
     os.chdir(workdir)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -249,11 +249,16 @@ def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, in
         resource.setrlimit(which, (value, value))
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
     trusted = get_trusted_read_paths()
-    landlock.restrict_filesystem(
-        read_only=[*trusted, "/dev/urandom", "/dev/null"],
-        read_write=[workdir],
+    # No file operations granted: the work dir is read-only to the kernel too, so a
+    # program past the counting hook still cannot create a single file (disk, inodes).
+    writable = int(constraints["max_file_operations"]) > 0
+    abi = landlock.restrict_filesystem(
+        read_only=[*trusted, "/dev/urandom", "/dev/null"] + ([] if writable else [workdir]),
+        read_write=[workdir] if writable else [],
         deny_network=not constraints["network_access"],
     )
+    if landlock_required and abi == 0:
+        raise OSError(errno.ENOSYS, "Landlock is unavailable: file access would not be confined")
     if drop_to is not None:
         privileges.drop_to_user(drop_to[0], drop_to[1])
     elif os.geteuid() == 0:
@@ -274,7 +279,9 @@ def _classify(exc: BaseException) -> str:
         return "memory_limit"
     if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
         return "file_ops_limit"
-    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EXDEV):
+        # EXDEV: Landlock refuses a link or rename across its rules (the work dir is one
+        # file system, so nothing else gets EXDEV here).
         # The kernel said no (Landlock, seccomp, uid): the hooks were bypassed or blind.
         tb = exc.__traceback__
         while tb is not None and tb.tb_next is not None:
@@ -320,7 +327,12 @@ def _run(frame: Frame) -> bytes:
     for name, array in frame.tensors.items():
         array.flags.writeable = False
         inputs[name] = array
-    _lock_down(constraints, workdir, drop_to)
+    try:
+        _lock_down(constraints, workdir, drop_to, header.get("landlock_required") is not False)
+    except OSError as exc:
+        # Nothing untrusted ran yet; the bridge checked these layers at start, so this is
+        # a broken host, reported as such.
+        return _error_frame("crashed", f"sandbox lock-down failed, the program was not run: {exc}")
     os.environ.clear()
     guard = _Guard(constraints, workdir, get_trusted_prefixes())
     program: dict[str, Any] = {"__name__": "__sandbox__", "inputs": inputs, "outputs": {}}
