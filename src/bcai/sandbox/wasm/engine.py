@@ -21,6 +21,7 @@ from typing import Sequence
 import wasmtime
 
 from bcai.errors import SandboxInvalidModule
+from bcai.sandbox.wasm.compiler import COMPILE_MEMORY_BYTES, COMPILE_TIMEOUT_S, CompileWorker, compute_config, compute_error_line
 from bcai.sandbox.result import ExecutionMetrics, ExecutionResult, compute_error, compute_ok
 from bcai.sandbox.wasm.host import HOST_MODULE, HOST_SIGNATURES, HostState, compute_func_type, compute_host_functions
 from bcai.sandbox.wasm.limits import WasmLimits
@@ -95,11 +96,7 @@ def compute_module_bytes(source: bytes | str) -> bytes:
         raise SandboxInvalidModule(f"module text does not parse: {_first_line(exc)}") from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if "Caused by:" in text:  # wasmtime: "error while executing at ... Caused by: <reason>"
-        return text.split("Caused by:")[-1].strip().splitlines()[0]
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+_first_line = compute_error_line
 
 
 class WasmEngine:
@@ -107,20 +104,16 @@ class WasmEngine:
 
     `metered=False` turns fuel off (for benchmarks only: production always meters);
     `interruptible=False` turns the epoch deadline off likewise.
+    Modules compile in a separate process (`compiler.py`) that may use `compile_timeout_s`
+    and `compile_memory_bytes` per module; past either the module is `invalid_module`.
     """
 
-    def __init__(self, *, metered: bool = True, interruptible: bool = True, tick_ms: int = 10) -> None:
-        config = wasmtime.Config()
-        config.consume_fuel = metered
-        config.epoch_interruption = interruptible
-        config.cranelift_nan_canonicalization = True
-        config.wasm_threads = False
-        config.shared_memory = False
-        config.wasm_memory64 = False
-        config.wasm_relaxed_simd = False
-        config.wasm_relaxed_simd_deterministic = True
-        config.wasm_gc = False
-        config.wasm_component_model = False
+    def __init__(
+        self, *, metered: bool = True, interruptible: bool = True, tick_ms: int = 10,
+        compile_timeout_s: float = COMPILE_TIMEOUT_S, compile_memory_bytes: int = COMPILE_MEMORY_BYTES,
+    ) -> None:
+        config = compute_config(metered, interruptible)
+        self._compiler = CompileWorker(metered, interruptible, timeout_s=compile_timeout_s, memory_bytes=compile_memory_bytes)
         self.metered = metered
         self.interruptible = interruptible
         self.tick_ms = tick_ms
@@ -138,16 +131,21 @@ class WasmEngine:
             if cached is not None:
                 self._modules.move_to_end(key)
                 return cached
+        artifact = self._compiler.compile(wasm)  # bounded in time and memory; raises
         try:
-            module = wasmtime.Module(self.engine, wasm)
+            module = wasmtime.Module.deserialize(self.engine, artifact)
         except wasmtime.WasmtimeError as exc:
-            raise SandboxInvalidModule(f"module does not validate: {_first_line(exc)}") from None
+            raise SandboxInvalidModule(f"the compiled module does not load: {_first_line(exc)}") from None
         check_imports(module)
         with self._lock:
             self._modules[key] = module
             while len(self._modules) > _MODULE_CACHE_SIZE:
                 self._modules.popitem(last=False)
         return module
+
+    def close(self) -> None:
+        """Stop the compiler process (a later compile starts a new one)."""
+        self._compiler.close()
 
     def execute(
         self,
