@@ -268,3 +268,19 @@ def test_compile_errors_of_the_worker_are_clear(engine):
     result = engine.execute(b"\0asm\x01\0\0\0\x0a\x01", b"", limits=SHORT)
     assert (result.status, result.error_kind) == ("error", "invalid_module")
     assert result.message.startswith("module does not validate:"), result.message
+
+
+def test_wat_text_is_parsed_in_the_bounded_worker_too():
+    # A million nested blocks: ~400 MB to parse into a tree. The worker's cap refuses it;
+    # the caller never parses untrusted text itself.
+    engine = WasmEngine(compile_memory_bytes=256 << 20, compile_timeout_s=120)
+    depth = 1_000_000
+    bomb = "(module (func (export \"run\") " + "(block " * depth + ")" * depth + "))"
+    before = _max_rss_mb()
+    result = engine.execute(bomb, b"", limits=SHORT)
+    assert (result.status, result.error_kind) == ("error", "invalid_module")
+    assert "compiling the module" in result.message, result.message
+    assert _max_rss_mb() - before < 200
+    bad = engine.execute("(module (func $f (i32.frobnicate)))", b"", limits=SHORT)
+    assert bad.message.startswith("module text does not parse:"), bad.message
+    engine.close()
