@@ -269,3 +269,12 @@ def test_file_budget_counts_entries_left_after_the_result(sandbox):
     disarm = (Path(__file__).parent / "hostile" / "disarm_prelude.txt").read_text()
     result = sandbox.run(code.replace("# prelude: disarm\n", disarm), {}, PythonConstraints(max_file_operations=10))
     assert result.error_kind == "file_ops_limit", result.message
+
+
+def test_compiling_the_program_counts_against_its_memory_limit(sandbox):
+    # 3 MB of tuple literals take ~740 MB to compile; compiled before the rlimits, that
+    # was host memory outside max_memory_mb. Now it is the program's memory_limit.
+    code = "x = [" + "(0, 1.5, 'a')," * 250_000 + "]\noutputs['n'] = len(x)"
+    result = sandbox.run(code, {}, PythonConstraints(max_memory_mb=64, max_execution_time_ms=20_000))
+    assert (result.status, result.error_kind) == ("error", "memory_limit"), result.message
+    assert result.metrics.peak_memory_bytes < 400 << 20

@@ -12,7 +12,7 @@ done; no process is ever reused. Order matters, each step before untrusted code 
    Python installation, keep uid 0 with every capability dropped (`privileges.py`);
    not root: RLIMIT_NPROC = 0;
 5. seccomp (see `seccomp_filter.py`);
-6. empty the environment, install the audit hook and the import guard, run the code.
+6. compile the program (its cost counts against the limits), empty the environment, install the audit hook and the import guard, run the code.
 
 The audit hook and import guard (step 6) are not the security boundary: they turn
 attempts into clear error kinds. Steps 2-5 are the boundary: they hold even when the
@@ -319,10 +319,6 @@ def _run(frame: Frame) -> bytes:
     drop = header.get("drop_to")
     drop_to = (int(drop[0]), int(drop[1])) if isinstance(drop, list) and len(drop) == 2 else None
     code = header["code"]
-    try:
-        compiled = compile(code, PROGRAM_NAME, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as exc:
-        return _error_frame("crashed", f"program does not compile: {exc}")
     inputs = {}
     for name, array in frame.tensors.items():
         array.flags.writeable = False
@@ -333,6 +329,14 @@ def _run(frame: Frame) -> bytes:
         # Nothing untrusted ran yet; the bridge checked these layers at start, so this is
         # a broken host, reported as such.
         return _error_frame("crashed", f"sandbox lock-down failed, the program was not run: {exc}")
+    # Compiled only now, under the limits: 3 MB of tuple literals take ~740 MB and seconds
+    # to compile, which must count against max_memory_mb and the CPU limit.
+    try:
+        compiled = compile(code, PROGRAM_NAME, "exec", dont_inherit=True)
+    except MemoryError:
+        return _error_frame("memory_limit", "the program needs more memory than its limit just to compile")
+    except (SyntaxError, ValueError, RecursionError) as exc:
+        return _error_frame("crashed", f"program does not compile: {exc}")
     os.environ.clear()
     guard = _Guard(constraints, workdir, get_trusted_prefixes())
     program: dict[str, Any] = {"__name__": "__sandbox__", "inputs": inputs, "outputs": {}}

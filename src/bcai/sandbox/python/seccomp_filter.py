@@ -25,6 +25,12 @@ the bridge a clear error kind; the process still cannot do the thing.
 - No memfd_create: a memfd's pages are tmpfs memory that RLIMIT_AS does not count
   (max_open_files x max_file_size_mb of host memory); it is also the usual first step of
   fileless exec.
+- No signals by way of a file's owner: fcntl F_SETOWN/F_SETOWN_EX/F_SETSIG (SIGIO, or
+  any signal chosen with F_SETSIG, sent by the kernel to the owner when the result pipe
+  drains: with the zygote's or node's pid, SIGKILL to them), ioctl FIOSETOWN/SIOCSPGRP
+  likewise; also F_SETLEASE/F_NOTIFY and ioctl TIOCSTI. Commands are compared on their
+  low 32 bits (the kernel reads an unsigned int), so high garbage does not slip by.
+  Landlock ABI >= 6 scopes these signals too; older kernels have only this rule.
 - No inotify/fanotify: watching /tmp would show other jobs' file activity.
 - Dangerous calls: tracing, mounts, namespaces, BPF, kernel modules, kexec, keyrings,
   personality, io_uring (its ops bypass seccomp), userfaultfd, identity changes ...
@@ -80,6 +86,11 @@ SIGNAL_SYSCALLS: tuple[str, ...] = ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgs
 SELF_ONLY_SYSCALLS: tuple[str, ...] = (
     "prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr",
 )
+#: fcntl commands (arg 1) refused: F_SETOWN, F_SETSIG, F_SETOWN_EX, F_SETLEASE, F_NOTIFY.
+FCNTL_DENIED = (8, 10, 15, 1024, 1026)
+#: ioctl requests (arg 1) refused: FIOSETOWN, SIOCSPGRP, TIOCSTI.
+IOCTL_DENIED = (0x8901, 0x8902, 0x5412)
+_LOW32 = 0xFFFFFFFF
 #: Socket families a granted network may use.
 NETWORK_FAMILIES = (2, 10)  # AF_INET, AF_INET6
 _MAX_FAMILY = 64
@@ -129,6 +140,9 @@ def load_filter(own_pid: int, network_access: bool) -> None:
             if family not in NETWORK_FAMILIES:
                 _add(rules, seccomp.ERRNO(errno.EACCES), "socket", seccomp.Arg(0, seccomp.EQ, family))
         _add(rules, seccomp.ERRNO(errno.EACCES), "socket", seccomp.Arg(0, seccomp.GE, _MAX_FAMILY))
+    for name, commands in (("fcntl", FCNTL_DENIED), ("ioctl", IOCTL_DENIED)):
+        for command in commands:
+            _add(rules, seccomp.ERRNO(errno.EPERM), name, seccomp.Arg(1, seccomp.MASKED_EQ, _LOW32, command))
     for name in SELF_ONLY_SYSCALLS:
         _add(rules, seccomp.ERRNO(errno.EPERM), name, seccomp.Arg(0, seccomp.NE, 0))
     for name in ("setpriority", "ioprio_set"):  # (which, who, ...): PRIO_PROCESS=0 / IOPRIO_WHO_PROCESS=1, who 0
