@@ -5,7 +5,8 @@ done; no process is ever reused. Order matters, each step before untrusted code 
 
 1. read the whole job frame (code, constraints, inputs) from the job pipe;
 2. move into the private work dir, set rlimits (core 0, open files, file size, CPU time,
-   address space = current size + `max_memory_mb`), stdout/stderr to /dev/null;
+   address space = current size + `max_memory_mb`, 64 queued signals, no real-time or
+   raised priority), stdout/stderr to /dev/null;
 3. Landlock: read-only access to the Python installation and system libraries, full
    access to the work dir, nothing else (and no TCP unless granted);
 4. when running as root: drop to `nobody` (no groups) or, where `nobody` cannot read the
@@ -47,6 +48,8 @@ RESULT_FD = 4
 PROGRAM_NAME = "<sandbox>"
 #: The main thread's stack: deep C recursion ends in SIGSEGV here, not in a swapping host.
 _STACK_BYTES = 8 << 20
+#: Signals the child may have queued (it signals only itself).
+_SIGPENDING = 64
 
 
 class SandboxViolation(Exception):
@@ -244,6 +247,11 @@ def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, in
         resource.RLIMIT_MEMLOCK: 0,
         resource.RLIMIT_STACK: _STACK_BYTES,
         resource.RLIMIT_MSGQUEUE: 0,
+        # Queued signals count per uid (a root child shares root's count with the node);
+        # real-time scheduling or a raised nice would starve the host's CPUs.
+        resource.RLIMIT_SIGPENDING: _SIGPENDING,
+        resource.RLIMIT_RTPRIO: 0,
+        resource.RLIMIT_NICE: 0,
     }
     for which, value in limits.items():
         resource.setrlimit(which, (value, value))
