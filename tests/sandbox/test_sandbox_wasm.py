@@ -284,3 +284,19 @@ def test_wat_text_is_parsed_in_the_bounded_worker_too():
     bad = engine.execute("(module (func $f (i32.frobnicate)))", b"", limits=SHORT)
     assert bad.message.startswith("module text does not parse:"), bad.message
     engine.close()
+
+
+def test_the_module_cache_is_bounded_in_bytes(monkeypatch):
+    from bcai.sandbox.wasm import engine as engine_module
+
+    engine = WasmEngine()
+    sizes = []
+    for i in range(4):
+        module = f'(module (memory (export "memory") 1) (func (export "run") {"(i32.store (i32.const 0) (i32.const %d))" % i * 2000}))'
+        assert engine.execute(module, b"", limits=SHORT).status == "ok"
+        sizes.append(engine.cached_bytes)
+    assert sizes[0] > 0 and sizes == sorted(sizes)  # grows while under the cap
+    monkeypatch.setattr(engine_module, "MODULE_CACHE_BYTES", sizes[1])
+    assert engine.execute(REVERSE, b"x", limits=SHORT).status == "ok"
+    assert 0 < engine.cached_bytes <= sizes[1]
+    engine.close()

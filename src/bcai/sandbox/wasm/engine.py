@@ -32,6 +32,9 @@ MAX_MODULE_BYTES = 64 * 1024 * 1024
 #: memory_limit (covers grow loops of up to 16 pages per step).
 GROW_SLACK_BYTES = 16 * 65536
 _MODULE_CACHE_SIZE = 32
+#: Compiled code the cache may hold in all (machine code is ~1.1x the module's size, so
+#: 32 modules of 30 MB would otherwise pin ~1 GB in the caller).
+MODULE_CACHE_BYTES = 256 * 1024 * 1024
 
 
 class EpochTicker:
@@ -130,7 +133,8 @@ class WasmEngine:
         self.tick_ms = tick_ms
         self.engine = wasmtime.Engine(config)
         self._ticker = EpochTicker(self.engine, tick_ms)
-        self._modules: OrderedDict[bytes, wasmtime.Module] = OrderedDict()
+        self._modules: OrderedDict[bytes, tuple[wasmtime.Module, int]] = OrderedDict()
+        self._cached_bytes = 0
         self._lock = threading.Lock()
 
     def compile(self, source: bytes | str) -> wasmtime.Module:
@@ -141,7 +145,7 @@ class WasmEngine:
             cached = self._modules.get(key)
             if cached is not None:
                 self._modules.move_to_end(key)
-                return cached
+                return cached[0]
         artifact = self._compiler.compile(data, is_text)  # bounded in time and memory; raises
         try:
             module = wasmtime.Module.deserialize(self.engine, artifact)
@@ -149,10 +153,17 @@ class WasmEngine:
             raise SandboxInvalidModule(f"the compiled module does not load: {_first_line(exc)}") from None
         check_imports(module)
         with self._lock:
-            self._modules[key] = module
-            while len(self._modules) > _MODULE_CACHE_SIZE:
-                self._modules.popitem(last=False)
+            if key not in self._modules:
+                self._modules[key] = (module, len(artifact))
+                self._cached_bytes += len(artifact)
+            while len(self._modules) > 1 and (len(self._modules) > _MODULE_CACHE_SIZE or self._cached_bytes > MODULE_CACHE_BYTES):
+                self._cached_bytes -= self._modules.popitem(last=False)[1][1]
         return module
+
+    @property
+    def cached_bytes(self) -> int:
+        """Compiled code the module cache holds (bounded by MODULE_CACHE_BYTES)."""
+        return self._cached_bytes
 
     def close(self) -> None:
         """Stop the compiler process (a later compile starts a new one)."""
