@@ -79,6 +79,10 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     "open_tree_attr", "quotactl_fd",
     # anonymous files: tmpfs memory outside RLIMIT_AS
     "memfd_create", "memfd_secret",
+    # host-wide effects and side channels: flushing every file system, the system-wide
+    # AIO context budget (fs.aio-max-nr), page-cache probing, the LDT, legacy calls
+    "sync", "syncfs", "io_setup", "io_submit", "io_destroy", "io_getevents", "io_cancel",
+    "io_pgetevents", "cachestat", "modify_ldt", "uselib", "sysfs", "ustat",
 )
 NETWORK_SYSCALLS: tuple[str, ...] = ("socket", "socketpair")
 SIGNAL_SYSCALLS: tuple[str, ...] = ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
