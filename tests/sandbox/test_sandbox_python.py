@@ -278,3 +278,17 @@ def test_compiling_the_program_counts_against_its_memory_limit(sandbox):
     result = sandbox.run(code, {}, PythonConstraints(max_memory_mb=64, max_execution_time_ms=20_000))
     assert (result.status, result.error_kind) == ("error", "memory_limit"), result.message
     assert result.metrics.peak_memory_bytes < 400 << 20
+
+
+def test_count_entries_treats_an_unlistable_dir_as_over(tmp_path):
+    deep = tmp_path
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(20):  # 20 x 256 bytes: past PATH_MAX, built relative to an fd
+            os.mkdir("d" * 255, dir_fd=fd)
+            child = os.open("d" * 255, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+    assert bridge.count_entries(str(deep), 1000) == 1001

@@ -306,6 +306,7 @@ class PythonSandbox:
         # size (RLIMIT_FSIZE) but not their number, so we count the work dir's entries.
         watch = constraints.max_file_operations > 0
         next_check = start
+        pause_s = WORKDIR_CHECK_S
         poller = select.poll()
         poller.register(result_r, select.POLLIN)
         while True:
@@ -316,8 +317,12 @@ class PythonSandbox:
             wait_s = min(remaining, WORKDIR_CHECK_S) if watch else remaining
             ready = poller.poll(max(1, int(wait_s * 1000)))
             if watch and time.perf_counter() >= next_check:
-                next_check = time.perf_counter() + WORKDIR_CHECK_S
+                scan_start = time.perf_counter()
                 too_many_files = count_entries(workdir, constraints.max_file_operations)
+                # At most ~10% of this thread's time goes to counting (a budget of a
+                # million entries takes a while to count).
+                pause_s = max(WORKDIR_CHECK_S, 10 * (time.perf_counter() - scan_start))
+                next_check = time.perf_counter() + pause_s
                 if too_many_files is not None:
                     break
             if not ready:
@@ -337,9 +342,11 @@ class PythonSandbox:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
-                exited = _wait_readable(pidfd, min(remaining, WORKDIR_CHECK_S) if watch else remaining)
+                exited = _wait_readable(pidfd, min(remaining, pause_s) if watch else remaining)
                 if watch:
+                    scan_start = time.perf_counter()
                     too_many_files = count_entries(workdir, constraints.max_file_operations)
+                    pause_s = max(WORKDIR_CHECK_S, 10 * (time.perf_counter() - scan_start))
             timed_out = not exited and too_many_files is None
         _kill(pidfd)
         wall_ms = (time.perf_counter() - start) * 1000
@@ -352,7 +359,9 @@ class PythonSandbox:
 
 def count_entries(workdir: str, limit: int) -> int | None:
     """None while `workdir` holds at most `limit` entries (files, dirs, links, at any
-    depth), else the count reached. Stops at limit + 1, so it costs O(limit)."""
+    depth), else the count reached. Stops at limit + 1, so it costs O(limit). A directory
+    that exists but cannot be listed (a path past PATH_MAX hides everything below it)
+    counts as over the limit: the job made its work dir uninspectable."""
     count = 0
     stack = [workdir]
     while stack:
@@ -364,8 +373,10 @@ def count_entries(workdir: str, limit: int) -> int | None:
                         return count
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed meanwhile, or replaced by a file
         except OSError:
-            continue  # removed meanwhile, or not a directory any more
+            return limit + 1
     return None
 
 
