@@ -292,3 +292,42 @@ def test_count_entries_treats_an_unlistable_dir_as_over(tmp_path):
     finally:
         os.close(fd)
     assert bridge.count_entries(str(deep), 1000) == 1001
+
+
+SIBLING_SPY = """# prelude: disarm
+# Find another job's child by pid and read where its work dir is (/proc/<pid>/cwd is a
+# readlink, which Landlock does not guard; only ptrace-style access rules do).
+me = OS["getpid"]()
+found = []
+for pid in range(max(2, me - 300), me + 300):
+    if pid == me:
+        continue
+    try:
+        target = OS["readlink"](f"/proc/{pid}/cwd")
+    except OSError:
+        continue
+    if "bcai-sandbox-" in target:
+        found.append(pid)
+outputs["found"] = len(found)
+outputs["sees_itself"] = "bcai-sandbox-" in OS["readlink"]("/proc/self/cwd")
+"""
+
+
+@pytest.mark.parametrize("mode", ["capabilities", "user"] if os.geteuid() == 0 else ["auto"])
+def test_a_job_cannot_find_a_neighbours_work_dir_through_proc(workroot, mode):
+    # A sibling has the same uid and no capabilities either, so only Landlock's ptrace
+    # rule (no access to a process outside the own domain; each child has its own)
+    # keeps /proc/<sibling>/cwd closed. The spy's method works on itself.
+    from concurrent.futures import ThreadPoolExecutor
+
+    disarm = (Path(__file__).parent / "hostile" / "disarm_prelude.txt").read_text()
+    spy = SIBLING_SPY.replace("# prelude: disarm\n", disarm)
+    with PythonSandbox(workdir_root=str(workroot), drop_root=mode) as box, ThreadPoolExecutor(max_workers=2) as pool:
+        sleeper = pool.submit(box.run, "x = 0\nwhile True:\n    x += 1\n", {}, PythonConstraints(max_execution_time_ms=4000))
+        import time
+
+        time.sleep(1.0)  # the sleeper is running
+        result = box.run(spy, {}, PythonConstraints(max_execution_time_ms=3000))
+        assert sleeper.result().error_kind == "time_limit"
+    assert result.ok, result.message
+    assert bool(result.outputs["sees_itself"]) and int(result.outputs["found"]) == 0
