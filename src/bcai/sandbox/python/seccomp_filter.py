@@ -83,6 +83,8 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     # AIO context budget (fs.aio-max-nr), page-cache probing, the LDT, legacy calls
     "sync", "syncfs", "io_setup", "io_submit", "io_destroy", "io_getevents", "io_cancel",
     "io_pgetevents", "cachestat", "modify_ldt", "uselib", "sysfs", "ustat",
+    # page-cache pages of read-only files moved into pipes (the Dirty Pipe class)
+    "splice", "tee", "vmsplice",
 )
 NETWORK_SYSCALLS: tuple[str, ...] = ("socket", "socketpair")
 SIGNAL_SYSCALLS: tuple[str, ...] = ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
