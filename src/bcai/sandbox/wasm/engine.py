@@ -330,7 +330,12 @@ def verify_deterministic(
     if runs < 2:
         raise ValueError("verify_deterministic needs at least two runs")
     executors = list(engines) if engines else [WasmEngine() for _ in range(runs)]
-    results = tuple(executors[i % len(executors)].execute(source, input, entry=entry, limits=limits) for i in range(max(runs, len(executors))))
+    try:
+        results = tuple(executors[i % len(executors)].execute(source, input, entry=entry, limits=limits) for i in range(max(runs, len(executors))))
+    finally:
+        if not engines:  # ours: stop their compiler processes now, not at garbage collection
+            for executor in executors:
+                executor.close()
     signatures = {(r.status, r.error_kind, r.output_sha256, r.metrics.fuel_used) for r in results}
     return DeterminismReport(len(signatures) == 1, tuple(r.output_sha256 for r in results), results)
 
