@@ -77,19 +77,22 @@ def probe_protections() -> dict[str, object]:
     pid = os.fork()
     if pid == 0:
         code = 0
-        try:
+        try:  # each layer on its own: one failing must not hide the other
             if abi and landlock.restrict_filesystem([], [], deny_network=True):
                 try:
                     os.close(os.open("/", os.O_RDONLY | os.O_DIRECTORY))
                 except PermissionError:
                     code |= 1  # Landlock enforced
+        except BaseException:  # noqa: BLE001 - the probe reports, never raises
+            pass
+        try:
             seccomp_filter.load_filter(os.getpid(), False)
-            try:
-                os.close(os.memfd_create("bcai-probe"))  # harmless where it is allowed
-            except OSError as exc:
-                code |= 2 if exc.errno == errno.EPERM else 0  # seccomp enforced
-        finally:
-            os._exit(code)
+            os.close(os.memfd_create("bcai-probe"))  # harmless where it is allowed
+        except OSError as exc:
+            code |= 2 if exc.errno == errno.EPERM else 0  # seccomp enforced
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(code)
     _, status = os.waitpid(pid, 0)
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
     return {"landlock_abi": abi if code & 1 else 0, "seccomp": bool(code & 2)}
