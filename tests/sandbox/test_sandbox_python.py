@@ -331,3 +331,55 @@ def test_a_job_cannot_find_a_neighbours_work_dir_through_proc(workroot, mode):
         assert sleeper.result().error_kind == "time_limit"
     assert result.ok, result.message
     assert bool(result.outputs["sees_itself"]) and int(result.outputs["found"]) == 0
+
+
+HOSTILE_HOST = """
+import errno, sys
+import pyseccomp
+from bcai.errors import SandboxUnavailable
+from bcai.sandbox.python import PythonSandbox
+
+# Make this process (and so the zygote it starts) a host without {layer}.
+rules = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
+if "{layer}" == "landlock":
+    rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "landlock_create_ruleset")
+else:
+    rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "seccomp")
+    rules.add_rule(pyseccomp.ERRNO(errno.EINVAL), "prctl", pyseccomp.Arg(0, pyseccomp.EQ, 22))
+rules.load()
+box = PythonSandbox(workdir_root=sys.argv[1], drop_root="{mode}", allow_without_landlock={allow})
+try:
+    result = box.run("outputs['x'] = 1")
+except SandboxUnavailable as exc:
+    print("refused", exc.code, exc)
+else:
+    print("ran", result.status, box.protections)
+box.close()
+"""
+
+
+@pytest.mark.parametrize(
+    "layer, mode, allow, expected",
+    [
+        ("landlock", "capabilities", True, "refused sandbox_unavailable Landlock does not work"),
+        ("landlock", "user", False, "refused sandbox_unavailable Landlock does not work"),
+        ("landlock", "user", True, "ran ok {'landlock_abi': 0, 'seccomp': True}"),
+        ("seccomp", "user", True, "refused sandbox_unavailable seccomp filters do not work"),
+    ],
+)
+def test_a_real_host_without_a_layer_is_refused(workroot, layer, mode, allow, expected):
+    # No monkeypatching: the kernel really refuses the layer to this process tree (a
+    # seccomp filter of our own, inherited by the zygote), and the zygote's probe sees it.
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 and mode != "user":
+        mode = "auto"
+    script = HOSTILE_HOST.format(layer=layer, mode=mode, allow=allow)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(workroot)], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    assert done.stdout.startswith(expected), done.stdout + done.stderr
+    assert list(workroot.iterdir()) == []
