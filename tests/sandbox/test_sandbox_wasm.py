@@ -300,3 +300,22 @@ def test_the_module_cache_is_bounded_in_bytes(monkeypatch):
     assert engine.execute(REVERSE, b"x", limits=SHORT).status == "ok"
     assert 0 < engine.cached_bytes <= sizes[1]
     engine.close()
+
+
+def test_export_and_import_counts_are_capped(engine):
+    # wasmtime-py walks an instance's exports in O(n^2): 100 000 exports held the caller
+    # (GIL included) for 187 s. Over the caps the module is refused before instantiation.
+    from bcai.sandbox.wasm.engine import MAX_EXPORTS, MAX_IMPORTS
+
+    def exporting(n: int) -> str:
+        return '(module (func) (func (export "run")) ' + " ".join(f'(export "e{i}" (func 0))' for i in range(n - 1)) + ")"
+
+    def importing(n: int) -> str:
+        return "(module " + ' (import "bcai" "log" (func (param i32 i32)))' * n + ' (func (export "run")))'
+
+    assert engine.execute(exporting(MAX_EXPORTS), b"", limits=SHORT).status == "ok"
+    assert engine.execute(importing(MAX_IMPORTS), b"", limits=SHORT).status == "ok"
+    for module, what in ((exporting(MAX_EXPORTS + 1), "exports"), (importing(MAX_IMPORTS + 1), "imports"), (exporting(100_000), "exports")):
+        result = engine.execute(module, b"", limits=SHORT)
+        assert (result.status, result.error_kind) == ("error", "invalid_module")
+        assert what in result.message and result.metrics.wall_time_ms < 60_000, result.message

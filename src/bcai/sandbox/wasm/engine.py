@@ -32,6 +32,11 @@ MAX_MODULE_BYTES = 64 * 1024 * 1024
 #: memory_limit (covers grow loops of up to 16 pages per step).
 GROW_SLACK_BYTES = 16 * 65536
 _MODULE_CACHE_SIZE = 32
+#: wasmtime-py lists an instance's exports in O(n^2) (export_nth walks from the start):
+#: 10 000 exports took 1.9 s and 100 000 took 187 s of the caller's CPU, GIL held. A
+#: scoring module needs a handful; these caps keep every such walk trivial.
+MAX_EXPORTS = 1024
+MAX_IMPORTS = 256
 #: Compiled code the cache may hold in all (machine code is ~1.1x the module's size, so
 #: 32 modules of 30 MB would otherwise pin ~1 GB in the caller).
 MODULE_CACHE_BYTES = 256 * 1024 * 1024
@@ -151,6 +156,7 @@ class WasmEngine:
             module = wasmtime.Module.deserialize(self.engine, artifact)
         except wasmtime.WasmtimeError as exc:
             raise SandboxInvalidModule(f"the compiled module does not load: {_first_line(exc)}") from None
+        check_counts(module)
         check_imports(module)
         with self._lock:
             if key not in self._modules:
@@ -277,6 +283,15 @@ def _classify(
     if instantiating:
         return "invalid_module", f"the module does not instantiate: {_first_line(failure)}"
     return "trap", _first_line(failure)
+
+
+def check_counts(module: wasmtime.Module) -> None:
+    """At most MAX_EXPORTS exports and MAX_IMPORTS imports (see MAX_EXPORTS)."""
+    exports, imports = len(module.exports), len(module.imports)
+    if exports > MAX_EXPORTS:
+        raise SandboxInvalidModule(f"module has {exports} exports, over {MAX_EXPORTS}")
+    if imports > MAX_IMPORTS:
+        raise SandboxInvalidModule(f"module has {imports} imports, over {MAX_IMPORTS}")
 
 
 def check_imports(module: wasmtime.Module) -> None:
