@@ -319,3 +319,16 @@ def test_export_and_import_counts_are_capped(engine):
         result = engine.execute(module, b"", limits=SHORT)
         assert (result.status, result.error_kind) == ("error", "invalid_module")
         assert what in result.message and result.metrics.wall_time_ms < 60_000, result.message
+
+
+def test_an_artifact_over_the_cap_is_refused_and_the_worker_replaced(monkeypatch):
+    from bcai.sandbox.wasm import compiler
+
+    engine = WasmEngine()
+    monkeypatch.setattr(compiler, "MAX_ARTIFACT_BYTES", 1000)  # any real module is bigger
+    result = engine.execute(REVERSE, b"ab", limits=SHORT)
+    assert (result.status, result.error_kind) == ("error", "invalid_module")
+    assert "over 1000" in result.message, result.message
+    monkeypatch.undo()
+    assert engine.execute(REVERSE, b"ab", limits=SHORT).outputs["output"] == b"ba"
+    engine.close()

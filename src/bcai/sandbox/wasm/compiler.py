@@ -50,6 +50,9 @@ _BOOT = (
 #: Compile budget defaults (per module; a cached module is not compiled again).
 COMPILE_TIMEOUT_S = 30.0
 COMPILE_MEMORY_BYTES = 2 << 30
+#: The largest compiled artifact the caller takes in (machine code is ~1.1x a module's
+#: size for ordinary code; SIMD lowerings expand more). Also the module cache's budget.
+MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 _START_TIMEOUT_S = 60.0
 
 
@@ -98,7 +101,11 @@ class CompileWorker:
             try:
                 head = _read_exact(proc.stdout.fileno(), 1 + _LENGTH.size, deadline)
                 if head is not None:
-                    body = _read_exact(proc.stdout.fileno(), _LENGTH.unpack(head[1:])[0], deadline)
+                    size = _LENGTH.unpack(head[1:])[0]
+                    if size > MAX_ARTIFACT_BYTES:
+                        self._stop()
+                        raise SandboxInvalidModule(f"the compiled module would take {size} bytes, over {MAX_ARTIFACT_BYTES}; it is refused")
+                    body = _read_exact(proc.stdout.fileno(), size, deadline)
             except TimeoutError:
                 head, timed_out = None, True
             except OSError:

@@ -21,7 +21,14 @@ from typing import Sequence
 import wasmtime
 
 from bcai.errors import SandboxInvalidModule
-from bcai.sandbox.wasm.compiler import COMPILE_MEMORY_BYTES, COMPILE_TIMEOUT_S, CompileWorker, compute_config, compute_error_line
+from bcai.sandbox.wasm.compiler import (
+    COMPILE_MEMORY_BYTES,
+    COMPILE_TIMEOUT_S,
+    MAX_ARTIFACT_BYTES,
+    CompileWorker,
+    compute_config,
+    compute_error_line,
+)
 from bcai.sandbox.result import ExecutionMetrics, ExecutionResult, compute_error, compute_ok
 from bcai.sandbox.wasm.host import HOST_MODULE, HOST_SIGNATURES, HostState, compute_func_type, compute_host_functions
 from bcai.sandbox.wasm.limits import WasmLimits
@@ -39,7 +46,7 @@ MAX_EXPORTS = 1024
 MAX_IMPORTS = 256
 #: Compiled code the cache may hold in all (machine code is ~1.1x the module's size, so
 #: 32 modules of 30 MB would otherwise pin ~1 GB in the caller).
-MODULE_CACHE_BYTES = 256 * 1024 * 1024
+MODULE_CACHE_BYTES = MAX_ARTIFACT_BYTES
 
 
 class EpochTicker:
