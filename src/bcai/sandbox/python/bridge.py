@@ -98,6 +98,9 @@ class PythonSandbox:
     with every capability dropped; `drop_root` ("auto", "user", "capabilities") forces
     one mode. Not root: children keep our uid, RLIMIT_NPROC=0.
     `workdir_root`: where the private work dirs are made (default: the system temp dir).
+    The zygote probes seccomp and Landlock at start (`protections`); without them the
+    sandbox raises SandboxUnavailable (see `check_protections`), unless
+    `allow_without_landlock` accepts plain uid/DAC confinement for non-root children.
     """
 
     def __init__(
