@@ -92,3 +92,30 @@ def test_invalid_invocations_exit_2(tmp_path):
     assert _run(["wasm", str(tmp_path / "m.wat"), "--preset", "lenient", "--json"])[0] == 2
     assert _run(["wasm", str(tmp_path / "m.wat"), "--purpose", "fun", "--json"])[0] == 2
     assert _run(["wasm", str(tmp_path / "m.wat"), "--input", str(tmp_path / "none.bin"), "--json"])[0] == 2
+
+
+def test_hostile_npy_inputs_are_refused_cleanly(tmp_path):
+    # .npy files handed to the CLI: a pickled object array (its __reduce__ would run code)
+    # and a header far past numpy's header cap. np.load(allow_pickle=False) refuses
+    # both; the CLI says config_invalid (exit 2) and runs nothing.
+    program = tmp_path / "p.py"
+    program.write_text("outputs['y'] = inputs['x']\n")
+    canary = tmp_path / "pwned"
+    pickled = tmp_path / "pickled.npy"
+    with open(pickled, "wb") as f:
+        np.lib.format.write_array(f, np.array([_Payload(str(canary))], dtype=object), allow_pickle=True)
+    huge = tmp_path / "huge.npy"
+    huge.write_bytes(b"\x93NUMPY\x02\x00" + (1 << 24).to_bytes(4, "little") + b"{" + b" " * (1 << 24))
+    for path in (pickled, huge):
+        code, out = _run(["python", str(program), "--input", f"x={path}", "--json"])
+        assert code == 2, out
+        assert json.loads(out)["error_kind"] == "config_invalid"
+    assert not canary.exists()
+
+
+class _Payload:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))

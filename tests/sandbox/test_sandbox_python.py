@@ -195,3 +195,191 @@ def test_concurrent_runs_do_not_mix(sandbox):
         for i, result in pool.map(one, range(12)):
             assert result.ok, result.message
             assert result.outputs["y"].tolist() == [i + 1] * 3
+
+
+# -- kernel layers: what the zygote found, and refusing without them -----------------------
+
+from bcai.errors import SandboxUnavailable
+from bcai.sandbox.python import bridge
+
+
+def test_the_zygote_reports_working_landlock_and_seccomp(sandbox):
+    # On this machine (root in a container, kernel >= 5.13) both layers must really bite:
+    # the zygote probes them in a throw-away child, not by asking for a version only.
+    found = sandbox.protections
+    assert found is not None and found["seccomp"] is True and found["landlock_abi"] >= 1
+
+
+@pytest.mark.parametrize(
+    "found, mode, allow, refused",
+    [
+        ({"landlock_abi": 7, "seccomp": True}, "no-capabilities", False, None),
+        ({"landlock_abi": 0, "seccomp": True}, "user 65534", True, None),
+        ({"landlock_abi": 0, "seccomp": True}, "unprivileged", True, None),
+        ({"landlock_abi": 7, "seccomp": False}, "user 65534", True, "seccomp"),
+        ({"landlock_abi": 0, "seccomp": True}, "no-capabilities", True, "keep uid 0"),
+        ({"landlock_abi": 0, "seccomp": True}, "user 65534", False, "allow_without_landlock"),
+        ({}, "unprivileged", True, "seccomp"),
+    ],
+)
+def test_protection_policy(found, mode, allow, refused):
+    if refused is None:
+        bridge.check_protections(found, mode, allow)
+        return
+    with pytest.raises(SandboxUnavailable, match=refused) as info:
+        bridge.check_protections(found, mode, allow)
+    assert info.value.code == "sandbox_unavailable"
+
+
+def test_parse_ready():
+    assert bridge.parse_ready(b'READY {"landlock_abi": 3, "seccomp": true}') == {"landlock_abi": 3, "seccomp": True}
+    for bad in (b"", b"READY", b"READY {", b"READY [1]", b"HELLO {}"):
+        assert bridge.parse_ready(bad) is None
+
+
+def test_a_host_without_landlock_is_refused_before_any_code_runs(workroot, monkeypatch):
+    # What the zygote says on a kernel without Landlock: the bridge refuses to run (no
+    # silent fallback), stops the zygote, and no work dir is made.
+    monkeypatch.setattr(bridge, "parse_ready", lambda message: {"landlock_abi": 0, "seccomp": True})
+    box = PythonSandbox(workdir_root=str(workroot), drop_root="capabilities" if os.geteuid() == 0 else "auto")
+    with pytest.raises(SandboxUnavailable, match="Landlock"):
+        box.run("outputs['x'] = 1")
+    assert box.zygote_pid is None and box.protections is None
+    assert list(workroot.iterdir()) == []
+    box.close()
+
+
+def test_count_entries_stops_at_the_limit(tmp_path):
+    for i in range(3):
+        (tmp_path / f"d{i}").mkdir()
+        (tmp_path / f"d{i}" / "f").write_text("x")
+    assert bridge.count_entries(str(tmp_path), 6) is None
+    assert bridge.count_entries(str(tmp_path), 5) == 6
+    assert bridge.count_entries(str(tmp_path / "missing"), 0) is None
+
+
+def test_file_budget_counts_entries_left_after_the_result(sandbox):
+    # The program sends its result, then keeps creating files for the rest of its time:
+    # the parent still watches the work dir until the process is gone.
+    code = (
+        "# prelude: disarm\n"
+        + "OS['close'](4)\n"
+        + "for i in range(50):\n    open(f'f{i}', 'w').close()\n"
+    )
+    disarm = (Path(__file__).parent / "hostile" / "disarm_prelude.txt").read_text()
+    result = sandbox.run(code.replace("# prelude: disarm\n", disarm), {}, PythonConstraints(max_file_operations=10))
+    assert result.error_kind == "file_ops_limit", result.message
+
+
+def test_compiling_the_program_counts_against_its_memory_limit(sandbox):
+    # 3 MB of tuple literals take ~740 MB to compile; compiled before the rlimits, that
+    # was host memory outside max_memory_mb. Now it is the program's memory_limit.
+    code = "x = [" + "(0, 1.5, 'a')," * 250_000 + "]\noutputs['n'] = len(x)"
+    result = sandbox.run(code, {}, PythonConstraints(max_memory_mb=64, max_execution_time_ms=20_000))
+    assert (result.status, result.error_kind) == ("error", "memory_limit"), result.message
+    assert result.metrics.peak_memory_bytes < 400 << 20
+
+
+def test_count_entries_treats_an_unlistable_dir_as_over(tmp_path):
+    deep = tmp_path
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(20):  # 20 x 256 bytes: past PATH_MAX, built relative to an fd
+            os.mkdir("d" * 255, dir_fd=fd)
+            child = os.open("d" * 255, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+    assert bridge.count_entries(str(deep), 1000) == 1001
+
+
+SIBLING_SPY = """# prelude: disarm
+# Find another job's child by pid and read where its work dir is (/proc/<pid>/cwd is a
+# readlink, which Landlock does not guard; only ptrace-style access rules do).
+me = OS["getpid"]()
+found = []
+for pid in range(max(2, me - 300), me + 300):
+    if pid == me:
+        continue
+    try:
+        target = OS["readlink"](f"/proc/{pid}/cwd")
+    except OSError:
+        continue
+    if "bcai-sandbox-" in target:
+        found.append(pid)
+outputs["found"] = len(found)
+outputs["sees_itself"] = "bcai-sandbox-" in OS["readlink"]("/proc/self/cwd")
+"""
+
+
+@pytest.mark.parametrize("mode", ["capabilities", "user"] if os.geteuid() == 0 else ["auto"])
+def test_a_job_cannot_find_a_neighbours_work_dir_through_proc(workroot, mode):
+    # A sibling has the same uid and no capabilities either, so only Landlock's ptrace
+    # rule (no access to a process outside the own domain; each child has its own)
+    # keeps /proc/<sibling>/cwd closed. The spy's method works on itself.
+    from concurrent.futures import ThreadPoolExecutor
+
+    disarm = (Path(__file__).parent / "hostile" / "disarm_prelude.txt").read_text()
+    spy = SIBLING_SPY.replace("# prelude: disarm\n", disarm)
+    with PythonSandbox(workdir_root=str(workroot), drop_root=mode) as box, ThreadPoolExecutor(max_workers=2) as pool:
+        sleeper = pool.submit(box.run, "x = 0\nwhile True:\n    x += 1\n", {}, PythonConstraints(max_execution_time_ms=4000))
+        import time
+
+        time.sleep(1.0)  # the sleeper is running
+        result = box.run(spy, {}, PythonConstraints(max_execution_time_ms=3000))
+        assert sleeper.result().error_kind == "time_limit"
+    assert result.ok, result.message
+    assert bool(result.outputs["sees_itself"]) and int(result.outputs["found"]) == 0
+
+
+HOSTILE_HOST = """
+import errno, sys
+import pyseccomp
+from bcai.errors import SandboxUnavailable
+from bcai.sandbox.python import PythonSandbox
+
+# Make this process (and so the zygote it starts) a host without {layer}.
+rules = pyseccomp.SyscallFilter(defaction=pyseccomp.ALLOW)
+if "{layer}" == "landlock":
+    rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "landlock_create_ruleset")
+else:
+    rules.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "seccomp")
+    rules.add_rule(pyseccomp.ERRNO(errno.EINVAL), "prctl", pyseccomp.Arg(0, pyseccomp.EQ, 22))
+rules.load()
+box = PythonSandbox(workdir_root=sys.argv[1], drop_root="{mode}", allow_without_landlock={allow})
+try:
+    result = box.run("outputs['x'] = 1")
+except SandboxUnavailable as exc:
+    print("refused", exc.code, exc)
+else:
+    print("ran", result.status, box.protections)
+box.close()
+"""
+
+
+@pytest.mark.parametrize(
+    "layer, mode, allow, expected",
+    [
+        ("landlock", "capabilities", True, "refused sandbox_unavailable Landlock does not work"),
+        ("landlock", "user", False, "refused sandbox_unavailable Landlock does not work"),
+        ("landlock", "user", True, "ran ok {'landlock_abi': 0, 'seccomp': True}"),
+        ("seccomp", "user", True, "refused sandbox_unavailable seccomp filters do not work"),
+    ],
+)
+def test_a_real_host_without_a_layer_is_refused(workroot, layer, mode, allow, expected):
+    # No monkeypatching: the kernel really refuses the layer to this process tree (a
+    # seccomp filter of our own, inherited by the zygote), and the zygote's probe sees it.
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 and mode != "user":
+        mode = "auto"
+    script = HOSTILE_HOST.format(layer=layer, mode=mode, allow=allow)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(workroot)], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    assert done.stdout.startswith(expected), done.stdout + done.stderr
+    assert list(workroot.iterdir()) == []

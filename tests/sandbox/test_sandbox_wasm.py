@@ -192,3 +192,143 @@ def test_invalid_input_is_a_clear_error(engine):
 def test_entry_returning_other_types_is_invalid(engine):
     result = engine.execute('(module (func (export "run") (result f64) (f64.const 1)))', limits=SHORT)
     assert result.error_kind == "invalid_module"
+
+
+# -- compilation is bounded too (it runs before fuel or the deadline exist) ------------------
+
+
+def _leb(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _binary(bodies: list[bytes], locals_: int = 0) -> bytes:
+    """A module of `len(bodies)` functions of type () -> (), the first exported as run."""
+    def section(kind: int, payload: bytes) -> bytes:
+        return bytes([kind]) + _leb(len(payload)) + payload
+
+    local_decl = (_leb(1) + _leb(locals_) + b"\x7f") if locals_ else _leb(0)
+    code = [local_decl + body + b"\x0b" for body in bodies]
+    return (
+        b"\0asm\x01\0\0\0"
+        + section(1, _leb(1) + b"\x60\x00\x00")
+        + section(3, _leb(len(bodies)) + _leb(0) * len(bodies))
+        + section(7, _leb(1) + _leb(3) + b"run\x00" + _leb(0))
+        + section(10, _leb(len(bodies)) + b"".join(_leb(len(c)) + c for c in code))
+    )
+
+
+def _max_rss_mb() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def test_a_million_functions_do_not_reach_the_callers_memory():
+    # 5 MB of one-byte functions took 5.7 GB and 120 s to compile in-process. The worker
+    # process hits its address-space cap instead; the caller does not grow.
+    engine = WasmEngine(compile_memory_bytes=512 << 20, compile_timeout_s=120)
+    bomb = _binary([b"\x01"] * 1_000_000)
+    before = _max_rss_mb()
+    result = engine.execute(bomb, b"", limits=SHORT)
+    assert (result.status, result.error_kind) == ("error", "invalid_module")
+    assert "compiling the module" in result.message, result.message
+    assert _max_rss_mb() - before < 200
+    assert engine.execute(REVERSE, b"abc", limits=SHORT).outputs["output"] == b"cba"  # a fresh worker
+    engine.close()
+
+
+def test_a_quadratic_compile_is_cut_at_the_compile_budget():
+    # One 400 KB function of `i32.const 1; br_if 0`: Cranelift's time is quadratic in it
+    # (113 s measured). The caller waits compile_timeout_s, then kills the worker.
+    engine = WasmEngine(compile_timeout_s=2)
+    bomb = _binary([b"\x02\x40" + b"\x41\x01\x0d\x00" * 100_000 + b"\x0b"])
+    result = engine.execute(bomb, b"", limits=SHORT)
+    assert (result.status, result.error_kind) == ("error", "invalid_module")
+    assert "longer than 2 s" in result.message, result.message
+    assert result.metrics.wall_time_ms < 30_000
+    assert engine.execute(REVERSE, b"ab", limits=SHORT).status == "ok"
+    engine.close()
+
+
+def test_fifty_thousand_locals_compile_one_more_does_not(engine):
+    # 50 000 locals is wasmtime's per-function cap; a function of them compiles and runs.
+    body = b"".join(b"\x20" + _leb(i) + b"\x21" + _leb((i * 7919) % 50_000) for i in range(0, 50_000, 5))
+    assert engine.execute(_binary([body], 50_000), b"", limits=SHORT).status == "ok"
+    over = engine.execute(_binary([b""], 50_001), b"", limits=SHORT)
+    assert (over.status, over.error_kind) == ("error", "invalid_module")
+    assert "locals" in over.message, over.message
+
+
+def test_compile_errors_of_the_worker_are_clear(engine):
+    result = engine.execute(b"\0asm\x01\0\0\0\x0a\x01", b"", limits=SHORT)
+    assert (result.status, result.error_kind) == ("error", "invalid_module")
+    assert result.message.startswith("module does not validate:"), result.message
+
+
+def test_wat_text_is_parsed_in_the_bounded_worker_too():
+    # A million nested blocks: ~400 MB to parse into a tree. The worker's cap refuses it;
+    # the caller never parses untrusted text itself.
+    engine = WasmEngine(compile_memory_bytes=256 << 20, compile_timeout_s=120)
+    depth = 1_000_000
+    bomb = "(module (func (export \"run\") " + "(block " * depth + ")" * depth + "))"
+    before = _max_rss_mb()
+    result = engine.execute(bomb, b"", limits=SHORT)
+    assert (result.status, result.error_kind) == ("error", "invalid_module")
+    assert "compiling the module" in result.message, result.message
+    assert _max_rss_mb() - before < 200
+    bad = engine.execute("(module (func $f (i32.frobnicate)))", b"", limits=SHORT)
+    assert bad.message.startswith("module text does not parse:"), bad.message
+    engine.close()
+
+
+def test_the_module_cache_is_bounded_in_bytes(monkeypatch):
+    from bcai.sandbox.wasm import engine as engine_module
+
+    engine = WasmEngine()
+    sizes = []
+    for i in range(4):
+        module = f'(module (memory (export "memory") 1) (func (export "run") {"(i32.store (i32.const 0) (i32.const %d))" % i * 2000}))'
+        assert engine.execute(module, b"", limits=SHORT).status == "ok"
+        sizes.append(engine.cached_bytes)
+    assert sizes[0] > 0 and sizes == sorted(sizes)  # grows while under the cap
+    monkeypatch.setattr(engine_module, "MODULE_CACHE_BYTES", sizes[1])
+    assert engine.execute(REVERSE, b"x", limits=SHORT).status == "ok"
+    assert 0 < engine.cached_bytes <= sizes[1]
+    engine.close()
+
+
+def test_export_and_import_counts_are_capped(engine):
+    # wasmtime-py walks an instance's exports in O(n^2): 100 000 exports held the caller
+    # (GIL included) for 187 s. Over the caps the module is refused before instantiation.
+    from bcai.sandbox.wasm.engine import MAX_EXPORTS, MAX_IMPORTS
+
+    def exporting(n: int) -> str:
+        return '(module (func) (func (export "run")) ' + " ".join(f'(export "e{i}" (func 0))' for i in range(n - 1)) + ")"
+
+    def importing(n: int) -> str:
+        return "(module " + ' (import "bcai" "log" (func (param i32 i32)))' * n + ' (func (export "run")))'
+
+    assert engine.execute(exporting(MAX_EXPORTS), b"", limits=SHORT).status == "ok"
+    assert engine.execute(importing(MAX_IMPORTS), b"", limits=SHORT).status == "ok"
+    for module, what in ((exporting(MAX_EXPORTS + 1), "exports"), (importing(MAX_IMPORTS + 1), "imports"), (exporting(100_000), "exports")):
+        result = engine.execute(module, b"", limits=SHORT)
+        assert (result.status, result.error_kind) == ("error", "invalid_module")
+        assert what in result.message and result.metrics.wall_time_ms < 60_000, result.message
+
+
+def test_an_artifact_over_the_cap_is_refused_and_the_worker_replaced(monkeypatch):
+    from bcai.sandbox.wasm import compiler
+
+    engine = WasmEngine()
+    monkeypatch.setattr(compiler, "MAX_ARTIFACT_BYTES", 1000)  # any real module is bigger
+    result = engine.execute(REVERSE, b"ab", limits=SHORT)
+    assert (result.status, result.error_kind) == ("error", "invalid_module")
+    assert "over 1000" in result.message, result.message
+    monkeypatch.undo()
+    assert engine.execute(REVERSE, b"ab", limits=SHORT).outputs["output"] == b"ba"
+    engine.close()

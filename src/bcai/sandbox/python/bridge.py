@@ -13,6 +13,7 @@ function the VM's `PythonExecute` instruction calls.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import select
 import shutil
@@ -56,6 +57,37 @@ _BOOT = (
 )
 _SRC_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 _REAP_GRACE_S = 10.0
+#: How often the bridge counts the entries of a running job's work dir (file budget).
+WORKDIR_CHECK_S = 0.05
+
+
+def parse_ready(message: bytes) -> dict[str, Any] | None:
+    """The zygote's start message: b"READY {json}" with the protections it found."""
+    if not message.startswith(READY + b" "):
+        return None
+    try:
+        found = json.loads(message[len(READY) + 1 :])
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def check_protections(found: Mapping[str, Any], privilege_mode: str, allow_without_landlock: bool) -> None:
+    """Refuse to run where a kernel layer the sandbox stands on is missing.
+
+    seccomp is required everywhere (it is what stops processes, threads, ptrace ...).
+    Landlock is required too unless the caller accepts plain uid/DAC confinement with
+    `allow_without_landlock`; never for children that keep uid 0 (no-capabilities mode),
+    which without Landlock could write every root-owned file.
+    """
+    if found.get("seccomp") is not True:
+        raise SandboxUnavailable("seccomp filters do not work on this kernel: the Python sandbox refuses to run untrusted code without them")
+    if isinstance(found.get("landlock_abi"), int) and found["landlock_abi"] > 0:
+        return
+    if privilege_mode == "no-capabilities":
+        raise SandboxUnavailable("Landlock does not work on this kernel (< 5.13 or disabled) and children would keep uid 0: every root-owned file would be open to them; refusing")
+    if not allow_without_landlock:
+        raise SandboxUnavailable("Landlock does not work on this kernel (< 5.13 or disabled): file access would rest on uid/DAC checks alone; pass allow_without_landlock=True to accept that")
 
 
 class PythonSandbox:
@@ -66,6 +98,9 @@ class PythonSandbox:
     with every capability dropped; `drop_root` ("auto", "user", "capabilities") forces
     one mode. Not root: children keep our uid, RLIMIT_NPROC=0.
     `workdir_root`: where the private work dirs are made (default: the system temp dir).
+    The zygote probes seccomp and Landlock at start (`protections`); without them the
+    sandbox raises SandboxUnavailable (see `check_protections`), unless
+    `allow_without_landlock` accepts plain uid/DAC confinement for non-root children.
     """
 
     def __init__(
@@ -76,8 +111,11 @@ class PythonSandbox:
         workdir_root: str | None = None,
         drop_root: str = "auto",
         startup_timeout_s: float = 60.0,
+        allow_without_landlock: bool = False,
     ) -> None:
         self._workdir_root = workdir_root
+        self._allow_without_landlock = allow_without_landlock
+        self._protections: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._startup_timeout_s = startup_timeout_s
         # Root children become `run_as_uid` when it can read the Python installation,
@@ -99,6 +137,12 @@ class PythonSandbox:
         if os.geteuid() != 0:
             return "unprivileged"
         return f"user {self._drop[0]}" if self._drop else "no-capabilities"
+
+    @property
+    def protections(self) -> dict[str, Any] | None:
+        """The kernel layers the zygote found at start: {"landlock_abi": int (0: none),
+        "seccomp": bool}; None before the first start."""
+        return dict(self._protections) if self._protections is not None else None
 
     @property
     def zygote_pid(self) -> int | None:
@@ -142,16 +186,24 @@ class PythonSandbox:
             theirs.close()
         ours.settimeout(self._startup_timeout_s)
         try:
-            ready = ours.recv(16)
+            ready = ours.recv(4096)
         except OSError as exc:
             ready = b""
             reason = str(exc)
         else:
-            reason = "it exited" if not ready else f"it said {ready!r}"
-        if ready != READY:
+            reason = "it exited" if not ready else f"it said {ready[:64]!r}"
+        found = parse_ready(ready)
+        if found is None:
             ours.close()
             self._stop_zygote()
             raise SandboxUnavailable(f"the Python sandbox's fork server did not start ({reason}); is libseccomp installed (make sysdeps)?")
+        try:
+            check_protections(found, self.privilege_mode, self._allow_without_landlock)
+        except SandboxUnavailable:
+            ours.close()
+            self._stop_zygote()
+            raise
+        self._protections = found
         ours.settimeout(None)
         self._control = ours
         return ours
@@ -206,16 +258,19 @@ class PythonSandbox:
         if not isinstance(code, str):
             raise ConfigError("code must be a str")
         expected = _check_expected(expected_outputs)
+        with self._lock:
+            self._ensure_zygote()  # refuses here when a kernel layer is missing
+            landlock = bool(self._protections and self._protections.get("landlock_abi"))
         workdir = tempfile.mkdtemp(prefix="bcai-sandbox-", dir=self._workdir_root)
         try:
-            job = _encode_job(code, inputs or {}, constraints, workdir, self._drop)
+            job = _encode_job(code, inputs or {}, constraints, workdir, self._drop, landlock)
             if self._drop is not None:
                 os.chown(workdir, *self._drop)
-            return self._execute(job, constraints, expected)
+            return self._execute(job, constraints, expected, workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _execute(self, job: bytes, constraints: PythonConstraints, expected: tuple[str, ...] | None) -> ExecutionResult:
+    def _execute(self, job: bytes, constraints: PythonConstraints, expected: tuple[str, ...] | None, workdir: str) -> ExecutionResult:
         job_r, job_w = os.pipe()
         result_r, result_w = os.pipe()
         status_r, status_w = os.pipe()
@@ -228,7 +283,7 @@ class PythonSandbox:
         for fd in (job_r, result_w, status_w):
             os.close(fd)
         try:
-            return self._supervise(pidfd, job, job_w, result_r, status_r, constraints, expected)
+            return self._supervise(pidfd, job, job_w, result_r, status_r, constraints, expected, workdir)
         finally:
             _kill(pidfd)
             for fd in (pidfd, result_r, status_r):  # _supervise closes job_w itself
@@ -236,7 +291,7 @@ class PythonSandbox:
 
     def _supervise(
         self, pidfd: int, job: bytes, job_w: int, result_r: int, status_r: int,
-        constraints: PythonConstraints, expected: tuple[str, ...] | None,
+        constraints: PythonConstraints, expected: tuple[str, ...] | None, workdir: str,
     ) -> ExecutionResult:
         try:
             _write_all(job_w, job)
@@ -249,6 +304,12 @@ class PythonSandbox:
         cap = constraints.max_output_bytes + MAX_HEADER_BYTES + 4 * constraints.max_log_bytes
         data = bytearray()
         timed_out = too_large = False
+        too_many_files: int | None = None
+        # The child's own file-op count can be disarmed; the kernel bounds each file's
+        # size (RLIMIT_FSIZE) but not their number, so we count the work dir's entries.
+        watch = constraints.max_file_operations > 0
+        next_check = start
+        pause_s = WORKDIR_CHECK_S
         poller = select.poll()
         poller.register(result_r, select.POLLIN)
         while True:
@@ -256,7 +317,18 @@ class PythonSandbox:
             if remaining <= 0:
                 timed_out = True
                 break
-            if not poller.poll(max(1, int(remaining * 1000))):
+            wait_s = min(remaining, WORKDIR_CHECK_S) if watch else remaining
+            ready = poller.poll(max(1, int(wait_s * 1000)))
+            if watch and time.perf_counter() >= next_check:
+                scan_start = time.perf_counter()
+                too_many_files = count_entries(workdir, constraints.max_file_operations)
+                # At most ~10% of this thread's time goes to counting (a budget of a
+                # million entries takes a while to count).
+                pause_s = max(WORKDIR_CHECK_S, 10 * (time.perf_counter() - scan_start))
+                next_check = time.perf_counter() + pause_s
+                if too_many_files is not None:
+                    break
+            if not ready:
                 continue
             chunk = os.read(result_r, 1 << 20)
             if not chunk:
@@ -265,17 +337,50 @@ class PythonSandbox:
             if len(data) > cap:
                 too_large = True
                 break
-        if timed_out or too_large:
-            _kill(pidfd)
-        else:  # the result pipe closed: give the child the rest of its time to exit
-            _wait_readable(pidfd, max(0.0, deadline - time.perf_counter()))
-            if not _wait_readable(pidfd, 0):
-                timed_out = True
-                _kill(pidfd)
+        if not (timed_out or too_large or too_many_files is not None):
+            # The result pipe closed: give the child the rest of its time to exit (still
+            # watching its work dir), then look at what it left behind.
+            exited = False
+            while not exited and too_many_files is None:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                exited = _wait_readable(pidfd, min(remaining, pause_s) if watch else remaining)
+                if watch:
+                    scan_start = time.perf_counter()
+                    too_many_files = count_entries(workdir, constraints.max_file_operations)
+                    pause_s = max(WORKDIR_CHECK_S, 10 * (time.perf_counter() - scan_start))
+            timed_out = not exited and too_many_files is None
+        _kill(pidfd)
         wall_ms = (time.perf_counter() - start) * 1000
         status, cpu_ms, peak = _read_status(status_r)
         metrics = ExecutionMetrics(wall_time_ms=wall_ms, cpu_time_ms=cpu_ms, peak_memory_bytes=peak)
+        if too_many_files is not None:
+            return compute_error("file_ops_limit", f"the work dir held more than {constraints.max_file_operations} entries (max_file_operations); the program was killed", metrics)
         return _classify(bytes(data), status, timed_out, too_large, metrics, constraints, expected)
+
+
+def count_entries(workdir: str, limit: int) -> int | None:
+    """None while `workdir` holds at most `limit` entries (files, dirs, links, at any
+    depth), else the count reached. Stops at limit + 1, so it costs O(limit). A directory
+    that exists but cannot be listed (a path past PATH_MAX hides everything below it)
+    counts as over the limit: the job made its work dir uninspectable."""
+    count = 0
+    stack = [workdir]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    count += 1
+                    if count > limit:
+                        return count
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed meanwhile, or replaced by a file
+        except OSError:
+            return limit + 1
+    return None
 
 
 def _classify(
@@ -334,7 +439,10 @@ def _check_expected(expected_outputs: Sequence[str] | None) -> tuple[str, ...] |
     return names
 
 
-def _encode_job(code: str, inputs: Mapping[str, Any], constraints: PythonConstraints, workdir: str, drop: tuple[int, int] | None) -> bytes:
+def _encode_job(
+    code: str, inputs: Mapping[str, Any], constraints: PythonConstraints, workdir: str,
+    drop: tuple[int, int] | None, landlock_required: bool,
+) -> bytes:
     for name, value in inputs.items():
         if not isinstance(name, str) or not is_valid_name(name):
             raise ConfigError(f"input name {name!r} is not an identifier")
@@ -345,6 +453,7 @@ def _encode_job(code: str, inputs: Mapping[str, Any], constraints: PythonConstra
         "constraints": constraints.to_wire(),
         "workdir": workdir,
         "drop_to": list(drop) if drop else None,
+        "landlock_required": landlock_required,
     }
     try:
         return encode_frame(header, inputs)

@@ -5,14 +5,15 @@ done; no process is ever reused. Order matters, each step before untrusted code 
 
 1. read the whole job frame (code, constraints, inputs) from the job pipe;
 2. move into the private work dir, set rlimits (core 0, open files, file size, CPU time,
-   address space = current size + `max_memory_mb`), stdout/stderr to /dev/null;
+   address space = current size + `max_memory_mb`, 64 queued signals, no real-time or
+   raised priority), stdout/stderr to /dev/null;
 3. Landlock: read-only access to the Python installation and system libraries, full
    access to the work dir, nothing else (and no TCP unless granted);
 4. when running as root: drop to `nobody` (no groups) or, where `nobody` cannot read the
    Python installation, keep uid 0 with every capability dropped (`privileges.py`);
    not root: RLIMIT_NPROC = 0;
 5. seccomp (see `seccomp_filter.py`);
-6. empty the environment, install the audit hook and the import guard, run the code.
+6. compile the program (its cost counts against the limits), empty the environment, install the audit hook and the import guard, run the code.
 
 The audit hook and import guard (step 6) are not the security boundary: they turn
 attempts into clear error kinds. Steps 2-5 are the boundary: they hold even when the
@@ -47,6 +48,8 @@ RESULT_FD = 4
 PROGRAM_NAME = "<sandbox>"
 #: The main thread's stack: deep C recursion ends in SIGSEGV here, not in a swapping host.
 _STACK_BYTES = 8 << 20
+#: Signals the child may have queued (it signals only itself).
+_SIGPENDING = 64
 
 
 class SandboxViolation(Exception):
@@ -228,7 +231,7 @@ def _vm_size() -> int:
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, int] | None) -> None:
+def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, int] | None, landlock_required: bool) -> None:
     os.chdir(workdir)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -244,16 +247,26 @@ def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, in
         resource.RLIMIT_MEMLOCK: 0,
         resource.RLIMIT_STACK: _STACK_BYTES,
         resource.RLIMIT_MSGQUEUE: 0,
+        # Queued signals count per uid (a root child shares root's count with the node);
+        # real-time scheduling or a raised nice would starve the host's CPUs.
+        resource.RLIMIT_SIGPENDING: _SIGPENDING,
+        resource.RLIMIT_RTPRIO: 0,
+        resource.RLIMIT_NICE: 0,
     }
     for which, value in limits.items():
         resource.setrlimit(which, (value, value))
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
     trusted = get_trusted_read_paths()
-    landlock.restrict_filesystem(
-        read_only=[*trusted, "/dev/urandom", "/dev/null"],
-        read_write=[workdir],
+    # No file operations granted: the work dir is read-only to the kernel too, so a
+    # program past the counting hook still cannot create a single file (disk, inodes).
+    writable = int(constraints["max_file_operations"]) > 0
+    abi = landlock.restrict_filesystem(
+        read_only=[*trusted, "/dev/urandom", "/dev/null"] + ([] if writable else [workdir]),
+        read_write=[workdir] if writable else [],
         deny_network=not constraints["network_access"],
     )
+    if landlock_required and abi == 0:
+        raise OSError(errno.ENOSYS, "Landlock is unavailable: file access would not be confined")
     if drop_to is not None:
         privileges.drop_to_user(drop_to[0], drop_to[1])
     elif os.geteuid() == 0:
@@ -274,7 +287,9 @@ def _classify(exc: BaseException) -> str:
         return "memory_limit"
     if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
         return "file_ops_limit"
-    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EXDEV):
+        # EXDEV: Landlock refuses a link or rename across its rules (the work dir is one
+        # file system, so nothing else gets EXDEV here).
         # The kernel said no (Landlock, seccomp, uid): the hooks were bypassed or blind.
         tb = exc.__traceback__
         while tb is not None and tb.tb_next is not None:
@@ -312,15 +327,24 @@ def _run(frame: Frame) -> bytes:
     drop = header.get("drop_to")
     drop_to = (int(drop[0]), int(drop[1])) if isinstance(drop, list) and len(drop) == 2 else None
     code = header["code"]
-    try:
-        compiled = compile(code, PROGRAM_NAME, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as exc:
-        return _error_frame("crashed", f"program does not compile: {exc}")
     inputs = {}
     for name, array in frame.tensors.items():
         array.flags.writeable = False
         inputs[name] = array
-    _lock_down(constraints, workdir, drop_to)
+    try:
+        _lock_down(constraints, workdir, drop_to, header.get("landlock_required") is not False)
+    except OSError as exc:
+        # Nothing untrusted ran yet; the bridge checked these layers at start, so this is
+        # a broken host, reported as such.
+        return _error_frame("crashed", f"sandbox lock-down failed, the program was not run: {exc}")
+    # Compiled only now, under the limits: 3 MB of tuple literals take ~740 MB and seconds
+    # to compile, which must count against max_memory_mb and the CPU limit.
+    try:
+        compiled = compile(code, PROGRAM_NAME, "exec", dont_inherit=True)
+    except MemoryError:
+        return _error_frame("memory_limit", "the program needs more memory than its limit just to compile")
+    except (SyntaxError, ValueError, RecursionError) as exc:
+        return _error_frame("crashed", f"program does not compile: {exc}")
     os.environ.clear()
     guard = _Guard(constraints, workdir, get_trusted_prefixes())
     program: dict[str, Any] = {"__name__": "__sandbox__", "inputs": inputs, "outputs": {}}

@@ -14,6 +14,8 @@ the bridge starts a new one.
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import select
 import socket
@@ -38,7 +40,7 @@ def main(control_fd: int) -> None:
         except ImportError:
             pass
     control = socket.socket(fileno=control_fd)
-    control.sendall(READY)
+    control.sendall(READY + b" " + json.dumps(probe_protections()).encode())
     children: dict[int, tuple[int, int]] = {}  # pidfd -> (pid, status fd)
     poller = select.poll()
     poller.register(control.fileno(), select.POLLIN)
@@ -64,6 +66,36 @@ def main(control_fd: int) -> None:
                     pass
                 os.close(status_fd)
                 os.close(fd)
+
+
+def probe_protections() -> dict[str, object]:
+    """Which kernel layers work here: fork a throw-away child that applies Landlock (no
+    rules: nothing readable) and the seccomp filter, then checks that both bite."""
+    from bcai.sandbox.python import landlock, seccomp_filter
+
+    abi = landlock.get_abi()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:  # each layer on its own: one failing must not hide the other
+            if abi and landlock.restrict_filesystem([], [], deny_network=True):
+                try:
+                    os.close(os.open("/", os.O_RDONLY | os.O_DIRECTORY))
+                except PermissionError:
+                    code |= 1  # Landlock enforced
+        except BaseException:  # noqa: BLE001 - the probe reports, never raises
+            pass
+        try:
+            seccomp_filter.load_filter(os.getpid(), False)
+            os.close(os.memfd_create("bcai-probe"))  # harmless where it is allowed
+        except OSError as exc:
+            code |= 2 if exc.errno == errno.EPERM else 0  # seccomp enforced
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
+    return {"landlock_abi": abi if code & 1 else 0, "seccomp": bool(code & 2)}
 
 
 def _serve_request(control: socket.socket, children: dict[int, tuple[int, int]], poller: select.poll) -> bool:

@@ -21,6 +21,14 @@ from typing import Sequence
 import wasmtime
 
 from bcai.errors import SandboxInvalidModule
+from bcai.sandbox.wasm.compiler import (
+    COMPILE_MEMORY_BYTES,
+    COMPILE_TIMEOUT_S,
+    MAX_ARTIFACT_BYTES,
+    CompileWorker,
+    compute_config,
+    compute_error_line,
+)
 from bcai.sandbox.result import ExecutionMetrics, ExecutionResult, compute_error, compute_ok
 from bcai.sandbox.wasm.host import HOST_MODULE, HOST_SIGNATURES, HostState, compute_func_type, compute_host_functions
 from bcai.sandbox.wasm.limits import WasmLimits
@@ -31,6 +39,14 @@ MAX_MODULE_BYTES = 64 * 1024 * 1024
 #: memory_limit (covers grow loops of up to 16 pages per step).
 GROW_SLACK_BYTES = 16 * 65536
 _MODULE_CACHE_SIZE = 32
+#: wasmtime-py lists an instance's exports in O(n^2) (export_nth walks from the start):
+#: 10 000 exports took 1.9 s and 100 000 took 187 s of the caller's CPU, GIL held. A
+#: scoring module needs a handful; these caps keep every such walk trivial.
+MAX_EXPORTS = 1024
+MAX_IMPORTS = 256
+#: Compiled code the cache may hold in all (machine code is ~1.1x the module's size, so
+#: 32 modules of 30 MB would otherwise pin ~1 GB in the caller).
+MODULE_CACHE_BYTES = MAX_ARTIFACT_BYTES
 
 
 class EpochTicker:
@@ -72,15 +88,17 @@ class EpochTicker:
             self._engine.increment_epoch()
 
 
-def compute_module_bytes(source: bytes | str) -> bytes:
-    """WASM binary from binary or text (`.wat`) source; raises SandboxInvalidModule."""
+def split_source(source: bytes | str) -> tuple[bool, bytes]:
+    """(is_text, bytes): WASM binary as is, or `.wat` text as UTF-8, size-checked and not
+    parsed (the compiler process parses text: 1M nested blocks take ~400 MB to parse).
+    Raises SandboxInvalidModule."""
     if isinstance(source, str):
         text = source
     elif isinstance(source, (bytes, bytearray)):
         if bytes(source[:4]) == WASM_MAGIC:
             if len(source) > MAX_MODULE_BYTES:
                 raise SandboxInvalidModule(f"module is {len(source)} bytes, over {MAX_MODULE_BYTES}")
-            return bytes(source)
+            return False, bytes(source)
         try:
             text = bytes(source).decode("utf-8")
         except UnicodeDecodeError:
@@ -89,17 +107,22 @@ def compute_module_bytes(source: bytes | str) -> bytes:
         raise SandboxInvalidModule(f"module source must be bytes or str, got {type(source).__name__}")
     if len(text) > MAX_MODULE_BYTES:
         raise SandboxInvalidModule(f"module text is over {MAX_MODULE_BYTES} bytes")
+    return True, text.encode("utf-8")
+
+
+def compute_module_bytes(source: bytes | str) -> bytes:
+    """WASM binary from binary or text (`.wat`) source, parsed in this process (trusted
+    sources only: tools, tests); raises SandboxInvalidModule."""
+    is_text, data = split_source(source)
+    if not is_text:
+        return data
     try:
-        return bytes(wasmtime.wat2wasm(text))
+        return bytes(wasmtime.wat2wasm(data.decode("utf-8")))
     except wasmtime.WasmtimeError as exc:
         raise SandboxInvalidModule(f"module text does not parse: {_first_line(exc)}") from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if "Caused by:" in text:  # wasmtime: "error while executing at ... Caused by: <reason>"
-        return text.split("Caused by:")[-1].strip().splitlines()[0]
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+_first_line = compute_error_line
 
 
 class WasmEngine:
@@ -107,47 +130,57 @@ class WasmEngine:
 
     `metered=False` turns fuel off (for benchmarks only: production always meters);
     `interruptible=False` turns the epoch deadline off likewise.
+    Modules compile in a separate process (`compiler.py`) that may use `compile_timeout_s`
+    and `compile_memory_bytes` per module; past either the module is `invalid_module`.
     """
 
-    def __init__(self, *, metered: bool = True, interruptible: bool = True, tick_ms: int = 10) -> None:
-        config = wasmtime.Config()
-        config.consume_fuel = metered
-        config.epoch_interruption = interruptible
-        config.cranelift_nan_canonicalization = True
-        config.wasm_threads = False
-        config.shared_memory = False
-        config.wasm_memory64 = False
-        config.wasm_relaxed_simd = False
-        config.wasm_relaxed_simd_deterministic = True
-        config.wasm_gc = False
-        config.wasm_component_model = False
+    def __init__(
+        self, *, metered: bool = True, interruptible: bool = True, tick_ms: int = 10,
+        compile_timeout_s: float = COMPILE_TIMEOUT_S, compile_memory_bytes: int = COMPILE_MEMORY_BYTES,
+    ) -> None:
+        config = compute_config(metered, interruptible)
+        self._compiler = CompileWorker(metered, interruptible, timeout_s=compile_timeout_s, memory_bytes=compile_memory_bytes)
         self.metered = metered
         self.interruptible = interruptible
         self.tick_ms = tick_ms
         self.engine = wasmtime.Engine(config)
         self._ticker = EpochTicker(self.engine, tick_ms)
-        self._modules: OrderedDict[bytes, wasmtime.Module] = OrderedDict()
+        self._modules: OrderedDict[bytes, tuple[wasmtime.Module, int]] = OrderedDict()
+        self._cached_bytes = 0
         self._lock = threading.Lock()
 
     def compile(self, source: bytes | str) -> wasmtime.Module:
         """Compile (or fetch from the cache) and check the imports; raises SandboxInvalidModule."""
-        wasm = compute_module_bytes(source)
-        key = hashlib.sha256(wasm).digest()
+        is_text, data = split_source(source)
+        key = hashlib.sha256((b"wat\0" if is_text else b"") + data).digest()
         with self._lock:
             cached = self._modules.get(key)
             if cached is not None:
                 self._modules.move_to_end(key)
-                return cached
+                return cached[0]
+        artifact = self._compiler.compile(data, is_text)  # bounded in time and memory; raises
         try:
-            module = wasmtime.Module(self.engine, wasm)
+            module = wasmtime.Module.deserialize(self.engine, artifact)
         except wasmtime.WasmtimeError as exc:
-            raise SandboxInvalidModule(f"module does not validate: {_first_line(exc)}") from None
+            raise SandboxInvalidModule(f"the compiled module does not load: {_first_line(exc)}") from None
+        check_counts(module)
         check_imports(module)
         with self._lock:
-            self._modules[key] = module
-            while len(self._modules) > _MODULE_CACHE_SIZE:
-                self._modules.popitem(last=False)
+            if key not in self._modules:
+                self._modules[key] = (module, len(artifact))
+                self._cached_bytes += len(artifact)
+            while len(self._modules) > 1 and (len(self._modules) > _MODULE_CACHE_SIZE or self._cached_bytes > MODULE_CACHE_BYTES):
+                self._cached_bytes -= self._modules.popitem(last=False)[1][1]
         return module
+
+    @property
+    def cached_bytes(self) -> int:
+        """Compiled code the module cache holds (bounded by MODULE_CACHE_BYTES)."""
+        return self._cached_bytes
+
+    def close(self) -> None:
+        """Stop the compiler process (a later compile starts a new one)."""
+        self._compiler.close()
 
     def execute(
         self,
@@ -259,6 +292,15 @@ def _classify(
     return "trap", _first_line(failure)
 
 
+def check_counts(module: wasmtime.Module) -> None:
+    """At most MAX_EXPORTS exports and MAX_IMPORTS imports (see MAX_EXPORTS)."""
+    exports, imports = len(module.exports), len(module.imports)
+    if exports > MAX_EXPORTS:
+        raise SandboxInvalidModule(f"module has {exports} exports, over {MAX_EXPORTS}")
+    if imports > MAX_IMPORTS:
+        raise SandboxInvalidModule(f"module has {imports} imports, over {MAX_IMPORTS}")
+
+
 def check_imports(module: wasmtime.Module) -> None:
     """Only the host functions of `host.py`, with their exact types; nothing else."""
     for imp in module.imports:
@@ -310,7 +352,12 @@ def verify_deterministic(
     if runs < 2:
         raise ValueError("verify_deterministic needs at least two runs")
     executors = list(engines) if engines else [WasmEngine() for _ in range(runs)]
-    results = tuple(executors[i % len(executors)].execute(source, input, entry=entry, limits=limits) for i in range(max(runs, len(executors))))
+    try:
+        results = tuple(executors[i % len(executors)].execute(source, input, entry=entry, limits=limits) for i in range(max(runs, len(executors))))
+    finally:
+        if not engines:  # ours: stop their compiler processes now, not at garbage collection
+            for executor in executors:
+                executor.close()
     signatures = {(r.status, r.error_kind, r.output_sha256, r.metrics.fuel_used) for r in results}
     return DeterminismReport(len(signatures) == 1, tuple(r.output_sha256 for r in results), results)
 
