@@ -1,0 +1,139 @@
+"""An ONNX backend (`onnx.backend.base.Backend`) for the VM: `from_onnx`, then the program's
+`forward` entry on the CPU backend.
+
+It lets the ONNX standard's own backend test suite run against bcai:
+
+    import onnx.backend.test
+    from bcai.vm.frontends.onnx_backend import BcaiBackend
+
+    backend_test = onnx.backend.test.BackendTest(BcaiBackend, __name__)
+    globals().update(backend_test.enable_report().test_cases)   # then run pytest on the file
+
+A model the importer cannot express raises `UnsupportedOperators` from `prepare` (the
+suite reports it as a failure naming the operator), a malformed one `InvalidModel`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+import torch
+from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict
+
+from bcai.errors import InvalidFeed
+from bcai.vm.frontends.onnx import from_onnx
+from bcai.vm.interpreter import VM, Session
+from bcai.vm.kernels import TORCH_DTYPES
+from bcai.vm.tensors import as_tensor
+
+
+def _to_torch(value: Any) -> torch.Tensor:
+    """A feed as a torch tensor; bfloat16 arrays (ml_dtypes, which numpy->torch cannot
+    read) go through float32, which holds every bfloat16 value exactly."""
+    if isinstance(value, torch.Tensor):
+        return value
+    arr = np.asarray(value)
+    if arr.dtype.name == "bfloat16":
+        return torch.from_numpy(np.ascontiguousarray(arr.astype(np.float32))).to(torch.bfloat16)
+    if arr.dtype.kind not in "biuf" or arr.dtype.name not in TORCH_DTYPES:
+        raise InvalidFeed(f"feeds of dtype {arr.dtype} are not supported by the VM "
+                          f"(supported: {', '.join(TORCH_DTYPES)})")
+    return as_tensor(arr)
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().to("cpu")
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes  # an onnx dependency; numpy has no bfloat16 of its own
+
+        return t.to(torch.float32).numpy().astype(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+class BcaiBackendRep(BackendRep):
+    """A compiled ONNX model loaded in a VM session; `run` feeds the graph's inputs (a
+    list in graph order, a dict by name, or one array) and returns its outputs as numpy
+    arrays (a named tuple, by ONNX output name)."""
+
+    def __init__(self, session: Session, input_names: Sequence[str], output_names: Sequence[str]) -> None:
+        self.session = session
+        self.input_names = tuple(input_names)
+        self.output_names = tuple(output_names)
+        self._entry = session.program.entry("forward")
+
+    def run(self, inputs: Any, **kwargs: Any) -> tuple[Any, ...]:
+        if isinstance(inputs, dict):
+            missing = [n for n in self.input_names if n not in inputs]
+            if missing:
+                raise InvalidFeed(f"missing inputs {missing} (the graph takes {list(self.input_names)})")
+            values = [inputs[n] for n in self.input_names]
+        elif isinstance(inputs, (list, tuple)):
+            values = list(inputs)
+        else:
+            values = [inputs]
+        if len(values) != len(self.input_names):
+            raise InvalidFeed(f"the graph takes {len(self.input_names)} inputs {list(self.input_names)}, "
+                              f"got {len(values)}")
+        feeds = {spec.name: _to_torch(v) for spec, v in zip(self._entry.inputs, values)}
+        outputs, _ = self.session.run("forward", feeds)
+        arrays = [_to_numpy(outputs[o]) for o in self._entry.outputs]
+        return namedtupledict("Outputs", self.output_names)(*arrays)
+
+
+class BcaiBackend(Backend):
+    """`onnx.backend.base.Backend` over `from_onnx` and the VM's CPU backend."""
+
+    @classmethod
+    def supports_device(cls, device: str) -> bool:
+        return Device(device).type == DeviceType.CPU
+
+    @classmethod
+    def prepare(cls, model: onnx.ModelProto | bytes, device: str = "CPU", **kwargs: Any) -> BcaiBackendRep:
+        if not cls.supports_device(device):
+            raise ValueError(f"the bcai ONNX backend runs on CPU only, not {device!r}")
+        data = model if isinstance(model, bytes) else model.SerializeToString()
+        program = from_onnx(data)
+        proto = model if isinstance(model, onnx.ModelProto) else onnx.load_model_from_string(data)
+        initializers = {i.name for i in proto.graph.initializer}
+        input_names = [i.name for i in proto.graph.input if i.name not in initializers]
+        session = VM("cpu").load(program)
+        return BcaiBackendRep(session, input_names, [o.name for o in proto.graph.output])
+
+    @classmethod
+    def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU", **kwargs: Any) -> tuple[Any, ...]:
+        return cls.prepare(model, device, **kwargs).run(inputs)
+
+    @classmethod
+    def run_node(cls, node: onnx.NodeProto, inputs: Any, device: str = "CPU",
+                 outputs_info: Sequence[tuple[np.dtype, tuple[int, ...]]] | None = None,
+                 **kwargs: Any) -> tuple[Any, ...]:
+        """Run one node: wrapped in a one-node model whose input types come from `inputs`
+        (a list in node-input order or a dict by name) and whose opset is
+        `kwargs["opset_version"]` (default: this onnx's latest)."""
+        names = [n for n in node.input if n]
+        values = [inputs[n] for n in names] if isinstance(inputs, dict) else list(inputs)
+        if len(values) != len(names):
+            raise InvalidFeed(f"node {node.op_type} takes {len(names)} inputs, got {len(values)}")
+        graph_inputs = [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype),
+                                                           np.asarray(v).shape) for n, v in zip(names, values)]
+        out_names = [o for o in node.output if o]
+        opset = kwargs.get("opset_version", onnx.defs.onnx_opset_version())
+        opsets = [onnx.helper.make_opsetid("", opset)]
+        if outputs_info is not None:
+            graph_outputs = [onnx.helper.make_tensor_value_info(o, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dt)),
+                                                                shape) for o, (dt, shape) in zip(out_names, outputs_info)]
+        else:  # the output types ONNX shape inference gives the node
+            probe = onnx.helper.make_model(onnx.helper.make_graph([node], "probe", graph_inputs, []), opset_imports=opsets)
+            inferred = {vi.name: vi for vi in onnx.shape_inference.infer_shapes(probe).graph.value_info}
+            graph_outputs = [inferred.get(o) or onnx.helper.make_tensor_value_info(o, graph_inputs[0].type.tensor_type.elem_type,
+                                                                                    None) for o in out_names]
+        graph = onnx.helper.make_graph([node], "run_node", graph_inputs, graph_outputs)
+        return cls.run_model(onnx.helper.make_model(graph, opset_imports=opsets), values, device)
+
+
+prepare = BcaiBackend.prepare
+run_model = BcaiBackend.run_model
+run_node = BcaiBackend.run_node
+supports_device = BcaiBackend.supports_device

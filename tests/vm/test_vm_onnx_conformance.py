@@ -1,0 +1,232 @@
+"""The ONNX standard's own backend test cases against `from_onnx` + the VM (`BcaiBackend`).
+
+The installed onnx wheel ships the node-test generators (`onnx.backend.test.case.node`:
+the model and its inputs/outputs computed by numpy reference code) and the small model
+suites on disk (pytorch-converted, pytorch-operator, simple). Every case runs through the
+backend once (a module fixture, ~10 s) and ends in one of:
+
+- "pass": outputs equal the reference in count, dtype, shape and value (the suite's own
+  comparison, rtol 1e-3 / atol 1e-7 unless the case says otherwise);
+- "unsupported": `UnsupportedOperators` naming what the VM cannot express;
+- anything else (wrong numbers, another exception) is a bug these tests report.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import traceback
+import unittest
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx.backend.test
+import pytest
+from onnx import helper, numpy_helper
+from onnx.backend.test.runner import Runner
+
+from bcai.errors import InvalidFeed, UnsupportedOperators
+from bcai.vm.frontends.onnx import SUPPORTED_OPS
+from bcai.vm.frontends.onnx_backend import BcaiBackend
+
+DATA_DIR = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data")
+DISK_KINDS = ("pytorch-converted", "pytorch-operator", "simple")
+
+# Cases that must pass (where this onnx version has them): one or more per supported
+# operator family, with the attribute forms fixed for the conformance suite.
+MUST_PASS = (
+    "test_abs", "test_add_bcast", "test_sub_bcast", "test_mul_bcast", "test_div_bcast", "test_div_int32_trunc",
+    "test_pow_types_int64_float32", "test_pow_bcast_scalar", "test_max_example", "test_max_one_input",
+    "test_min_example", "test_sum_example", "test_mean_example", "test_equal_bcast", "test_less_bcast", "test_relu",
+    "test_leakyrelu", "test_elu", "test_selu", "test_selu_default", "test_prelu_broadcast", "test_prelu_example",
+    "test_softplus", "test_hardsigmoid", "test_gelu_tanh_1", "test_softmax_axis_0", "test_logsoftmax_axis_1",
+    "test_softmax_large_number", "test_gemm_all_attributes", "test_gemm_transposeA",
+    "test_gemm_default_scalar_bias", "test_matmul_4d", "test_conv_with_strides_and_asymmetric_padding",
+    "test_conv_with_autopad_same", "test_convtranspose", "test_maxpool_2d_pads", "test_maxpool_2d_same_upper",
+    "test_maxpool_2d_ceil", "test_maxpool_2d_uint8", "test_maxpool_2d_dilations",
+    "test_averagepool_2d_pads_count_include_pad", "test_averagepool_2d_ceil", "test_globalaveragepool",
+    "test_batchnorm_example", "test_flatten_axis0", "test_flatten_negative_axis1", "test_transpose_default",
+    "test_concat_3d_axis_negative_1", "test_split_equal_parts_1d", "test_reduce_max_default_axes_keepdim_example",
+    "test_argmax_negative_axis_keepdims_example_select_last_index", "test_argmin_default_axis_example",
+    "test_gather_negative_indices", "test_cast_FLOAT_to_DOUBLE", "test_clip", "test_clip_default_inbounds",
+    "test_clip_min_greater_than_max", "test_where_long_example", "test_shape_start_1_end_negative_1",
+    "test_dropout_default", "test_identity", "test_erf", "test_sign",
+)
+
+
+@dataclass
+class Case:
+    name: str
+    model: onnx.ModelProto
+    data_sets: list[tuple[list[Any], list[Any]]]
+    rtol: float
+    atol: float
+
+
+@dataclass
+class Outcome:
+    kind: str  # pass | unsupported | mismatch | crash
+    detail: str = ""
+
+
+def _load_disk_case(kind: str, case_dir: str) -> Case:
+    model = onnx.load(os.path.join(case_dir, "model.onnx"))
+    data_sets = []
+    for ds in sorted(glob.glob(os.path.join(case_dir, "test_data_set_*"))):
+        sides = []
+        for prefix in ("input", "output"):
+            arrays = []
+            for k in range(len(glob.glob(os.path.join(ds, f"{prefix}_*.pb")))):
+                tensor = onnx.TensorProto()
+                with open(os.path.join(ds, f"{prefix}_{k}.pb"), "rb") as f:
+                    tensor.ParseFromString(f.read())
+                arrays.append(numpy_helper.to_array(tensor))
+            sides.append(arrays)
+        data_sets.append((sides[0], sides[1]))
+    return Case(f"{kind}/{os.path.basename(case_dir)}", model, data_sets, 1e-3, 1e-7)
+
+
+def collect_cases() -> list[Case]:
+    """Every node case (generated), the model cases that carry a model, and the on-disk
+    suites with their data."""
+    from onnx.backend.test.case import model as model_cases
+    from onnx.backend.test.case import node as node_cases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the generators' own numpy overflow warnings
+        generated = list(node_cases.collect_testcases()) + list(model_cases.collect_testcases())
+    cases = [Case(c.name, c.model, list(c.data_sets), c.rtol, c.atol) for c in generated
+             if c.model is not None and c.data_sets is not None]
+    for kind in DISK_KINDS:
+        for case_dir in sorted(glob.glob(os.path.join(DATA_DIR, kind, "test_*"))):
+            if os.path.exists(os.path.join(case_dir, "model.onnx")) and glob.glob(os.path.join(case_dir, "test_data_set_*")):
+                cases.append(_load_disk_case(kind, case_dir))
+    return cases
+
+
+def unsupported_ops(model: onnx.ModelProto) -> set[str]:
+    """Operators of the graph that are not in `SUPPORTED_OPS` (other domains included)."""
+    return {n.op_type for n in model.graph.node
+            if n.domain not in ("", "ai.onnx") or n.op_type not in SUPPORTED_OPS}
+
+
+def run_case(case: Case) -> Outcome:
+    def as_array(v: Any) -> Any:
+        return numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else v
+
+    try:
+        rep = BcaiBackend.prepare(case.model, "CPU")
+        for inputs, outputs in case.data_sets:
+            got = rep.run([as_array(v) for v in inputs])
+            Runner.assert_similar_outputs([as_array(v) for v in outputs], list(got), case.rtol, case.atol)
+    except UnsupportedOperators as exc:
+        return Outcome("unsupported", str(exc))
+    except AssertionError as exc:
+        return Outcome("mismatch", str(exc)[:400])
+    except Exception:  # noqa: BLE001 - what the test reports as a crash
+        return Outcome("crash", traceback.format_exc()[-800:])
+    return Outcome("pass")
+
+
+@pytest.fixture(scope="module")
+def cases() -> list[Case]:
+    return collect_cases()
+
+
+@pytest.fixture(scope="module")
+def outcomes(cases: list[Case]) -> dict[str, Outcome]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {c.name: run_case(c) for c in cases}
+
+
+def _report(bad: dict[str, Outcome]) -> str:
+    return "\n".join(f"{name}: {o.kind}: {o.detail}" for name, o in sorted(bad.items()))
+
+
+def test_cases_with_supported_operators_match_the_reference_or_refuse(cases, outcomes):
+    """Never wrong numbers, never a raw exception: a case whose operators are all in
+    SUPPORTED_OPS passes, or raises UnsupportedOperators for an attribute form / dtype the
+    VM cannot express."""
+    supported = [c.name for c in cases if not unsupported_ops(c.model)]
+    assert len(supported) > 400
+    bad = {n: outcomes[n] for n in supported if outcomes[n].kind not in ("pass", "unsupported")}
+    assert not bad, _report(bad)
+    refused = {n: outcomes[n] for n in supported if outcomes[n].kind == "unsupported"}
+    assert all(o.detail for o in refused.values())
+
+
+def test_every_case_passes_or_raises_unsupported_operators_naming_the_operator(cases, outcomes):
+    bad = {c.name: outcomes[c.name] for c in cases if outcomes[c.name].kind not in ("pass", "unsupported")}
+    assert not bad, _report(bad)
+    unnamed = {}
+    for c in cases:
+        missing = unsupported_ops(c.model)
+        if missing:
+            outcome = outcomes[c.name]
+            assert outcome.kind == "unsupported", (c.name, outcome)
+            if not any(op in outcome.detail for op in missing):
+                unnamed[c.name] = outcome
+    assert not unnamed, _report(unnamed)
+
+
+def test_representative_cases_pass(outcomes):
+    present = [n for n in MUST_PASS if n in outcomes]
+    assert len(present) >= len(MUST_PASS) * 3 // 4  # the names are from this onnx generation
+    failing = {n: outcomes[n] for n in present if outcomes[n].kind != "pass"}
+    assert not failing, _report(failing)
+
+
+def test_pass_counts_per_suite(cases, outcomes, capsys):
+    """The counts docs/vm.md reports (printed with -s); at least the ones measured with
+    onnx 1.23.2 when that version runs."""
+    passed = sum(o.kind == "pass" for o in outcomes.values())
+    node_like = [c for c in cases if "/" not in c.name]
+    supported = [c for c in node_like if not unsupported_ops(c.model)]
+    node_passed = sum(outcomes[c.name].kind == "pass" for c in supported)
+    with capsys.disabled():
+        print(f"\nonnx {onnx.__version__}: {passed} of {len(cases)} cases pass; generated cases: "
+              f"{node_passed} of {len(supported)} with supported operators pass "
+              f"({len(node_like)} generated in all)")
+    if onnx.__version__.startswith("1.23."):
+        assert node_passed >= 367
+
+
+def test_onnx_backend_test_runner_drives_bcai():
+    """onnx.backend.test.BackendTest itself (the way the suite is usually run) over a few
+    node and pytorch-converted cases."""
+    backend_test = onnx.backend.test.BackendTest(BcaiBackend, __name__)
+    backend_test.include(r"^test_(relu|gemm_all_attributes|maxpool_2d_pads|Conv2d_padding|operator_index)_cpu$")
+    result = unittest.TestResult()
+    backend_test.test_suite.run(result)
+    ran = result.testsRun - len(result.skipped)
+    assert ran == 5, [t.id() for t, _ in result.skipped if "_cpu" in t.id()]
+    assert result.wasSuccessful(), result.errors + result.failures
+
+
+def test_backend_run_node_and_devices():
+    assert BcaiBackend.supports_device("CPU") and not BcaiBackend.supports_device("CUDA")
+    x = np.array([[-1.0, 2.0], [3.0, -4.0]], dtype=np.float32)
+    (y,) = BcaiBackend.run_node(helper.make_node("Relu", ["x"], ["y"]), [x])
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    out = BcaiBackend.run_node(helper.make_node("Add", ["a", "b"], ["c"]), {"a": x, "b": x[0]})
+    np.testing.assert_array_equal(out["c"], x + x[0])
+    with pytest.raises(ValueError, match="CPU only"):
+        BcaiBackend.prepare(helper.make_model(helper.make_graph([], "g", [], [])), "CUDA")
+
+
+def test_backend_rep_checks_feeds():
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])])
+    rep = BcaiBackend.prepare(helper.make_model(graph))
+    with pytest.raises(InvalidFeed, match="takes 1 inputs"):
+        rep.run([np.zeros(2, np.float32), np.zeros(2, np.float32)])
+    with pytest.raises(InvalidFeed, match="missing inputs"):
+        rep.run({"z": np.zeros(2, np.float32)})
+    with pytest.raises(InvalidFeed, match="must be float32"):
+        rep.run([np.zeros(2, np.float64)])
+    np.testing.assert_array_equal(rep.run(np.array([-1.0, 1.0], np.float32))[0], [0.0, 1.0])
