@@ -45,8 +45,9 @@ _ID_BAD = re.compile(r"[^A-Za-z0-9_.:/\-\[\]]")
 
 
 class _Graph:
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, max_const_bytes: int) -> None:
         self.model = model
+        self.max_const_bytes = max_const_bytes
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         g = model.graph
         self.consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
@@ -160,8 +161,9 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         return False
     if op == "ConstantOfShape":
         value = numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
-        g.consts[node.output[0]] = np.full(tuple(int(d) for d in g.consts[ins[0]]), value.reshape(-1)[0],
-                                           dtype=value.dtype)
+        shape = tuple(int(d) for d in g.consts[ins[0]].reshape(-1))
+        _check_const_size(g, node, shape, value.dtype)
+        g.consts[node.output[0]] = np.full(shape, value.reshape(-1)[0], dtype=value.dtype)
         return True
     c: list[Any] = [g.consts[i] if i else None for i in ins]
     if op == "Identity":
@@ -190,7 +192,9 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
     elif op == "Reshape":
         r = c[0].reshape(c[1])
     elif op == "Expand":
-        r = np.broadcast_to(c[0], np.broadcast_shapes(c[0].shape, tuple(int(d) for d in c[1]))).copy()
+        shape = np.broadcast_shapes(c[0].shape, tuple(int(d) for d in c[1]))
+        _check_const_size(g, node, shape, c[0].dtype)
+        r = np.broadcast_to(c[0], shape).copy()
     elif op == "Slice" and len(c) >= 3:
         axes = c[3] if len(c) > 3 and c[3] is not None else range(len(c[1]))
         steps = c[4] if len(c) > 4 and c[4] is not None else [1] * len(c[1])
@@ -202,6 +206,17 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         return False
     g.consts[node.output[0]] = np.asarray(r)
     return True
+
+
+def _check_const_size(g: _Graph, node: onnx.NodeProto, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """A folded constant is program state: refuse one that could not fit the memory limit
+    before numpy allocates it."""
+    if any(d < 0 for d in shape):
+        raise InvalidModel(f"{node.op_type} node {node.name!r}: negative dimension in {list(shape)}")
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    if nbytes > g.max_const_bytes:
+        raise InvalidModel(f"{node.op_type} node {node.name!r} makes a constant of shape {list(shape)} "
+                           f"({nbytes} bytes), over the program's memory limit ({g.max_const_bytes} bytes)")
 
 
 # --- lowering --------------------------------------------------------------------------------
@@ -783,16 +798,46 @@ SUPPORTED_OPS = frozenset(
 
 def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None) -> Program:
     """Compile an ONNX model (a file path or the model's bytes) into a `forward` program."""
+    limits = limits or Limits()
     try:
         if isinstance(source, (bytes, bytearray)):
             model = onnx.load_model_from_string(bytes(source))
+            if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model.graph)):
+                # Bytes have no directory: external data would resolve against the process's cwd.
+                raise InvalidModel("a model given as bytes cannot use external data; pass the file's path")
         else:
+            # onnx.load refuses external-data locations that are absolute, leave the model's
+            # directory (../) or are symbolic links.
             model = onnx.load(str(source))
         onnx.checker.check_model(model)
         model = shape_inference.infer_shapes(model)
+    except InvalidModel:
+        raise
     except Exception as exc:  # protobuf, checker and IO errors come in several types
         raise InvalidModel(f"not a valid ONNX model: {exc}") from None
-    g = _Graph(model)
+    try:
+        return _compile(model, limits)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+        # What the checker lets through but cannot be built (inconsistent shapes or
+        # attributes); a compile error, not a crash.
+        raise InvalidModel(f"the ONNX graph is inconsistent: {type(exc).__name__}: {exc}") from None
+
+
+def _tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
+    """Initializers and Constant tensors of a graph and its subgraphs."""
+    found = list(graph.initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                found.append(attr.t)
+            found.extend(attr.tensors)
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                found.extend(_tensors(sub))
+    return found
+
+
+def _compile(model: onnx.ModelProto, limits: Limits) -> Program:
+    g = _Graph(model, limits.max_memory_bytes)
     nodes = list(model.graph.node)
     problems = sorted({r for n in nodes if (r := _unsupported_reason(g, n, _attrs(n))) is not None})
     if problems:
@@ -804,8 +849,11 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None) -> Pr
         t = vi.type.tensor_type
         dtype = _ONNX_DTYPES.get(t.elem_type)
         if dtype is None:
-            raise UnsupportedOperators(f"input {vi.name!r} of ONNX type {t.elem_type}")
+            raise UnsupportedOperators(f"input {vi.name!r} of ONNX type {_type_name(t.elem_type)} "
+                                       f"(the VM has {', '.join(sorted(set(_ONNX_DTYPES.values())))})")
         shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim)
+        if any(d < -1 for d in shape):
+            raise InvalidModel(f"input {vi.name!r} declares a negative dimension: {list(shape)}")
         inputs.append(isa.TensorSpec(g.out(vi.name), shape, dtype))
     for node in nodes:
         a = _attrs(node)
@@ -818,4 +866,11 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None) -> Pr
     outputs = tuple(g.id(o.name) for o in model.graph.output)
     b = g.b
     return Program(init=tuple(b.init), entries=(Entry("forward", tuple(inputs), b.take_body(), outputs),),
-                   parameters=tuple(b.parameters), buffers=tuple(b.buffers), limits=limits or Limits())
+                   parameters=tuple(b.parameters), buffers=tuple(b.buffers), limits=limits)
+
+
+def _type_name(elem_type: int) -> str:
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type)  # type: ignore[arg-type]
+    except ValueError:
+        return str(elem_type)
