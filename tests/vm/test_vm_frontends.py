@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from onnx import TensorProto, helper, numpy_helper
 
-from bcai.errors import InvalidBml, InvalidModel, UnsupportedOperators
+from bcai.errors import ConstantInputNeeded, InvalidBml, InvalidFeed, InvalidModel, UnsupportedOperators
 from bcai.vm import VM, Limits, compile_torch, from_bml, from_onnx, isa, parse_bml
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "bml"
@@ -272,6 +272,22 @@ def test_invalid_onnx_bytes_and_paths(tmp_path):
         from_onnx(b"definitely not protobuf")
     with pytest.raises(InvalidModel):
         from_onnx(tmp_path / "missing.onnx")
+
+
+def test_onnx_inputs_needed_as_constants_raise_then_bind():
+    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)]
+    model = make_model(nodes, [vi("x", [2, 3]), vi("axes", [1], TensorProto.INT64)], [vi("y", ["n"])])
+    with pytest.raises(ConstantInputNeeded, match="computed \\(non-constant\\) input 'axes'") as info:
+        from_onnx(model)
+    assert info.value.value == "axes" and isinstance(info.value, UnsupportedOperators)
+    program = from_onnx(model, bind={"axes": np.array([-1], np.int64)})
+    assert [s.name for s in program.entries[0].inputs] == ["x"]
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(run_forward(program, x=x)["y"], x.sum(-1))
+    with pytest.raises(InvalidFeed, match="not an input of the graph"):
+        from_onnx(model, bind={"nope": np.array([0], np.int64)})
+    with pytest.raises(InvalidFeed, match="graph declares int64 \\[1\\]"):
+        from_onnx(model, bind={"axes": np.array([0, 1], np.int64)})
 
 
 # --- ONNX: malformed and hostile models ------------------------------------------------------

@@ -18,13 +18,13 @@ import math
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
-from bcai.errors import InvalidModel, UnsupportedOperators
+from bcai.errors import ConstantInputNeeded, InvalidFeed, InvalidModel, UnsupportedOperators
 from bcai.vm import isa
 from bcai.vm.frontends.builder import ProgramBuilder
 from bcai.vm.program import Entry, Limits, Program
@@ -115,9 +115,12 @@ class _Graph:
         return self.shapes[name]
 
 
-_NP_DTYPES = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64", np.dtype(np.float16): "float16",
+_NP_DTYPES: dict[np.dtype, str] = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64", np.dtype(np.float16): "float16",
               np.dtype(np.int64): "int64", np.dtype(np.int32): "int32", np.dtype(np.uint8): "uint8",
               np.dtype(np.bool_): "bool"}
+
+
+_VM_TO_NP: dict[str, np.dtype] = {name: dt for dt, name in _NP_DTYPES.items()}
 
 
 def _np_dtype_name(arr: np.ndarray) -> str:
@@ -208,6 +211,10 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
     return True
 
 
+def _needs_constant(op: str, name: str) -> ConstantInputNeeded:
+    return ConstantInputNeeded(f"{op} with a computed (non-constant) input {name!r}", name)
+
+
 def _check_const_size(g: _Graph, node: onnx.NodeProto, shape: tuple[int, ...], dtype: np.dtype) -> None:
     """A folded constant is program state: refuse one that could not fit the memory limit
     before numpy allocates it."""
@@ -241,8 +248,6 @@ def _unsupported_reason(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> s
             return "LSTM(layout/clip/input_forget/activations)"
         if (len(node.input) > 4 and node.input[4]) or (len(node.input) > 7 and node.input[7]):
             return "LSTM(sequence_lens or peepholes)"
-    if op == "Dropout" and len([o for o in node.output if o]) > 1:
-        return "Dropout(mask output)"
     if op == "Pad" and _decode(a.get("mode", "constant")) not in _PAD_MODES:
         return f"Pad(mode={_decode(a['mode'])})"
     return None
@@ -301,7 +306,7 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         if len(ins) <= k or not ins[k]:
             return None
         if ins[k] not in g.consts:
-            raise UnsupportedOperators(f"{op} with a computed (non-constant) input {ins[k]!r}")
+            raise _needs_constant(op, ins[k])
         return g.consts[ins[k]]
 
     if op == "Identity":
@@ -317,6 +322,12 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         if training and float(ratio.reshape(-1)[0]) != 0.0:  # type: ignore[union-attr]
             raise UnsupportedOperators("Dropout in training mode (a random mask)")
         g.ids[node.output[0]] = x  # type: ignore[assignment]
+        if len(node.output) > 1 and node.output[1]:  # the mask keeps everything
+            shape = g.shape(ins[0])
+            if any(d is None for d in shape):
+                raise UnsupportedOperators("Dropout mask output of a dynamic shape")
+            mask_dtype = np.bool_ if g.opset >= 10 else onnx.helper.tensor_dtype_to_np_dtype(g.elem_types[ins[0]])
+            g.consts[node.output[1]] = np.ones(shape, dtype=mask_dtype)  # type: ignore[arg-type]
     elif op in _UNARY:
         emit(lambda o: _UNARY[op](x, o))
     elif op in _TENSOR_UNARY:
@@ -364,9 +375,9 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         nd = -axis if axis < 0 else g.rank(ins[0]) - axis
         s = g.id(ins[1])
         bias = g.id(ins[2]) if len(ins) > 2 and ins[2] else None
-        if len([o for o in node.output if o]) > 1:
-            raise UnsupportedOperators("LayerNormalization with Mean / InvStdDev outputs")
         emit(lambda o: isa.LayerNorm(x, s, bias, o, nd, a.get("epsilon", 1e-5)))
+        if any(node.output[1:]):
+            _layer_norm_statistics(g, node, a, x, nd)
     elif op == "Reshape":
         target = [int(d) for d in const(1)]  # type: ignore[union-attr]
         if 0 in target and a.get("allowzero", 0):
@@ -470,6 +481,10 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
                                  () if steps is None else tuple(int(v) for v in steps.reshape(-1))))
     elif op == "LSTM":
         _lstm(g, node, a, x)
+    elif op == "ConstantOfShape":  # not folded: the shape is computed
+        raise _needs_constant(op, ins[0])
+    elif op == "Shape":  # not folded: the dims asked for are dynamic
+        raise UnsupportedOperators(f"Shape of {ins[0]!r}, whose shape is not static")
     else:  # pragma: no cover - guarded by _unsupported_reason
         raise UnsupportedOperators(op)
 
@@ -509,6 +524,31 @@ def _finish(g: _Graph, name: str, result: str) -> None:
         g.b.body[-1] = replace(last, output=g.out(name))  # type: ignore[type-var]
     else:
         g.ids[name] = result
+
+
+def _layer_norm_statistics(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, nd: int) -> None:
+    """LayerNormalization's optional Mean and InvStdDev outputs (1 / sqrt(var + epsilon)),
+    over the normalized axes with keepdims, computed in the stash type (float32 by default)."""
+    b, rank = g.b, g.rank(node.input[0])
+    dims = tuple(range(rank - nd, rank))
+    stash = "float32" if a.get("stash_type", 1) == 1 else g.dtype(node.input[0])
+    xs = x
+    if stash != g.dtype(node.input[0]):
+        xs = b.fresh("ln_stash")
+        b.emit(isa.Cast(x, xs, stash))  # type: ignore[arg-type]
+    mean, centred, square, var, shifted, std = (b.fresh(n) for n in ("ln_mean", "ln_centred", "ln_sq", "ln_var",
+                                                                      "ln_var_eps", "ln_std"))
+    b.emit(isa.TensorOp("mean", (xs,), mean, dims=dims, keepdim=True))
+    b.emit(isa.TensorOp("sub", (xs, mean), centred))
+    b.emit(isa.TensorOp("mul", (centred, centred), square))
+    b.emit(isa.TensorOp("mean", (square,), var, dims=dims, keepdim=True))
+    b.emit(isa.TensorOp("add", (var,), shifted, value=a.get("epsilon", 1e-5)))
+    b.emit(isa.TensorOp("sqrt", (shifted,), std))
+    outs = list(node.output) + [""] * 3
+    if outs[1]:
+        g.ids[outs[1]] = mean
+    if outs[2]:
+        b.emit(isa.TensorOp("reciprocal", (std,), g.out(outs[2])))
 
 
 def _prelu(g: _Graph, node: onnx.NodeProto, x: str) -> None:
@@ -558,7 +598,7 @@ def _axes_of(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> list[int] | 
         return [int(v) for v in a["axes"]]
     if len(node.input) > 1 and node.input[1]:
         if node.input[1] not in g.consts:
-            raise UnsupportedOperators(f"{node.op_type} with a computed (non-constant) input {node.input[1]!r}")
+            raise _needs_constant(node.op_type, node.input[1])
         return [int(v) for v in g.consts[node.input[1]].reshape(-1)]
     return None
 
@@ -579,12 +619,36 @@ def _reduce(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
     if rank == 0:
         g.ids[node.output[0]] = x
         return
+    shape = g.shape(node.input[0])
+    if kind in ("max", "min") and any(shape[d] == 0 for d in dims):
+        _fold_empty_extreme(g, node, shape, dims, keep, kind)
+        return
     if kind in ("sum", "prod") and dtype in ("int32", "uint8", "bool"):  # torch widens these to int64
         wide = b.fresh(kind)
         b.emit(isa.TensorOp(kind, (x,), wide, dims=dims, keepdim=keep))
         b.emit(isa.Cast(wide, g.out(node.output[0]), dtype))
         return
     b.emit(isa.TensorOp(kind, (x,), g.out(node.output[0]), dims=dims, keepdim=keep))
+
+
+def _fold_empty_extreme(g: _Graph, node: onnx.NodeProto, shape: tuple[int | None, ...], dims: tuple[int, ...],
+                        keep: bool, kind: str) -> None:
+    """ReduceMax / ReduceMin over an empty axis give the reduction's identity (-inf / +inf,
+    or the dtype's extremes), which torch refuses to compute; the result is a constant."""
+    rank = len(shape)
+    axes = {d % rank for d in dims}
+    out_shape = tuple(1 if k in axes else d for k, d in enumerate(shape) if keep or k not in axes)
+    if any(d is None for d in out_shape):
+        raise UnsupportedOperators(f"{node.op_type} over an empty axis of a dynamic shape")
+    np_dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(g.elem_types[node.input[0]]))
+    if np_dtype.kind == "f":
+        value: Any = -np.inf if kind == "max" else np.inf
+    elif np_dtype.kind == "b":
+        value = kind == "min"
+    else:
+        info = np.iinfo(np_dtype)
+        value = info.min if kind == "max" else info.max
+    g.consts[node.output[0]] = np.full(tuple(int(d) for d in out_shape if d is not None), value, dtype=np_dtype)
 
 
 def _arg_extreme(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
@@ -700,12 +764,26 @@ def _pool(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
         return
     include = bool(a.get("count_include_pad", 0))
     xin, padding = x, tuple(pads[:nd])
-    if not fits:
-        if not include or ceil:
-            raise UnsupportedOperators("AveragePool with pads torch cannot take (asymmetric or over half the "
-                                       "kernel) and count_include_pad=0 or ceil_mode")
-        xin, padding = _conv_pads(g, x, pads, nd, explicit=True)
     avg_pool = {1: isa.AvgPool1D, 2: isa.AvgPool2D, 3: isa.AvgPool3D}[nd]
+    if not fits:
+        if ceil:
+            raise UnsupportedOperators("AveragePool with ceil_mode and pads torch cannot take (asymmetric or over "
+                                       "half the kernel)")
+        xin, padding = _conv_pads(g, x, pads, nd, explicit=True)
+        if not include:
+            # Average over the real elements only: the zero-padded window sums divided by
+            # the zero-padded window counts of a tensor of ones (both as fractions of k).
+            spatial = g.shape(node.input[0])[2:]
+            if any(d is None for d in spatial) or dtype is None:
+                raise UnsupportedOperators("AveragePool excluding pads torch cannot take, on a dynamic shape")
+            ones_name = f"{node.output[0]}#window_ones"
+            g.consts[ones_name] = np.ones((1, 1, *(int(d) for d in spatial if d is not None)), dtype=_VM_TO_NP[dtype])
+            ones, _ = _conv_pads(g, g.id(ones_name), pads, nd, explicit=True)
+            sums, counts = b.fresh("pool_sum"), b.fresh("pool_count")
+            b.emit(avg_pool(xin, sums, kernel, stride, padding, ceil, True))
+            b.emit(avg_pool(ones, counts, kernel, stride, padding, ceil, True))
+            b.emit(isa.TensorOp("div", (sums, counts), g.out(node.output[0])))
+            return
     b.emit(avg_pool(xin, g.out(node.output[0]), kernel, stride, padding, ceil, include))
 
 
@@ -750,10 +828,11 @@ def _lstm(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
     if direction not in ("forward", "bidirectional"):
         raise UnsupportedOperators(f"LSTM(direction={direction})")
     dirs = 2 if direction == "bidirectional" else 1
-    w_all, r_all = g.consts.get(ins[1]), g.consts.get(ins[2])
-    if w_all is None or r_all is None:
-        raise UnsupportedOperators("LSTM with non-constant weights")
-    bias_all = g.consts.get(ins[3]) if len(ins) > 3 and ins[3] else None
+    for name in ins[1:4]:
+        if name and name not in g.consts:
+            raise _needs_constant("LSTM", name)  # the instruction takes weights as state
+    w_all, r_all = g.consts[ins[1]], g.consts[ins[2]]
+    bias_all = g.consts[ins[3]] if len(ins) > 3 and ins[3] else None
     order = np.concatenate([np.arange(k * hidden, (k + 1) * hidden) for k in (0, 2, 3, 1)])  # iofc -> ifco (torch ifgo)
     weights = []
     base = g._fresh_id(node.name or node.output[0] or "lstm")
@@ -796,8 +875,13 @@ SUPPORTED_OPS = frozenset(
      "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean"] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
 
 
-def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None) -> Program:
-    """Compile an ONNX model (a file path or the model's bytes) into a `forward` program."""
+def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
+              bind: Mapping[str, np.ndarray] | None = None) -> Program:
+    """Compile an ONNX model (a file path or the model's bytes) into a `forward` program.
+
+    `bind` fixes graph inputs to values: they become constants (and leave the entry's
+    inputs), so an operator that needs an input as a constant (Reshape's shape, axes,
+    pads: `ConstantInputNeeded` otherwise) can be compiled for those values."""
     limits = limits or Limits()
     try:
         if isinstance(source, (bytes, bytearray)):
@@ -810,8 +894,10 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None) -> Pr
             # directory (../) or are symbolic links.
             model = onnx.load(str(source))
         onnx.checker.check_model(model)
+        if bind:
+            _bind_inputs(model, bind)
         model = shape_inference.infer_shapes(model)
-    except InvalidModel:
+    except (InvalidModel, InvalidFeed):
         raise
     except Exception as exc:  # protobuf, checker and IO errors come in several types
         raise InvalidModel(f"not a valid ONNX model: {exc}") from None
@@ -821,6 +907,26 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None) -> Pr
         # What the checker lets through but cannot be built (inconsistent shapes or
         # attributes); a compile error, not a crash.
         raise InvalidModel(f"the ONNX graph is inconsistent: {type(exc).__name__}: {exc}") from None
+
+
+def _bind_inputs(model: onnx.ModelProto, bind: Mapping[str, np.ndarray]) -> None:
+    """Turn the graph inputs named in `bind` into initializers holding the given values
+    (shape inference then sees them, as it sees any constant)."""
+    declared = {vi.name: vi for vi in model.graph.input}
+    for name, value in bind.items():
+        if name not in declared:
+            raise InvalidFeed(f"cannot bind {name!r}: not an input of the graph (inputs: {sorted(declared)})")
+        arr = np.asarray(value)
+        t = declared[name].type.tensor_type
+        want = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else arr.dtype
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim] if t.HasField("shape") else None
+        if arr.dtype != want or (dims is not None and (len(dims) != arr.ndim or any(
+                d is not None and d != s for d, s in zip(dims, arr.shape)))):
+            raise InvalidFeed(f"value for {name!r} is {arr.dtype} {list(arr.shape)}, the graph declares {want} {dims}")
+        model.graph.initializer.append(numpy_helper.from_array(arr, name))
+    kept = [vi for vi in model.graph.input if vi.name not in bind]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
 
 
 def _tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
@@ -861,6 +967,8 @@ def _compile(model: onnx.ModelProto, limits: Limits) -> Program:
             continue
         try:
             _lower(g, node, a)
+        except ConstantInputNeeded as exc:
+            raise ConstantInputNeeded(f"node {node.name or node.op_type!r}: {exc}", exc.value) from None
         except UnsupportedOperators as exc:
             raise UnsupportedOperators(f"node {node.name or node.op_type!r}: {exc}") from None
     outputs = tuple(g.id(o.name) for o in model.graph.output)

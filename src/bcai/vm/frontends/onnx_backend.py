@@ -10,7 +10,13 @@ It lets the ONNX standard's own backend test suite run against bcai:
     globals().update(backend_test.enable_report().test_cases)   # then run pytest on the file
 
 A model the importer cannot express raises `UnsupportedOperators` from `prepare` (the
-suite reports it as a failure naming the operator), a malformed one `InvalidModel`.
+suite reports it as an error naming the operator), a malformed one `InvalidModel`.
+
+Graph inputs that an operator needs as constants (Reshape's shape, Squeeze's axes, Pad's
+pads, LSTM weights: `ConstantInputNeeded`) are bound when `run` gets their values: the
+model is compiled for those values (`from_onnx(bind=...)`) and cached per distinct value,
+the way a static-graph runtime specialises on shape inputs. Every other input stays a
+feed of the compiled program.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import onnx
 import torch
 from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict
 
-from bcai.errors import InvalidFeed
+from bcai.errors import ConstantInputNeeded, InvalidFeed
 from bcai.vm.frontends.onnx import from_onnx
 from bcai.vm.interpreter import VM, Session
 from bcai.vm.kernels import TORCH_DTYPES
@@ -52,16 +58,44 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
+_MAX_SPECIALISATIONS = 16
+
+
 class BcaiBackendRep(BackendRep):
     """A compiled ONNX model loaded in a VM session; `run` feeds the graph's inputs (a
     list in graph order, a dict by name, or one array) and returns its outputs as numpy
-    arrays (a named tuple, by ONNX output name)."""
+    arrays (a named tuple, by ONNX output name). With `bound` inputs, the session is made
+    per distinct value of those inputs (see the module doc)."""
 
-    def __init__(self, session: Session, input_names: Sequence[str], output_names: Sequence[str]) -> None:
-        self.session = session
+    def __init__(self, model: bytes, input_names: Sequence[str], output_names: Sequence[str],
+                 session: Session | None, bound: Sequence[str] = ()) -> None:
+        self.model = model
         self.input_names = tuple(input_names)
         self.output_names = tuple(output_names)
-        self._entry = session.program.entry("forward")
+        self.session = session
+        self.bound = tuple(bound)
+        self._sessions: dict[tuple[Any, ...], tuple[Session, tuple[str, ...]]] = {}
+
+    def _session_for(self, values: dict[str, np.ndarray]) -> tuple[Session, tuple[str, ...]]:
+        """The session compiled for these values of the bound inputs, and which inputs it binds."""
+        if self.session is not None:
+            return self.session, ()
+        bound = list(self.bound)
+        while True:
+            key = tuple((n, values[n].dtype.str, values[n].shape, values[n].tobytes()) for n in bound)
+            if key in self._sessions:
+                return self._sessions[key]
+            try:
+                program = from_onnx(self.model, bind={n: values[n] for n in bound})
+            except ConstantInputNeeded as exc:
+                if exc.value not in values or exc.value in bound:
+                    raise
+                bound.append(exc.value)
+                continue
+            if len(self._sessions) >= _MAX_SPECIALISATIONS:
+                self._sessions.pop(next(iter(self._sessions)))
+            self._sessions[key] = (VM("cpu").load(program), tuple(bound))
+            return self._sessions[key]
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[Any, ...]:
         if isinstance(inputs, dict):
@@ -76,9 +110,15 @@ class BcaiBackendRep(BackendRep):
         if len(values) != len(self.input_names):
             raise InvalidFeed(f"the graph takes {len(self.input_names)} inputs {list(self.input_names)}, "
                               f"got {len(values)}")
-        feeds = {spec.name: _to_torch(v) for spec, v in zip(self._entry.inputs, values)}
-        outputs, _ = self.session.run("forward", feeds)
-        arrays = [_to_numpy(outputs[o]) for o in self._entry.outputs]
+        named = dict(zip(self.input_names, values))
+        if self.session is None:
+            named = {n: np.asarray(v) for n, v in named.items()}
+        session, bound = self._session_for(named)  # type: ignore[arg-type]
+        entry = session.program.entry("forward")
+        fed = [v for n, v in named.items() if n not in bound]
+        feeds = {spec.name: _to_torch(v) for spec, v in zip(entry.inputs, fed)}
+        outputs, _ = session.run("forward", feeds)
+        arrays = [_to_numpy(outputs[o]) for o in entry.outputs]
         return namedtupledict("Outputs", self.output_names)(*arrays)
 
 
@@ -94,12 +134,17 @@ class BcaiBackend(Backend):
         if not cls.supports_device(device):
             raise ValueError(f"the bcai ONNX backend runs on CPU only, not {device!r}")
         data = model if isinstance(model, bytes) else model.SerializeToString()
-        program = from_onnx(data)
         proto = model if isinstance(model, onnx.ModelProto) else onnx.load_model_from_string(data)
         initializers = {i.name for i in proto.graph.initializer}
         input_names = [i.name for i in proto.graph.input if i.name not in initializers]
-        session = VM("cpu").load(program)
-        return BcaiBackendRep(session, input_names, [o.name for o in proto.graph.output])
+        output_names = [o.name for o in proto.graph.output]
+        try:
+            program = from_onnx(data)
+        except ConstantInputNeeded as exc:
+            if exc.value not in input_names:
+                raise
+            return BcaiBackendRep(data, input_names, output_names, None, (exc.value,))
+        return BcaiBackendRep(data, input_names, output_names, VM("cpu").load(program))
 
     @classmethod
     def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU", **kwargs: Any) -> tuple[Any, ...]:
