@@ -473,6 +473,8 @@ class ConstantInputNeeded(UnsupportedOperators):
     pads, LSTM weights) but the graph computes it or takes it as a graph input; `value`
     names it. `from_onnx(..., bind={name: array})` fixes a graph input to a value."""
 
+    code = "vm_constant_input_needed"
+
     def __init__(self, message: str, value: str) -> None:
         super().__init__(message)
         self.value = value

@@ -255,3 +255,37 @@ def test_backend_compiles_per_value_of_inputs_needed_as_constants():
     assert len(rep._sessions) == 2
     with pytest.raises(InvalidFeed, match="graph declares int64"):
         rep.run([x, np.array([3, 2], np.int32)])
+
+
+class _TypedResult(unittest.TestResult):
+    """A TestResult that keeps each error's exception type (the text hides subclasses)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error_types: list[type[BaseException]] = []
+
+    def addError(self, test: unittest.TestCase, err: Any) -> None:
+        super().addError(test, err)
+        self.error_types.append(err[0])
+
+
+@pytest.mark.slow
+def test_full_onnx_backend_test_suite(tmp_path, monkeypatch):
+    """onnx.backend.test.BackendTest over every CPU test it has (node, pytorch-converted,
+    pytorch-operator, simple and the light "real" models, whose outputs it computes with
+    onnx's ReferenceEvaluator under ONNX_HOME): no wrong result, no exception other than
+    UnsupportedOperators."""
+    monkeypatch.setenv("ONNX_HOME", str(tmp_path))
+    backend_test = onnx.backend.test.BackendTest(BcaiBackend, __name__)
+    backend_test.include(r"_cpu$")
+    result = _TypedResult()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        backend_test.test_suite.run(result)
+    crashes = [(t.id(), err[-400:]) for (t, err), kind in zip(result.errors, result.error_types)
+               if not issubclass(kind, UnsupportedOperators)]
+    assert not result.failures and not crashes, (result.failures, crashes)
+    passed = result.testsRun - len(result.skipped) - len(result.errors)
+    print(f"\nBackendTest: {passed} of {result.testsRun - len(result.skipped)} CPU tests pass")
+    if onnx.__version__.startswith("1.23."):
+        assert passed >= 633

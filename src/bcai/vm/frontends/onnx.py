@@ -368,6 +368,8 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
     elif op == "BatchNormalization":
         if len([o for o in node.output if o]) > 1 or a.get("training_mode", 0):
             raise UnsupportedOperators("BatchNormalization in training mode")
+        if a.get("spatial", 1) == 0:  # opset < 9: statistics per activation, not per channel
+            raise UnsupportedOperators("BatchNormalization(spatial=0)")
         s, shift, m, v = (g.id(i) for i in ins[1:5])
         emit(lambda o: isa.BatchNorm(x, s, shift, m, v, o, False, 0.1, a.get("epsilon", 1e-5)))
     elif op == "LayerNormalization":
