@@ -289,3 +289,21 @@ def test_full_onnx_backend_test_suite(tmp_path, monkeypatch):
     print(f"\nBackendTest: {passed} of {result.testsRun - len(result.skipped)} CPU tests pass")
     if onnx.__version__.startswith("1.23."):
         assert passed >= 633
+
+
+def test_backend_binds_the_graph_inputs_a_needed_constant_is_computed_from():
+    """Reshape's shape = Concat(Max(rows, 1), [-1]): the rep binds `rows` (not `x`, which
+    only reaches the shape through Shape)."""
+    one = numpy_helper.from_array(np.array([1], np.int64), "one")
+    rest = numpy_helper.from_array(np.array([-1], np.int64), "rest")
+    nodes = [helper.make_node("Max", ["rows", "one"], ["r"]), helper.make_node("Shape", ["x"], ["xs"]),
+             helper.make_node("Concat", ["r", "rest"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 6]),
+                                           helper.make_tensor_value_info("rows", onnx.TensorProto.INT64, [1])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["a", "b"])], [one, rest])
+    rep = BcaiBackend.prepare(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert rep.bound == ("rows",)
+    x = np.arange(12, dtype=np.float32).reshape(2, 6)
+    np.testing.assert_array_equal(rep.run([x, np.array([4], np.int64)])[0], x.reshape(4, 3))
+    np.testing.assert_array_equal(rep.run([x, np.array([0], np.int64)])[0], x.reshape(1, 12))

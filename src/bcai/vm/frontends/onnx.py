@@ -175,6 +175,8 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         r = c[0].astype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))
     elif op in ("Add", "Sub", "Mul") and all(x.dtype.kind in "iu" for x in c):
         r = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](c[0], c[1])
+    elif op in ("Max", "Min") and all(x is not None and x.dtype.kind in "iu" for x in c):
+        r = (np.maximum if op == "Max" else np.minimum).reduce(np.broadcast_arrays(*c))
     elif op == "Div" and all(x.dtype.kind in "iu" for x in c) and np.all(c[1] != 0):
         q = np.floor_divide(c[0], c[1])
         r = q + ((q < 0) & (q * c[1] != c[0]))  # ONNX integer Div truncates toward zero
@@ -898,7 +900,9 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
         onnx.checker.check_model(model)
         if bind:
             _bind_inputs(model, bind)
-        model = shape_inference.infer_shapes(model)
+        # data_prop: shape computations on constants (Shape -> Gather -> Concat -> Reshape)
+        # give static shapes downstream, as they do once folded here.
+        model = shape_inference.infer_shapes(model, data_prop=True)
     except (InvalidModel, InvalidFeed):
         raise
     except Exception as exc:  # protobuf, checker and IO errors come in several types

@@ -13,8 +13,8 @@ A model the importer cannot express raises `UnsupportedOperators` from `prepare`
 suite reports it as an error naming the operator), a malformed one `InvalidModel`.
 
 Graph inputs that an operator needs as constants (Reshape's shape, Squeeze's axes, Pad's
-pads, LSTM weights: `ConstantInputNeeded`) are bound when `run` gets their values: the
-model is compiled for those values (`from_onnx(bind=...)`) and cached per distinct value,
+pads, LSTM weights: `ConstantInputNeeded`), or that such a constant is computed from, are
+bound when `run` gets their values: the model is compiled for those values (`from_onnx(bind=...)`) and cached per distinct value,
 the way a static-graph runtime specialises on shape inputs. Every other input stays a
 feed of the compiled program.
 """
@@ -61,6 +61,25 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
 _MAX_SPECIALISATIONS = 16
 
 
+def find_constant_sources(graph: onnx.GraphProto, value: str, inputs: Sequence[str]) -> set[str]:
+    """The graph inputs whose values `value` is computed from. Shape and Size read only
+    their input's shape, so the walk does not go through them (their input stays a feed)."""
+    producers = {out: node for node in graph.node for out in node.output if out}
+    wanted, found, seen = [value], set(), set()
+    while wanted:
+        name = wanted.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in inputs:
+            found.add(name)
+            continue
+        node = producers.get(name)
+        if node is not None and node.op_type not in ("Shape", "Size"):
+            wanted.extend(i for i in node.input if i)
+    return found
+
+
 class BcaiBackendRep(BackendRep):
     """A compiled ONNX model loaded in a VM session; `run` feeds the graph's inputs (a
     list in graph order, a dict by name, or one array) and returns its outputs as numpy
@@ -68,8 +87,9 @@ class BcaiBackendRep(BackendRep):
     per distinct value of those inputs (see the module doc)."""
 
     def __init__(self, model: bytes, input_names: Sequence[str], output_names: Sequence[str],
-                 session: Session | None, bound: Sequence[str] = ()) -> None:
+                 session: Session | None, bound: Sequence[str] = (), graph: onnx.GraphProto | None = None) -> None:
         self.model = model
+        self.graph = graph
         self.input_names = tuple(input_names)
         self.output_names = tuple(output_names)
         self.session = session
@@ -88,9 +108,11 @@ class BcaiBackendRep(BackendRep):
             try:
                 program = from_onnx(self.model, bind={n: values[n] for n in bound})
             except ConstantInputNeeded as exc:
-                if exc.value not in values or exc.value in bound:
+                assert self.graph is not None
+                sources = find_constant_sources(self.graph, exc.value, self.input_names) - set(bound)
+                if not sources:
                     raise
-                bound.append(exc.value)
+                bound.extend(sorted(sources))
                 continue
             if len(self._sessions) >= _MAX_SPECIALISATIONS:
                 self._sessions.pop(next(iter(self._sessions)))
@@ -141,9 +163,10 @@ class BcaiBackend(Backend):
         try:
             program = from_onnx(data)
         except ConstantInputNeeded as exc:
-            if exc.value not in input_names:
+            sources = find_constant_sources(proto.graph, exc.value, input_names)
+            if not sources:
                 raise
-            return BcaiBackendRep(data, input_names, output_names, None, (exc.value,))
+            return BcaiBackendRep(data, input_names, output_names, None, sorted(sources), proto.graph)
         return BcaiBackendRep(data, input_names, output_names, VM("cpu").load(program))
 
     @classmethod
