@@ -14,6 +14,7 @@ backend once (a module fixture, ~10 s) and ends in one of:
 from __future__ import annotations
 
 import glob
+import inspect
 import os
 import traceback
 import unittest
@@ -28,7 +29,7 @@ import pytest
 from onnx import helper, numpy_helper
 from onnx.backend.test.runner import Runner
 
-from bcai.errors import InvalidFeed, UnsupportedOperators
+from bcai.errors import InvalidFeed, InvalidModel, UnsupportedOperators
 from bcai.vm.frontends.onnx import SUPPORTED_OPS
 from bcai.vm.frontends.onnx_backend import BcaiBackend
 
@@ -96,6 +97,13 @@ def _load_disk_case(kind: str, case_dir: str) -> Case:
     return Case(f"{kind}/{os.path.basename(case_dir)}", model, data_sets, 1e-3, 1e-7)
 
 
+def _collect(module: Any) -> list[Any]:
+    """`collect_testcases()` (onnx >= 1.17) or `collect_testcases(op_type)` (older; all cases
+    whatever the argument)."""
+    fn = module.collect_testcases
+    return list(fn() if not inspect.signature(fn).parameters else fn(None))
+
+
 def collect_cases() -> list[Case]:
     """Every node case (generated), the model cases that carry a model, and the on-disk
     suites with their data."""
@@ -104,7 +112,7 @@ def collect_cases() -> list[Case]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the generators' own numpy overflow warnings
-        generated = list(node_cases.collect_testcases()) + list(model_cases.collect_testcases())
+        generated = [case for module in (node_cases, model_cases) for case in _collect(module)]
     cases = [Case(c.name, c.model, list(c.data_sets), c.rtol, c.atol) for c in generated
              if c.model is not None and c.data_sets is not None]
     for kind in DISK_KINDS:
@@ -221,8 +229,14 @@ def test_backend_run_node_and_devices():
     np.testing.assert_array_equal(y, np.maximum(x, 0))
     out = BcaiBackend.run_node(helper.make_node("Add", ["a", "b"], ["c"]), {"a": x, "b": x[0]})
     np.testing.assert_array_equal(out["c"], x + x[0])
+    assert not BcaiBackend.supports_device("TPU")
     with pytest.raises(ValueError, match="CPU only"):
         BcaiBackend.prepare(helper.make_model(helper.make_graph([], "g", [], [])), "CUDA")
+    with pytest.raises(InvalidModel, match="not a valid ONNX"):
+        BcaiBackend.prepare(b"\x08\x07garbage")
+    value = numpy_helper.from_array(np.array([1.5, 2.5], np.float32), "v")
+    (c,) = BcaiBackend.run_node(helper.make_node("Constant", [], ["c"], value=value), [])
+    np.testing.assert_array_equal(c, [1.5, 2.5])
 
 
 def test_backend_rep_checks_feeds():

@@ -8,8 +8,13 @@ shape computations on constants (Shape of a static tensor, Gather, Concat, Unsqu
 Cast, arithmetic) are folded at compile time, as torch's exporter emits them.
 
 Operators: see `SUPPORTED_OPS`. Everything else, and supported operators used with
-attributes the VM cannot express (e.g. Conv with auto_pad SAME, LSTM with peepholes),
-is collected over the whole graph and reported in one `UnsupportedOperators` error.
+attributes the VM cannot express (e.g. ConvTranspose with auto_pad SAME, LSTM with
+peepholes), is collected over the whole graph and reported in one `UnsupportedOperators`
+error; forms found while lowering (a dtype the VM lacks, an input needed as a constant:
+`ConstantInputNeeded`) raise at the node. Semantics follow the ONNX spec at the model's
+opset, checked against the ONNX backend test suite (tests/vm/test_vm_onnx_conformance.py);
+where torch's kernels are narrower (pool padding, integer division) the lowering adds an
+explicit Pad, a cast or another op rather than change the numbers.
 """
 
 from __future__ import annotations
@@ -115,11 +120,10 @@ class _Graph:
         return self.shapes[name]
 
 
-_NP_DTYPES: dict[np.dtype, str] = {np.dtype(np.float32): "float32", np.dtype(np.float64): "float64", np.dtype(np.float16): "float16",
-              np.dtype(np.int64): "int64", np.dtype(np.int32): "int32", np.dtype(np.uint8): "uint8",
-              np.dtype(np.bool_): "bool"}
-
-
+_NP_DTYPES: dict[np.dtype, str] = {
+    np.dtype(np.float32): "float32", np.dtype(np.float64): "float64", np.dtype(np.float16): "float16",
+    np.dtype(np.int64): "int64", np.dtype(np.int32): "int32", np.dtype(np.uint8): "uint8", np.dtype(np.bool_): "bool",
+}
 _VM_TO_NP: dict[str, np.dtype] = {name: dt for dt, name in _NP_DTYPES.items()}
 
 

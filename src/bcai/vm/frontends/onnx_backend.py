@@ -14,9 +14,9 @@ suite reports it as an error naming the operator), a malformed one `InvalidModel
 
 Graph inputs that an operator needs as constants (Reshape's shape, Squeeze's axes, Pad's
 pads, LSTM weights: `ConstantInputNeeded`), or that such a constant is computed from, are
-bound when `run` gets their values: the model is compiled for those values (`from_onnx(bind=...)`) and cached per distinct value,
-the way a static-graph runtime specialises on shape inputs. Every other input stays a
-feed of the compiled program.
+bound when `run` gets their values: the model is compiled for those values
+(`from_onnx(bind=...)`) and cached per distinct value, the way a static-graph runtime
+specialises on shape inputs. Every other input stays a feed of the compiled program.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ import onnx
 import torch
 from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict
 
-from bcai.errors import ConstantInputNeeded, InvalidFeed
+from bcai.errors import ConstantInputNeeded, InvalidFeed, InvalidModel
 from bcai.vm.frontends.onnx import from_onnx
 from bcai.vm.interpreter import VM, Session
+from bcai.vm.program import Program
 from bcai.vm.kernels import TORCH_DTYPES
 from bcai.vm.tensors import as_tensor
 
@@ -42,7 +43,7 @@ def _to_torch(value: Any) -> torch.Tensor:
         return value
     arr = np.asarray(value)
     if arr.dtype.name == "bfloat16":
-        return torch.from_numpy(np.ascontiguousarray(arr.astype(np.float32))).to(torch.bfloat16)
+        return as_tensor(arr.astype(np.float32)).to(torch.bfloat16)
     if arr.dtype.kind not in "biuf" or arr.dtype.name not in TORCH_DTYPES:
         raise InvalidFeed(f"feeds of dtype {arr.dtype} are not supported by the VM "
                           f"(supported: {', '.join(TORCH_DTYPES)})")
@@ -149,25 +150,31 @@ class BcaiBackend(Backend):
 
     @classmethod
     def supports_device(cls, device: str) -> bool:
-        return Device(device).type == DeviceType.CPU
+        try:
+            return Device(device).type == DeviceType.CPU
+        except (AttributeError, ValueError):  # a device name onnx does not know
+            return False
 
     @classmethod
     def prepare(cls, model: onnx.ModelProto | bytes, device: str = "CPU", **kwargs: Any) -> BcaiBackendRep:
         if not cls.supports_device(device):
             raise ValueError(f"the bcai ONNX backend runs on CPU only, not {device!r}")
         data = model if isinstance(model, bytes) else model.SerializeToString()
+        program: Program | None = None
+        try:
+            program = from_onnx(data)  # first: it turns unreadable bytes into InvalidModel
+        except ConstantInputNeeded as exc:
+            needed = exc
         proto = model if isinstance(model, onnx.ModelProto) else onnx.load_model_from_string(data)
         initializers = {i.name for i in proto.graph.initializer}
         input_names = [i.name for i in proto.graph.input if i.name not in initializers]
         output_names = [o.name for o in proto.graph.output]
-        try:
-            program = from_onnx(data)
-        except ConstantInputNeeded as exc:
-            sources = find_constant_sources(proto.graph, exc.value, input_names)
-            if not sources:
-                raise
-            return BcaiBackendRep(data, input_names, output_names, None, sorted(sources), proto.graph)
-        return BcaiBackendRep(data, input_names, output_names, VM("cpu").load(program))
+        if program is not None:
+            return BcaiBackendRep(data, input_names, output_names, VM("cpu").load(program))
+        sources = find_constant_sources(proto.graph, needed.value, input_names)
+        if not sources:
+            raise needed
+        return BcaiBackendRep(data, input_names, output_names, None, sorted(sources), proto.graph)
 
     @classmethod
     def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU", **kwargs: Any) -> tuple[Any, ...]:
@@ -184,20 +191,26 @@ class BcaiBackend(Backend):
         values = [inputs[n] for n in names] if isinstance(inputs, dict) else list(inputs)
         if len(values) != len(names):
             raise InvalidFeed(f"node {node.op_type} takes {len(names)} inputs, got {len(values)}")
-        graph_inputs = [onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype),
-                                                           np.asarray(v).shape) for n, v in zip(names, values)]
+        helper = onnx.helper
+        graph_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype),
+                                                      np.asarray(v).shape) for n, v in zip(names, values)]
         out_names = [o for o in node.output if o]
-        opset = kwargs.get("opset_version", onnx.defs.onnx_opset_version())
-        opsets = [onnx.helper.make_opsetid("", opset)]
+        opsets = [helper.make_opsetid("", kwargs.get("opset_version", onnx.defs.onnx_opset_version()))]
         if outputs_info is not None:
-            graph_outputs = [onnx.helper.make_tensor_value_info(o, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dt)),
-                                                                shape) for o, (dt, shape) in zip(out_names, outputs_info)]
+            graph_outputs = [helper.make_tensor_value_info(o, helper.np_dtype_to_tensor_dtype(np.dtype(dt)), shape)
+                             for o, (dt, shape) in zip(out_names, outputs_info)]
         else:  # the output types ONNX shape inference gives the node
-            probe = onnx.helper.make_model(onnx.helper.make_graph([node], "probe", graph_inputs, []), opset_imports=opsets)
-            inferred = {vi.name: vi for vi in onnx.shape_inference.infer_shapes(probe).graph.value_info}
-            graph_outputs = [inferred.get(o) or onnx.helper.make_tensor_value_info(o, graph_inputs[0].type.tensor_type.elem_type,
-                                                                                    None) for o in out_names]
-        graph = onnx.helper.make_graph([node], "run_node", graph_inputs, graph_outputs)
+            probe = helper.make_model(helper.make_graph([node], "probe", graph_inputs, []), opset_imports=opsets)
+            try:
+                inferred = {vi.name: vi for vi in onnx.shape_inference.infer_shapes(probe).graph.value_info}
+            except Exception as exc:  # onnx raises several types for a bad node
+                raise InvalidModel(f"node {node.op_type}: {exc}") from None
+            missing = [o for o in out_names if o not in inferred]
+            if missing:
+                raise InvalidModel(f"node {node.op_type}: ONNX shape inference gives no type for {missing}; "
+                                   "pass outputs_info")
+            graph_outputs = [inferred[o] for o in out_names]
+        graph = helper.make_graph([node], "run_node", graph_inputs, graph_outputs)
         return cls.run_model(onnx.helper.make_model(graph, opset_imports=opsets), values, device)
 
 
