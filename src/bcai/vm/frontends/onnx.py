@@ -282,6 +282,9 @@ def _spatial_pads(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], kernel: tu
     """ONNX pads (begins then ends); auto_pad SAME_UPPER/SAME_LOWER resolved from the input's
     static spatial size (output = ceil(input / stride)), VALID as no padding."""
     nd = len(kernel)
+    for name, values in (("kernel_shape", kernel), ("strides", stride), ("dilations", dilation)):
+        if len(values) != nd or any(v < 1 for v in values):
+            raise InvalidModel(f"{node.op_type} node {node.name!r}: {name} {list(values)} must be {nd} positive ints")
     auto = _decode(a.get("auto_pad", "NOTSET"))
     if auto == "VALID":
         return [0] * (2 * nd)
@@ -379,8 +382,10 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         s, shift, m, v = (g.id(i) for i in ins[1:5])
         emit(lambda o: isa.BatchNorm(x, s, shift, m, v, o, False, 0.1, a.get("epsilon", 1e-5)))
     elif op == "LayerNormalization":
-        axis = a.get("axis", -1)
-        nd = -axis if axis < 0 else g.rank(ins[0]) - axis
+        axis, rank = a.get("axis", -1), g.rank(ins[0])
+        if not -rank <= axis < rank:
+            raise InvalidModel(f"LayerNormalization axis {axis} is out of range for rank {rank}")
+        nd = -axis if axis < 0 else rank - axis
         s = g.id(ins[1])
         bias = g.id(ins[2]) if len(ins) > 2 and ins[2] else None
         emit(lambda o: isa.LayerNorm(x, s, bias, o, nd, a.get("epsilon", 1e-5)))
@@ -833,7 +838,7 @@ def _lstm(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
     b, ins = g.b, list(node.input)
     hidden = a["hidden_size"]
     direction = _decode(a.get("direction", "forward"))
-    if direction not in ("forward", "bidirectional"):
+    if direction not in ("forward", "reverse", "bidirectional"):
         raise UnsupportedOperators(f"LSTM(direction={direction})")
     dirs = 2 if direction == "bidirectional" else 1
     for name in ins[1:4]:
@@ -853,15 +858,22 @@ def _lstm(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
             zeros = np.zeros(4 * hidden, dtype=w_all.dtype)
             parts += [("bias_ih", zeros), ("bias_hh", zeros)]
         for name, arr in parts:
-            arr = np.ascontiguousarray(arr.astype(np.float32))
-            weights.append(b.param(f"{base}.{name}_l0{suffix}", tuple(arr.shape), "data", data=arr.tobytes()))
+            arr = np.ascontiguousarray(arr)
+            weights.append(b.param(f"{base}.{name}_l0{suffix}", tuple(arr.shape), "data",
+                                   data=arr.astype(arr.dtype.newbyteorder("<")).tobytes(), dtype=_np_dtype_name(arr)))
     h0 = g.id(ins[5]) if len(ins) > 5 and ins[5] else None
     c0 = g.id(ins[6]) if len(ins) > 6 and ins[6] else None
     outs = list(node.output) + [""] * (3 - len(node.output))
     seq = b.fresh("lstm_seq")
     h_out = g.out(outs[1]) if outs[1] else None
     c_out = g.out(outs[2]) if outs[2] else None
-    b.emit(isa.LSTM(x, tuple(weights), seq, hidden, 1, dirs == 2, False, True, h0, c0, h_out, c_out))
+    if direction == "reverse":  # a forward pass over the time-reversed sequence, reversed back
+        flipped, seq_flipped = b.fresh("lstm_rev_in"), b.fresh("lstm_rev_seq")
+        b.emit(_reverse_time(x, flipped))
+        b.emit(isa.LSTM(flipped, tuple(weights), seq_flipped, hidden, 1, False, False, True, h0, c0, h_out, c_out))
+        b.emit(_reverse_time(seq_flipped, seq))
+    else:
+        b.emit(isa.LSTM(x, tuple(weights), seq, hidden, 1, dirs == 2, False, True, h0, c0, h_out, c_out))
     if outs[0]:
         # torch: (seq, batch, dirs*H); ONNX Y: (seq, dirs, batch, H)
         if dirs == 1:
@@ -873,6 +885,10 @@ def _lstm(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
             b.emit(isa.TensorOp("unsqueeze", (fw,), fw1, dims=(1,)))
             b.emit(isa.TensorOp("unsqueeze", (bw,), bw1, dims=(1,)))
             b.emit(isa.TensorOp("concat", (fw1, bw1), g.out(outs[0]), dims=(1,)))
+
+
+def _reverse_time(x: str, out: str) -> isa.Instruction:
+    return isa.Slice(x, out, (0,), (-1,), (-(2**62),), (-1,))
 
 
 SUPPORTED_OPS = frozenset(
@@ -902,6 +918,7 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
             # directory (../) or are symbolic links.
             model = onnx.load(str(source))
         onnx.checker.check_model(model)
+        _refuse_inference_crashers(model.graph)
         if bind:
             _bind_inputs(model, bind)
         # data_prop: shape computations on constants (Shape -> Gather -> Concat -> Reshape)
@@ -913,10 +930,24 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
         raise InvalidModel(f"not a valid ONNX model: {exc}") from None
     try:
         return _compile(model, limits)
-    except (KeyError, IndexError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError, ArithmeticError) as exc:
         # What the checker lets through but cannot be built (inconsistent shapes or
         # attributes); a compile error, not a crash.
         raise InvalidModel(f"the ONNX graph is inconsistent: {type(exc).__name__}: {exc}") from None
+
+
+def _refuse_inference_crashers(graph: onnx.GraphProto) -> None:
+    """Refuse what the checker passes but ONNX shape inference (C++) aborts the whole
+    process on, found by fuzzing onnx 1.23: Split whose num_outputs differs from its
+    number of outputs."""
+    for node in graph.node:
+        if node.op_type == "Split" and node.domain in ("", "ai.onnx"):
+            n = next((a.i for a in node.attribute if a.name == "num_outputs"), None)
+            if n is not None and n != len(node.output):
+                raise InvalidModel(f"Split node {node.name!r}: num_outputs={n} but {len(node.output)} outputs")
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _refuse_inference_crashers(sub)
 
 
 def _bind_inputs(model: onnx.ModelProto, bind: Mapping[str, np.ndarray]) -> None:
