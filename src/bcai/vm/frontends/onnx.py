@@ -235,7 +235,7 @@ def _check_const_size(g: _Graph, node: onnx.NodeProto, shape: tuple[int, ...], d
 # --- lowering --------------------------------------------------------------------------------
 
 
-def _unsupported_reason(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> str | None:
+def _unsupported_reason(node: onnx.NodeProto, a: dict[str, Any]) -> str | None:
     op = node.op_type
     if node.domain not in ("", "ai.onnx"):
         return f"{node.domain}.{op}"
@@ -918,13 +918,19 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
             # directory (../) or are symbolic links.
             model = onnx.load(str(source))
         onnx.checker.check_model(model)
+        # Operators first, before shape inference: the VM refuses these anyway, and ONNX
+        # shape inference crashes the process on some hostile attributes of operators the
+        # VM has no use for (fuzzing onnx 1.23: GatherND with batch_dims=-9 segfaults).
+        problems = sorted({r for n in model.graph.node if (r := _unsupported_reason(n, _attrs(n))) is not None})
+        if problems:
+            raise UnsupportedOperators(f"the ONNX graph uses operators the VM cannot express: {', '.join(problems)}")
         _refuse_inference_crashers(model.graph)
         if bind:
             _bind_inputs(model, bind)
         # data_prop: shape computations on constants (Shape -> Gather -> Concat -> Reshape)
         # give static shapes downstream, as they do once folded here.
         model = shape_inference.infer_shapes(model, data_prop=True)
-    except (InvalidModel, InvalidFeed):
+    except (InvalidModel, InvalidFeed, UnsupportedOperators):
         raise
     except Exception as exc:  # protobuf, checker and IO errors come in several types
         raise InvalidModel(f"not a valid ONNX model: {exc}") from None
@@ -986,9 +992,6 @@ def _tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
 def _compile(model: onnx.ModelProto, limits: Limits) -> Program:
     g = _Graph(model, limits.max_memory_bytes)
     nodes = list(model.graph.node)
-    problems = sorted({r for n in nodes if (r := _unsupported_reason(g, n, _attrs(n))) is not None})
-    if problems:
-        raise UnsupportedOperators(f"the ONNX graph uses operators the VM cannot express: {', '.join(problems)}")
     inputs = []
     for vi in model.graph.input:
         if vi.name in g.consts:
