@@ -8,7 +8,7 @@ shape computations on constants (Shape of a static tensor, Gather, Concat, Unsqu
 Cast, arithmetic) are folded at compile time, as torch's exporter emits them.
 
 Operators: see `SUPPORTED_OPS`. Everything else, and supported operators used with
-attributes the VM cannot express (e.g. ConvTranspose with auto_pad SAME, LSTM with
+attributes the VM cannot express (e.g. AveragePool with dilations, LSTM with
 peepholes), is collected over the whole graph and reported in one `UnsupportedOperators`
 error; forms found while lowering (a dtype the VM lacks, an input needed as a constant:
 `ConstantInputNeeded`) raise at the node. Semantics follow the ONNX spec at the model's
@@ -241,12 +241,8 @@ def _unsupported_reason(node: onnx.NodeProto, a: dict[str, Any]) -> str | None:
         return f"{node.domain}.{op}"
     if op not in SUPPORTED_OPS:
         return op
-    if op == "ConvTranspose" and _decode(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
-        return f"{op}(auto_pad={_decode(a['auto_pad'])})"
     if op == "AveragePool" and any(d != 1 for d in a.get("dilations", ())):
         return "AveragePool(dilations)"  # torch's avg_pool has no dilation
-    if op == "ConvTranspose" and "output_shape" in a:
-        return "ConvTranspose(output_shape)"
     if op == "MaxPool" and len([o for o in node.output if o]) > 1:
         return "MaxPool(indices output)"
     if op == "LSTM":
@@ -277,14 +273,20 @@ def _conv_pads(g: _Graph, x: str, pads: list[int], nd: int, *, value: float = 0.
     return padded, (0,) * nd
 
 
+def _check_window(node: onnx.NodeProto, kernel: tuple[int, ...], stride: tuple[int, ...],
+                  dilation: tuple[int, ...]) -> None:
+    nd = len(kernel)
+    for name, values in (("kernel_shape", kernel), ("strides", stride), ("dilations", dilation)):
+        if len(values) != nd or any(v < 1 for v in values):
+            raise InvalidModel(f"{node.op_type} node {node.name!r}: {name} {list(values)} must be {nd} positive ints")
+
+
 def _spatial_pads(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], kernel: tuple[int, ...],
                   stride: tuple[int, ...], dilation: tuple[int, ...]) -> list[int]:
     """ONNX pads (begins then ends); auto_pad SAME_UPPER/SAME_LOWER resolved from the input's
     static spatial size (output = ceil(input / stride)), VALID as no padding."""
     nd = len(kernel)
-    for name, values in (("kernel_shape", kernel), ("strides", stride), ("dilations", dilation)):
-        if len(values) != nd or any(v < 1 for v in values):
-            raise InvalidModel(f"{node.op_type} node {node.name!r}: {name} {list(values)} must be {nd} positive ints")
+    _check_window(node, kernel, stride, dilation)
     auto = _decode(a.get("auto_pad", "NOTSET"))
     if auto == "VALID":
         return [0] * (2 * nd)
@@ -731,12 +733,54 @@ def _conv(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
         conv = {1: isa.Conv1D, 2: isa.Conv2D, 3: isa.Conv3D}[nd]
         g.b.emit(conv(xin, w, bias, out, stride, padding, dilation, a.get("group", 1)))
         return
-    pads = list(a.get("pads", (0,) * (2 * nd)))
-    if pads[:nd] != pads[nd:]:
-        raise UnsupportedOperators("ConvTranspose with asymmetric pads")
+    _check_window(node, kernel, stride, dilation)
     conv_t = {1: isa.ConvTranspose1D, 2: isa.ConvTranspose2D, 3: isa.ConvTranspose3D}[nd]
     out_pad = tuple(a.get("output_padding", (0,) * nd))
-    g.b.emit(conv_t(x, w, bias, out, stride, tuple(pads[:nd]), dilation, a.get("group", 1), out_pad))
+    auto = _decode(a.get("auto_pad", "NOTSET"))
+    pads = [0] * (2 * nd) if auto == "VALID" else list(a.get("pads", (0,) * (2 * nd)))
+    if pads[:nd] == pads[nd:] and "output_shape" not in a and auto not in ("SAME_UPPER", "SAME_LOWER"):
+        g.b.emit(conv_t(x, w, bias, out, stride, tuple(pads[:nd]), dilation, a.get("group", 1), out_pad))
+        return
+    _conv_transpose_cropped(g, node, a, x, w, bias, out, kernel, stride, dilation, pads, out_pad)
+
+
+def _conv_transpose_cropped(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, w: str, bias: str | None,
+                            out: str, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
+                            pads: list[int], out_pad: tuple[int, ...]) -> None:
+    """ConvTranspose with asymmetric pads, output_shape or auto_pad SAME (as the ONNX
+    reference computes them): the full transposed convolution, then one Pad whose negative
+    amounts crop and positive ones extend with zeros, then the bias."""
+    b, nd = g.b, len(kernel)
+    spatial = g.shape(node.input[0])[2:]
+    if len(spatial) != nd or any(d is None for d in spatial):
+        raise UnsupportedOperators("ConvTranspose with asymmetric pads, output_shape or auto_pad on an input of "
+                                   "unknown spatial size")
+    full = [s * (int(i) - 1) + (k - 1) * d + 1 for i, k, s, d in zip(spatial, kernel, stride, dilation)]  # type: ignore[arg-type]
+    auto = _decode(a.get("auto_pad", "NOTSET"))
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        target = list(a["output_shape"])[-nd:] if "output_shape" in a else [int(i) * s for i, s in zip(spatial, stride)]  # type: ignore[arg-type]
+        total = [f + p - t for f, p, t in zip(full, out_pad, target)]
+        small = [t // 2 for t in total]
+        begins = small if auto == "SAME_UPPER" else [t - h for t, h in zip(total, small)]
+    else:
+        begins = pads[:nd]
+        target = list(a["output_shape"])[-nd:] if "output_shape" in a else [
+            f + p - lo - hi for f, p, lo, hi in zip(full, out_pad, pads[:nd], pads[nd:])]
+    if len(target) != nd or any(t < 1 for t in target):
+        raise InvalidModel(f"ConvTranspose node {node.name!r}: output shape {target} is empty")
+    raw, cropped = b.fresh("convt_full"), b.fresh("convt_crop")
+    conv_t = {1: isa.ConvTranspose1D, 2: isa.ConvTranspose2D, 3: isa.ConvTranspose3D}[nd]
+    b.emit(conv_t(x, w, None, raw, stride, (0,) * nd, dilation, a.get("group", 1), (0,) * nd))
+    torch_pads: list[int] = []
+    for d in reversed(range(nd)):
+        torch_pads += [-begins[d], begins[d] + target[d] - full[d]]
+    if bias is None:
+        b.emit(isa.Pad(raw, out, tuple(torch_pads)))
+        return
+    b.emit(isa.Pad(raw, cropped, tuple(torch_pads)))
+    column = b.fresh("convt_bias")
+    b.emit(isa.TensorOp("reshape", (bias,), column, dims=(-1,) + (1,) * nd))
+    b.emit(isa.TensorOp("add", (cropped, column), out))
 
 
 def _pool(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
