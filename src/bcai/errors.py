@@ -487,6 +487,18 @@ class UnsupportedOperators(FrontendError):
     code = "vm_unsupported_operators"
 
 
+class ConstantInputNeeded(UnsupportedOperators):
+    """Raised when an ONNX operator needs one of its inputs as a constant (axes, a shape,
+    pads, LSTM weights) but the graph computes it or takes it as a graph input; `value`
+    names it. `from_onnx(..., bind={name: array})` fixes a graph input to a value."""
+
+    code = "vm_constant_input_needed"
+
+    def __init__(self, message: str, value: str) -> None:
+        super().__init__(message)
+        self.value = value
+
+
 class InvalidModel(FrontendError):
     """Raised when an ONNX file or torch module cannot be read or has an invalid structure."""
 

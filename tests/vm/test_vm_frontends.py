@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 from onnx import TensorProto, helper, numpy_helper
 
-from bcai.errors import InvalidBml, InvalidModel, UnsupportedOperators
-from bcai.vm import VM, compile_torch, from_bml, from_onnx, isa, parse_bml
+from bcai.errors import ConstantInputNeeded, InvalidBml, InvalidFeed, InvalidModel, UnsupportedOperators
+from bcai.vm import VM, Limits, compile_torch, from_bml, from_onnx, isa, parse_bml
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "bml"
 
@@ -257,14 +257,14 @@ def test_onnx_constant_folding_of_shape_chains():
 def test_invalid_onnx_unsupported_operators_listed_together():
     nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Hardmax", ["a"], ["b"]),
              helper.make_node("Einsum", ["b"], ["y"], equation="ij->ji"),
-             helper.make_node("Conv", ["x", "w"], ["z"], auto_pad="SAME_UPPER")]
+             helper.make_node("AveragePool", ["x"], ["z"], kernel_shape=[1], dilations=[2])]
     graph = helper.make_graph(nodes, "g", [vi("x", [2, 2])], [vi("y", [2, 2]), vi("z", [2, 2])],
                               [numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.float32), "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     with pytest.raises(UnsupportedOperators) as info:
         from_onnx(model.SerializeToString())
     message = str(info.value)
-    assert "Hardmax" in message and "Einsum" in message and "Conv(auto_pad=SAME_UPPER)" in message
+    assert "Hardmax" in message and "Einsum" in message and "AveragePool(dilations)" in message
 
 
 def test_invalid_onnx_bytes_and_paths(tmp_path):
@@ -272,6 +272,116 @@ def test_invalid_onnx_bytes_and_paths(tmp_path):
         from_onnx(b"definitely not protobuf")
     with pytest.raises(InvalidModel):
         from_onnx(tmp_path / "missing.onnx")
+
+
+def test_onnx_inputs_needed_as_constants_raise_then_bind():
+    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)]
+    model = make_model(nodes, [vi("x", [2, 3]), vi("axes", [1], TensorProto.INT64)], [vi("y", ["n"])])
+    with pytest.raises(ConstantInputNeeded, match="computed \\(non-constant\\) input 'axes'") as info:
+        from_onnx(model)
+    assert info.value.value == "axes" and isinstance(info.value, UnsupportedOperators)
+    program = from_onnx(model, bind={"axes": np.array([-1], np.int64)})
+    assert [s.name for s in program.entries[0].inputs] == ["x"]
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(run_forward(program, x=x)["y"], x.sum(-1))
+    with pytest.raises(InvalidFeed, match="not an input of the graph"):
+        from_onnx(model, bind={"nope": np.array([0], np.int64)})
+    with pytest.raises(InvalidFeed, match="graph declares int64 \\[1\\]"):
+        from_onnx(model, bind={"axes": np.array([0, 1], np.int64)})
+
+
+# --- ONNX: malformed and hostile models ------------------------------------------------------
+
+
+def relu_model() -> bytes:
+    return make_model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [2])], [vi("y", [2])])
+
+
+@pytest.mark.parametrize("cut", [1, 7, 0.5, -1])
+def test_invalid_onnx_truncated_protobuf(cut):
+    data = relu_model()
+    end = int(len(data) * cut) if isinstance(cut, float) else cut
+    with pytest.raises(InvalidModel, match="not a valid ONNX"):
+        from_onnx(data[:end])
+
+
+def test_invalid_onnx_node_reads_a_value_nothing_produces():
+    model = make_model([helper.make_node("Relu", ["nowhere"], ["y"])], [vi("x", [2])], [vi("y", [2])])
+    with pytest.raises(InvalidModel, match="nowhere"):
+        from_onnx(model)
+
+
+def test_invalid_onnx_cycle():
+    nodes = [helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"])]
+    with pytest.raises(InvalidModel, match="topologically sorted"):
+        from_onnx(make_model(nodes, [vi("x", [2])], [vi("b", [2])]))
+
+
+def test_invalid_onnx_initializer_declaring_more_than_its_data():
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[10**6, 10**6], raw_data=b"\0" * 16)
+    model = make_model([helper.make_node("Add", ["x", "w"], ["y"])], [vi("x", [2])], [vi("y", [2])], [w])
+    with pytest.raises(InvalidModel, match="too small for the declared shape"):
+        from_onnx(model)
+
+
+@pytest.mark.parametrize("op", ["ConstantOfShape", "Expand"])
+def test_invalid_onnx_folded_constant_over_the_memory_limit_is_refused_before_allocating(op):
+    shape = numpy_helper.from_array(np.array([10**6, 10**6], np.int64), "s")
+    one = numpy_helper.from_array(np.ones(1, np.float32), "one")
+    node = helper.make_node(op, ["s"] if op == "ConstantOfShape" else ["one", "s"], ["y"])
+    model = make_model([node], [], [vi("y", ["a", "b"])], [shape, one])
+    with pytest.raises(InvalidModel, match="over the program's memory limit"):
+        from_onnx(model)
+    small = make_model([helper.make_node(op, node.input, ["y"])], [], [vi("y", ["a", "b"])],
+                       [numpy_helper.from_array(np.array([3, 4], np.int64), "s"), one])
+    with pytest.raises(InvalidModel, match=r"\(48 bytes\), over the program's memory limit \(40 bytes\)"):
+        from_onnx(small, limits=Limits(max_memory_bytes=40))
+    expected = np.zeros((3, 4), np.float32) if op == "ConstantOfShape" else np.ones((3, 4), np.float32)
+    np.testing.assert_array_equal(run_forward(from_onnx(small))["y"].numpy(), expected)
+
+
+def external_model(location: str) -> bytes:
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2], data_location=TensorProto.EXTERNAL)
+    w.external_data.add(key="location", value=location)
+    return make_model([helper.make_node("Add", ["x", "w"], ["y"])], [vi("x", [2])], [vi("y", [2])], [w])
+
+
+@pytest.mark.parametrize("location,reason", [("../../etc/passwd", "points outside the directory"),
+                                             ("/etc/passwd", "should be a relative path"),
+                                             ("link.bin", "symbolic link")])
+def test_invalid_onnx_external_data_outside_the_model_directory(tmp_path, location, reason):
+    (tmp_path / "link.bin").symlink_to("/etc/passwd")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(external_model(location))
+    with pytest.raises(InvalidModel, match=reason):
+        from_onnx(path)
+    with pytest.raises(InvalidModel, match="cannot use external data"):
+        from_onnx(external_model(location))
+
+
+def test_onnx_external_data_beside_the_model_file_loads(tmp_path):
+    (tmp_path / "w.bin").write_bytes(np.array([1.5, -2.0], np.float32).tobytes())
+    path = tmp_path / "m.onnx"
+    path.write_bytes(external_model("w.bin"))
+    got = run_forward(from_onnx(path), x=torch.zeros(2))["y"]
+    assert got.tolist() == [1.5, -2.0]
+    with pytest.raises(InvalidModel, match="cannot use external data"):  # bytes: no directory to resolve in
+        from_onnx(external_model("w.bin"))
+
+
+def test_invalid_onnx_negative_input_dimension():
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", [-3])], [vi("y", [-3])])
+    with pytest.raises(InvalidModel, match="negative dimension"):
+        from_onnx(model)
+
+
+def test_invalid_onnx_inconsistent_constants_are_invalid_model_not_a_crash():
+    data = numpy_helper.from_array(np.array([1, 2, 3], np.int64), "data")
+    idx = numpy_helper.from_array(np.array([10], np.int64), "idx")
+    nodes = [helper.make_node("Gather", ["data", "idx"], ["g"]), helper.make_node("Reshape", ["x", "g"], ["y"])]
+    model = make_model(nodes, [vi("x", [2])], [vi("y", ["n"])], [data, idx])
+    with pytest.raises(InvalidModel, match="inconsistent: IndexError"):
+        from_onnx(model)
 
 
 # --- BML ---------------------------------------------------------------------------------

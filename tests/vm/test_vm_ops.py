@@ -65,6 +65,20 @@ def test_binary_ops_with_scalar(op):
     check(isa.TensorOp(op, ("a",), "out", value="1.5"), {"a": a}, lambda a: fn(a, 1.5))
 
 
+def test_integer_division_truncates_and_integral_scalars_keep_integers():
+    a = torch.tensor([-7, 7, -7, 7, 0], dtype=torch.int32)
+    b = torch.tensor([2, 2, -2, -2, 3], dtype=torch.int32)
+    got, _, _ = run_instruction(isa.TensorOp("div_trunc", ("a", "b"), "out"), {"a": a, "b": b}, ["out"])
+    assert got["out"].dtype == torch.int32 and got["out"].tolist() == [-3, 3, 3, -3, 0]
+    got, _, _ = run_instruction(isa.TensorOp("add", ("a",), "out", value="2.0"), {"a": a}, ["out"])
+    assert got["out"].dtype == torch.int32 and got["out"].tolist() == [-5, 9, -5, 9, 2]
+    got, _, _ = run_instruction(isa.TensorOp("add", ("a",), "out", value="0.5"), {"a": a}, ["out"])
+    assert got["out"].dtype == torch.float32 and got["out"].tolist() == [-6.5, 7.5, -6.5, 7.5, 0.5]
+    x = torch.tensor([-1.5, 2.5], dtype=torch.float64)
+    check(isa.TensorOp("div_trunc", ("x", "y"), "out"), {"x": x, "y": torch.tensor([1.0, 2.0], dtype=torch.float64)},
+          lambda x, y: torch.div(x, y, rounding_mode="trunc"), wrt=())
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", ["neg", "exp", "log", "sqrt", "abs", "erf", "reciprocal"])
 @SETTINGS

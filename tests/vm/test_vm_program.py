@@ -329,6 +329,14 @@ def test_feeds_accept_numpy_and_outputs_are_detached():
     assert not out["y"].requires_grad and out["y"].shape == (2, 3)
 
 
+def test_scalar_numpy_feeds_stay_scalars():
+    program = feed_program([isa.TensorOp("mul", ("x", "s"), "y")],
+                           [TensorSpec("x", (2,)), TensorSpec("s", ())], ["y"])
+    for scalar in (np.array(3.0, dtype=np.float32), np.float32(3.0)):
+        out, _ = VM("cpu").run(program, {"x": np.ones(2, dtype=np.float32), "s": scalar})
+        assert out["y"].tolist() == [3.0, 3.0]
+
+
 def test_public_api_names():
     expected = {"VM", "Session", "Metrics", "Program", "Entry", "Limits", "TrainingPlan", "TensorSpec",
                 "compile_torch", "from_onnx", "from_bml", "encode_program", "decode_program", "compute_program_cid",

@@ -136,7 +136,7 @@ class ToCPU(Instruction):
 # --- generic tensor ops ------------------------------------------------------------------
 
 UNARY_OPS = ("neg", "exp", "log", "sqrt", "abs", "erf", "reciprocal", "sign", "floor", "ceil")
-BINARY_OPS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "lt", "gt")
+BINARY_OPS = ("add", "sub", "mul", "div", "div_trunc", "pow", "maximum", "minimum", "eq", "lt", "gt")
 SHAPE_OPS = ("reshape", "transpose", "permute", "squeeze", "unsqueeze", "expand")
 REDUCE_OPS = ("sum", "mean", "max", "min", "prod", "argmax", "argmin")
 TENSOR_OPS = UNARY_OPS + BINARY_OPS + SHAPE_OPS + REDUCE_OPS + ("matmul", "concat", "where")
@@ -148,7 +148,8 @@ class TensorOp(Instruction):
     inferred and 0 copies the input's size at that index, as in ONNX; expand),
     the two swapped axes (transpose), the permutation (permute), the axes (squeeze,
     unsqueeze, reductions; empty = all: for squeeze every size-1 dim) or `(axis,)` (concat). A binary op with one input
-    uses the scalar `value` as its second operand. `expand` broadcasts to `dims` by numpy
+    uses the scalar `value` as its second operand. `div` is true division (torch `/`), `div_trunc`
+    rounds the quotient toward zero (ONNX Div on integers). `expand` broadcasts to `dims` by numpy
     rules; `where` selects between inputs 2 and 3 by the condition in input 1."""
 
     op: Str

@@ -132,6 +132,7 @@ _UNARY: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 _BINARY: dict[str, Callable[[Any, Any], torch.Tensor]] = {
     "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "pow": torch.pow,
+    "div_trunc": lambda a, b: torch.div(a, b, rounding_mode="trunc"),
     "maximum": torch.maximum, "minimum": torch.minimum, "eq": torch.eq, "lt": torch.lt, "gt": torch.gt,
 }
 
@@ -144,9 +145,15 @@ def _tensor_op(i: isa.TensorOp, ctx: KernelContext) -> Kernel:
         fn = _BINARY[op]
         if i.value is not None:
             value = float(i.value)
+            # An integral value stays an int next to an integer tensor (x + 1 keeps int64, as in torch).
+            whole = int(value) if value.is_integer() else None
+
+            def scalar(a: torch.Tensor) -> float | int:
+                return whole if whole is not None and not a.is_floating_point() else value
+
             if op in ("maximum", "minimum"):
-                return lambda a: fn(a, torch.tensor(value, dtype=a.dtype, device=a.device))
-            return lambda a: fn(a, value)
+                return lambda a: fn(a, torch.tensor(scalar(a), dtype=a.dtype, device=a.device))
+            return lambda a: fn(a, scalar(a))
         return fn
     if op == "matmul":
         return torch.matmul

@@ -29,8 +29,10 @@ def as_tensor(value: Any) -> torch.Tensor:
     """A torch tensor from a tensor, numpy array or nested list (numpy arrays keep their dtype)."""
     if isinstance(value, torch.Tensor):
         return value
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, (np.ndarray, np.generic)):
+        # np.ascontiguousarray makes a 0-d array 1-d; keep the shape (a scalar feed stays a scalar).
+        arr = np.asarray(value)
+        return torch.from_numpy(np.ascontiguousarray(arr).reshape(arr.shape))
     return torch.as_tensor(value)
 
 

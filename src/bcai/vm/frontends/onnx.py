@@ -8,26 +8,33 @@ shape computations on constants (Shape of a static tensor, Gather, Concat, Unsqu
 Cast, arithmetic) are folded at compile time, as torch's exporter emits them.
 
 Operators: see `SUPPORTED_OPS`. Everything else, and supported operators used with
-attributes the VM cannot express (e.g. Conv with auto_pad SAME, LSTM with peepholes),
-is collected over the whole graph and reported in one `UnsupportedOperators` error.
+attributes the VM cannot express (e.g. AveragePool with dilations, LSTM with
+peepholes), is collected over the whole graph and reported in one `UnsupportedOperators`
+error; forms found while lowering (a dtype the VM lacks, an input needed as a constant:
+`ConstantInputNeeded`) raise at the node. Semantics follow the ONNX spec at the model's
+opset, checked against the ONNX backend test suite (tests/vm/test_vm_onnx_conformance.py);
+where torch's kernels are narrower (pool padding, integer division) the lowering adds an
+explicit Pad, a cast or another op rather than change the numbers.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
-from bcai.errors import InvalidModel, UnsupportedOperators
+from bcai.errors import ConstantInputNeeded, InvalidFeed, InvalidModel, UnsupportedOperators
 from bcai.vm import isa
 from bcai.vm.frontends.builder import ProgramBuilder
 from bcai.vm.program import Entry, Limits, Program
 
-_ONNX_DTYPES = {
+_ONNX_DTYPES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.BFLOAT16: "bfloat16", onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32",
     onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.BOOL: "bool",
@@ -37,19 +44,24 @@ _TENSOR_UNARY = {"Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Neg": "neg", "Abs"
                  "Reciprocal": "reciprocal", "Floor": "floor", "Ceil": "ceil", "Sign": "sign"}
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "MatMul": "matmul",
            "Max": "maximum", "Min": "minimum", "Equal": "eq", "Less": "lt", "Greater": "gt"}
+_INT_DTYPES = ("int64", "int32", "uint8")
 _REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min", "ReduceProd": "prod"}
 _ID_BAD = re.compile(r"[^A-Za-z0-9_.:/\-\[\]]")
 
 
 class _Graph:
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, max_const_bytes: int) -> None:
         self.model = model
+        self.max_const_bytes = max_const_bytes
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         g = model.graph
         self.consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in g.initializer}
         self.shapes: dict[str, tuple[int | None, ...]] = {}
+        self.elem_types: dict[str, int] = {}
         for vi in list(g.input) + list(g.value_info) + list(g.output):
             t = vi.type.tensor_type
+            if t.elem_type:
+                self.elem_types[vi.name] = t.elem_type
             if t.HasField("shape"):
                 self.shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
         self.ids: dict[str, str] = {}
@@ -94,6 +106,12 @@ class _Graph:
             raise UnsupportedOperators(f"the rank of {name!r} is unknown (ONNX shape inference found none)")
         return len(self.shapes[name])
 
+    def dtype(self, name: str) -> str | None:
+        """The VM dtype of an ONNX value, or None when unknown or not one the VM has."""
+        if name in self.consts:
+            return _NP_DTYPES.get(self.consts[name].dtype)
+        return _ONNX_DTYPES.get(self.elem_types.get(name, 0))
+
     def shape(self, name: str) -> tuple[int | None, ...]:
         if name in self.consts:
             return tuple(self.consts[name].shape)
@@ -102,13 +120,18 @@ class _Graph:
         return self.shapes[name]
 
 
+_NP_DTYPES: dict[np.dtype, str] = {
+    np.dtype(np.float32): "float32", np.dtype(np.float64): "float64", np.dtype(np.float16): "float16",
+    np.dtype(np.int64): "int64", np.dtype(np.int32): "int32", np.dtype(np.uint8): "uint8", np.dtype(np.bool_): "bool",
+}
+_VM_TO_NP: dict[str, np.dtype] = {name: dt for dt, name in _NP_DTYPES.items()}
+
+
 def _np_dtype_name(arr: np.ndarray) -> str:
-    names = {np.float32: "float32", np.float64: "float64", np.float16: "float16", np.int64: "int64",
-             np.int32: "int32", np.uint8: "uint8", np.bool_: "bool"}
-    for t, n in names.items():
-        if arr.dtype == t:
-            return n
-    raise UnsupportedOperators(f"initializer dtype {arr.dtype}")
+    name = _NP_DTYPES.get(arr.dtype)
+    if name is None:
+        raise UnsupportedOperators(f"a constant of dtype {arr.dtype} (the VM has {', '.join(_NP_DTYPES.values())})")
+    return name
 
 
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
@@ -135,23 +158,32 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         else:
             raise UnsupportedOperators("Constant (sparse or string value)")
         return True
-    if op == "Shape" and ins[0] in g.shapes and all(d is not None for d in g.shapes[ins[0]]):
-        g.consts[node.output[0]] = np.array(g.shapes[ins[0]], dtype=np.int64)
-        return True
+    if op == "Shape" and (ins[0] in g.shapes or ins[0] in g.consts):
+        # start/end (opset 15) slice the shape with Python's clamping, as the spec says.
+        dims = g.shape(ins[0])[a.get("start", 0):a.get("end")]
+        if all(d is not None for d in dims):
+            g.consts[node.output[0]] = np.array(dims, dtype=np.int64)
+            return True
     if not ins or not all(i == "" or i in g.consts for i in ins):
         return False
     if op == "ConstantOfShape":
         value = numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
-        g.consts[node.output[0]] = np.full(tuple(int(d) for d in g.consts[ins[0]]), value.reshape(-1)[0],
-                                           dtype=value.dtype)
+        shape = tuple(int(d) for d in g.consts[ins[0]].reshape(-1))
+        _check_const_size(g, node, shape, value.dtype)
+        g.consts[node.output[0]] = np.full(shape, value.reshape(-1)[0], dtype=value.dtype)
         return True
     c: list[Any] = [g.consts[i] if i else None for i in ins]
     if op == "Identity":
         r = c[0]
     elif op == "Cast":
         r = c[0].astype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))
-    elif op in ("Add", "Sub", "Mul", "Div") and all(x.dtype.kind in "iu" for x in c):
-        r = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.floor_divide}[op](c[0], c[1])
+    elif op in ("Add", "Sub", "Mul") and all(x.dtype.kind in "iu" for x in c):
+        r = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](c[0], c[1])
+    elif op in ("Max", "Min") and all(x is not None and x.dtype.kind in "iu" for x in c):
+        r = (np.maximum if op == "Max" else np.minimum).reduce(np.broadcast_arrays(*c))
+    elif op == "Div" and all(x.dtype.kind in "iu" for x in c) and np.all(c[1] != 0):
+        q = np.floor_divide(c[0], c[1])
+        r = q + ((q < 0) & (q * c[1] != c[0]))  # ONNX integer Div truncates toward zero
     elif op == "Gather":
         r = np.take(c[0], c[1], axis=a.get("axis", 0))
     elif op == "Unsqueeze":
@@ -169,7 +201,9 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
     elif op == "Reshape":
         r = c[0].reshape(c[1])
     elif op == "Expand":
-        r = np.broadcast_to(c[0], np.broadcast_shapes(c[0].shape, tuple(int(d) for d in c[1]))).copy()
+        shape = np.broadcast_shapes(c[0].shape, tuple(int(d) for d in c[1]))
+        _check_const_size(g, node, shape, c[0].dtype)
+        r = np.broadcast_to(c[0], shape).copy()
     elif op == "Slice" and len(c) >= 3:
         axes = c[3] if len(c) > 3 and c[3] is not None else range(len(c[1]))
         steps = c[4] if len(c) > 4 and c[4] is not None else [1] * len(c[1])
@@ -183,19 +217,32 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
     return True
 
 
+def _needs_constant(op: str, name: str) -> ConstantInputNeeded:
+    return ConstantInputNeeded(f"{op} with a computed (non-constant) input {name!r}", name)
+
+
+def _check_const_size(g: _Graph, node: onnx.NodeProto, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """A folded constant is program state: refuse one that could not fit the memory limit
+    before numpy allocates it."""
+    if any(d < 0 for d in shape):
+        raise InvalidModel(f"{node.op_type} node {node.name!r}: negative dimension in {list(shape)}")
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    if nbytes > g.max_const_bytes:
+        raise InvalidModel(f"{node.op_type} node {node.name!r} makes a constant of shape {list(shape)} "
+                           f"({nbytes} bytes), over the program's memory limit ({g.max_const_bytes} bytes)")
+
+
 # --- lowering --------------------------------------------------------------------------------
 
 
-def _unsupported_reason(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> str | None:
+def _unsupported_reason(node: onnx.NodeProto, a: dict[str, Any]) -> str | None:
     op = node.op_type
     if node.domain not in ("", "ai.onnx"):
         return f"{node.domain}.{op}"
     if op not in SUPPORTED_OPS:
         return op
-    if op in ("Conv", "ConvTranspose", "MaxPool", "AveragePool") and _decode(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
-        return f"{op}(auto_pad={_decode(a['auto_pad'])})"
-    if op == "ConvTranspose" and "output_shape" in a:
-        return "ConvTranspose(output_shape)"
+    if op == "AveragePool" and any(d != 1 for d in a.get("dilations", ())):
+        return "AveragePool(dilations)"  # torch's avg_pool has no dilation
     if op == "MaxPool" and len([o for o in node.output if o]) > 1:
         return "MaxPool(indices output)"
     if op == "LSTM":
@@ -203,24 +250,59 @@ def _unsupported_reason(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> s
             return "LSTM(layout/clip/input_forget/activations)"
         if (len(node.input) > 4 and node.input[4]) or (len(node.input) > 7 and node.input[7]):
             return "LSTM(sequence_lens or peepholes)"
-    if op == "Dropout" and len([o for o in node.output if o]) > 1:
-        return "Dropout(mask output)"
-    if op == "Pad" and _decode(a.get("mode", "constant")) not in ("constant", "reflect", "edge"):
+    if op == "Pad" and _decode(a.get("mode", "constant")) not in _PAD_MODES:
         return f"Pad(mode={_decode(a['mode'])})"
     return None
 
 
-def _conv_pads(g: _Graph, x: str, pads: list[int], nd: int) -> tuple[str, tuple[int, ...]]:
-    """Symmetric pads go to the conv; asymmetric ones become an explicit Pad first."""
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+
+
+def _conv_pads(g: _Graph, x: str, pads: list[int], nd: int, *, value: float = 0.0,
+               explicit: bool = False) -> tuple[str, tuple[int, ...]]:
+    """Symmetric pads go to the conv/pool; asymmetric ones (or all, with `explicit`) become
+    an explicit Pad with `value` first."""
     begin, end = pads[:nd], pads[nd:]
-    if begin == end:
+    if begin == end and not explicit:
         return x, tuple(begin)
     torch_pads: list[int] = []
     for d in reversed(range(nd)):
         torch_pads += [begin[d], end[d]]
     padded = g.b.fresh("pad")
-    g.b.emit(isa.Pad(x, padded, tuple(torch_pads)))
+    g.b.emit(isa.Pad(x, padded, tuple(torch_pads), "constant", value))
     return padded, (0,) * nd
+
+
+def _check_window(node: onnx.NodeProto, kernel: tuple[int, ...], stride: tuple[int, ...],
+                  dilation: tuple[int, ...]) -> None:
+    nd = len(kernel)
+    for name, values in (("kernel_shape", kernel), ("strides", stride), ("dilations", dilation)):
+        if len(values) != nd or any(v < 1 for v in values):
+            raise InvalidModel(f"{node.op_type} node {node.name!r}: {name} {list(values)} must be {nd} positive ints")
+
+
+def _spatial_pads(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], kernel: tuple[int, ...],
+                  stride: tuple[int, ...], dilation: tuple[int, ...]) -> list[int]:
+    """ONNX pads (begins then ends); auto_pad SAME_UPPER/SAME_LOWER resolved from the input's
+    static spatial size (output = ceil(input / stride)), VALID as no padding."""
+    nd = len(kernel)
+    _check_window(node, kernel, stride, dilation)
+    auto = _decode(a.get("auto_pad", "NOTSET"))
+    if auto == "VALID":
+        return [0] * (2 * nd)
+    if auto not in ("SAME_UPPER", "SAME_LOWER"):
+        return list(a.get("pads", (0,) * (2 * nd)))
+    spatial = g.shape(node.input[0])[2:]
+    if len(spatial) != nd or any(d is None for d in spatial):
+        raise UnsupportedOperators(f"{node.op_type}(auto_pad={auto}) on an input of unknown spatial size")
+    begins, ends = [], []
+    for size, k, s, d in zip(spatial, kernel, stride, dilation):
+        assert size is not None
+        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, big = total // 2, total - total // 2
+        begins.append(small if auto == "SAME_UPPER" else big)
+        ends.append(big if auto == "SAME_UPPER" else small)
+    return begins + ends
 
 
 def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
@@ -235,29 +317,48 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         if len(ins) <= k or not ins[k]:
             return None
         if ins[k] not in g.consts:
-            raise UnsupportedOperators(f"{op} with a computed (non-constant) input {ins[k]!r}")
+            raise _needs_constant(op, ins[k])
         return g.consts[ins[k]]
 
-    if op in ("Identity", "Dropout"):
+    if op == "Identity":
         g.ids[node.output[0]] = x  # type: ignore[assignment]
+    elif op == "Dropout":
+        # Inference is the identity; training mode (opset 12: an input) draws a random
+        # mask the VM cannot reproduce, so it is refused unless the ratio is 0.
+        training = bool(a.get("is_test", 1) == 0 and g.opset < 7)
+        if len(ins) > 2 and ins[2]:
+            flag = const(2)
+            training = bool(flag.reshape(-1)[0])  # type: ignore[union-attr]
+        ratio = const(1) if len(ins) > 1 and ins[1] else np.array(a.get("ratio", 0.5))
+        if training and float(ratio.reshape(-1)[0]) != 0.0:  # type: ignore[union-attr]
+            raise UnsupportedOperators("Dropout in training mode (a random mask)")
+        g.ids[node.output[0]] = x  # type: ignore[assignment]
+        if len(node.output) > 1 and node.output[1]:  # the mask keeps everything
+            shape = g.shape(ins[0])
+            if any(d is None for d in shape):
+                raise UnsupportedOperators("Dropout mask output of a dynamic shape")
+            mask_dtype = np.bool_ if g.opset >= 10 else onnx.helper.tensor_dtype_to_np_dtype(g.elem_types[ins[0]])
+            g.consts[node.output[1]] = np.ones(shape, dtype=mask_dtype)  # type: ignore[arg-type]
     elif op in _UNARY:
         emit(lambda o: _UNARY[op](x, o))
     elif op in _TENSOR_UNARY:
         emit(lambda o: isa.TensorOp(_TENSOR_UNARY[op], (x,), o))
-    elif op in _BINARY:
-        y = g.id(ins[1])
-        emit(lambda o: isa.TensorOp(_BINARY[op], (x, y), o))
+    elif op in _BINARY or op in ("Sum", "Mean"):
+        _elementwise(g, node, x)
     elif op == "LeakyRelu":
         emit(lambda o: isa.LeakyReLU(x, o, a.get("alpha", 0.01)))
     elif op == "Elu":
         emit(lambda o: isa.ELU(x, o, a.get("alpha", 1.0)))
     elif op == "Selu":
-        if abs(a.get("alpha", 1.6732632) - 1.6732632) > 1e-6 or abs(a.get("gamma", 1.0507009) - 1.0507009) > 1e-6:
-            raise UnsupportedOperators("Selu with non-default alpha/gamma")
-        emit(lambda o: isa.SELU(x, o))
+        alpha, gamma = a.get("alpha", 1.67326319217681884765625), a.get("gamma", 1.05070102214813232421875)
+        if abs(alpha - 1.6732632) <= 1e-6 and abs(gamma - 1.0507009) <= 1e-6:
+            emit(lambda o: isa.SELU(x, o))
+        else:  # selu = gamma * elu(x, alpha)
+            elu = b.fresh("selu_elu")
+            b.emit(isa.ELU(x, elu, alpha))
+            emit(lambda o: isa.TensorOp("mul", (elu,), o, value=gamma))
     elif op == "PRelu":
-        w = g.id(ins[1])
-        emit(lambda o: isa.PReLU(x, w, o))
+        _prelu(g, node, x)
     elif op == "Softplus":
         emit(lambda o: isa.Softplus(x, o))
     elif op == "HardSigmoid":
@@ -265,65 +366,33 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
     elif op == "Gelu":
         emit(lambda o: isa.GELU(x, o, _decode(a.get("approximate", "none"))))
     elif op in ("Softmax", "LogSoftmax"):
-        axis = a.get("axis", -1 if g.opset >= 13 else 1)
-        if g.opset < 13 and axis % g.rank(ins[0]) != g.rank(ins[0]) - 1:
-            raise UnsupportedOperators(f"{op} (opset < 13) over a non-last axis")
-        cls = isa.Softmax if op == "Softmax" else isa.LogSoftmax
-        emit(lambda o: cls(x, o, axis))
+        _softmax(g, node, a, x)
     elif op == "Gemm":
         _gemm(g, node, a, x)
     elif op in ("Conv", "ConvTranspose"):
-        w_arr = g.shape(ins[1])
-        nd = len(w_arr) - 2
-        w = g.id(ins[1])
-        bias = g.id(ins[2]) if len(ins) > 2 and ins[2] else None
-        stride = tuple(a.get("strides", (1,) * nd))
-        dilation = tuple(a.get("dilations", (1,) * nd))
-        pads = list(a.get("pads", (0,) * (2 * nd)))
-        if op == "Conv":
-            xin, padding = _conv_pads(g, x, pads, nd)  # type: ignore[arg-type]
-            cls = {1: isa.Conv1D, 2: isa.Conv2D, 3: isa.Conv3D}[nd]
-            emit(lambda o: cls(xin, w, bias, o, stride, padding, dilation, a.get("group", 1)))
-        else:
-            if pads[:nd] != pads[nd:]:
-                raise UnsupportedOperators("ConvTranspose with asymmetric pads")
-            cls = {1: isa.ConvTranspose1D, 2: isa.ConvTranspose2D, 3: isa.ConvTranspose3D}[nd]
-            out_pad = tuple(a.get("output_padding", (0,) * nd))
-            emit(lambda o: cls(x, w, bias, o, stride, tuple(pads[:nd]), dilation, a.get("group", 1), out_pad))
+        _conv(g, node, a, x)
     elif op in ("MaxPool", "AveragePool"):
-        kernel = tuple(a["kernel_shape"])
-        nd = len(kernel)
-        stride = tuple(a.get("strides", (1,) * nd))
-        pads = list(a.get("pads", (0,) * (2 * nd)))
-        ceil = bool(a.get("ceil_mode", 0))
-        if op == "MaxPool":
-            if pads[:nd] != pads[nd:]:
-                raise UnsupportedOperators("MaxPool with asymmetric pads")
-            cls = {1: isa.MaxPool1D, 2: isa.MaxPool2D, 3: isa.MaxPool3D}[nd]
-            emit(lambda o: cls(x, o, kernel, stride, tuple(pads[:nd]), ceil, tuple(a.get("dilations", (1,) * nd))))
-        else:
-            xin, padding = x, tuple(pads[:nd])
-            include = bool(a.get("count_include_pad", 0))
-            if pads[:nd] != pads[nd:]:
-                if not include:
-                    raise UnsupportedOperators("AveragePool with asymmetric pads excluding padding")
-                xin, padding = _conv_pads(g, x, pads, nd)  # type: ignore[arg-type]
-            cls = {1: isa.AvgPool1D, 2: isa.AvgPool2D, 3: isa.AvgPool3D}[nd]
-            emit(lambda o: cls(xin, o, kernel, stride, padding, ceil, include))
+        _pool(g, node, a, x)
     elif op in ("GlobalAveragePool", "GlobalMaxPool"):
         dims = tuple(range(2, g.rank(ins[0])))
         emit(lambda o: isa.TensorOp("mean" if op == "GlobalAveragePool" else "max", (x,), o, dims=dims, keepdim=True))
     elif op == "BatchNormalization":
         if len([o for o in node.output if o]) > 1 or a.get("training_mode", 0):
             raise UnsupportedOperators("BatchNormalization in training mode")
-        s, bias, m, v = (g.id(i) for i in ins[1:5])
-        emit(lambda o: isa.BatchNorm(x, s, bias, m, v, o, False, 0.1, a.get("epsilon", 1e-5)))
+        if a.get("spatial", 1) == 0:  # opset < 9: statistics per activation, not per channel
+            raise UnsupportedOperators("BatchNormalization(spatial=0)")
+        s, shift, m, v = (g.id(i) for i in ins[1:5])
+        emit(lambda o: isa.BatchNorm(x, s, shift, m, v, o, False, 0.1, a.get("epsilon", 1e-5)))
     elif op == "LayerNormalization":
-        axis = a.get("axis", -1)
-        nd = -axis if axis < 0 else g.rank(ins[0]) - axis
+        axis, rank = a.get("axis", -1), g.rank(ins[0])
+        if not -rank <= axis < rank:
+            raise InvalidModel(f"LayerNormalization axis {axis} is out of range for rank {rank}")
+        nd = -axis if axis < 0 else rank - axis
         s = g.id(ins[1])
         bias = g.id(ins[2]) if len(ins) > 2 and ins[2] else None
         emit(lambda o: isa.LayerNorm(x, s, bias, o, nd, a.get("epsilon", 1e-5)))
+        if any(node.output[1:]):
+            _layer_norm_statistics(g, node, a, x, nd)
     elif op == "Reshape":
         target = [int(d) for d in const(1)]  # type: ignore[union-attr]
         if 0 in target and a.get("allowzero", 0):
@@ -335,11 +404,11 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
     elif op == "Flatten":
         axis = a.get("axis", 1)
         rank = g.rank(ins[0])
-        axis %= rank if rank else 1
-        if axis == 0:
+        axis = axis + rank if axis < 0 else axis  # in [0, rank]
+        if axis in (0, rank):  # (1, n) or (n, 1)
             mid = b.fresh("flat")
-            b.emit(isa.Flatten(x, mid, 0, -1))
-            emit(lambda o: isa.TensorOp("unsqueeze", (mid,), o, dims=(0,)))
+            b.emit(isa.Flatten(x, mid, 0, -1) if rank else isa.TensorOp("reshape", (x,), mid, dims=(1,)))
+            emit(lambda o: isa.TensorOp("unsqueeze", (mid,), o, dims=(0 if axis == 0 else 1,)))
         else:
             mid = b.fresh("flat")
             b.emit(isa.Flatten(x, mid, axis, -1))
@@ -369,29 +438,25 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         cv = const(2)
         if cv is not None and cv.size:
             value = float(cv.reshape(-1)[0])
-        if len(ins) > 3 and ins[3]:
-            raise UnsupportedOperators("Pad with axes input")
+        pad_axes = const(3)
+        if pad_axes is not None:  # opset 18: pads for these axes only
+            rank = g.rank(ins[0])
+            full = [0] * (2 * rank)
+            for k, ax in enumerate(int(v) % rank for v in pad_axes):
+                full[ax], full[rank + ax] = pads[k], pads[len(pad_axes) + k]
+            pads = full
         nd = len(pads) // 2
         torch_pads: list[int] = []
         for d in reversed(range(nd)):
             torch_pads += [pads[d], pads[nd + d]]
         while len(torch_pads) > 2 and torch_pads[-2:] == [0, 0]:
             torch_pads = torch_pads[:-2]
-        mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}[_decode(a.get("mode", "constant"))]
+        mode = _PAD_MODES[_decode(a.get("mode", "constant"))]
         emit(lambda o: isa.Pad(x, o, tuple(torch_pads), mode, value))
     elif op in _REDUCE:
-        axes = a.get("axes")
-        if axes is None and len(ins) > 1 and ins[1]:
-            axes = [int(v) for v in const(1)]  # type: ignore[union-attr]
-        if not axes and a.get("noop_with_empty_axes", 0):
-            g.ids[node.output[0]] = x  # type: ignore[assignment]
-            return
-        keep = bool(a.get("keepdims", 1))
-        emit(lambda o: isa.TensorOp(_REDUCE[op], (x,), o, dims=tuple(axes or ()), keepdim=keep))
+        _reduce(g, node, a, x)
     elif op in ("ArgMax", "ArgMin"):
-        if a.get("select_last_index", 0):
-            raise UnsupportedOperators(f"{op}(select_last_index)")
-        emit(lambda o: isa.TensorOp(op.lower(), (x,), o, dims=(a.get("axis", 0),), keepdim=bool(a.get("keepdims", 1))))
+        _arg_extreme(g, node, a, x)
     elif op == "Gather":
         idx = g.id(ins[1])
         emit(lambda o: isa.Gather(x, idx, o, a.get("axis", 0)))
@@ -406,27 +471,377 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
             raise UnsupportedOperators(f"Cast to ONNX type {a['to']}")
         emit(lambda o: isa.Cast(x, o, dtype))
     elif op == "Clip":
-        lo, hi = a.get("min"), a.get("max")
-        lo_c, hi_c = const(1), const(2)
-        lo = float(lo_c) if lo_c is not None else lo
-        hi = float(hi_c) if hi_c is not None else hi
-        emit(lambda o: isa.Clamp(x, o, lo, hi))
+        _clip(g, node, a, x)
     elif op == "Where":
         c, y = g.id(ins[1]), g.id(ins[2])
         emit(lambda o: isa.TensorOp("where", (x, c, y), o))
     elif op == "Slice":
-        starts, ends = const(1), const(2)
-        axes, steps = const(3), const(4)
-        axes = list(range(len(starts))) if axes is None else [int(v) for v in axes]  # type: ignore[arg-type]
+        if "starts" in a:  # opset < 10: attributes
+            starts, ends = np.array(a["starts"]), np.array(a["ends"])
+            axes_arr = np.array(a["axes"]) if "axes" in a else None
+            steps = None
+        else:
+            starts, ends, axes_arr, steps = const(1), const(2), const(3), const(4)  # type: ignore[assignment]
+        if starts is None or ends is None:
+            raise InvalidModel("Slice needs starts and ends")
+        starts, ends = starts.reshape(-1), ends.reshape(-1)
+        axes = list(range(len(starts))) if axes_arr is None else [int(v) for v in axes_arr.reshape(-1)]
+        if not len(axes) == len(starts) == len(ends) or (steps is not None and steps.size != len(axes)):
+            raise InvalidModel(f"Slice: starts, ends, axes and steps of different lengths "
+                               f"({len(starts)}, {len(ends)}, {len(axes)}, {'-' if steps is None else steps.size})")
         big = 2**62
         clip = lambda v: int(max(-big, min(big, int(v))))  # noqa: E731
-        emit(lambda o: isa.Slice(x, o, tuple(axes), tuple(clip(v) for v in starts),  # type: ignore[union-attr]
-                                 tuple(clip(v) for v in ends),  # type: ignore[union-attr]
-                                 () if steps is None else tuple(int(v) for v in steps)))
+        emit(lambda o: isa.Slice(x, o, tuple(axes), tuple(clip(v) for v in starts),
+                                 tuple(clip(v) for v in ends),
+                                 () if steps is None else tuple(int(v) for v in steps.reshape(-1))))
     elif op == "LSTM":
         _lstm(g, node, a, x)
+    elif op == "ConstantOfShape":  # not folded: the shape is computed
+        raise _needs_constant(op, ins[0])
+    elif op == "Shape":  # not folded: the dims asked for are dynamic
+        raise UnsupportedOperators(f"Shape of {ins[0]!r}, whose shape is not static")
     else:  # pragma: no cover - guarded by _unsupported_reason
         raise UnsupportedOperators(op)
+
+
+def _elementwise(g: _Graph, node: onnx.NodeProto, x: str) -> None:
+    """Binary ops with numpy broadcasting; Max/Min/Sum/Mean take 1..N inputs. Integer Div
+    truncates; Pow keeps the base's dtype (an integer base with a float exponent)."""
+    op, ins, b = node.op_type, list(node.input), g.b
+    dtype = g.dtype(ins[0])
+    kind = {"Sum": "add", "Mean": "add"}.get(op) or _BINARY[op]
+    if op == "Div" and dtype in _INT_DTYPES:
+        kind = "div_trunc"
+    operands = [x] + [g.id(i) for i in ins[1:]]
+    if op in ("Equal", "Less", "Greater", "MatMul", "Pow", "Add", "Sub", "Mul", "Div") and len(operands) != 2:
+        raise InvalidModel(f"{op} takes 2 inputs, got {len(operands)}")
+    acc = operands[0]
+    for y in operands[1:]:
+        nxt = b.fresh(kind)
+        b.emit(isa.TensorOp(kind, (acc, y), nxt))
+        acc = nxt
+    if op == "Mean" and len(operands) > 1:
+        nxt = b.fresh("mean")
+        b.emit(isa.TensorOp("div", (acc,), nxt, value=len(operands)))
+        acc = nxt
+    if op == "Pow" and dtype in _INT_DTYPES and g.dtype(ins[1]) not in _INT_DTYPES:
+        nxt = b.fresh("pow_cast")
+        b.emit(isa.Cast(acc, nxt, dtype))  # type: ignore[arg-type]
+        acc = nxt
+    _finish(g, node.output[0], acc)
+
+
+def _finish(g: _Graph, name: str, result: str) -> None:
+    """Bind ONNX value `name` to `result`; when the last instruction wrote `result`, it
+    writes the value's own id instead (program outputs keep their ONNX names)."""
+    last = g.b.body[-1] if g.b.body else None
+    if last is not None and getattr(last, "output", None) == result:
+        g.b.body[-1] = replace(last, output=g.out(name))  # type: ignore[type-var]
+    else:
+        g.ids[name] = result
+
+
+def _layer_norm_statistics(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, nd: int) -> None:
+    """LayerNormalization's optional Mean and InvStdDev outputs (1 / sqrt(var + epsilon)),
+    over the normalized axes with keepdims, computed in the stash type (float32 by default)."""
+    b, rank = g.b, g.rank(node.input[0])
+    dims = tuple(range(rank - nd, rank))
+    stash = "float32" if a.get("stash_type", 1) == 1 else g.dtype(node.input[0])
+    xs = x
+    if stash != g.dtype(node.input[0]):
+        xs = b.fresh("ln_stash")
+        b.emit(isa.Cast(x, xs, stash))  # type: ignore[arg-type]
+    mean, centred, square, var, shifted, std = (b.fresh(n) for n in ("ln_mean", "ln_centred", "ln_sq", "ln_var",
+                                                                      "ln_var_eps", "ln_std"))
+    b.emit(isa.TensorOp("mean", (xs,), mean, dims=dims, keepdim=True))
+    b.emit(isa.TensorOp("sub", (xs, mean), centred))
+    b.emit(isa.TensorOp("mul", (centred, centred), square))
+    b.emit(isa.TensorOp("mean", (square,), var, dims=dims, keepdim=True))
+    b.emit(isa.TensorOp("add", (var,), shifted, value=a.get("epsilon", 1e-5)))
+    b.emit(isa.TensorOp("sqrt", (shifted,), std))
+    outs = list(node.output) + [""] * 3
+    if outs[1]:
+        g.ids[outs[1]] = mean
+    if outs[2]:
+        b.emit(isa.TensorOp("reciprocal", (std,), g.out(outs[2])))
+
+
+def _prelu(g: _Graph, node: onnx.NodeProto, x: str) -> None:
+    """PReLU with a per-channel (or single) slope is the PReLU instruction; any other slope
+    shape broadcasts as ONNX says: where(x < 0, x * slope, x)."""
+    slope_name, b = node.input[1], g.b
+    slope = g.id(slope_name)
+    x_shape, s_shape = g.shape(node.input[0]), g.shape(slope_name)
+    aligned = (1,) * (len(x_shape) - len(s_shape)) + tuple(s_shape)
+    per_channel = len(x_shape) >= 2 and len(s_shape) <= len(x_shape) and x_shape[1] is not None and (
+        all(d == 1 for k, d in enumerate(aligned) if k != 1) and aligned[1] in (1, x_shape[1]))
+    if g.opset < 7 and len(s_shape) == 1 and len(x_shape) >= 2 and s_shape[0] == x_shape[1]:
+        per_channel = True  # PRelu-6 and older: a 1-D slope is per channel
+    if math.prod(d or 0 for d in s_shape) == 1 or per_channel:
+        b.emit(isa.PReLU(x, slope, g.out(node.output[0])))
+        return
+    neg, scaled = b.fresh("prelu_neg"), b.fresh("prelu_scaled")
+    b.emit(isa.TensorOp("lt", (x,), neg, value=0.0))
+    b.emit(isa.TensorOp("mul", (x, slope), scaled))
+    b.emit(isa.TensorOp("where", (neg, scaled, x), g.out(node.output[0])))
+
+
+def _softmax(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    """Softmax / LogSoftmax. Before opset 13 the input is coerced to 2-D at `axis` (default
+    1) and normalised over the flattened trailing dims; the VM reshapes when that differs
+    from the last axis."""
+    op, b = node.op_type, g.b
+    cls = isa.Softmax if op == "Softmax" else isa.LogSoftmax
+    rank = g.rank(node.input[0])
+    axis = a.get("axis", -1 if g.opset >= 13 else 1)
+    if g.opset >= 13 or (axis % max(rank, 1)) == rank - 1:
+        b.emit(cls(x, g.out(node.output[0]), axis))
+        return
+    shape = g.shape(node.input[0])
+    axis %= rank
+    if any(d is None for d in shape):
+        raise UnsupportedOperators(f"{op} (opset < 13) over axis {axis} of a dynamic shape")
+    flat, normed = b.fresh("softmax_2d"), b.fresh("softmax")
+    b.emit(isa.TensorOp("reshape", (x,), flat, dims=(math.prod(shape[:axis]), -1)))  # type: ignore[arg-type]
+    b.emit(cls(flat, normed, -1))
+    b.emit(isa.TensorOp("reshape", (normed,), g.out(node.output[0]), dims=tuple(shape)))  # type: ignore[arg-type]
+
+
+def _axes_of(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> list[int] | None:
+    """Axes from the attribute (older opsets) or the constant second input (newer)."""
+    if "axes" in a:
+        return [int(v) for v in a["axes"]]
+    if len(node.input) > 1 and node.input[1]:
+        if node.input[1] not in g.consts:
+            raise _needs_constant(node.op_type, node.input[1])
+        return [int(v) for v in g.consts[node.input[1]].reshape(-1)]
+    return None
+
+
+def _reduce(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    op, b = node.op_type, g.b
+    axes = _axes_of(g, node, a)
+    if not axes and a.get("noop_with_empty_axes", 0):
+        g.ids[node.output[0]] = x
+        return
+    keep = bool(a.get("keepdims", 1))
+    rank = g.rank(node.input[0])
+    dims = tuple(axes) if axes else tuple(range(rank))  # no axes: all of them (keepdims applies)
+    dtype = g.dtype(node.input[0])
+    kind = _REDUCE[op]
+    if kind == "mean" and dtype not in ("float32", "float64", "float16", "bfloat16"):
+        raise UnsupportedOperators(f"{op} on {dtype or 'an unknown dtype'}")
+    if rank == 0:
+        g.ids[node.output[0]] = x
+        return
+    shape = g.shape(node.input[0])
+    if kind in ("max", "min") and any(shape[d] == 0 for d in dims):
+        _fold_empty_extreme(g, node, shape, dims, keep, kind)
+        return
+    if kind in ("sum", "prod") and dtype in ("int32", "uint8", "bool"):  # torch widens these to int64
+        wide = b.fresh(kind)
+        b.emit(isa.TensorOp(kind, (x,), wide, dims=dims, keepdim=keep))
+        b.emit(isa.Cast(wide, g.out(node.output[0]), dtype))
+        return
+    b.emit(isa.TensorOp(kind, (x,), g.out(node.output[0]), dims=dims, keepdim=keep))
+
+
+def _fold_empty_extreme(g: _Graph, node: onnx.NodeProto, shape: tuple[int | None, ...], dims: tuple[int, ...],
+                        keep: bool, kind: str) -> None:
+    """ReduceMax / ReduceMin over an empty axis give the reduction's identity (-inf / +inf,
+    or the dtype's extremes), which torch refuses to compute; the result is a constant."""
+    rank = len(shape)
+    axes = {d % rank for d in dims}
+    out_shape = tuple(1 if k in axes else d for k, d in enumerate(shape) if keep or k not in axes)
+    if any(d is None for d in out_shape):
+        raise UnsupportedOperators(f"{node.op_type} over an empty axis of a dynamic shape")
+    np_dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(g.elem_types[node.input[0]]))
+    if np_dtype.kind == "f":
+        value: Any = -np.inf if kind == "max" else np.inf
+    elif np_dtype.kind == "b":
+        value = kind == "min"
+    else:
+        info = np.iinfo(np_dtype)
+        value = info.min if kind == "max" else info.max
+    g.consts[node.output[0]] = np.full(tuple(int(d) for d in out_shape if d is not None), value, dtype=np_dtype)
+
+
+def _arg_extreme(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    """ArgMax / ArgMin; select_last_index looks at the axis reversed: n - 1 - index."""
+    op, b = node.op_type, g.b
+    axis, keep = a.get("axis", 0), bool(a.get("keepdims", 1))
+    kind = op.lower()
+    if not a.get("select_last_index", 0):
+        b.emit(isa.TensorOp(kind, (x,), g.out(node.output[0]), dims=(axis,), keepdim=keep))
+        return
+    n = g.shape(node.input[0])[axis]
+    if n is None:
+        raise UnsupportedOperators(f"{op}(select_last_index) over a dynamic axis")
+    flipped, idx, neg = b.fresh("flip"), b.fresh(kind), b.fresh("neg")
+    b.emit(isa.Slice(x, flipped, (axis,), (-1,), (-(2**62),), (-1,)))
+    b.emit(isa.TensorOp(kind, (flipped,), idx, dims=(axis,), keepdim=keep))
+    b.emit(isa.TensorOp("neg", (idx,), neg))
+    b.emit(isa.TensorOp("add", (neg,), g.out(node.output[0]), value=n - 1))
+
+
+def _clip(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    """Clip: float constant bounds are a Clamp; integer inputs and computed bounds use
+    maximum/minimum with the bound tensors (same result, min > max gives max)."""
+    ins, b = list(node.input), g.b
+    bounds: list[str | float | None] = [a.get("min"), a.get("max")]
+    dtype = g.dtype(ins[0])
+    for k in (1, 2):
+        if len(ins) > k and ins[k]:
+            name = ins[k]
+            is_float_const = name in g.consts and dtype not in _INT_DTYPES and g.consts[name].size == 1
+            bounds[k - 1] = float(g.consts[name].reshape(-1)[0]) if is_float_const else g.id(name)
+    lo, hi = bounds
+    if all(v is None or isinstance(v, float) for v in bounds):
+        if lo is None and hi is None:
+            g.ids[node.output[0]] = x
+            return
+        b.emit(isa.Clamp(x, g.out(node.output[0]), lo, hi))
+        return
+    acc = x
+    for kind, bound in (("maximum", lo), ("minimum", hi)):
+        if bound is None:
+            continue
+        nxt = b.fresh(kind)
+        if isinstance(bound, float):
+            b.emit(isa.TensorOp(kind, (acc,), nxt, value=bound))
+        else:
+            b.emit(isa.TensorOp(kind, (acc, bound), nxt))
+        acc = nxt
+    _finish(g, node.output[0], acc)
+
+
+def _conv(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    op, ins = node.op_type, list(node.input)
+    w_shape = g.shape(ins[1])
+    nd = len(w_shape) - 2
+    if nd not in (1, 2, 3) or any(d is None for d in w_shape):
+        raise UnsupportedOperators(f"{op} with a weight of shape {list(w_shape)} (1-3 spatial dims, static)")
+    kernel = tuple(int(d) for d in a.get("kernel_shape", w_shape[2:]))  # type: ignore[arg-type]
+    w = g.id(ins[1])
+    bias = g.id(ins[2]) if len(ins) > 2 and ins[2] else None
+    stride = tuple(a.get("strides", (1,) * nd))
+    dilation = tuple(a.get("dilations", (1,) * nd))
+    out = g.out(node.output[0])
+    if op == "Conv":
+        pads = _spatial_pads(g, node, a, kernel, stride, dilation)
+        xin, padding = _conv_pads(g, x, pads, nd)
+        conv = {1: isa.Conv1D, 2: isa.Conv2D, 3: isa.Conv3D}[nd]
+        g.b.emit(conv(xin, w, bias, out, stride, padding, dilation, a.get("group", 1)))
+        return
+    _check_window(node, kernel, stride, dilation)
+    conv_t = {1: isa.ConvTranspose1D, 2: isa.ConvTranspose2D, 3: isa.ConvTranspose3D}[nd]
+    out_pad = tuple(a.get("output_padding", (0,) * nd))
+    auto = _decode(a.get("auto_pad", "NOTSET"))
+    pads = [0] * (2 * nd) if auto == "VALID" else list(a.get("pads", (0,) * (2 * nd)))
+    if pads[:nd] == pads[nd:] and "output_shape" not in a and auto not in ("SAME_UPPER", "SAME_LOWER"):
+        g.b.emit(conv_t(x, w, bias, out, stride, tuple(pads[:nd]), dilation, a.get("group", 1), out_pad))
+        return
+    _conv_transpose_cropped(g, node, a, x, w, bias, out, kernel, stride, dilation, pads, out_pad)
+
+
+def _conv_transpose_cropped(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, w: str, bias: str | None,
+                            out: str, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
+                            pads: list[int], out_pad: tuple[int, ...]) -> None:
+    """ConvTranspose with asymmetric pads, output_shape or auto_pad SAME (as the ONNX
+    reference computes them): the full transposed convolution, then one Pad whose negative
+    amounts crop and positive ones extend with zeros, then the bias."""
+    b, nd = g.b, len(kernel)
+    spatial = g.shape(node.input[0])[2:]
+    if len(spatial) != nd or any(d is None for d in spatial):
+        raise UnsupportedOperators("ConvTranspose with asymmetric pads, output_shape or auto_pad on an input of "
+                                   "unknown spatial size")
+    full = [s * (int(i) - 1) + (k - 1) * d + 1 for i, k, s, d in zip(spatial, kernel, stride, dilation)]  # type: ignore[arg-type]
+    auto = _decode(a.get("auto_pad", "NOTSET"))
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        target = list(a["output_shape"])[-nd:] if "output_shape" in a else [int(i) * s for i, s in zip(spatial, stride)]  # type: ignore[arg-type]
+        total = [f + p - t for f, p, t in zip(full, out_pad, target)]
+        small = [t // 2 for t in total]
+        begins = small if auto == "SAME_UPPER" else [t - h for t, h in zip(total, small)]
+    else:
+        begins = pads[:nd]
+        target = list(a["output_shape"])[-nd:] if "output_shape" in a else [
+            f + p - lo - hi for f, p, lo, hi in zip(full, out_pad, pads[:nd], pads[nd:])]
+    if len(target) != nd or any(t < 1 for t in target):
+        raise InvalidModel(f"ConvTranspose node {node.name!r}: output shape {target} is empty")
+    raw, cropped = b.fresh("convt_full"), b.fresh("convt_crop")
+    conv_t = {1: isa.ConvTranspose1D, 2: isa.ConvTranspose2D, 3: isa.ConvTranspose3D}[nd]
+    b.emit(conv_t(x, w, None, raw, stride, (0,) * nd, dilation, a.get("group", 1), (0,) * nd))
+    torch_pads: list[int] = []
+    for d in reversed(range(nd)):
+        torch_pads += [-begins[d], begins[d] + target[d] - full[d]]
+    if bias is None:
+        b.emit(isa.Pad(raw, out, tuple(torch_pads)))
+        return
+    b.emit(isa.Pad(raw, cropped, tuple(torch_pads)))
+    column = b.fresh("convt_bias")
+    b.emit(isa.TensorOp("reshape", (bias,), column, dims=(-1,) + (1,) * nd))
+    b.emit(isa.TensorOp("add", (cropped, column), out))
+
+
+def _pool(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    """MaxPool / AveragePool. torch pools take symmetric padding of at most half the
+    (dilated) kernel; other pads become an explicit Pad (-inf for max, 0 for average with
+    count_include_pad) where that gives the same windows, i.e. without ceil_mode."""
+    op, b = node.op_type, g.b
+    kernel = tuple(int(k) for k in a["kernel_shape"])
+    nd = len(kernel)
+    if nd not in (1, 2, 3):
+        raise UnsupportedOperators(f"{op} over {nd} spatial dims")
+    stride = tuple(a.get("strides", (1,) * nd))
+    dilation = tuple(a.get("dilations", (1,) * nd))
+    pads = _spatial_pads(g, node, a, kernel, stride, dilation)
+    ceil = bool(a.get("ceil_mode", 0))
+    fits = pads[:nd] == pads[nd:] and all(2 * p <= (k - 1) * d + 1 for p, k, d in zip(pads, kernel, dilation))
+    dtype = g.dtype(node.input[0])
+    if op == "MaxPool":
+        xin, as_uint8 = x, dtype == "uint8"
+        if as_uint8:  # torch pools floats only; every uint8 is exact in float32
+            xin = b.fresh("pool_f32")
+            b.emit(isa.Cast(x, xin, "float32"))
+        elif dtype not in ("float32", "float64", "float16", "bfloat16"):
+            raise UnsupportedOperators(f"MaxPool on {dtype or 'an unknown dtype'}")
+        padding = tuple(pads[:nd])
+        if not fits:
+            if ceil:
+                raise UnsupportedOperators("MaxPool with ceil_mode and pads torch cannot take (asymmetric or "
+                                           "over half the kernel)")
+            xin, padding = _conv_pads(g, xin, pads, nd, value=float("-inf"), explicit=True)
+        max_pool = {1: isa.MaxPool1D, 2: isa.MaxPool2D, 3: isa.MaxPool3D}[nd]
+        if as_uint8:
+            pooled = b.fresh("pool")
+            b.emit(max_pool(xin, pooled, kernel, stride, padding, ceil, dilation))
+            b.emit(isa.Cast(pooled, g.out(node.output[0]), "uint8"))
+        else:
+            b.emit(max_pool(xin, g.out(node.output[0]), kernel, stride, padding, ceil, dilation))
+        return
+    include = bool(a.get("count_include_pad", 0))
+    xin, padding = x, tuple(pads[:nd])
+    avg_pool = {1: isa.AvgPool1D, 2: isa.AvgPool2D, 3: isa.AvgPool3D}[nd]
+    if not fits:
+        if ceil:
+            raise UnsupportedOperators("AveragePool with ceil_mode and pads torch cannot take (asymmetric or over "
+                                       "half the kernel)")
+        xin, padding = _conv_pads(g, x, pads, nd, explicit=True)
+        if not include:
+            # Average over the real elements only: the zero-padded window sums divided by
+            # the zero-padded window counts of a tensor of ones (both as fractions of k).
+            spatial = g.shape(node.input[0])[2:]
+            if any(d is None for d in spatial) or dtype is None:
+                raise UnsupportedOperators("AveragePool excluding pads torch cannot take, on a dynamic shape")
+            ones_name = f"{node.output[0]}#window_ones"
+            g.consts[ones_name] = np.ones((1, 1, *(int(d) for d in spatial if d is not None)), dtype=_VM_TO_NP[dtype])
+            ones, _ = _conv_pads(g, g.id(ones_name), pads, nd, explicit=True)
+            sums, counts = b.fresh("pool_sum"), b.fresh("pool_count")
+            b.emit(avg_pool(xin, sums, kernel, stride, padding, ceil, True))
+            b.emit(avg_pool(ones, counts, kernel, stride, padding, ceil, True))
+            b.emit(isa.TensorOp("div", (sums, counts), g.out(node.output[0])))
+            return
+    b.emit(avg_pool(xin, g.out(node.output[0]), kernel, stride, padding, ceil, include))
 
 
 def _gemm(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
@@ -467,13 +882,14 @@ def _lstm(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
     b, ins = g.b, list(node.input)
     hidden = a["hidden_size"]
     direction = _decode(a.get("direction", "forward"))
-    if direction not in ("forward", "bidirectional"):
+    if direction not in ("forward", "reverse", "bidirectional"):
         raise UnsupportedOperators(f"LSTM(direction={direction})")
     dirs = 2 if direction == "bidirectional" else 1
-    w_all, r_all = g.consts.get(ins[1]), g.consts.get(ins[2])
-    if w_all is None or r_all is None:
-        raise UnsupportedOperators("LSTM with non-constant weights")
-    bias_all = g.consts.get(ins[3]) if len(ins) > 3 and ins[3] else None
+    for name in ins[1:4]:
+        if name and name not in g.consts:
+            raise _needs_constant("LSTM", name)  # the instruction takes weights as state
+    w_all, r_all = g.consts[ins[1]], g.consts[ins[2]]
+    bias_all = g.consts[ins[3]] if len(ins) > 3 and ins[3] else None
     order = np.concatenate([np.arange(k * hidden, (k + 1) * hidden) for k in (0, 2, 3, 1)])  # iofc -> ifco (torch ifgo)
     weights = []
     base = g._fresh_id(node.name or node.output[0] or "lstm")
@@ -486,15 +902,22 @@ def _lstm(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
             zeros = np.zeros(4 * hidden, dtype=w_all.dtype)
             parts += [("bias_ih", zeros), ("bias_hh", zeros)]
         for name, arr in parts:
-            arr = np.ascontiguousarray(arr.astype(np.float32))
-            weights.append(b.param(f"{base}.{name}_l0{suffix}", tuple(arr.shape), "data", data=arr.tobytes()))
+            arr = np.ascontiguousarray(arr)
+            weights.append(b.param(f"{base}.{name}_l0{suffix}", tuple(arr.shape), "data",
+                                   data=arr.astype(arr.dtype.newbyteorder("<")).tobytes(), dtype=_np_dtype_name(arr)))
     h0 = g.id(ins[5]) if len(ins) > 5 and ins[5] else None
     c0 = g.id(ins[6]) if len(ins) > 6 and ins[6] else None
     outs = list(node.output) + [""] * (3 - len(node.output))
     seq = b.fresh("lstm_seq")
     h_out = g.out(outs[1]) if outs[1] else None
     c_out = g.out(outs[2]) if outs[2] else None
-    b.emit(isa.LSTM(x, tuple(weights), seq, hidden, 1, dirs == 2, False, True, h0, c0, h_out, c_out))
+    if direction == "reverse":  # a forward pass over the time-reversed sequence, reversed back
+        flipped, seq_flipped = b.fresh("lstm_rev_in"), b.fresh("lstm_rev_seq")
+        b.emit(_reverse_time(x, flipped))
+        b.emit(isa.LSTM(flipped, tuple(weights), seq_flipped, hidden, 1, False, False, True, h0, c0, h_out, c_out))
+        b.emit(_reverse_time(seq_flipped, seq))
+    else:
+        b.emit(isa.LSTM(x, tuple(weights), seq, hidden, 1, dirs == 2, False, True, h0, c0, h_out, c_out))
     if outs[0]:
         # torch: (seq, batch, dirs*H); ONNX Y: (seq, dirs, batch, H)
         if dirs == 1:
@@ -508,30 +931,111 @@ def _lstm(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
             b.emit(isa.TensorOp("concat", (fw1, bw1), g.out(outs[0]), dims=(1,)))
 
 
+def _reverse_time(x: str, out: str) -> isa.Instruction:
+    return isa.Slice(x, out, (0,), (-1,), (-(2**62),), (-1,))
+
+
 SUPPORTED_OPS = frozenset(
     ["Identity", "Dropout", "Constant", "Shape", "LeakyRelu", "Elu", "Selu", "PRelu", "Softplus", "HardSigmoid",
      "Gelu", "Softmax", "LogSoftmax", "Gemm", "Conv", "ConvTranspose", "MaxPool", "AveragePool",
      "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Reshape", "Flatten",
      "Transpose", "Concat", "Split", "Pad", "ArgMax", "ArgMin", "Gather", "Squeeze", "Unsqueeze", "Cast", "Clip",
-     "Where", "Slice", "LSTM", "Expand", "ConstantOfShape"] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
+     "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean"] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
 
 
-def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None) -> Program:
-    """Compile an ONNX model (a file path or the model's bytes) into a `forward` program."""
+def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
+              bind: Mapping[str, np.ndarray] | None = None) -> Program:
+    """Compile an ONNX model (a file path or the model's bytes) into a `forward` program.
+
+    `bind` fixes graph inputs to values: they become constants (and leave the entry's
+    inputs), so an operator that needs an input as a constant (Reshape's shape, axes,
+    pads: `ConstantInputNeeded` otherwise) can be compiled for those values."""
+    limits = limits or Limits()
     try:
         if isinstance(source, (bytes, bytearray)):
             model = onnx.load_model_from_string(bytes(source))
+            if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model.graph)):
+                # Bytes have no directory: external data would resolve against the process's cwd.
+                raise InvalidModel("a model given as bytes cannot use external data; pass the file's path")
         else:
+            # onnx.load refuses external-data locations that are absolute, leave the model's
+            # directory (../) or are symbolic links.
             model = onnx.load(str(source))
         onnx.checker.check_model(model)
-        model = shape_inference.infer_shapes(model)
+        # Operators first, before shape inference: the VM refuses these anyway, and ONNX
+        # shape inference crashes the process on some hostile attributes of operators the
+        # VM has no use for (fuzzing onnx 1.23: GatherND with batch_dims=-9 segfaults).
+        problems = sorted({r for n in model.graph.node if (r := _unsupported_reason(n, _attrs(n))) is not None})
+        if problems:
+            raise UnsupportedOperators(f"the ONNX graph uses operators the VM cannot express: {', '.join(problems)}")
+        _refuse_inference_crashers(model.graph)
+        if bind:
+            _bind_inputs(model, bind)
+        # data_prop: shape computations on constants (Shape -> Gather -> Concat -> Reshape)
+        # give static shapes downstream, as they do once folded here.
+        model = shape_inference.infer_shapes(model, data_prop=True)
+    except (InvalidModel, InvalidFeed, UnsupportedOperators):
+        raise
     except Exception as exc:  # protobuf, checker and IO errors come in several types
         raise InvalidModel(f"not a valid ONNX model: {exc}") from None
-    g = _Graph(model)
+    try:
+        return _compile(model, limits)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError, ArithmeticError) as exc:
+        # What the checker lets through but cannot be built (inconsistent shapes or
+        # attributes); a compile error, not a crash.
+        raise InvalidModel(f"the ONNX graph is inconsistent: {type(exc).__name__}: {exc}") from None
+
+
+def _refuse_inference_crashers(graph: onnx.GraphProto) -> None:
+    """Refuse what the checker passes but ONNX shape inference (C++) aborts the whole
+    process on, found by fuzzing onnx 1.23: Split whose num_outputs differs from its
+    number of outputs."""
+    for node in graph.node:
+        if node.op_type == "Split" and node.domain in ("", "ai.onnx"):
+            n = next((a.i for a in node.attribute if a.name == "num_outputs"), None)
+            if n is not None and n != len(node.output):
+                raise InvalidModel(f"Split node {node.name!r}: num_outputs={n} but {len(node.output)} outputs")
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _refuse_inference_crashers(sub)
+
+
+def _bind_inputs(model: onnx.ModelProto, bind: Mapping[str, np.ndarray]) -> None:
+    """Turn the graph inputs named in `bind` into initializers holding the given values
+    (shape inference then sees them, as it sees any constant)."""
+    declared = {vi.name: vi for vi in model.graph.input}
+    for name, value in bind.items():
+        if name not in declared:
+            raise InvalidFeed(f"cannot bind {name!r}: not an input of the graph (inputs: {sorted(declared)})")
+        arr = np.asarray(value)
+        t = declared[name].type.tensor_type
+        want = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else arr.dtype
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim] if t.HasField("shape") else None
+        if arr.dtype != want or (dims is not None and (len(dims) != arr.ndim or any(
+                d is not None and d != s for d, s in zip(dims, arr.shape)))):
+            raise InvalidFeed(f"value for {name!r} is {arr.dtype} {list(arr.shape)}, the graph declares {want} {dims}")
+        model.graph.initializer.append(numpy_helper.from_array(arr, name))
+    kept = [vi for vi in model.graph.input if vi.name not in bind]
+    del model.graph.input[:]
+    model.graph.input.extend(kept)
+
+
+def _tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
+    """Initializers and Constant tensors of a graph and its subgraphs."""
+    found = list(graph.initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                found.append(attr.t)
+            found.extend(attr.tensors)
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                found.extend(_tensors(sub))
+    return found
+
+
+def _compile(model: onnx.ModelProto, limits: Limits) -> Program:
+    g = _Graph(model, limits.max_memory_bytes)
     nodes = list(model.graph.node)
-    problems = sorted({r for n in nodes if (r := _unsupported_reason(g, n, _attrs(n))) is not None})
-    if problems:
-        raise UnsupportedOperators(f"the ONNX graph uses operators the VM cannot express: {', '.join(problems)}")
     inputs = []
     for vi in model.graph.input:
         if vi.name in g.consts:
@@ -539,8 +1043,11 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None) -> Pr
         t = vi.type.tensor_type
         dtype = _ONNX_DTYPES.get(t.elem_type)
         if dtype is None:
-            raise UnsupportedOperators(f"input {vi.name!r} of ONNX type {t.elem_type}")
+            raise UnsupportedOperators(f"input {vi.name!r} of ONNX type {_type_name(t.elem_type)} "
+                                       f"(the VM has {', '.join(sorted(set(_ONNX_DTYPES.values())))})")
         shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim)
+        if any(d < -1 for d in shape):
+            raise InvalidModel(f"input {vi.name!r} declares a negative dimension: {list(shape)}")
         inputs.append(isa.TensorSpec(g.out(vi.name), shape, dtype))
     for node in nodes:
         a = _attrs(node)
@@ -548,9 +1055,18 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None) -> Pr
             continue
         try:
             _lower(g, node, a)
+        except ConstantInputNeeded as exc:
+            raise ConstantInputNeeded(f"node {node.name or node.op_type!r}: {exc}", exc.value) from None
         except UnsupportedOperators as exc:
             raise UnsupportedOperators(f"node {node.name or node.op_type!r}: {exc}") from None
     outputs = tuple(g.id(o.name) for o in model.graph.output)
     b = g.b
     return Program(init=tuple(b.init), entries=(Entry("forward", tuple(inputs), b.take_body(), outputs),),
-                   parameters=tuple(b.parameters), buffers=tuple(b.buffers), limits=limits or Limits())
+                   parameters=tuple(b.parameters), buffers=tuple(b.buffers), limits=limits)
+
+
+def _type_name(elem_type: int) -> str:
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type)  # type: ignore[arg-type]
+    except ValueError:
+        return str(elem_type)
