@@ -991,6 +991,18 @@ class NodeUnreachable(NodeError):
     retryable = True
 
 
+class TxDropped(NodeError):
+    """Raised while waiting for a tx that left the mempool without being committed (no longer
+    valid after a block, evicted, replaced); `reason` is the code the node gave."""
+
+    code = "tx_dropped"
+    http_status = 409
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class TxTimeout(NodeError):
     """Raised when a submitted transaction is not committed within the wait."""
 

@@ -5,22 +5,19 @@ limit counted per tx."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from bcai.api import create_app
 from bcai.crypto import PrivateKey
 from bcai.ledger import Transfer, encode_tx
 from bcai.node import Node
 from bcai.node.config import ApiConfig
 from bcai.sdk import Client, NodeUnreachable
 
-from api_support import serving, wait_for_height
+from api_support import serving
 
 BOB = PrivateKey.from_label("bob").address
 
@@ -140,39 +137,19 @@ def test_invalid_batch_past_the_rate_limit_counts_each_tx(node_home: Path) -> No
     asyncio.run(scenario())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_sdk_submit_txs_returns_one_outcome_per_tx(node_home: Path) -> None:
+def test_sdk_submit_txs_returns_one_outcome_per_tx(node_home: Path, serve_http: Any, unused_port: int) -> None:
     async def scenario() -> None:
-        node = Node(node_home)
-        await node.start()
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(node, ApiConfig(port=port)),
-                                               host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        serving_task = asyncio.create_task(server.serve())
-        try:
-            await wait_for_height(node, 1)
-            while not server.started:
-                await asyncio.sleep(0.02)
+        async with serve_http(node_home) as (node, url):
             n = next_nonce(node)
             txs = [transfer(node, n + i) for i in range(6)] + [b"\x00\xff"]
             txs.insert(3, txs[2])  # a replay inside the batch
-            with Client(f"http://127.0.0.1:{port}") as sdk:
+            with Client(url) as sdk:
                 outcomes = await asyncio.to_thread(sdk.submit_txs, txs, 4)  # 8 txs: two requests of 4
                 assert [o.error for o in outcomes] == [None] * 3 + ["tx_already_known"] + [None] * 3 + ["tx_malformed"]
                 assert [o.ok for o in outcomes].count(True) == 6 and outcomes[3].hash == outcomes[2].hash
                 for o in outcomes[:3] + outcomes[4:7]:  # accepted: each commits (it may leave the mempool at once)
                     await asyncio.to_thread(sdk.wait_for_tx, o.hash, 30.0)
                 assert await asyncio.to_thread(sdk.submit_txs, []) == []
-            with Client(f"http://127.0.0.1:{free_port()}") as nobody, pytest.raises(NodeUnreachable):
+            with Client(f"http://127.0.0.1:{unused_port}") as nobody, pytest.raises(NodeUnreachable):
                 await asyncio.to_thread(nobody.submit_txs, txs[:1])
-        finally:
-            server.should_exit = True
-            await asyncio.gather(serving_task, return_exceptions=True)
-            await node.stop()
     asyncio.run(scenario())

@@ -5,19 +5,15 @@ API served by uvicorn on a free port, so the synchronous SDK talks real HTTP).""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
-import uvicorn
 
-from bcai.api import create_app
 from bcai.crypto import Cid, PrivateKey
 from bcai.errors import BcaiError, ClientError, InvalidJobMessage
 from bcai.ledger import Capabilities, PostJob
-from bcai.node import Node, init_home
+from bcai.node import init_home
 from bcai.node.config import ApiConfig, P2PConfig
 from bcai.node.job_relay import MAX_JOBS, JobRelay
 from bcai.p2p import job_topic
@@ -105,31 +101,6 @@ def test_invalid_reads_of_made_up_job_ids_do_not_evict_a_real_jobs_messages() ->
 # --- against a real node -------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def node_with_api(home: Path) -> AsyncIterator[tuple[Node, str]]:
-    node = Node(home)
-    await node.start()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(node, ApiConfig(port=port)), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False, lifespan="off"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.02)
-        yield node, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.gather(serving, return_exceptions=True)
-        await node.stop()
-
-
 def call(fn: Any, *args: Any) -> Any:
     return asyncio.to_thread(fn, *args)
 
@@ -149,12 +120,12 @@ def assert_client_error(exc: BaseException, status: int, code: str) -> None:
     assert isinstance(exc, ClientError) and exc.http_status == status and exc.code == code, exc
 
 
-def test_job_messages_through_the_api_sdk_and_http_channel(tmp_path: Path) -> None:
+def test_job_messages_through_the_api_sdk_and_http_channel(tmp_path: Path, serve_http: Any) -> None:
     home = tmp_path / "node"
     init_home(home, "job-test", ("validator",), CHAIN, p2p=P2PConfig(port=0))
 
     async def scenario() -> None:
-        async with node_with_api(home) as (node, url):
+        async with serve_http(home) as (node, url):
             client = Client(url, key=node.key)  # the genesis-funded validator plays the job's client
             evaluator = Client(url, key=PrivateKey.from_label("evaluator"))
             worker = Client(url, key=PrivateKey.from_label("worker"))

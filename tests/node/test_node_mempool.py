@@ -101,3 +101,33 @@ def test_byte_limit_bounds_memory():
     with pytest.raises(MempoolFull):
         pool.add(make(99, 0, 1), 0)
     assert pool.size_bytes <= 1_000
+
+
+def test_txs_that_leave_uncommitted_are_remembered_with_the_reason():
+    pool = Mempool(max_txs=2)
+    pending, replacement = make(1, 1, 100), make(1, 1, 110)
+    pool.add(pending, 0)
+    pool.add(replacement, 0)
+    assert pool.dropped(pending.hash)[0] == "tx_replaced" and pool.dropped(replacement.hash) is None
+    cheap = make(2, 0, 1)
+    pool.add(cheap, 0)
+    pool.add(make(3, 0, 500), 0)  # full: the cheapest tail goes
+    assert pool.dropped(cheap.hash)[0] == "mempool_full"
+    stale = pool.get(make(3, 0, 500).hash)
+    pool.update([], nonces_from({3: 1}))  # another tx of sender 3 with nonce 0 was committed
+    assert pool.dropped(stale.hash)[0] == "nonce_used"
+    pool.remove(replacement.hash, "insufficient_funds", "balance 3 < 110")
+    assert pool.dropped(replacement.hash) == ("insufficient_funds", "balance 3 < 110")
+    pool.add(replacement, 1)  # admitted again: no longer dropped
+    assert pool.dropped(replacement.hash) is None
+
+
+def test_dropped_reasons_are_bounded(monkeypatch):
+    import bcai.node.mempool as mempool
+
+    monkeypatch.setattr(mempool, "MAX_DROPPED", 3)
+    pool = Mempool()
+    txs = [make(1, 0, 10 + 10 * i) for i in range(6)]  # each replaces the last
+    for tx in txs:
+        pool.add(tx, 0)
+    assert [pool.dropped(t.hash) is not None for t in txs] == [False, False, True, True, True, False]

@@ -104,8 +104,8 @@ class NodeApplication(CoreLedgerApplication):
         for tx in candidates:
             try:
                 process_tx(scratch, tx, self.verified)  # type: ignore[arg-type]  # the pool holds SignedTx
-            except InvalidTransaction:
-                self.pool.remove(tx.hash)
+            except InvalidTransaction as exc:
+                self.pool.remove(tx.hash, exc.code, str(exc))
                 continue
             chosen.append(tx.raw)
         return tuple(chosen)
@@ -169,5 +169,5 @@ class NodeApplication(CoreLedgerApplication):
         for tx in pending:
             try:
                 process_tx(self.check_state, tx, self.verified)  # type: ignore[arg-type]
-            except InvalidTransaction:
-                self.pool.remove(tx.hash)
+            except InvalidTransaction as exc:
+                self.pool.remove(tx.hash, exc.code, str(exc))

@@ -9,13 +9,18 @@ Validity against the ledger (signature, balance, fee) is checked by the caller b
   a block is filled in fee order without ever breaking a sender's nonce order;
 - limits on count, bytes and per-sender depth; when full, a new tx evicts the cheapest
   sender tail only if it pays a higher fee rate, else `MempoolFull`;
-- replace-by-fee: the same sender and nonce with at least a 10% higher fee replaces.
+- replace-by-fee: the same sender and nonce with at least a 10% higher fee replaces;
+- a tx that leaves without being committed (no longer valid after a block, evicted for
+  higher fees, replaced, its nonce used by another) is remembered with the reason, the
+  last `MAX_DROPPED` of them, so a client waiting for it learns why at once
+  (`GET /txs/{hash}` status `dropped`) instead of waiting out its timeout.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
@@ -23,6 +28,7 @@ from bcai.crypto import Address
 from bcai.errors import FeeTooLowToReplace, MempoolFull, NonceTooFarAhead, TxAlreadyKnown
 
 REPLACE_BUMP_PERCENT = 10
+MAX_DROPPED = 10_000  # reasons remembered for txs that left without being committed
 
 
 class PendingTx(Protocol):
@@ -60,6 +66,7 @@ class Mempool:
         self._by_hash: dict[bytes, _Entry] = {}
         self._bytes = 0
         self._seq = itertools.count()
+        self._dropped: OrderedDict[bytes, tuple[str, str]] = OrderedDict()  # hash -> (code, message)
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -92,8 +99,11 @@ class Mempool:
             if victim is None or _rate(victim.tx) >= _rate(tx):
                 raise MempoolFull(f"mempool holds {len(self)} txs / {self._bytes} bytes")
             self._remove(victim.tx)
+            self._note_dropped(victim.tx.hash, MempoolFull.code, "evicted from a full mempool by txs paying a higher fee")
         if replaced is not None:
             self._remove(replaced.tx)
+            self._note_dropped(replaced.tx.hash, "tx_replaced", f"replaced by {tx_hash.hex()} (same nonce, higher fee)")
+        self._dropped.pop(tx_hash, None)
         entry = _Entry(-_rate(tx), next(self._seq), tx)
         self._by_sender.setdefault(sender, {})[tx.nonce] = entry
         self._by_hash[tx_hash] = entry
@@ -130,13 +140,26 @@ class Mempool:
         for sender in list(self._by_sender):
             floor = next_nonce(sender)
             for nonce in [n for n in self._by_sender[sender] if n < floor]:
-                self._remove(self._by_sender[sender][nonce].tx)
+                stale = self._by_sender[sender][nonce].tx
+                self._remove(stale)
+                self._note_dropped(stale.hash, "nonce_used", f"another tx of this sender with nonce {nonce} was committed")
 
-    def remove(self, tx_hash: bytes) -> None:
-        """Drop one tx (no longer valid); unknown hashes are ignored."""
+    def remove(self, tx_hash: bytes, code: str = "tx_invalid", message: str = "no longer valid") -> None:
+        """Drop one tx (no longer valid: `code` and `message` say why); unknown hashes are ignored."""
         entry = self._by_hash.get(tx_hash)
         if entry is not None:
             self._remove(entry.tx)
+            self._note_dropped(tx_hash, code, message)
+
+    def dropped(self, tx_hash: bytes) -> tuple[str, str] | None:
+        """Why `tx_hash` left the pool without being committed (code, message), if it did lately."""
+        return self._dropped.get(tx_hash)
+
+    def _note_dropped(self, tx_hash: bytes, code: str, message: str) -> None:
+        self._dropped[tx_hash] = (code, message)
+        self._dropped.move_to_end(tx_hash)
+        while len(self._dropped) > MAX_DROPPED:
+            self._dropped.popitem(last=False)
 
     def get(self, tx_hash: bytes) -> PendingTx | None:
         entry = self._by_hash.get(tx_hash)

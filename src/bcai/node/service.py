@@ -115,9 +115,12 @@ class NodeReads:
         try:
             stored = self.store.get_tx(tx_hash)
         except BlockNotFound:
-            for pending in self.mempool.pending():
-                if pending.hash == tx_hash:
-                    return view_tx(pending)  # type: ignore[arg-type]
+            pending = self.mempool.get(tx_hash)
+            if pending is not None:
+                return view_tx(pending)  # type: ignore[arg-type]
+            dropped = self.mempool.dropped(tx_hash)
+            if dropped is not None:  # it left the pool uncommitted: say why
+                return {"hash": tx_hash.hex(), "status": "dropped", "error": {"code": dropped[0], "message": dropped[1]}}
             return None
         return view_tx(self.app.decode_tx(stored.data), stored.height, stored.index)
 

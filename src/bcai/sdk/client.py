@@ -23,7 +23,7 @@ import httpx
 
 from bcai.crypto import CODEC_DAG_CBOR, CODEC_RAW, Address, Cid, PrivateKey, PublicKey, sha256
 from bcai.crypto.objects import DEFAULT_CHUNK_SIZE, Manifest, compute_chunks
-from bcai.errors import BcaiError, ClientError, InvalidCid, InvalidManifest, NodeUnreachable, TxTimeout
+from bcai.errors import BcaiError, ClientError, InvalidCid, InvalidManifest, NodeUnreachable, TxDropped, TxTimeout
 from bcai.ledger.types import Amount, Bps, JobId
 from bcai.ledger import (
     Attest, Bond, Capabilities, PostJob, RecordCheckpoint, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, TxBody, Unbond,
@@ -269,12 +269,18 @@ class Client:
         return outcomes
 
     def wait_for_tx(self, tx_hash: str, timeout_s: float = 30.0, poll_s: float = 0.1) -> dict[str, Any]:
-        """Block until the tx is in a committed block; return its receipt."""
+        """Block until the tx is in a committed block; return its receipt. `TxDropped` (with
+        the node's reason) as soon as the node says the tx left its mempool uncommitted."""
         deadline = time.monotonic() + timeout_s
         while True:
             found = self.tx(tx_hash)
             if found is not None and found.get("status") == "committed":
                 return found
+            if found is not None and found.get("status") == "dropped":
+                error = found.get("error")
+                code, message = (str(error.get("code")), str(error.get("message"))) if isinstance(error, dict) \
+                    else ("unknown", "no reason given")
+                raise TxDropped(f"tx {tx_hash} was dropped by the node: {code}: {message}", reason=code)
             if time.monotonic() > deadline:
                 raise TxTimeout(f"tx {tx_hash} not committed within {timeout_s} s")
             time.sleep(poll_s)
