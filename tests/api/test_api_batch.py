@@ -15,6 +15,7 @@ from bcai.crypto import PrivateKey
 from bcai.ledger import Transfer, encode_tx
 from bcai.node import Node
 from bcai.node.config import ApiConfig
+from bcai.node.embedded import running_node
 from bcai.sdk import Client, NodeUnreachable
 
 from api_support import serving
@@ -137,9 +138,9 @@ def test_invalid_batch_past_the_rate_limit_counts_each_tx(node_home: Path) -> No
     asyncio.run(scenario())
 
 
-def test_sdk_submit_txs_returns_one_outcome_per_tx(node_home: Path, serve_http: Any, unused_port: int) -> None:
+def test_sdk_submit_txs_returns_one_outcome_per_tx(node_home: Path, unused_port: int) -> None:
     async def scenario() -> None:
-        async with serve_http(node_home) as (node, url):
+        async with running_node(node_home) as (node, url):
             n = next_nonce(node)
             txs = [transfer(node, n + i) for i in range(6)] + [b"\x00\xff"]
             txs.insert(3, txs[2])  # a replay inside the batch

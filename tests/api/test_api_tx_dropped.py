@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bcai.crypto import PrivateKey, sha256
 from bcai.errors import TxDropped
 from bcai.ledger import Transfer, encode_tx
+from bcai.node.embedded import running_node
 from bcai.sdk import Client
 
 from test_api_batch import next_nonce
@@ -20,9 +20,9 @@ from test_api_batch import next_nonce
 BOB = PrivateKey.from_label("bob").address
 
 
-def test_a_dropped_tx_is_reported_with_its_reason_and_the_sdk_stops_waiting(node_home: Path, serve_http: Any) -> None:
+def test_a_dropped_tx_is_reported_with_its_reason_and_the_sdk_stops_waiting(node_home: Path) -> None:
     async def scenario() -> None:
-        async with serve_http(node_home) as (node, url):
+        async with running_node(node_home) as (node, url):
             n = next_nonce(node)
             raw = encode_tx(node.key, n, 1, node.spec.chain_id, Transfer(BOB, 5))
             tx = node.app.decode_tx(raw)

@@ -18,11 +18,12 @@ from bcai.encoding import encode
 from bcai.errors import InvalidManifest
 from bcai.node import init_home
 from bcai.node.config import P2PConfig
+from bcai.node.embedded import running_node
 from bcai.p2p import ContentExchange, Host, HostConfig, TcpTransport, store_object
 from bcai.sdk import Client
 from bcai.store import MemoryContentStore
 from bcai.vm.tensors import compute_tensors_hash, encode_tensors
-from test_jobs_relay import call, node_with_api
+from test_jobs_relay import call
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,7 +51,7 @@ def test_large_artifacts_upload_in_chunks_and_download_whole(tmp_path: Path) -> 
     document = encode({"note": "an ordinary dag-cbor document", "size": 3})
 
     async def scenario() -> None:
-        async with node_with_api(home) as (node, url):
+        async with running_node(home) as (node, url):
             client = Client(url, key=node.key)
             cid = await call(client.upload, large)
             manifest = Manifest.from_bytes(node.content.get(cid))
@@ -93,7 +94,7 @@ def test_a_node_fetches_every_piece_of_a_large_artifact_from_a_peer(tmp_path: Pa
     model = encode_tensors({"w": torch.arange(1_500_000, dtype=torch.float32)})  # ~6 MiB
 
     async def scenario() -> None:
-        async with node_with_api(home) as (node, url):
+        async with running_node(home) as (node, url):
             peer = Host(PrivateKey.from_label("artifact-peer"), TcpTransport(), HostConfig(network_id=CHAIN))
             await peer.start("127.0.0.1:0")
             served = ContentExchange(peer, MemoryContentStore())

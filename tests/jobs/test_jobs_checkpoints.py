@@ -13,6 +13,7 @@ import pytest
 from bcai.crypto import CODEC_DAG_CBOR, Address, Cid, PrivateKey
 from bcai.node import init_home
 from bcai.node.config import P2PConfig
+from bcai.node.embedded import running_node
 from bcai.sdk import Client
 from bcai.training.checkpoints import is_checkpoint_recorder, load_checkpoint
 from bcai.training.data import load_digits_splits
@@ -22,7 +23,7 @@ from bcai.vm.frontends.bml import from_bml
 from bcai.vm.interpreter import VM
 from bcai.vm.tensors import encode_tensors
 from test_jobs_competitive import enrol
-from test_jobs_relay import call, node_with_api
+from test_jobs_relay import call
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -53,7 +54,7 @@ def test_federated_job_commits_round_checkpoints_and_a_worker_resumes_from_them(
     reports: dict[str, list[RoundReport]] = {}
 
     async def scenario() -> dict[str, Any]:
-        async with node_with_api(home) as (node, url):
+        async with running_node(home) as (node, url):
             client = Client(url, key=node.key)
             workers, evaluator = await enrol(client, url, ["fl0", "fl1"], "checker")
             hub = MemoryJobChannel().as_factory()

@@ -16,11 +16,12 @@ from bcai.crypto import Address, PrivateKey
 from bcai.ledger import Capabilities
 from bcai.node import init_home
 from bcai.node.config import P2PConfig
+from bcai.node.embedded import running_node
 from bcai.sdk import Client
 from bcai.training.competitive import CompetitiveResult, compute_worker_choice
 from bcai.training.data import Dataset, load_digits_splits
 from bcai.training.jobflow import MemoryJobChannel, prepare_job, run_client, run_evaluator, run_worker
-from test_jobs_relay import call, commit, node_with_api
+from test_jobs_relay import call, commit
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -60,7 +61,7 @@ def test_competitive_job_pays_the_best_hyperparameters_worker(tmp_path: Path) ->
                       target_accuracy_bps=2_000, paradigm="competitive", search=SEARCH)
 
     async def scenario() -> dict[str, Any]:
-        async with node_with_api(home) as (node, url):
+        async with running_node(home) as (node, url):
             client = Client(url, key=node.key)
             workers, evaluator = await enrol(client, url, [f"competitor{i}" for i in range(3)], "judge")
             before = {str(c.key.address): await call(c.balance) for c in (*workers, evaluator)}

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_jobs_relay import node_with_api  # the in-process node with its API (same folder)
 
 from bcai.crypto import Address, PrivateKey
 from bcai.ledger import Capabilities
 from bcai.node import init_home
 from bcai.node.config import P2PConfig
+from bcai.node.embedded import running_node
 from bcai.sdk import Client
 from bcai.training.data import Dataset, load_digits_splits
 from bcai.training.dp_job import DataParallelJobResult
@@ -49,7 +49,7 @@ def test_data_parallel_job_completes_with_one_model_from_every_worker(tmp_path: 
     assert job.spec.paradigm == "data_parallel" and job.spec.checkpoint_every == 10
 
     async def scenario() -> tuple[Any, ...]:
-        async with node_with_api(tmp_path / "node") as (node, url):
+        async with running_node(tmp_path / "node") as (node, url):
             client = Client(url, key=node.key)
             workers = [Client(url, key=PrivateKey.from_label(f"dp-job-worker-{i}")) for i in range(3)]
             evaluator = Client(url, key=PrivateKey.from_label("dp-job-evaluator"))

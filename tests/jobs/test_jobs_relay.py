@@ -15,6 +15,7 @@ from bcai.errors import BcaiError, ClientError, InvalidJobMessage
 from bcai.ledger import Capabilities, PostJob
 from bcai.node import init_home
 from bcai.node.config import ApiConfig, P2PConfig
+from bcai.node.embedded import running_node
 from bcai.node.job_relay import MAX_JOBS, JobRelay
 from bcai.p2p import job_topic
 from bcai.p2p.host import GossipMessage
@@ -120,12 +121,12 @@ def assert_client_error(exc: BaseException, status: int, code: str) -> None:
     assert isinstance(exc, ClientError) and exc.http_status == status and exc.code == code, exc
 
 
-def test_job_messages_through_the_api_sdk_and_http_channel(tmp_path: Path, serve_http: Any) -> None:
+def test_job_messages_through_the_api_sdk_and_http_channel(tmp_path: Path) -> None:
     home = tmp_path / "node"
     init_home(home, "job-test", ("validator",), CHAIN, p2p=P2PConfig(port=0))
 
     async def scenario() -> None:
-        async with serve_http(home) as (node, url):
+        async with running_node(home) as (node, url):
             client = Client(url, key=node.key)  # the genesis-funded validator plays the job's client
             evaluator = Client(url, key=PrivateKey.from_label("evaluator"))
             worker = Client(url, key=PrivateKey.from_label("worker"))
