@@ -14,6 +14,7 @@ the chain and are then counted locally, so several transactions can be sent back
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ class Client:
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
         self._chain_id: str | None = None
         self._next_nonce: int | None = None
+        self._send_lock = threading.Lock()  # one tx at a time takes a nonce (jobs call from threads)
 
     def close(self) -> None:
         self._http.close()
@@ -225,10 +227,15 @@ class Client:
         return self._chain_id
 
     def send(self, body: TxBody, fee: int | None = None) -> str:
-        """Sign `body` with the next nonce, submit it, return the tx hash (hex)."""
+        """Sign `body` with the next nonce, submit it, return the tx hash (hex). Safe to call
+        from several threads: each tx takes the next nonce in turn."""
         key = self._require_key()
         if fee is None:
             fee = _field(_field(self.params(), "ledger", dict), "min_fee", int)
+        with self._send_lock:
+            return self._send_signed(key, fee, body)
+
+    def _send_signed(self, key: PrivateKey, fee: int, body: TxBody) -> str:
         if self._next_nonce is None:
             self._next_nonce = _field(self.account(key.address), "nonce", int)
         raw = encode_tx(key, self._next_nonce, fee, self.chain_id, body)
