@@ -258,6 +258,27 @@ def test_invalid_python_execute_hostile_code_fails_with_its_sandbox_kind():
         assert info.value.kind == kind
 
 
+def test_python_execute_gets_no_more_than_the_node_grants():
+    from bcai.errors import SandboxError, SandboxNetworkDenied
+    from bcai.sandbox.vm_bridge import SandboxPythonBridge
+
+    asks_network = PythonConstraints(allowed_imports=("socket",), network_access=True)
+    instr = isa.PythonExecute("outputs['y'] = inputs['x']", ("x",), (TensorSpec("y", (-1, 4)),), asks_network)
+    with pytest.raises(SandboxNetworkDenied, match="does not grant"):  # the default bridge grants no network
+        VM("cpu").run(feed_program([instr], [X], ["y"]), {"x": torch.ones(2, 4)})
+    # a program asking 64 GiB gets the node's ceiling: 64 MiB here, so a 200 MB buffer fails
+    greedy = PythonConstraints(max_memory_mb=65_536, allowed_imports=("numpy",))
+    code = "import numpy as np\nb = np.ones(200_000_000, dtype=np.uint8)\noutputs['y'] = inputs['x']"
+    instr = isa.PythonExecute(code, ("x",), (TensorSpec("y", (-1, 4)),), greedy)
+    with pytest.raises(SandboxError) as info:
+        VM("cpu", python_bridge=SandboxPythonBridge(max_memory_mb=64)).run(feed_program([instr], [X], ["y"]),
+                                                                           {"x": torch.ones(2, 4)})
+    assert info.value.kind == "memory_limit"
+    out, _ = VM("cpu", python_bridge=SandboxPythonBridge(max_memory_mb=1024)).run(
+        feed_program([instr], [X], ["y"]), {"x": torch.ones(2, 4)})
+    assert torch.equal(out["y"], torch.ones(2, 4))
+
+
 def test_python_execute_through_another_bridge():
     instr = isa.PythonExecute("y = x + 1", ("x",), (TensorSpec("y", (-1, 4)),))
     p = feed_program([instr], [X], ["y"])

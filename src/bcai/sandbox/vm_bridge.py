@@ -2,7 +2,11 @@
 `PythonBridge` on the sandboxed Python process (`bcai.sandbox.python`).
 
 The instruction's `PythonConstraints` (VM side, canonically encoded in the program) map
-one to one onto the sandbox's limits; the program's outputs come back as numpy arrays
+onto the sandbox's limits under this node's ceiling: a program is written by whoever
+posted it, so it gets the smaller of the memory and time it asks for and the bridge's
+`max_memory_mb` / `max_execution_time_ms`, and network access only where the node
+granted it (`allow_network`); a program that asks for the network on a node that does not
+grant it fails at once with `sandbox_network_denied`. The program's outputs come back as numpy arrays
 (never unpickled), and any sandbox failure is raised as its `SandboxError` leaf, so a
 hostile `PythonExecute` fails the VM run with a clear error kind.
 """
@@ -11,18 +15,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from bcai.errors import SandboxNetworkDenied
 from bcai.sandbox.python import PythonConstraints as SandboxConstraints
 from bcai.sandbox.python import PythonSandbox, run_python
 
 
 class SandboxPythonBridge:
-    def __init__(self, sandbox: PythonSandbox | None = None) -> None:
+    def __init__(self, sandbox: PythonSandbox | None = None, *, max_memory_mb: int = 4096,
+                 max_execution_time_ms: int = 600_000, allow_network: bool = False) -> None:
         self.sandbox = sandbox
+        self.max_memory_mb = max_memory_mb
+        self.max_execution_time_ms = max_execution_time_ms
+        self.allow_network = allow_network
 
     def execute(self, code: str, inputs: dict[str, Any], constraints: Any) -> dict[str, Any]:
+        if constraints.network_access and not self.allow_network:
+            raise SandboxNetworkDenied("the program asks for network access and this node does not grant it "
+                                       "(SandboxPythonBridge(allow_network=True))")
         limits = SandboxConstraints(
-            max_memory_mb=int(constraints.max_memory_mb),
-            max_execution_time_ms=int(constraints.max_execution_time_ms),
+            max_memory_mb=min(int(constraints.max_memory_mb), self.max_memory_mb),
+            max_execution_time_ms=min(int(constraints.max_execution_time_ms), self.max_execution_time_ms),
             allowed_imports=frozenset(constraints.allowed_imports),
             max_file_operations=int(constraints.max_file_operations),
             network_access=bool(constraints.network_access),
