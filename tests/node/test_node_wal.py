@@ -18,21 +18,23 @@ def votes() -> list:
     return [sign_vote(KEY, "c", PREVOTE, 5, 0, b"\x01" * 32), sign_vote(KEY, "c", PRECOMMIT, 5, 0, None)]
 
 
-def test_entries_survive_reopen(tmp_path: Path) -> None:
-    wal = ConsensusWal(tmp_path / "wal")
+def write_votes(path: Path) -> bytes:
+    """A WAL at `path` holding `votes()`, closed; its bytes."""
+    wal = ConsensusWal(path)
     for vote in votes():
         wal.append(vote)
     wal.close()
+    return path.read_bytes()
+
+
+def test_entries_survive_reopen(tmp_path: Path) -> None:
+    write_votes(tmp_path / "wal")
     assert ConsensusWal(tmp_path / "wal").load() == votes()
 
 
 def test_torn_tail_is_dropped_and_cut(tmp_path: Path) -> None:
     path = tmp_path / "wal"
-    wal = ConsensusWal(path)
-    for vote in votes():
-        wal.append(vote)
-    wal.close()
-    whole = path.read_bytes()
+    whole = write_votes(path)
     path.write_bytes(whole[:-3])  # the process died inside the second record
     wal = ConsensusWal(path)
     assert wal.load() == votes()[:1]
@@ -65,12 +67,7 @@ def test_invalid_record_bytes_raise(tmp_path: Path) -> None:
 
 def test_corrupt_record_with_records_after_it_refuses_to_load(tmp_path: Path) -> None:
     path = tmp_path / "wal"
-    wal = ConsensusWal(path)
-    for vote in votes():
-        wal.append(vote)
-    wal.close()
-    whole = path.read_bytes()
-    data = bytearray(whole)
+    data = bytearray(write_votes(path))
     data[10] ^= 0xFF  # inside the first record: the precommit after it may have been sent
     path.write_bytes(bytes(data))
     with pytest.raises(StoreCorrupted, match="checksum"):
