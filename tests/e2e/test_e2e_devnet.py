@@ -215,7 +215,15 @@ def test_a_devnet_that_does_not_start_leaves_nothing_running(tmp_path: Path, mon
 
     def no_commit(nodes: list[devnet.DevnetNode], height: int, timeout_s: float) -> None:
         raise DevnetStartFailed("not all nodes reached height 1 (forced)")
+    started: list[tuple[int, list[str]]] = []
+    real_start = devnet.start_node
+
+    def start_node(node_home: Path) -> tuple[int, list[str]]:
+        started.append(real_start(node_home))
+        return started[-1]
     monkeypatch.setattr(devnet, "wait_for_height", no_commit)
+    monkeypatch.setattr(devnet, "start_node", start_node)
     with pytest.raises(DevnetStartFailed):
         devnet.up(home, 2)
-    assert all(n.pid is None and not n.is_running() for n in devnet.load_devnet(home))
+    assert len(started) == 2 and all(n.pid is None for n in devnet.load_devnet(home))
+    wait_until(lambda: not any(is_ours(pid, command) for pid, command in started), 30, "the started nodes to exit")
