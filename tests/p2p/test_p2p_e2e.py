@@ -18,6 +18,7 @@ from p2p_netkit import eventually, run
 
 from bcai.crypto import PrivateKey
 from bcai.p2p import Host, NodeId, TcpTransport, perform_handshake
+from bcai.p2p.secure import MAGIC
 from bcai.p2p.wire import Publish, encode_message
 
 pytestmark = pytest.mark.e2e
@@ -90,7 +91,7 @@ def test_hostile_peer_is_cut_off_and_node_keeps_working(procs) -> None:
         with socket.create_connection((host, int(port))) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\n\r\n" + b"\x00" * 40)
             sock.settimeout(5)
-            assert sock.recv(100).startswith(b"BCAIP2P1")
+            assert sock.recv(100).startswith(MAGIC)
             assert sock.recv(100) == b""  # closed on us
         me = Host(PrivateKey.from_label("e2e-observer"), TcpTransport())
         await me.start()

@@ -42,6 +42,22 @@ async def _pair(net: Net, network_a: str = "bcai", network_b: str = "bcai", expe
     return results, key_a, key_b
 
 
+async def _listen_and_dial(net: Net):
+    """A listener running the handshake (its outcome in the returned future) and a raw
+    stream dialed to it, for tests that speak the protocol by hand."""
+    accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    async def on_stream(stream):
+        try:
+            accepted.set_result(await perform_handshake(stream, PrivateKey.from_label("l"), "bcai", timeout=3))
+        except Exception as exc:  # handed to the test
+            accepted.set_exception(exc)
+
+    transport = net.transport()
+    address = await transport.listen("127.0.0.1:0", on_stream)
+    return accepted, transport, await net.transport().dial(address)
+
+
 @pytest.mark.parametrize("kind", TRANSPORTS)
 def test_handshake_authenticates_both_sides_and_carries_frames(kind: str) -> None:
     async def main() -> None:
@@ -215,20 +231,69 @@ def test_invalid_oversized_handshake_proof_is_refused_before_reading_it(kind: st
     and on TCP allocate, up to 16 MiB per half-open connection)."""
     async def main() -> None:
         net = Net(kind)
-        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
-
-        async def on_stream(stream):
-            try:
-                accepted.set_result(await perform_handshake(stream, PrivateKey.from_label("l"), "bcai", timeout=3))
-            except Exception as exc:  # handed to the test
-                accepted.set_exception(exc)
-
-        transport = net.transport()
-        address = await transport.listen("127.0.0.1:0", on_stream)
-        stream = await net.transport().dial(address)
+        accepted, transport, stream = await _listen_and_dial(net)
         await stream.write(MAGIC + sodium.crypto_scalarmult_base(os.urandom(32)))
         await stream.write(struct.pack(">I", 16 * 1024 * 1024))
         with pytest.raises(HandshakeFailed, match="bad handshake proof"):
+            await asyncio.wait_for(accepted, 2.0)
+        stream.close()
+        await transport.close()
+
+    run(main)
+
+
+def test_frames_are_standard_aes_256_gcm_under_the_session_key() -> None:
+    """The wire format is the RFC 5116 AEAD: anyone holding the direction's key opens a
+    frame with a stock AES-256-GCM (nonce: 4 zero bytes + the 64-bit little-endian
+    counter; associated data: the 4-byte length prefix)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from bcai.p2p.secure import SecureChannel, seal_frame
+
+    send_key, recv_key = os.urandom(32), os.urandom(32)
+    channel = SecureChannel(None, send_key, recv_key, PrivateKey.from_label("x").public_key)  # type: ignore[arg-type]
+    for counter, message in enumerate([b"first", b"second" * 100_000]):
+        wire = b"".join(seal_frame(channel, message))
+        nonce = bytes(4) + counter.to_bytes(8, "little")
+        assert AESGCM(send_key).decrypt(nonce, wire[4:], wire[:4]) == message
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_each_direction_rekeys_after_its_byte_limit_in_step(kind: str) -> None:
+    """Both ends count plaintext bytes and switch keys after the same frame: traffic keeps
+    flowing across many key changes, and the keys really change (an end that did not
+    switch can no longer open the frames)."""
+    async def main() -> None:
+        (ours, theirs), _, _ = await _pair(Net(kind))
+        ours._send.rekey_bytes = theirs._recv.rekey_bytes = 1000
+        first_key = ours._send.key
+        messages = [os.urandom(size) for size in (10, 999, 1, 5000, 0, 700, 300, 1)]
+        for message in messages:
+            await ours.send(message)
+            assert bytes(await theirs.recv()) == message
+        assert ours._send.rekeys == theirs._recv.rekeys == 3  # after 1,009, 5,001 and 1,000 bytes
+        assert ours._send.key == theirs._recv.key != first_key
+        assert theirs._send.rekeys == ours._recv.rekeys == 0  # the other direction moved nothing
+        # a receiver that does not switch in step fails the frame after the switch
+        theirs._recv.rekey_bytes = 10**9
+        await ours.send(b"a" * 1000)
+        assert await theirs.recv() == b"a" * 1000
+        await ours.send(b"under the next key")
+        with pytest.raises(FrameAuthenticationFailed):
+            await theirs.recv()
+        ours.close(), theirs.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("kind", TRANSPORTS)
+def test_invalid_older_protocol_version_is_refused_by_name(kind: str) -> None:
+    """A node still speaking protocol 1 (ChaCha20-Poly1305) is told which versions meet."""
+    async def main() -> None:
+        net = Net(kind)
+        accepted, transport, stream = await _listen_and_dial(net)
+        await stream.write(b"BCAIP2P1" + sodium.crypto_scalarmult_base(os.urandom(32)))
+        with pytest.raises(HandshakeFailed, match="protocol version b'1', this node version b'2'"):
             await asyncio.wait_for(accepted, 2.0)
         stream.close()
         await transport.close()

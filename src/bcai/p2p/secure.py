@@ -4,7 +4,7 @@ A station-to-station handshake, as CometBFT's SecretConnection, over any `ByteSt
 
 1. both sides send `MAGIC` + an ephemeral X25519 public key (40 bytes in the clear);
 2. both compute the X25519 shared secret and, with HKDF-SHA256 salted by the transcript
-   (the two ephemeral keys, sorted), derive one ChaCha20-Poly1305 key per direction and a
+   (the two ephemeral keys, sorted), derive one AES-256-GCM key per direction and a
    32-byte challenge;
 3. each side sends, as its first encrypted frame, its ed25519 public key and a signature
    of the challenge (domain `"p2p-handshake"`, the network id as chain id).
@@ -20,6 +20,16 @@ checked against the hard maximum *before* anything is read or allocated. Nonces 
 per-direction 64-bit counter that both sides keep implicitly: a replayed, dropped,
 reordered or altered frame fails authentication and the connection is killed. Nothing
 here is ever sent or accepted in plaintext after the 40-byte hello.
+
+The AEAD is AES-256-GCM (OpenSSL's, through `cryptography`; RFC 5116 with 96-bit nonces, as
+TLS 1.3 uses it): with the AES and carry-less multiply instructions of every x86-64 and
+ARMv8 server it costs 0.11-0.12 ms per MiB here against 0.29-0.38 for ChaCha20-Poly1305,
+and large transfers are bound by it. GCM's confidentiality bound degrades with the bytes
+sealed under one key (TLS 1.3 caps a key at 2^24.5 full records, about 2^38.5 bytes), so
+each direction moves to a new key after `REKEY_BYTES` of plaintext: both ends count the
+frames' lengths, so they switch after the same frame with nothing on the wire; the new key
+is HKDF of the old one, which is then forgotten (a later leak of the key does not expose
+earlier traffic of that connection).
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from collections.abc import Awaitable, Callable
 import nacl.bindings as sodium
 import nacl.exceptions
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bcai.crypto import Address, PrivateKey, PublicKey
 from bcai.errors import (
@@ -48,7 +58,7 @@ from bcai.errors import (
 from bcai.p2p.records import NodeId
 from bcai.p2p.transport import ByteStream
 
-MAGIC = b"BCAIP2P1"
+MAGIC = b"BCAIP2P2"  # protocol version 2: AES-256-GCM with rekeying (1 was ChaCha20-Poly1305)
 HANDSHAKE_DOMAIN = "p2p-handshake"
 MAX_FRAME = 16 * 1024 * 1024  # plaintext bytes per frame, hard limit
 TAG_SIZE = 16
@@ -57,6 +67,7 @@ _HELLO_SIZE = len(MAGIC) + 32
 _AUTH_SIZE = 32 + 64
 _LENGTH = struct.Struct(">I")
 _NONCE_LIMIT = 2**64 - 1
+REKEY_BYTES = 2**36  # plaintext bytes per direction under one key (64 GiB; TLS 1.3 allows ~2^38.5)
 
 
 def compute_hkdf(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
@@ -73,7 +84,7 @@ def compute_hkdf(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
 def compute_session_keys(our_ephemeral: bytes, their_ephemeral: bytes, shared: bytes) -> tuple[bytes, bytes, bytes]:
     """(send key, receive key, challenge) for the side that owns `our_ephemeral`."""
     low, high = sorted((our_ephemeral, their_ephemeral))
-    transcript = hashlib.sha256(b"bcai/p2p/sts/v1" + low + high).digest()
+    transcript = hashlib.sha256(b"bcai/p2p/sts/v2" + low + high).digest()
     material = compute_hkdf(shared, transcript, b"bcai/p2p/session-keys", 96)
     low_key, high_key, challenge = material[:32], material[32:64], material[64:]
     if our_ephemeral == low:
@@ -83,6 +94,31 @@ def compute_session_keys(our_ephemeral: bytes, their_ephemeral: bytes, shared: b
 
 def _nonce(counter: int) -> bytes:
     return b"\x00\x00\x00\x00" + counter.to_bytes(8, "little")
+
+
+def next_key(key: bytes) -> bytes:
+    """The key that follows `key` in one direction once it has sealed `REKEY_BYTES`."""
+    return compute_hkdf(key, b"", b"bcai/p2p/rekey", 32)
+
+
+class _DirectionKey:
+    """One direction's AEAD: the current key, its cipher and the bytes it has sealed."""
+
+    def __init__(self, key: bytes, rekey_bytes: int) -> None:
+        self.key = key
+        self.cipher = AESGCM(key)
+        self.sealed = 0
+        self.rekey_bytes = rekey_bytes
+        self.rekeys = 0
+
+    def count(self, size: int) -> None:
+        """Account one frame of `size` plaintext bytes; switch keys past the limit."""
+        self.sealed += size
+        if self.sealed >= self.rekey_bytes:
+            self.key = next_key(self.key)
+            self.cipher = AESGCM(self.key)
+            self.sealed = 0
+            self.rekeys += 1
 
 
 class SecureChannel:
@@ -99,12 +135,12 @@ class SecureChannel:
         recv_key: bytes,
         remote_key: PublicKey,
         max_frame: int = MAX_FRAME,
+        rekey_bytes: int = REKEY_BYTES,
     ) -> None:
         self.stream = stream
-        # RFC 8439 ChaCha20-Poly1305 (OpenSSL's, through `cryptography`: 2-3x faster per MiB
-        # than libsodium's portable build here, same bytes on the wire; releases the GIL)
-        self._send_cipher = ChaCha20Poly1305(send_key)
-        self._recv_cipher = ChaCha20Poly1305(recv_key)
+        # AES-256-GCM through OpenSSL: hardware AES, and it releases the GIL
+        self._send = _DirectionKey(send_key, rekey_bytes)
+        self._recv = _DirectionKey(recv_key, rekey_bytes)
         self._send_nonce = 0
         self._recv_nonce = 0
         self.remote_key = remote_key
@@ -162,13 +198,14 @@ def seal_frame(channel: SecureChannel, head: bytes, body: bytes = b"") -> tuple[
     header = _LENGTH.pack(size + TAG_SIZE)
     nonce = _nonce(channel._send_nonce)
     if size >= OFFLOAD_BYTES:
-        parts: tuple[bytes | bytearray, ...] = (header, channel._send_cipher.encrypt(nonce, plaintext, header))
+        parts: tuple[bytes | bytearray, ...] = (header, channel._send.cipher.encrypt(nonce, plaintext, header))
     else:
         frame = bytearray(4 + size + TAG_SIZE)
         frame[:4] = header
-        channel._send_cipher.encrypt_into(nonce, plaintext, header, memoryview(frame)[4:])
+        channel._send.cipher.encrypt_into(nonce, plaintext, header, memoryview(frame)[4:])
         parts = (frame,)
     channel._send_nonce += 1
+    channel._send.count(size)
     return parts
 
 
@@ -178,12 +215,13 @@ def open_frame(channel: SecureChannel, header: bytes | bytearray, ciphertext: by
     if channel._recv_nonce >= _NONCE_LIMIT:
         raise ConnectionClosed("receive nonce space exhausted")
     try:  # `decrypt` fills a new bytes object: no zero-filled buffer first
-        plaintext = channel._recv_cipher.decrypt(_nonce(channel._recv_nonce), ciphertext, bytes(header))
+        plaintext = channel._recv.cipher.decrypt(_nonce(channel._recv_nonce), ciphertext, bytes(header))
     except InvalidTag:
         raise FrameAuthenticationFailed(
             f"frame {channel._recv_nonce} from {channel.remote_id!r} failed authentication"
         ) from None
     channel._recv_nonce += 1
+    channel._recv.count(len(plaintext))
     return memoryview(plaintext)
 
 
@@ -221,6 +259,11 @@ async def _handshake(
     hello = bytes(await stream.read_exactly(_HELLO_SIZE))
     # Anything that does not open with our magic (plaintext, another protocol) is refused.
     if hello[: len(MAGIC)] != MAGIC:
+        if hello[: len(MAGIC) - 1] == MAGIC[:-1]:
+            raise HandshakeFailed(
+                f"{stream.remote_address} speaks bcai p2p protocol version {hello[len(MAGIC) - 1:len(MAGIC)]!r},"
+                f" this node version {MAGIC[-1:]!r}: upgrade the older node"
+            )
         raise HandshakeFailed(f"{stream.remote_address} does not speak the bcai p2p protocol")
     their_ephemeral = hello[len(MAGIC):]
     # A reflected hello would make both directions share one key.
