@@ -42,7 +42,20 @@ def start_node(home: Path) -> tuple[int, list[str]]:
     with open(logs / "stdout.log", "ab") as out:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=home)
+    _wait_for_exec(proc, command)
     return proc.pid, command
+
+
+def _wait_for_exec(proc: subprocess.Popen[bytes], command: list[str], timeout_s: float = 10.0) -> None:
+    """Return once the child shows `command` as its command line (or has exited).
+
+    `Popen` returns as soon as the kernel has replaced the child's memory, a moment before
+    it writes the new program's arguments there: in between, /proc/PID/cmdline reads empty.
+    A `stop` in that window took the node for someone else's process and left it running
+    (a devnet `up` that failed at once, on a loaded machine)."""
+    deadline = time.monotonic() + timeout_s
+    while read_cmdline(proc.pid) != command and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def read_cmdline(pid: int) -> list[str] | None:
