@@ -211,6 +211,9 @@ class NodeReads:
     def has_artifact(self, cid: Cid) -> bool:
         return self.content.has(cid)
 
+    def get_renewal_cost(self, cid: Cid) -> int:
+        return self._get_uploads().renewal_cost(str(cid))
+
     def renew_artifact(self, cid: Cid) -> bool:
         if not self.content.has(cid):
             return False

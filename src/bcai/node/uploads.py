@@ -7,10 +7,16 @@ are past their grace (`upload_evict_after_s` since last uploaded) and not pinned
 job still needs, `find_pinned_artifacts`); when that cannot free enough, nothing is evicted
 and the upload is refused with `StorageFull`. Objects the node holds for other reasons
 (fetched from peers, its own models) are not the ledger's and are never evicted by it.
+
+Uploading a held object again restarts its grace, but not for free: it costs the client's
+allowance the object's size times the part of the grace that had run (`renewal_cost`), so
+keeping bytes from eviction costs what uploading as many new bytes would, and a client
+re-sending its uploads every grace period pays for them every time.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from pathlib import Path
@@ -46,8 +52,22 @@ class UploadLedger:
             if not has(Cid.parse(cid)):
                 self.forget(cid)
 
+    def renewal_cost(self, cid: str) -> int:
+        """What uploading `cid` again costs its client's allowance: 0 for an object that is
+        not an upload, else its size times the part of its grace that has run since it was
+        last uploaded (a retry right after an upload costs next to nothing, a re-upload once
+        the grace is over its whole size: the protection it buys)."""
+        row = self.db.execute("SELECT size, at FROM uploads WHERE cid = ?", (cid,)).fetchone()
+        if row is None:
+            return 0
+        size, at = int(row[0]), float(row[1])
+        if self.evict_after_s <= 0:
+            return size
+        return math.ceil(size * min(1.0, max(0.0, (self.clock() - at) / self.evict_after_s)))
+
     def renew(self, cid: str) -> None:
-        """An upload of an object already stored: free, and its grace starts again."""
+        """An upload of an object already stored (charged by `renewal_cost`): its grace
+        starts again."""
         self.db.execute("UPDATE uploads SET at = ? WHERE cid = ?", (self.clock(), cid))
 
     def admit(self, cid: str, size: int, pinned: Callable[[], set[str]], evict: Callable[[str], None]) -> list[str]:
