@@ -27,7 +27,7 @@ from bcai.node.uploads import UploadLedger
 from bcai.store import MemoryContentStore
 from bcai.training.spec import JobSpec
 
-from api_support import serving
+from api_support import connected_peer, serving
 
 CLIENT = PrivateKey.from_label("quota-client")
 
@@ -267,3 +267,34 @@ def test_a_node_keeps_its_upload_ledger_next_to_its_content(node_home: Path) -> 
             assert (node_home / "data" / "uploads.db").is_file()
     asyncio.run(scenario())
 
+
+def test_content_fetched_from_peers_is_kept_within_the_quota(node_home: Path) -> None:
+    # GET /artifacts of content only a peer holds used to store it outside any bound: clients
+    # asking for large peer content (a job's huge dataset) could fill the node's disk
+    async def scenario() -> None:
+        peer_blobs = [blob(tag) for tag in (1, 2, 3, 4)]
+        async with serving(node_home, ApiConfig(rate_limit_per_s=10_000)) as (node, client):
+            async with connected_peer(node, tuple(peer_blobs)):
+                uploads = node._get_uploads()
+                uploads.quota_bytes = 2500
+
+                async def fetch(data: bytes) -> None:
+                    answer = await client.get(f"/artifacts/{Cid.of(data)}")
+                    assert answer.status_code == 200 and answer.content == data
+
+                def kept() -> list[bool]:
+                    return [node.content.has(Cid.of(data)) for data in peer_blobs]
+
+                await fetch(peer_blobs[0])
+                await fetch(peer_blobs[1])
+                assert kept() == [True, True, False, False] and uploads.total == 2000
+                await fetch(peer_blobs[2])  # a cache: the oldest fetch makes room
+                assert kept() == [False, True, True, False] and uploads.total == 2000
+                mine = blob(7, 2000)
+                stored = await client.post("/artifacts", content=mine)
+                assert stored.status_code == 201  # an upload evicts fetched content, never the reverse
+                assert kept() == [False, False, False, False] and uploads.total == 2000
+                await fetch(peer_blobs[3])  # no room but an upload in its grace: served, not kept
+                assert kept() == [False, False, False, False] and node.content.has(Cid.of(mine))
+                assert uploads.total == 2000
+    asyncio.run(scenario())
