@@ -11,8 +11,11 @@ from typing import AsyncIterator
 import httpx
 
 from bcai.api import create_app
+from bcai.crypto import PrivateKey
 from bcai.node import Node
 from bcai.node.config import ApiConfig
+from bcai.p2p import ContentExchange, Host, HostConfig, TcpTransport
+from bcai.store import MemoryContentStore
 
 
 @contextlib.asynccontextmanager
@@ -34,3 +37,20 @@ async def wait_for_height(node: Node, height: int, timeout_s: float = 30.0) -> N
     while node.app.state.height < height:
         assert loop.time() < deadline, f"node stuck at height {node.app.state.height}"
         await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def connected_peer(node: Node, holding: tuple[bytes, ...] = ()) -> AsyncIterator[Host]:
+    """A peer connected to `node` that serves `holding` (and nothing else) by CID."""
+    peer = Host(PrivateKey.from_label("artifact-peer"), TcpTransport(), HostConfig(network_id="bcai-apitest"))
+    await peer.start("127.0.0.1:0")
+    served = ContentExchange(peer, MemoryContentStore())
+    for data in holding:
+        served.store.put(data)
+    try:
+        await peer.connect(node.host.address, node.host.node_id)
+        while not node.host.peers:
+            await asyncio.sleep(0.01)
+        yield peer
+    finally:
+        await peer.stop()

@@ -9,27 +9,18 @@ import os
 import time
 from pathlib import Path
 
-from bcai.crypto import Cid, PrivateKey
+from bcai.crypto import Cid
 from bcai.node.config import ApiConfig
 from bcai.node.service import ARTIFACT_ASKS_BURST, ARTIFACT_ASKS_PER_S
-from bcai.p2p import ContentExchange, Host, HostConfig, TcpTransport
-from bcai.store import MemoryContentStore
 
-from api_support import serving
+from api_support import connected_peer, serving
 
 
 def test_invalid_flood_of_unknown_cids_does_not_get_the_node_banned_by_its_peers(node_home: Path) -> None:
     async def scenario() -> None:
+        known = b"an artifact only the peer holds"
         async with serving(node_home, ApiConfig(rate_limit_per_s=100_000)) as (node, client):
-            peer = Host(PrivateKey.from_label("artifact-peer"), TcpTransport(), HostConfig(network_id="bcai-apitest"))
-            await peer.start("127.0.0.1:0")
-            served = ContentExchange(peer, MemoryContentStore())
-            known = b"an artifact only the peer holds"
-            served.store.put(known)
-            try:
-                await peer.connect(node.host.address, node.host.node_id)
-                while not node.host.peers:
-                    await asyncio.sleep(0.01)
+            async with connected_peer(node, (known,)) as peer:
                 started = time.monotonic()
                 answers = await asyncio.gather(*(client.get(f"/artifacts/{Cid.of(os.urandom(8))}")
                                                  for _ in range(250)))
@@ -46,6 +37,4 @@ def test_invalid_flood_of_unknown_cids_does_not_get_the_node_banned_by_its_peers
                         break
                     await asyncio.sleep(0.25)
                 assert answer.content == known
-            finally:
-                await peer.stop()
     asyncio.run(scenario())

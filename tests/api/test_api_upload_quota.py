@@ -1,7 +1,7 @@
 """The quota on content uploaded through `POST /artifacts`: a per-client allowance per window
 (429 `upload_quota` with Retry-After), a node-wide quota whose oldest unpinned uploads past
-their grace are evicted for room (else 507 `storage_full`, nothing evicted), no charge for
-an object already held, and what jobs still need (a live job's spec, its datasets and their
+their grace are evicted for room (else 507 `storage_full`, nothing evicted), an object
+already held stored once (a re-upload renews its grace for part of the allowance), and what jobs still need (a live job's spec, its datasets and their
 chunks; a completed job's models) never evicted.
 
 The API runs over the real `NodeReads` upload path with an in-memory content store and a
@@ -27,7 +27,7 @@ from bcai.node.uploads import UploadLedger
 from bcai.store import MemoryContentStore
 from bcai.training.spec import JobSpec
 
-from api_support import serving
+from api_support import connected_peer, serving
 
 CLIENT = PrivateKey.from_label("quota-client")
 
@@ -105,18 +105,18 @@ def test_an_upload_larger_than_the_quota_evicts_nothing() -> None:
     assert upload(_, blob(3))[0] == 507  # quota 0: the node takes no uploads
 
 
-def test_already_stored_objects_are_not_charged_again_and_their_grace_restarts() -> None:
+def test_already_stored_objects_are_stored_once_and_a_reupload_restarts_their_grace() -> None:
     reads, api = start(quota=1500, client_bytes=1500, evict_after_s=60)
     data = blob(1)
     assert upload(api, data) == (201, str(Cid.of(data)))
-    for _ in range(3):  # again and again: nothing charged to the client nor to the node
+    for _ in range(3):  # again at once (a retry): nothing more stored, and no grace to buy back
         assert upload(api, data)[0] == 201
         assert upload(api, data, Cid.of(data))[0] == 201
     assert reads._get_uploads().total == 1000
     held = blob(9, 5000)  # held already for another reason (fetched from a peer): free, and never ours to evict
     reads.content.put(held)
     assert upload(api, held)[0] == 201 and reads._get_uploads().total == 1000
-    reads.clock.now += 100
+    reads.clock.now += 30
 
     def uploaded_at() -> float:
         return reads._get_uploads().db.execute("SELECT at FROM uploads WHERE cid = ?", (str(Cid.of(data)),)).fetchone()[0]
@@ -125,10 +125,39 @@ def test_already_stored_objects_are_not_charged_again_and_their_grace_restarts()
     wrong = api.post(f"/artifacts/{Cid.of(data)}", content=b"not its bytes")
     assert wrong.status_code == 400 and uploaded_at() == before  # naming a held CID without its bytes renews nothing
     assert upload(api, data)[0] == 201 and uploaded_at() == reads.clock.now  # re-uploaded: its grace starts again
-    assert upload(api, blob(2)) == (429, "upload_quota")  # the client's allowance: 1000 of 1500 used
+    assert upload(api, blob(2)) == (429, "upload_quota")  # the allowance: 1000 + 500 (half a grace renewed) of 1500
     api_b = TestClient(api.app, base_url="http://node", client=("10.0.0.2", 1))
     assert upload(api, blob(2), client=api_b) == (507, "storage_full")  # blob 1 is within its renewed grace
     assert reads.content.has(Cid.of(data)) and reads.content.has(Cid.of(held))
+
+
+def test_resending_uploads_every_grace_period_costs_the_allowance_so_they_are_not_kept_forever() -> None:
+    # re-uploading used to be free and restart the grace: a client re-sending its uploads
+    # every `upload_evict_after_s` kept them from eviction for ever, at no cost
+    reads, api = start(quota=2000, client_bytes=2000, window_s=3600, evict_after_s=60)
+    data = blob(1, 1500)
+    assert upload(api, data)[0] == 201
+    reads.clock.now += 61  # the grace is over: renewing it costs what a new upload of it would
+    response = api.post("/artifacts", content=data)
+    assert response.status_code == 429 and response.json()["error"]["code"] == "upload_quota"
+    assert "1500 more bytes" in response.json()["error"]["message"]
+    other = TestClient(api.app, base_url="http://node", client=("10.0.0.2", 1))
+    assert upload(api, blob(2, 1000), client=other)[0] == 201  # so another client's upload may evict it
+    assert not reads.content.has(Cid.of(data))
+
+
+def test_renewal_cost_is_the_part_of_the_grace_bought_back() -> None:
+    ledger = UploadLedger(":memory:", quota_bytes=10_000, evict_after_s=100, clock=Clock())
+    ledger.admit("a", 1000, set, lambda cid: None)
+    assert ledger.renewal_cost("a") == 0 and ledger.renewal_cost("not-an-upload") == 0
+    ledger.clock.now += 25  # type: ignore[attr-defined]
+    assert ledger.renewal_cost("a") == 250
+    ledger.clock.now += 1000  # type: ignore[attr-defined]
+    assert ledger.renewal_cost("a") == 1000  # never more than its size
+    ledger.renew("a")
+    assert ledger.renewal_cost("a") == 0
+    ledger.evict_after_s = 0  # no grace at all: every renewal costs the whole size
+    assert ledger.renewal_cost("a") == 1000
 
 
 def test_client_allowance_per_window_is_429_with_retry_after() -> None:
@@ -236,4 +265,36 @@ def test_a_node_keeps_its_upload_ledger_next_to_its_content(node_home: Path) -> 
             assert (await client.post("/artifacts", content=data)).status_code == 201
             assert str(Cid.of(data)) in node._get_uploads() and node._get_uploads().total == len(data)
             assert (node_home / "data" / "uploads.db").is_file()
+    asyncio.run(scenario())
+
+
+def test_content_fetched_from_peers_is_kept_within_the_quota(node_home: Path) -> None:
+    # GET /artifacts of content only a peer holds used to store it outside any bound: clients
+    # asking for large peer content (a job's huge dataset) could fill the node's disk
+    async def scenario() -> None:
+        peer_blobs = [blob(tag) for tag in (1, 2, 3, 4)]
+        async with serving(node_home, ApiConfig(rate_limit_per_s=10_000)) as (node, client):
+            async with connected_peer(node, tuple(peer_blobs)):
+                uploads = node._get_uploads()
+                uploads.quota_bytes = 2500
+
+                async def fetch(data: bytes) -> None:
+                    answer = await client.get(f"/artifacts/{Cid.of(data)}")
+                    assert answer.status_code == 200 and answer.content == data
+
+                def kept() -> list[bool]:
+                    return [node.content.has(Cid.of(data)) for data in peer_blobs]
+
+                await fetch(peer_blobs[0])
+                await fetch(peer_blobs[1])
+                assert kept() == [True, True, False, False] and uploads.total == 2000
+                await fetch(peer_blobs[2])  # a cache: the oldest fetch makes room
+                assert kept() == [False, True, True, False] and uploads.total == 2000
+                mine = blob(7, 2000)
+                stored = await client.post("/artifacts", content=mine)
+                assert stored.status_code == 201  # an upload evicts fetched content, never the reverse
+                assert kept() == [False, False, False, False] and uploads.total == 2000
+                await fetch(peer_blobs[3])  # no room but an upload in its grace: served, not kept
+                assert kept() == [False, False, False, False] and node.content.has(Cid.of(mine))
+                assert uploads.total == 2000
     asyncio.run(scenario())

@@ -10,10 +10,12 @@ import pytest
 from consensus_support import CHAIN, KEYS, PRECOMMIT, PREVOTE, Harness
 
 from bcai.consensus import (
+    ChainTip,
     CommitCertificate,
     DuplicateVoteEvidence,
     Validator,
     ValidatorSet,
+    compute_expected_target,
     compute_next_target,
     decode_message,
     encode_message,
@@ -156,6 +158,19 @@ def test_quorum_thresholds() -> None:
 )
 def test_difficulty_moves_at_most_five_percent(interval: int, expected: int) -> None:
     assert compute_next_target(1_000_000, interval, 5000) == expected
+
+
+@pytest.mark.parametrize("genesis_gap_ms", [10**8, 1, -5000])  # started a day late, at once, before genesis time
+def test_first_adjustment_ignores_the_genesis_gap(genesis_gap_ms: int) -> None:
+    # block 2's target used to react to block 1's interval, the gap since the genesis time:
+    # a chain started a day after its genesis began 5% easier, one started early 5% harder
+    from consensus_support import make_params
+
+    params = make_params(genesis_target=2**40, target_block_ms=5000)
+    after_block_1 = ChainTip(1, b"\x01" * 32, genesis_gap_ms, 2**40, genesis_gap_ms, (), None)
+    assert compute_expected_target(params, after_block_1) == 2**40
+    after_block_2 = dataclasses.replace(after_block_1, height=2, interval_ms=10_000)  # block 2 took twice too long
+    assert compute_expected_target(params, after_block_2) == 2**40 * 105 // 100
 
 
 def test_invalid_difficulty_parameters() -> None:

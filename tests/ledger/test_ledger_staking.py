@@ -358,3 +358,64 @@ def test_invalid_equivocation_older_than_the_unbonding_period():
     evidence = Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x11" * 32)
     err = chain.reject_block(chain.make_block(misbehaviour=(evidence,)))
     assert "too old" in str(err)
+
+
+def _evidence_records(chain):
+    return chain.state.kv.keys_in_table(b"evid/")
+
+
+def test_punished_offences_are_forgotten_once_they_leave_the_evidence_window():
+    # the `evid/` records used to stay for ever: one per offence, the whole chain's history
+    from ledger_support import Chain
+    from bcai.ledger import Params
+    from bcai.ledger.slashing import get_evidence_floor, get_evidence_max_age
+
+    window = 10
+    chain = Chain(Params(evidence_max_age=window, unbonding_period=2 * window))
+    chain.block()  # height 1: val2 double-signs here
+    evidence = Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x11" * 32)
+    chain.block(misbehaviour=(evidence,))  # height 2
+    assert get_evidence_height(chain.state, evidence) == 2 and len(_evidence_records(chain)) == 1
+    chain.advance(window - 1, signers=("val1",))  # height 1 + window: block 2 + window may not name it
+    assert chain.state.height == 1 + window and get_evidence_max_age(chain.state) == window
+    assert _evidence_records(chain) == [] and get_evidence_height(chain.state, evidence) is None
+    assert get_evidence_floor(chain.state) == 2
+    err = chain.reject_block(chain.make_block(misbehaviour=(evidence,), signers=("val1",)))
+    assert "too old" in str(err)
+
+
+def test_a_longer_window_does_not_reopen_pruned_offences():
+    # governance may lengthen `evidence_max_age`; the pruned offence must not be punished again
+    from ledger_support import Chain
+    from bcai.ledger import Params, compute_params_with
+    from bcai.ledger.slashing import get_evidence_max_age
+
+    window = 10
+    chain = Chain(Params(evidence_max_age=window, unbonding_period=10 * window))
+    chain.block()
+    chain.block(misbehaviour=(Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x11" * 32),))
+    chain.advance(window + 3, signers=("val1",))
+    assert _evidence_records(chain) == []
+    bonded = chain.state.get_validator(chain.addr("val2")).bonded
+    chain.state.set_params(compute_params_with(chain.state.params, {"evidence_max_age": 5 * window}))
+    # the window now reaches height 1 again, the floor (2, where the record was pruned) does
+    # not: the engine (which asks get_evidence_max_age) and the ledger agree
+    assert get_evidence_max_age(chain.state) == chain.state.height + 1 - 2 < 5 * window
+    again = Misbehaviour(chain.addr("val2"), 1, "equivocation", b"\x22" * 32)
+    err = chain.reject_block(chain.make_block(misbehaviour=(again,), signers=("val1",)))
+    assert "too old" in str(err) and "pruned" in str(err)
+    assert chain.state.get_validator(chain.addr("val2")).bonded == bonded
+
+
+def test_validator_set_history_is_pruned_when_the_sets_stop_changing():
+    # sets were pruned only when a new one was recorded: a chain whose set stopped changing
+    # kept every set of the last window of changes for ever
+    window = 10
+    chain, step = _chain_whose_set_changes_every_block(window)
+    for _ in range(5):
+        step()
+    assert len(cbor2.loads(chain.state.kv.get(b"meta/vset_index"))) >= 5
+    chain.advance(window + 3)  # no change any more
+    index = cbor2.loads(chain.state.kv.get(b"meta/vset_index"))
+    assert len(index) == 1 and len(chain.state.kv.keys_in_table(b"vset/")) == 1
+    assert len(get_validator_set(chain.state, chain.state.height - window + 1)) == 3

@@ -210,6 +210,25 @@ def test_a_fetch_faster_than_the_message_rate_limit_is_not_punished() -> None:
     run(main)
 
 
+def test_invalid_object_larger_than_the_fetcher_takes_fetches_no_chunk() -> None:
+    # a manifest names its size: one past the bound is refused before any chunk is stored,
+    # so content a job names cannot make a node fill its disk
+    async def main() -> None:
+        net = Net("memory")
+        data = os.urandom(3 * CHUNK)
+        hosts, _, _, mine, object_id = await _providers(net, 1, data)
+        provider = hosts[0].node_id
+        mine.max_object_bytes = len(data) - 1
+        with pytest.raises(InvalidManifest, match="more than this node fetches"):
+            await mine.fetch(object_id, [provider])
+        assert list(mine.store.cids()) == [object_id]  # the manifest only
+        mine.max_object_bytes = len(data)
+        assert await mine.fetch_bytes(object_id, [provider]) == data
+        await net.close()
+
+    run(main)
+
+
 def test_invalid_content_requests() -> None:
     async def main() -> None:
         net = Net("memory")

@@ -12,7 +12,7 @@ import pytest
 from bcai.crypto import PrivateKey
 from bcai.errors import BlockNotFound, StoreConflict, StoreCorrupted, StoreError
 from bcai.ledger import (
-    Bond, Genesis, LedgerBlock, Params, Transfer, Unbond, compute_genesis_state, encode_tx, get_validator_set, process_block,
+    Bond, Genesis, LedgerBlock, Misbehaviour, Params, Transfer, Unbond, compute_genesis_state, encode_tx, get_validator_set, process_block,
 )
 from bcai.store import MemoryChainStore, SqliteChainStore
 
@@ -25,12 +25,12 @@ def genesis_state(params=None):
     return compute_genesis_state(genesis)
 
 
-def apply_block(state, store, n_txs=3):
+def apply_block(state, store, n_txs=3, misbehaviour=()):
     height = state.height + 1
     nonce = state.get_account(ALICE.address)[1]
     txs = tuple(encode_tx(ALICE, nonce + i, 1, CHAIN, Transfer(BOB.address, height)) for i in range(n_txs))
     signers = tuple(v.address for v in get_validator_set(state, height - 1)) if height > 1 else ()
-    block = LedgerBlock(height, VAL.address, txs, signers)
+    block = LedgerBlock(height, VAL.address, txs, signers, misbehaviour)
     result = process_block(state, block)
     data = b"".join(txs) + height.to_bytes(8, "big")
     store.commit_block(hashlib.sha256(data).digest(), data, list(zip(result.tx_hashes, txs)), state)
@@ -108,6 +108,43 @@ def test_sqlite_reopen_gives_same_root(tmp_path):
     assert reopened.load_state().root() == state.root()
     mode = reopened._db.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+    reopened.close()
+
+
+def test_sqlite_forgets_punished_offences_past_the_window_across_a_restart(tmp_path):
+    # the ledger's `evid/` records leave the state (and so the store) once their offence is
+    # outside the evidence window; a node restarted in between prunes exactly like one that
+    # ran all along, and nothing pruned comes back from the store
+    window = 5
+    other = PrivateKey.from_label("val2")
+    genesis = Genesis(CHAIN, Params(evidence_max_age=window), ((ALICE.address, 10**9),),
+                      ((VAL.public_key, 1000), (other.public_key, 1000)))
+    path = tmp_path / "chain.db"
+    store = SqliteChainStore(path)
+    state = compute_genesis_state(genesis)
+    twin = compute_genesis_state(genesis)  # the node that never restarts
+    store.commit_genesis(state)
+    twin_store = MemoryChainStore()
+    twin_store.commit_genesis(twin)
+    offences = [Misbehaviour(other.address, 1, "equivocation", b"\x11" * 32)]
+    for s, st in ((state, store), (twin, twin_store)):
+        apply_block(s, st)
+        apply_block(s, st, misbehaviour=tuple(offences))
+
+    def records(db):
+        return db._db.execute("SELECT count(*) FROM state WHERE substr(key, 1, 5) = ?", (b"evid/",)).fetchone()[0]
+
+    assert records(store) == 1
+    store.close()
+    store = SqliteChainStore(path)  # restart inside the window
+    state = store.load_state()
+    for _ in range(window):
+        apply_block(state, store)
+        apply_block(twin, twin_store)
+    assert records(store) == 0 and state.root() == twin.root()
+    store.close()
+    reopened = SqliteChainStore(path)
+    assert reopened.load_state().dump() == twin.dump()
     reopened.close()
 
 

@@ -539,19 +539,26 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
 
     uploads = RateLimiter(config.upload_client_bytes / config.upload_window_s, capacity=config.upload_client_bytes)
 
+    def compute_upload_cost(cid: Cid, size: int) -> int:
+        """What an upload of `size` bytes under `cid` costs the client's allowance: all of it
+        for an object the node lacks; for one it holds, the renewal of its grace (0 if it
+        is not an API upload), so re-sending uploads to keep them is never free."""
+        return service.get_renewal_cost(cid) if service.has_artifact(cid) else size
+
     async def store_upload(request: Request, cid: Cid, data: bytes) -> ArtifactStored:
-        """Store checked bytes for a client: free if the node holds them already, else
-        charged to the client's upload allowance and to the node's quota."""
-        if not service.renew_artifact(cid):
-            client = _client_host(request)
-            wait_s = uploads.take_all(client, len(data))
-            if wait_s:
-                raise UploadQuotaExceeded(config, len(data), wait_s)
-            try:
+        """Store checked bytes for a client (or renew the grace of an upload the node holds),
+        charged to the client's upload allowance; new bytes also to the node's quota."""
+        client = _client_host(request)
+        cost = compute_upload_cost(cid, len(data))
+        wait_s = uploads.take_all(client, cost) if cost else 0.0
+        if wait_s:
+            raise UploadQuotaExceeded(config, cost, wait_s)
+        try:
+            if not service.renew_artifact(cid):
                 await service.put_artifact(cid, data)
-            except BaseException:
-                uploads.give_back(client, len(data))
-                raise
+        except BaseException:
+            uploads.give_back(client, cost)
+            raise
         return ArtifactStored(cid=str(cid))
 
     @app.post("/artifacts", status_code=201, response_model=ArtifactStored, responses=STORE_ERRORS)
@@ -572,10 +579,11 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
         except InvalidCid as exc:
             raise ApiError("invalid_cid", str(exc), 400) from None
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and not service.has_artifact(parsed):  # renewed only once the bytes are checked
-            wait_s = uploads.take_all(_client_host(request), int(declared), keep=True)
+        cost = compute_upload_cost(parsed, int(declared)) if declared.isdigit() else 0
+        if cost:  # checked only: charged (and a grace renewed) once the bytes are checked
+            wait_s = uploads.take_all(_client_host(request), cost, keep=True)
             if wait_s:
-                raise UploadQuotaExceeded(config, int(declared), wait_s)
+                raise UploadQuotaExceeded(config, cost, wait_s)
         data = await request.body()
         try:
             await asyncio.to_thread(parsed.check, data)

@@ -50,9 +50,16 @@ class NodeService(Protocol):
         """Whether the node holds `cid` (nothing else)."""
         ...
 
+    def get_renewal_cost(self, cid: Cid) -> int:
+        """Bytes of the client's upload allowance that uploading held `cid` again costs: 0
+        unless it is an API upload, else its size times the part of its grace that has run
+        since its last upload."""
+        ...
+
     def renew_artifact(self, cid: Cid) -> bool:
-        """True if the node holds `cid` already: an upload of it then stores nothing and is
-        not charged, and counts as uploaded now (its grace before eviction starts again)."""
+        """True if the node holds `cid` already: an upload of it then stores nothing, and an
+        API upload counts as uploaded now (its grace before eviction starts again; the
+        caller charged `get_renewal_cost`)."""
         ...
 
     async def put_artifact(self, cid: Cid, data: bytes) -> None:

@@ -48,7 +48,11 @@ class ChainTip:
 
 
 def compute_expected_target(params: ConsensusParams, tip: ChainTip) -> int:
-    if tip.height == 0:
+    """The target of the block after `tip`. Blocks 1 and 2 have the genesis target: block
+    1's interval is the gap from the genesis time, which measures how long the chain took
+    to start (hours, or negative for a genesis written ahead), not the work, and used to
+    move block 2's target a whole 5% step on that alone."""
+    if tip.height <= 1:
         return params.genesis_target
     return compute_next_target(tip.target, tip.interval_ms, params.target_block_ms, params.max_target_change_ppm)
 

@@ -9,7 +9,8 @@ What crosses the boundary:
   `last_commit_signers` (downtime accounting);
 - the validator set of a height is the ledger's set for that height (bonded stake, jailed
   excluded, changes in force two heights after the block that made them), and the evidence
-  window is the ledger's (`get_evidence_window`): the state keeps every set of the window,
+  window is the ledger's (`get_evidence_max_age`: the window, never reaching below the
+  offences the state pruned): the state keeps every set of the window,
   so each node answers both from its state alone. The per-node cache of sets only answers
   heights the state still holds: a restarted node (empty cache) and a long-running one
   must judge the same evidence alike.
@@ -31,6 +32,7 @@ from bcai.crypto import Address
 from bcai.errors import BcaiError, UnknownEntity
 from bcai.ledger import LedgerBlock, Misbehaviour, State, get_evidence_window, get_validator_set, process_block, process_tx
 from bcai.ledger.process import SignatureCache, process_begin_block
+from bcai.ledger.slashing import get_evidence_max_age
 from bcai.ledger.staking import get_validator_set_start
 from bcai.ledger.tx import SignedTx
 
@@ -66,7 +68,7 @@ class LedgerApplication:
         return self.state.root()
 
     def get_evidence_max_age(self) -> int:
-        return get_evidence_window(self.state.params)
+        return get_evidence_max_age(self.state)
 
     def get_validators(self, height: int) -> Sequence[Validator]:
         if height < get_validator_set_start(self.state):  # pruned from the state: unknown here too

@@ -11,7 +11,7 @@ Blocks: the proposer includes only valid transactions. `process_block` applies, 
 (1) the misbehaviour evidence, (2) liveness of the last commit, (3) every tx, (4) the
 end-of-block step: block reward + fee pool to the validators by power (remainder to the
 proposer), unbonding maturity, job expiry, governance tallies, the validator set for
-height + 2. Any failure raises `InvalidBlock` and rolls the whole block back.
+height + 2, and forgetting punished offences that left the evidence window. Any failure raises `InvalidBlock` and rolls the whole block back.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from bcai.errors import (
 )
 from bcai.ledger import bank, challenges, governance, jobs, registry, staking
 from bcai.ledger.params import MAX_AMOUNT
-from bcai.ledger.slashing import Misbehaviour, process_liveness, process_misbehaviour
+from bcai.ledger.slashing import Misbehaviour, process_evidence_expiry, process_liveness, process_misbehaviour
 from bcai.ledger.state import K_HEIGHT, State
 from bcai.ledger.tx import SignedTx, Transfer, decode_tx
 
@@ -231,6 +231,7 @@ def _apply_block(state: State, block: LedgerBlock, verified: SignatureCache | No
     jobs.process_job_expiry(state, block.height)
     governance.process_tallies(state, block.height)
     staking.process_validator_set_update(state, block.height)
+    process_evidence_expiry(state, block.height)
     return tuple(hashes)
 
 

@@ -2,9 +2,18 @@
 
 The *checks* of evidence (two conflicting signed votes) belong to the consensus engine; it
 hands the ledger verified `Misbehaviour` records inside the block. The ledger applies each
-at most once (`evid/` + its hash records where it was applied), and only inside the
-evidence window (`get_evidence_window`: `evidence_max_age` blocks, at most the unbonding
-period) against a member of the offence height's set, which the state keeps for that long.
+at most once (`evid/` + be64(offence height) + offence id records where it was applied), and
+only inside the evidence window (`get_evidence_window`: `evidence_max_age` blocks, at most
+the unbonding period) against a member of the offence height's set, which the state keeps
+for that long.
+
+A record is needed only while its offence could still be admitted: at the end of every
+block, records whose offence height fell out of the window the next block uses are
+deleted (`process_evidence_expiry`), so the state holds the punished offences of one
+window, not of the whole chain. Because `evidence_max_age` is governable, a later, longer
+window must not reopen offences whose records are gone (that would punish them twice):
+`meta/evidence_floor` keeps the start of the window they were pruned from, and evidence
+below it is refused as too old whatever the window (`get_evidence_max_age`).
 
 An equivocation slashes `equivocation_slash_bps` of the validator's power at the offence
 height (Cosmos SDK's rule): first from the validator stake it started unbonding at or after
@@ -32,10 +41,11 @@ from bcai.encoding import encode
 from bcai.errors import InvalidBlock, UnknownEntity
 from bcai.ledger.bank import process_protocol_income
 from bcai.ledger.params import BPS, get_evidence_window
-from bcai.ledger.state import State, Validator
+from bcai.ledger.state import K_EVIDENCE_FLOOR, State, Validator, be64
 from bcai.ledger.staking import get_validator_set, get_validator_unbondings, process_unbonding_slash
 
 MISBEHAVIOUR_KINDS = ("equivocation",)
+EVIDENCE_TABLE = b"evid/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +87,29 @@ def _process_jail(state: State, address: Address, validator: Validator, slashed:
     state.set_validator(address, validator)
 
 
+def _evidence_key(evidence: Misbehaviour) -> bytes:
+    # the offence height first, so the records that leave the window are a key prefix range
+    return EVIDENCE_TABLE + be64(evidence.height) + evidence.id
+
+
+def get_evidence_floor(state: State) -> int:
+    """The lowest offence height evidence may still name (1 until records were pruned)."""
+    raw = state.kv.get(K_EVIDENCE_FLOOR)
+    return 1 if raw is None else int(cbor2.loads(raw))
+
+
+def get_evidence_max_age(state: State) -> int:
+    """How far below the next block's height its evidence may be: the evidence window, but
+    never reaching below the floor of pruned records (a window lengthened by governance
+    does not reopen offences whose records are gone)."""
+    window = get_evidence_window(state.params)
+    if K_EVIDENCE_FLOOR not in state.kv:  # nothing pruned yet: heights below 1 are refused anyway
+        return window
+    return min(window, state.height + 1 - get_evidence_floor(state))
+
+
 def process_misbehaviour(state: State, evidence: Misbehaviour) -> None:
-    key = b"evid/" + evidence.id
+    key = _evidence_key(evidence)
     window = get_evidence_window(state.params)
     # a known kind, from a height of the chain, not in the future, inside the evidence window
     if evidence.kind not in MISBEHAVIOUR_KINDS:
@@ -88,6 +119,10 @@ def process_misbehaviour(state: State, evidence: Misbehaviour) -> None:
     if evidence.height < state.height - window:
         raise InvalidBlock(f"evidence from height {evidence.height} is too old at height {state.height} "
                            f"(the evidence window is {window} blocks)")
+    floor = get_evidence_floor(state)
+    if evidence.height < floor:
+        raise InvalidBlock(f"evidence from height {evidence.height} is too old: offences below height {floor} "
+                           f"left the evidence window and their records were pruned")
     # by a member of that height's set (kept in state for the whole window), applied once
     try:
         members = {v.address: v for v in get_validator_set(state, evidence.height)}
@@ -157,8 +192,26 @@ def process_liveness(state: State, height: int, signers: tuple[Address, ...]) ->
             state.set_validator(info.address, validator)
 
 
+def process_evidence_expiry(state: State, end_height: int) -> None:
+    """At the end of block `end_height`, forget the punished offences that no later block
+    can name (their height is below the next block's window), and raise the floor to that
+    window's start so they stay refused if the window is lengthened."""
+    start = end_height + 1 - get_evidence_window(state.params)
+    expired = []
+    for key in state.kv.keys_in_table(EVIDENCE_TABLE):  # sorted: by offence height
+        if int.from_bytes(key[len(EVIDENCE_TABLE):len(EVIDENCE_TABLE) + 8], "big") >= start:
+            break
+        expired.append(key)
+    if not expired:
+        return
+    for key in expired:
+        state.kv.delete(key)
+    if start > get_evidence_floor(state):
+        state.kv.set(K_EVIDENCE_FLOOR, cbor2.dumps(start))
+
+
 def get_evidence_height(state: State, evidence: Misbehaviour) -> int | None:
-    """The height at which this evidence was applied, or None."""
-    raw = state.kv.get(b"evid/" + evidence.id)
+    """The height at which this evidence was applied, or None (never, or pruned)."""
+    raw = state.kv.get(_evidence_key(evidence))
     return None if raw is None else int(cbor2.loads(raw))
 

@@ -8,7 +8,8 @@ height h is checked against the set of height h, up to `get_evidence_window` blo
 and every node must answer that from its state alone (a node-local cache would make a block
 valid on one node and invalid on a restarted one). A set is pruned once every height it
 covered is older than any the next block may need (evidence, and the previous height for
-downtime accounting); at most one set per height of the window is kept.
+downtime accounting), checked at every block; at most one set per height of the window is
+kept.
 
 Validator unbondings are queued with the height they started at, so stake that leaves after
 an offence is still slashed when the evidence arrives (`slashing.py`); worker and evaluator
@@ -166,20 +167,23 @@ def process_validator_set_update(state: State, end_height: int) -> None:
     """At the end of block `end_height`, record the set for `end_height + 2` if it changed."""
     new = _encode_set(compute_validator_set(state))
     index = _vset_index(state)
-    if index:
-        current = cbor2.loads(state.kv.get(b"vset/" + be64(index[-1])) or b"\x80")
-        if current == new:
-            return
-    start = end_height + state.params.validator_set_delay
-    state.kv.set(b"vset/" + be64(start), cbor2.dumps(new, canonical=True))
-    if start not in index:
-        index.append(start)
-    # prune: drop a set once the next one is in force at the oldest height the next block
-    # may need, the evidence window's start (downtime accounting needs only end_height)
+    changed = not index or cbor2.loads(state.kv.get(b"vset/" + be64(index[-1])) or b"\x80") != new
+    if changed:
+        start = end_height + state.params.validator_set_delay
+        state.kv.set(b"vset/" + be64(start), cbor2.dumps(new, canonical=True))
+        if start not in index:
+            index.append(start)
+    # prune at every block, not only when a set changes (else sets that left the window
+    # stayed until the next change): drop a set once the next one is in force at the oldest
+    # height the next block may need, the evidence window's start (downtime accounting
+    # needs only end_height)
     oldest_needed = end_height + 1 - get_evidence_window(state.params)
+    pruned = False
     while len(index) >= 2 and index[1] <= oldest_needed:
         state.kv.delete(b"vset/" + be64(index.pop(0)))
-    state.kv.set(K_VSET_INDEX, cbor2.dumps(index, canonical=True))
+        pruned = True
+    if changed or pruned:
+        state.kv.set(K_VSET_INDEX, cbor2.dumps(index, canonical=True))
 
 
 def process_genesis_validator_set(state: State) -> None:

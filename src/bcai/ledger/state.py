@@ -15,11 +15,13 @@ Each record is a small dataclass stored as canonical CBOR under one key:
 | `prop/` + proposal id        | `Proposal` (changes, votes, end height)           |
 | `gtally/` + be64(height)     | proposal ids tallied at that height               |
 | `chal/` + challenge id       | `Challenge` (signed metadata, status)             |
-| `evid/` + evidence hash      | height at which a misbehaviour was punished       |
+| `evid/` + be64(height) + id  | height at which the offence of that height was    |
+|                              | punished (kept for the evidence window)           |
 | `vset/` + be64(height)       | the validator set in force from that height (kept |
 |                              | for the evidence window)                          |
 | `meta/...`                   | chain id, height, params, treasury, fee pool,     |
-|                              | supply (minted - burned), validator-set index     |
+|                              | supply (minted - burned), validator-set index,    |
+|                              | evidence floor (below it evidence is refused)     |
 
 A "full canonical dump" of the state is `State.dump()`: every (key, value) in key order.
 """
@@ -76,6 +78,7 @@ K_TREASURY = b"meta/treasury"
 K_FEE_POOL = b"meta/fee_pool"
 K_SUPPLY = b"meta/supply"
 K_VSET_INDEX = b"meta/vset_index"
+K_EVIDENCE_FLOOR = b"meta/evidence_floor"
 
 
 # --- records --------------------------------------------------------------------------

@@ -43,7 +43,7 @@ class ApiConfig:
     admin_token: str = ""  # empty: admin endpoints disabled
     # Content stored through POST /artifacts (docs/api.md, "Upload quota"); an object the
     # node holds already is never charged again.
-    upload_quota_bytes: int = 8 << 30  # API uploads kept at once; past it the oldest evictable go, else 507
+    upload_quota_bytes: int = 8 << 30  # API uploads and peer fetches kept at once; past it the oldest evictable go, else 507
     upload_client_bytes: int = 1 << 30  # new bytes one client (IPv4 address, IPv6 /64) may upload per window
     upload_window_s: int = 3600  # ... and the window: that allowance refills evenly over it
     upload_evict_after_s: int = 3600  # an upload no job needs may be evicted this long after its last upload

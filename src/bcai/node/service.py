@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bcai.crypto import Address, Cid
-from bcai.errors import BcaiError, BlockNotFound, ContentNotFound, NodeBusy
+from bcai.errors import BcaiError, BlockNotFound, ContentNotFound, ContentStoreFull, NodeBusy, StorageFull
 from bcai.node.application import CommittedBlock
 from bcai.p2p import NodeId, scoring
 from bcai.p2p.content import GET_PROTOCOL
@@ -169,7 +169,8 @@ class NodeReads:
 
     async def get_artifact(self, cid: str) -> bytes | None:
         """The artifact from the local content store, else from the first peer that has it
-        (checked against its CID, then kept here). Asks to each peer are paced
+        (checked against its CID, then kept here within the upload quota, as a cache that
+        is not kept when there is no room: `_keep_fetched`). Asks to each peer are paced
         (`ARTIFACT_ASKS_PER_S`); `NodeBusy` when a peer that was not asked (its pace used
         up) might have had it."""
         wanted = Cid.parse(cid)
@@ -191,7 +192,7 @@ class NodeReads:
             if len(data) < BULK_FREE_BYTES:
                 pace.tokens -= 1
             if wanted.matches(data):
-                self.content.put_verified(wanted, data)
+                await self._keep_fetched(wanted, data)
                 return data
             self.host.penalize(peer, scoring.PENALTY_BAD_CONTENT, f"wrong bytes for {wanted}")
         if skipped:
@@ -211,6 +212,9 @@ class NodeReads:
     def has_artifact(self, cid: Cid) -> bool:
         return self.content.has(cid)
 
+    def get_renewal_cost(self, cid: Cid) -> int:
+        return self._get_uploads().renewal_cost(str(cid))
+
     def renew_artifact(self, cid: Cid) -> bool:
         if not self.content.has(cid):
             return False
@@ -221,9 +225,21 @@ class NodeReads:
         """Store checked bytes for an API client: recorded in the upload ledger within its
         quota first (evicting old unpinned uploads, or `StorageFull`), then written (off the
         event loop: up to 16 MiB)."""
+        await self._store_within_quota(cid, data, fetched=False)
+
+    async def _keep_fetched(self, cid: Cid, data: bytes) -> None:
+        """Keep checked bytes fetched from a peer within the same quota (a cache: see
+        `UploadLedger.admit_fetched`); with no room (or no disk) they are served, not kept."""
+        try:
+            await self._store_within_quota(cid, data, fetched=True)
+        except (StorageFull, ContentStoreFull) as exc:
+            log.info("fetched artifact not kept", extra={"cid": str(cid), "reason": exc.code})
+
+    async def _store_within_quota(self, cid: Cid, data: bytes, fetched: bool) -> None:
         uploads = self._get_uploads()
         key = str(cid)
-        evicted = uploads.admit(key, len(data), self._find_pinned_artifacts, lambda old: self.content.delete(Cid.parse(old)))
+        admit = uploads.admit_fetched if fetched else uploads.admit
+        evicted = admit(key, len(data), self._find_pinned_artifacts, self._evict_artifact)
         if evicted:
             log.info("evicted API uploads for room", extra={"count": len(evicted), "cid": key})
         try:
@@ -231,6 +247,9 @@ class NodeReads:
         except BaseException:
             uploads.forget(key)
             raise
+
+    def _evict_artifact(self, cid: str) -> None:
+        self.content.delete(Cid.parse(cid))
 
     def _find_pinned_artifacts(self) -> set[str]:
         roots = [cid for _, job in self.app.state.get_all_jobs() for cid in find_job_references(job)]

@@ -6,11 +6,23 @@ restarts. Past `[api] upload_quota_bytes` a new upload first evicts the oldest u
 are past their grace (`upload_evict_after_s` since last uploaded) and not pinned (what a
 job still needs, `find_pinned_artifacts`); when that cannot free enough, nothing is evicted
 and the upload is refused with `StorageFull`. Objects the node holds for other reasons
-(fetched from peers, its own models) are not the ledger's and are never evicted by it.
+(its own models) are not the ledger's and are never evicted by it.
+
+Uploading a held object again restarts its grace, but not for free: it costs the client's
+allowance the object's size times the part of the grace that had run (`renewal_cost`), so
+keeping bytes from eviction costs what uploading as many new bytes would, and a client
+re-sending its uploads every grace period pays for them every time.
+
+Objects the node fetches from peers for `GET /artifacts` are stored within the same quota
+(`admit_fetched`): recorded as already past their grace, so they are a cache, evicted
+before any upload still in its grace (and never while a job pins them); when no room can
+be made they are not stored at all (the client still gets the bytes). Before, every fetch
+was kept outside any bound, so clients asking for large peer content could fill the disk.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from pathlib import Path
@@ -46,14 +58,35 @@ class UploadLedger:
             if not has(Cid.parse(cid)):
                 self.forget(cid)
 
+    def renewal_cost(self, cid: str) -> int:
+        """What uploading `cid` again costs its client's allowance: 0 for an object that is
+        not an upload, else its size times the part of its grace that has run since it was
+        last uploaded (a retry right after an upload costs next to nothing, a re-upload once
+        the grace is over its whole size: the protection it buys)."""
+        row = self.db.execute("SELECT size, at FROM uploads WHERE cid = ?", (cid,)).fetchone()
+        if row is None:
+            return 0
+        size, at = int(row[0]), float(row[1])
+        if self.evict_after_s <= 0:
+            return size
+        return math.ceil(size * min(1.0, max(0.0, (self.clock() - at) / self.evict_after_s)))
+
     def renew(self, cid: str) -> None:
-        """An upload of an object already stored: free, and its grace starts again."""
+        """An upload of an object already stored (charged by `renewal_cost`): its grace
+        starts again."""
         self.db.execute("UPDATE uploads SET at = ? WHERE cid = ?", (self.clock(), cid))
 
-    def admit(self, cid: str, size: int, pinned: Callable[[], set[str]], evict: Callable[[str], None]) -> list[str]:
-        """Record an upload of `size` bytes, first evicting the oldest unpinned uploads past
-        their grace as far as the quota needs; return what was evicted. `StorageFull` (and
-        nothing evicted) when that cannot make room."""
+    def admit_fetched(self, cid: str, size: int, pinned: Callable[[], set[str]],
+                      evict: Callable[[str], None]) -> list[str]:
+        """`admit` for an object fetched from a peer: a cache entry, past its grace at once
+        (the first to go, after older ones), whose upload later costs a whole renewal."""
+        return self.admit(cid, size, pinned, evict, at=self.clock() - self.evict_after_s)
+
+    def admit(self, cid: str, size: int, pinned: Callable[[], set[str]], evict: Callable[[str], None],
+              at: float | None = None) -> list[str]:
+        """Record an upload of `size` bytes (last uploaded `at`, default now), first evicting
+        the oldest unpinned uploads past their grace as far as the quota needs; return what
+        was evicted. `StorageFull` (and nothing evicted) when that cannot make room."""
         need = self.total + size - self.quota_bytes
         evicted: list[tuple[str, int]] = []
         if need > 0:
@@ -74,7 +107,8 @@ class UploadLedger:
             for old, old_size in evicted:
                 evict(old)
                 self.forget(old)
-        if self.db.execute("INSERT OR IGNORE INTO uploads VALUES (?, ?, ?)", (cid, size, self.clock())).rowcount:
+        stamp = self.clock() if at is None else at
+        if self.db.execute("INSERT OR IGNORE INTO uploads VALUES (?, ?, ?)", (cid, size, stamp)).rowcount:
             self.total += size
         return [old for old, _ in evicted]
 

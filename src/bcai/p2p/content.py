@@ -8,7 +8,9 @@ fetch resumes where it stopped. A provider that sends a wrong chunk is penalised
 asked again in this fetch; its chunk goes back to the queue for the others. Chunk requests
 are a bulk protocol for the host's rate limit (served chunks are bounded by requests in
 flight, not by messages per second), so a fetch at full speed does not get the fetcher
-banned.
+banned. An object whose manifest says it is larger than `max_object_bytes` (8 GiB by
+default) is refused before any chunk is fetched: a manifest someone else chose (a job's
+dataset, a worker's model) cannot make us fill the disk.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from bcai.p2p.records import NodeId
 from bcai.store.content import ContentStore
 
 GET_PROTOCOL = "content/get"
+MAX_OBJECT_BYTES = 8 << 30  # the largest object `fetch` stores unless told otherwise
 
 
 def store_object(store: ContentStore, data: bytes, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Cid:
@@ -56,9 +59,11 @@ def read_object(store: ContentStore, object_id: Cid) -> bytes:
 class ContentExchange:
     """Serves the store's content to peers (`content/get`) and fetches objects from them."""
 
-    def __init__(self, host: Host, store: ContentStore, window_per_peer: int = 8, timeout: float = 30.0) -> None:
+    def __init__(self, host: Host, store: ContentStore, window_per_peer: int = 8, timeout: float = 30.0,
+                 max_object_bytes: int = MAX_OBJECT_BYTES) -> None:
         self.host = host
         self.store = store
+        self.max_object_bytes = max_object_bytes
         self.window_per_peer = window_per_peer
         self.timeout = timeout
         self.metrics: Counter[str] = Counter()
@@ -80,8 +85,12 @@ class ContentExchange:
 
         Raises `ContentUnavailable` if the providers cannot supply every chunk; what did
         arrive stays stored, so calling again (with other providers) resumes.
+        `InvalidManifest` for an object over `max_object_bytes` (no chunk is fetched).
         """
         manifest = await self._fetch_manifest(object_id, providers)
+        if manifest.size > self.max_object_bytes:
+            raise InvalidManifest(f"{object_id} is {manifest.size} bytes, more than this node fetches "
+                                  f"({self.max_object_bytes})")
         lengths = manifest.get_chunk_lengths()
         missing = deque(dict.fromkeys(c for c in manifest.chunks if not self.store.has(c)))
         self.metrics["chunks_skipped"] += len(set(manifest.chunks)) - len(missing)
