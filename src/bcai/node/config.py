@@ -31,6 +31,20 @@ class P2PConfig:
     bootstrap: tuple[str, ...] = ()  # "PUBKEYHEX@host:port"
     max_peers: int = 50
     rate_limit_per_s: int = 100
+    # docs/p2p.md, "Resource limits": unsolicited bytes per second per peer (answers to our
+    # own requests are free; over it we stop reading that peer, nothing is dropped)
+    recv_bytes_per_s: int = 32 << 20
+    recv_bytes_burst: int = 64 << 20
+    max_outbound: int = 32  # connections we dial (idle ones a lookup opened are closed first)
+    socket_buffer_bytes: int = 1 << 20  # SO_RCVBUF and SO_SNDBUF of every p2p socket
+    conn_bytes: int = 1 << 30  # all connections' buffers together (each charged its worst case)
+
+    def __post_init__(self) -> None:
+        for name in ("rate_limit_per_s", "recv_bytes_per_s", "recv_bytes_burst", "max_outbound", "conn_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"p2p.{name} must be at least 1, got {getattr(self, name)}")
+        if self.socket_buffer_bytes < 4096:
+            raise ConfigError(f"p2p.socket_buffer_bytes must be at least 4096, got {self.socket_buffer_bytes}")
 
 
 @dataclass(frozen=True)
