@@ -49,6 +49,8 @@ def test_missing_sections_take_defaults(tmp_path: Path) -> None:
     ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nbootstrap = "a@b:1"\n', "list of strings"),
     ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nmax_outbound = 0\n', "p2p.max_outbound must be at least 1"),
     ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nsocket_buffer_bytes = 100\n', "at least 4096"),
+    ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nconn_bytes = 104857600\n', "must hold max_outbound + 1 connections"),
+    ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nrecv_bytes_per_s = 100000\n', "p2p.recv_bytes_per_s must be more than"),
     ('[node]\nname = "n"\nchain_id = "c"\nroles = ["miner"]\n', "roles must be"),
     ('[node]\nname = "n"\nchain_id = "c"\nroles = "validator"\n', "list of strings"),
     ('[node]\nname = 5\nchain_id = "c"\n', "node.name must be a string"),

@@ -17,6 +17,7 @@ from bcai.errors import HandshakeFailed, OutboundLimitReached
 from bcai.p2p import (
     TOPIC_CONSENSUS,
     ContentExchange,
+    Host,
     HostConfig,
     ManualClock,
     NodeId,
@@ -203,6 +204,8 @@ def test_invalid_many_connections_stay_within_the_connection_pool() -> None:
         host = await net.host("target", HostConfig(conn_bytes=MiB, max_outbound=2))
         cost = host.transport.connection_bytes
         assert cost == 128 * 1024
+        with pytest.raises(ValueError, match="max_outbound"):  # no inbound connection would ever fit
+            Host(PrivateKey.from_label("cramped"), net.transport(), HostConfig(conn_bytes=MiB, max_outbound=8))
         admitted, refused = [], 0
         for i in range(10):
             key = PrivateKey.from_label(f"many{i}")

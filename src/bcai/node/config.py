@@ -18,6 +18,10 @@ import tomli_w
 
 from bcai.encoding.documents import load_toml, read_utf8
 from bcai.errors import ConfigError
+from bcai.p2p.host import HostConfig
+from bcai.p2p.tcp import compute_connection_bytes
+
+_HOST = HostConfig()  # the p2p host's frame limit and send_timeout, which the node keeps
 
 ROLES = ("validator", "worker", "evaluator", "client")
 NODE_TYPES = ("cpu", "gpu", "any")
@@ -43,8 +47,17 @@ class P2PConfig:
         for name in ("rate_limit_per_s", "recv_bytes_per_s", "recv_bytes_burst", "max_outbound", "conn_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"p2p.{name} must be at least 1, got {getattr(self, name)}")
+        if self.recv_bytes_per_s * _HOST.send_timeout <= _HOST.max_frame:
+            # a peer over the rate waits up to a frame's worth before we read on; an honest
+            # sender gives up on a frame that has not moved for the host's send_timeout
+            raise ConfigError(f"p2p.recv_bytes_per_s must be more than {_HOST.max_frame / _HOST.send_timeout:.0f} "
+                              f"(one {_HOST.max_frame}-byte frame in the {_HOST.send_timeout:.0f} s a sender waits)")
         if self.socket_buffer_bytes < 4096:
             raise ConfigError(f"p2p.socket_buffer_bytes must be at least 4096, got {self.socket_buffer_bytes}")
+        per_connection = compute_connection_bytes(self.socket_buffer_bytes)
+        if self.conn_bytes < (self.max_outbound + 1) * per_connection:
+            raise ConfigError(f"p2p.conn_bytes ({self.conn_bytes}) must hold max_outbound + 1 connections of "
+                              f"{per_connection} bytes (with socket_buffer_bytes = {self.socket_buffer_bytes})")
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,9 @@ class HostConfig:
     lookup_ids_per_host: int = 2  # node ids at one host (IP or name) one lookup takes as candidates
     lookup_max_dials: int = 40  # new connections one lookup may open
     # unsolicited bytes per second per peer (responses to our requests are free); a peer
-    # over it is not read from until it is back within the rate (nothing is dropped)
+    # over it is not read from until it is back within the rate (nothing is dropped). We
+    # may wait max_frame / recv_bytes_per_s before reading on, which must stay well below
+    # an honest sender's `send_timeout` (0.5 s against 30 s by default)
     recv_bytes_per_s: int = 32 * 1024 * 1024
     recv_bytes_burst: int = 64 * 1024 * 1024
     max_outbound: int = 32  # connections we dial; idle ones a lookup opened make room first
@@ -182,6 +184,9 @@ class Host:
         self.record: SignedNodeRecord | None = None
         self.scores = PeerScores(ban_seconds=config.ban_seconds)
         self.seen = SeenCache(config.seen_cache_size, config.seen_ttl)
+        if config.conn_bytes < (config.max_outbound + 1) * transport.connection_bytes:
+            # inbound connections leave room for `max_outbound`: with less, none would fit
+            raise ValueError(f"conn_bytes must hold max_outbound + 1 connections of {transport.connection_bytes} bytes")
         self.budget = BufferBudget(config.buffer_bytes, config.peer_recv_bytes, config.seal_bytes, config.conn_bytes)
         self.metrics: Counter[str] = Counter()
         self._peers: dict[NodeId, Peer] = {}
