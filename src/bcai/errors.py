@@ -792,6 +792,15 @@ class PeerBanned(P2PError):
     code = "peer_banned"
 
 
+class OutboundLimitReached(P2PError):
+    """Raised when dialing would pass the host's outbound connection cap (`max_outbound`)
+    or its connection memory pool, and no idle connection a lookup opened can make room."""
+
+    code = "outbound_limit_reached"
+    http_status = 503
+    retryable = True
+
+
 class PeerNotConnected(P2PError):
     """Raised when a request or message is addressed to a peer we hold no connection to."""
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from bcai.errors import ConfigError
-from bcai.node.config import NodeConfig, StoreConfig, load_config, save_config
+from bcai.node.config import NodeConfig, P2PConfig, StoreConfig, load_config, save_config
+from bcai.p2p import TcpTransport
 
 
 def test_saved_config_loads_back_equal(tmp_path: Path) -> None:
@@ -13,6 +14,25 @@ def test_saved_config_loads_back_equal(tmp_path: Path) -> None:
                         store=StoreConfig(check_on_start=False))
     save_config(config, tmp_path / "config.toml")
     assert load_config(tmp_path / "config.toml") == config
+
+
+def test_p2p_resource_limits_reach_the_host(tmp_path: Path) -> None:
+    """The [p2p] byte rate, outbound cap, socket buffers and connection pool are what the
+    node's p2p host runs with (docs/p2p.md, "Resource limits")."""
+    from bcai.node.home import init_home
+    from bcai.node.node import Node
+
+    p2p = P2PConfig(port=0, recv_bytes_per_s=1 << 20, recv_bytes_burst=3 << 20, max_outbound=7,
+                    socket_buffer_bytes=256 << 10, conn_bytes=256 << 20)
+    init_home(tmp_path / "n", "n", chain_id="bcai-limits", p2p=p2p)
+    node = Node(tmp_path / "n")
+    try:
+        config, transport = node.host.config, node.host.transport
+        assert (config.recv_bytes_per_s, config.recv_bytes_burst, config.max_outbound, config.conn_bytes) == (
+            1 << 20, 3 << 20, 7, 256 << 20)
+        assert isinstance(transport, TcpTransport) and transport.socket_buffer == 256 << 10
+    finally:
+        node.close()
 
 
 def test_missing_sections_take_defaults(tmp_path: Path) -> None:
@@ -27,6 +47,10 @@ def test_missing_sections_take_defaults(tmp_path: Path) -> None:
     ('[node]\nname = "n"\nchain_id = "c"\n[disk]\n', "unknown sections"),
     ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nport = 70000\n', "out of range"),
     ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nbootstrap = "a@b:1"\n', "list of strings"),
+    ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nmax_outbound = 0\n', "p2p.max_outbound must be at least 1"),
+    ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nsocket_buffer_bytes = 100\n', "at least 4096"),
+    ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nconn_bytes = 104857600\n', "must hold max_outbound + 1 connections"),
+    ('[node]\nname = "n"\nchain_id = "c"\n[p2p]\nrecv_bytes_per_s = 100000\n', "p2p.recv_bytes_per_s must be more than"),
     ('[node]\nname = "n"\nchain_id = "c"\nroles = ["miner"]\n', "roles must be"),
     ('[node]\nname = "n"\nchain_id = "c"\nroles = "validator"\n', "list of strings"),
     ('[node]\nname = 5\nchain_id = "c"\n', "node.name must be a string"),

@@ -32,6 +32,29 @@ def test_token_bucket_allows_burst_then_rate() -> None:
     assert sum(bucket.take(10.0) for _ in range(10)) == 5  # refill capped at the burst
 
 
+def test_token_bucket_in_debt_for_what_arrived_until_repaid() -> None:
+    """The byte rate charges a frame once it is in, whatever its size: the bucket goes into
+    debt and the reader waits `debt / rate` seconds before reading on."""
+    bucket = TokenBucket.full(rate=100, burst=200, now=0.0)
+    bucket.charge(0.0, 150)
+    assert bucket.get_debt(0.0) == 0
+    bucket.charge(0.0, 250)  # a frame larger than what is left (or than the burst)
+    assert bucket.get_debt(0.0) == 200
+    assert bucket.get_debt(1.5) == 50 and bucket.get_debt(2.0) == 0
+    assert bucket.get_debt(100.0) == 0 and bucket.take(100.0, 200)  # refilled to the burst only
+
+
+def test_connection_pool_refuses_what_does_not_fit_with_the_reserve() -> None:
+    budget = BufferBudget(total_limit=100, peer_recv_limit=40, seal_limit=30, conn_limit=10)
+    assert budget.try_open_connection(4, reserve=4)  # inbound: 4 + 4 held back for dials
+    assert not budget.try_open_connection(4, reserve=4)
+    assert budget.try_open_connection(4)  # a dial may use the reserve
+    assert not budget.try_open_connection(4) and budget.connections == 8 == budget.peak_connections
+    budget.close_connection(4)
+    budget.close_connection(4)
+    assert budget.connections == 0
+
+
 def test_scores_ban_at_threshold_recover_over_time_and_expire() -> None:
     scores = PeerScores(ban_threshold=-100, ban_seconds=60, recovery_per_s=1)
     peer = _id(1)

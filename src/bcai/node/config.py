@@ -18,6 +18,10 @@ import tomli_w
 
 from bcai.encoding.documents import load_toml, read_utf8
 from bcai.errors import ConfigError
+from bcai.p2p.host import HostConfig
+from bcai.p2p.tcp import compute_connection_bytes
+
+_HOST = HostConfig()  # the p2p host's frame limit and send_timeout, which the node keeps
 
 ROLES = ("validator", "worker", "evaluator", "client")
 NODE_TYPES = ("cpu", "gpu", "any")
@@ -31,6 +35,29 @@ class P2PConfig:
     bootstrap: tuple[str, ...] = ()  # "PUBKEYHEX@host:port"
     max_peers: int = 50
     rate_limit_per_s: int = 100
+    # docs/p2p.md, "Resource limits": unsolicited bytes per second per peer (answers to our
+    # own requests are free; over it we stop reading that peer, nothing is dropped)
+    recv_bytes_per_s: int = 32 << 20
+    recv_bytes_burst: int = 64 << 20
+    max_outbound: int = 32  # connections we dial (idle ones a lookup opened are closed first)
+    socket_buffer_bytes: int = 1 << 20  # SO_RCVBUF and SO_SNDBUF of every p2p socket
+    conn_bytes: int = 1 << 30  # all connections' buffers together (each charged its worst case)
+
+    def __post_init__(self) -> None:
+        for name in ("rate_limit_per_s", "recv_bytes_per_s", "recv_bytes_burst", "max_outbound", "conn_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"p2p.{name} must be at least 1, got {getattr(self, name)}")
+        if self.recv_bytes_per_s * _HOST.send_timeout <= _HOST.max_frame:
+            # a peer over the rate waits up to a frame's worth before we read on; an honest
+            # sender gives up on a frame that has not moved for the host's send_timeout
+            raise ConfigError(f"p2p.recv_bytes_per_s must be more than {_HOST.max_frame / _HOST.send_timeout:.0f} "
+                              f"(one {_HOST.max_frame}-byte frame in the {_HOST.send_timeout:.0f} s a sender waits)")
+        if self.socket_buffer_bytes < 4096:
+            raise ConfigError(f"p2p.socket_buffer_bytes must be at least 4096, got {self.socket_buffer_bytes}")
+        per_connection = compute_connection_bytes(self.socket_buffer_bytes)
+        if self.conn_bytes < (self.max_outbound + 1) * per_connection:
+            raise ConfigError(f"p2p.conn_bytes ({self.conn_bytes}) must hold max_outbound + 1 connections of "
+                              f"{per_connection} bytes (with socket_buffer_bytes = {self.socket_buffer_bytes})")
 
 
 @dataclass(frozen=True)

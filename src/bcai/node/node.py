@@ -121,9 +121,12 @@ class Node(NodeReads):
         self.content = FileContentStore(data / "content")
         self.metrics = NodeMetrics()
         caps = {k: v for k, v in asdict(self.config.capabilities).items() if isinstance(v, int)}
-        self.host = Host(self.key, TcpTransport(),
-                         HostConfig(network_id=self.spec.chain_id, rate_per_s=float(self.config.p2p.rate_limit_per_s),
-                                    rate_burst=2.0 * self.config.p2p.rate_limit_per_s),
+        p2p = self.config.p2p
+        self.host = Host(self.key, TcpTransport(p2p.socket_buffer_bytes),
+                         HostConfig(network_id=self.spec.chain_id, rate_per_s=float(p2p.rate_limit_per_s),
+                                    rate_burst=2.0 * p2p.rate_limit_per_s, recv_bytes_per_s=p2p.recv_bytes_per_s,
+                                    recv_bytes_burst=p2p.recv_bytes_burst, max_outbound=p2p.max_outbound,
+                                    conn_bytes=p2p.conn_bytes),
                          roles=frozenset(self.config.roles), capabilities=caps)
         self.metrics.watch_p2p(self.host.metrics)
         self.exchange = ContentExchange(self.host, self.content)  # serves our artifacts to peers

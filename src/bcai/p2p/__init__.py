@@ -7,10 +7,11 @@ request/response, block sync and content transfer.
 - `transport.py`: the transport interface; `tcp.py` (asyncio TCP) and `memory.py`
   (in-memory network for tests and simulations) implement it.
 - `peer.py`: one connection's priority send queue and writer.
-- `budget.py`: byte budgets for what connections hold (per peer, per host, sealing pool).
+- `budget.py`: byte budgets for what connections hold (per peer, per host, sealing pool,
+  connection pool: each connection's socket and stream buffers).
 - `wire.py`: the message kinds and their byte layout.
 - `gossip.py`: topics, send priorities, seen-cache, forwarding rule (pure).
-- `scoring.py`: token-bucket rate limit, peer scores and bans (pure).
+- `scoring.py`: token buckets (messages and bytes per peer), peer scores and bans (pure).
 - `records.py`: `NodeId`, signed `NodeRecord`s, `CapabilityQuery`.
 - `kademlia.py`: XOR metric, k-buckets, iterative lookup state (pure).
 - `discovery.py`: bootstrap, lookups, `find_node`, `find_nodes` over the host.

@@ -18,6 +18,14 @@ Sealed frames (the per-peer ciphertext in each writer) are a separate pool, `sea
 writers wait for room there rather than disconnect anyone, since a broadcast to every
 peer seals the same message once per peer. The pool always lets one frame through when
 nothing else is sealed, so a frame over the limit cannot stall every writer.
+
+Connections themselves are a third pool, `conn_limit`: each open connection, from accept
+or dial to close (half-open handshakes included), holds its transport's fixed worst case
+(`Transport.connection_bytes`: kernel socket buffers and the stream's own buffers), so
+the number of connections times what each may hold is bounded. A connection that does
+not fit is refused, nobody is cut off for it; inbound ones must also leave room for
+`reserve` bytes (the outbound connections the host may still open), so callers cannot
+crowd out the connections we choose.
 """
 
 from __future__ import annotations
@@ -42,12 +50,15 @@ class Account:
 
 
 class BufferBudget:
-    def __init__(self, total_limit: int, peer_recv_limit: int, seal_limit: int) -> None:
-        if min(total_limit, peer_recv_limit, seal_limit) <= 0:
+    def __init__(self, total_limit: int, peer_recv_limit: int, seal_limit: int, conn_limit: int = 1 << 62) -> None:
+        if min(total_limit, peer_recv_limit, seal_limit, conn_limit) <= 0:
             raise ValueError("memory budgets must be positive")
         self.total_limit = total_limit
         self.peer_recv_limit = peer_recv_limit
         self.seal_limit = seal_limit
+        self.conn_limit = conn_limit
+        self.connections = 0  # bytes held by open connections' buffers (worst case each)
+        self.peak_connections = 0
         self.total = 0
         self.sealed = 0
         self.peak_total = 0
@@ -154,3 +165,16 @@ class BufferBudget:
     def release_seal(self, size: int) -> None:
         self.sealed -= size
         self.seal_released.set()
+
+    # --- connections ----------------------------------------------------------------
+
+    def try_open_connection(self, cost: int, reserve: int = 0) -> bool:
+        """Take `cost` bytes of the connection pool if they fit with `reserve` to spare."""
+        fits = self.connections + cost + reserve <= self.conn_limit
+        if fits:
+            self.connections += cost
+            self.peak_connections = max(self.peak_connections, self.connections)
+        return fits
+
+    def close_connection(self, cost: int) -> None:
+        self.connections -= cost

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from bcai.encoding import decode, encode
-from bcai.errors import BcaiError, InvalidNodeRecord, MalformedMessage
+from bcai.errors import BcaiError, InvalidNodeRecord, MalformedMessage, OutboundLimitReached
 from bcai.p2p import scoring
 from bcai.p2p.kademlia import LookupState, RoutingTable, compute_distance
 from bcai.p2p.records import CapabilityQuery, NodeId, NodeRecord, SignedNodeRecord, parse_peer_address
@@ -158,8 +158,9 @@ class Discovery:
         state.process_records(self.table.get_closest(target, cfg.k))
         in_flight: dict[asyncio.Task[list[SignedNodeRecord]], NodeId] = {}
         dials = 0
+        blocked = False  # a dial found no free outbound slot: dial again once an answer is in
         while True:
-            batch = state.get_next_batch(len(in_flight))
+            batch = [] if blocked else state.get_next_batch(len(in_flight))
             for signed in batch:
                 if signed.node_id not in self.host.peers:
                     if dials >= cfg.lookup_max_dials:  # not asked: the lookup ends with what it has
@@ -174,15 +175,26 @@ class Discovery:
                     continue  # all of it over the dial cap: the next closest may be connected
                 break
             done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            blocked = False
             for task in done:
                 node = in_flight.pop(task)
-                if task.exception() is None:
+                error = task.exception()
+                if error is None:
                     # an answer is the answerer's k closest (and its own record): take no more
                     answer = sorted(task.result(), key=lambda s: compute_distance(s.node_id, target))
                     state.process_answer(node, answer[: cfg.k + 1])
+                elif isinstance(error, OutboundLimitReached) and in_flight:
+                    # every slot is busy with this lookup's own questions: once one is
+                    # answered its connection is idle and makes room (`max_outbound`)
+                    dials -= 1
+                    state.process_deferred(node)
+                    blocked = True
                 else:
                     state.process_failure(node)
-                    self.table.process_failure(node)
+                    if isinstance(error, OutboundLimitReached):  # our limit, not its failure
+                        self.host.metrics["lookup_dials_capped"] += 1
+                    else:
+                        self.table.process_failure(node)
         return state.get_result()
 
     async def find_node(self, target: NodeId) -> SignedNodeRecord | None:
@@ -216,8 +228,8 @@ class Discovery:
 
     async def _ask(self, signed: SignedNodeRecord, protocol: str, payload: bytes) -> list[SignedNodeRecord]:
         node = signed.node_id
-        if node not in self.host.peers:
-            await self.host.connect(signed.record.address, node)
+        if node not in self.host.peers:  # not kept: closed once idle, or for a later dial's slot
+            await self.host.connect(signed.record.address, node, keep=False)
         return await self._ask_connected(node, protocol, payload)
 
     async def _ask_connected(self, node: NodeId, protocol: str, payload: bytes) -> list[SignedNodeRecord]:

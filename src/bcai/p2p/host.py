@@ -16,6 +16,19 @@ requester having to read every response (our send queue blocks otherwise, and wi
 that peer's reader), i.e. bandwidth. A bulk request answered with less (a manifest, a
 small blob) or not at all (unknown content, a malformed ask) costs a token like any other
 message, so a flood of cheap asks is still cut off.
+
+Bytes are limited too (`recv_bytes_per_s`): within 100 messages a second a peer could
+still send 100 x 16 MiB. Every frame but a response to our own request is charged to the
+peer's byte bucket once it is in (its kind is only known then), and while the bucket is
+in debt we read nothing more from that peer: its frames wait in its socket and TCP slows
+it down (as CometBFT's `recv_rate`). Nothing is dropped, so consensus never is.
+
+Connections are bounded by count and by memory: at most `max_inbound` accepted and
+`max_outbound` dialed, and each, half-open handshakes included, holds its transport's
+worst case (`Transport.connection_bytes`) of the budget's connection pool (`conn_bytes`).
+Connections a Kademlia lookup opened are not kept: one unused for `lookup_idle_s` is
+closed, and the least recently used goes first when a dial needs its slot (as libp2p's
+connection manager trims unprotected connections). `connect` keeps what it opens.
 """
 
 from __future__ import annotations
@@ -40,6 +53,7 @@ from bcai.errors import (
     InvalidGossip,
     InvalidNodeRecord,
     MalformedMessage,
+    OutboundLimitReached,
     PeerBanned,
     PeerNotConnected,
     RequestFailed,
@@ -100,12 +114,25 @@ class HostConfig:
     record_ttl: float = 3600.0  # a record not heard of for this long is forgotten; ours is re-announced every third of it
     lookup_ids_per_host: int = 2  # node ids at one host (IP or name) one lookup takes as candidates
     lookup_max_dials: int = 40  # new connections one lookup may open
+    # unsolicited bytes per second per peer (responses to our requests are free); a peer
+    # over it is not read from until it is back within the rate (nothing is dropped). We
+    # may wait max_frame / recv_bytes_per_s before reading on, which must stay well below
+    # an honest sender's `send_timeout` (0.5 s against 30 s by default)
+    recv_bytes_per_s: int = 32 * 1024 * 1024
+    recv_bytes_burst: int = 64 * 1024 * 1024
+    max_outbound: int = 32  # connections we dial; idle ones a lookup opened make room first
+    lookup_idle_s: float = 60.0  # a connection a lookup opened, unused for this long, is closed
+    # socket and stream buffers of all open connections (half-open ones too), each charged
+    # its transport's worst case (TCP: ~4.7 MiB with 1 MiB socket buffers)
+    conn_bytes: int = 1024 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.peer_recv_bytes < self.max_frame + TAG_SIZE:
             raise ValueError("peer_recv_bytes must hold at least one frame (max_frame + 16)")
         if self.buffer_bytes < self.peer_recv_bytes:
             raise ValueError("buffer_bytes must be at least peer_recv_bytes")
+        if min(self.recv_bytes_per_s, self.recv_bytes_burst, self.max_outbound, self.lookup_idle_s) <= 0:
+            raise ValueError("recv_bytes_per_s, recv_bytes_burst, max_outbound and lookup_idle_s must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +184,10 @@ class Host:
         self.record: SignedNodeRecord | None = None
         self.scores = PeerScores(ban_seconds=config.ban_seconds)
         self.seen = SeenCache(config.seen_cache_size, config.seen_ttl)
-        self.budget = BufferBudget(config.buffer_bytes, config.peer_recv_bytes, config.seal_bytes)
+        if config.conn_bytes < (config.max_outbound + 1) * transport.connection_bytes:
+            # inbound connections leave room for `max_outbound`: with less, none would fit
+            raise ValueError(f"conn_bytes must hold max_outbound + 1 connections of {transport.connection_bytes} bytes")
+        self.budget = BufferBudget(config.buffer_bytes, config.peer_recv_bytes, config.seal_bytes, config.conn_bytes)
         self.metrics: Counter[str] = Counter()
         self._peers: dict[NodeId, Peer] = {}
         self._topics: dict[str, GossipHandler] = {}
@@ -170,6 +200,8 @@ class Host:
         self._stopped = False
         self._handshaking = 0
         self._handshaking_from: Counter[str] = Counter()  # remote host -> handshakes in progress
+        self._dialing = 0  # outbound connections being opened (they hold their slot already)
+        self._connecting: Counter[NodeId] = Counter()  # dialed, `connect` waiting for the hello
         self.discovery = Discovery(self)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -185,6 +217,7 @@ class Host:
         self._topics[RECORDS_TOPIC] = self.discovery.process_record_gossip
         self.update_record()
         self._spawn(self._refresh_record())
+        self._spawn(self._close_idle_loop())
         return bound
 
     async def _refresh_record(self) -> None:
@@ -234,30 +267,52 @@ class Host:
         peer = self._peers.get(node)
         return peer.record if peer else None
 
-    async def connect(self, address: str, expected: NodeId | Address) -> NodeId:
+    async def connect(self, address: str, expected: NodeId | Address, keep: bool = True) -> NodeId:
         """Dial `address`, check that the node there proves to be `expected` (its node id,
         or its account address), and return its node id once its hello has arrived.
 
-        Raises `PeerIdentityMismatch`, `HandshakeFailed`, `PeerBanned`, `ConnectionClosed`.
+        `keep=False` (what lookups use) lets the host close the connection once idle or
+        when a dial needs its slot; connecting again with `keep=True` keeps it.
+        Raises `PeerIdentityMismatch`, `HandshakeFailed`, `PeerBanned`, `ConnectionClosed`,
+        `OutboundLimitReached`.
         """
         if expected in (self.node_id, self.key.address):
             raise HandshakeFailed("refusing to connect to ourselves")
         if isinstance(expected, NodeId):
-            if expected in self._peers:
+            existing = self._peers.get(expected)
+            if existing is not None:
+                existing.kept = existing.kept or keep
                 return expected
             if self.scores.is_banned(expected, self.clock.now()):
                 raise PeerBanned(f"{expected!r} is banned")
-        try:  # a blackholed address must not hold the caller for the OS's connect timeout
-            stream = await asyncio.wait_for(self.transport.dial(address), self.config.handshake_timeout)
-        except asyncio.TimeoutError:
-            raise ConnectionClosed(f"dialing {address} timed out") from None
-        channel = await perform_handshake(
-            stream, self.key, self.config.network_id, expected, self.config.handshake_timeout, self.config.max_frame
-        )
-        expected = channel.remote_id
-        self._add_peer(channel, outbound=True)
+        cost = self._open_outbound()
+        added = False
+        try:
+            try:  # a blackholed address must not hold the caller for the OS's connect timeout
+                stream = await asyncio.wait_for(self.transport.dial(address), self.config.handshake_timeout)
+            except asyncio.TimeoutError:
+                raise ConnectionClosed(f"dialing {address} timed out") from None
+            channel = await perform_handshake(
+                stream, self.key, self.config.network_id, expected, self.config.handshake_timeout, self.config.max_frame
+            )
+            expected = channel.remote_id
+            added = True
+            self._add_peer(channel, outbound=True, conn_cost=cost, keep=keep)
+        finally:
+            self._dialing -= 1
+            if not added:
+                self.budget.close_connection(cost)
         if self.is_banned(expected):
             raise PeerBanned(f"{expected!r} is banned")
+        self._connecting[expected] += 1  # not idle: its dialer is about to use it
+        try:
+            return await self._wait_for_hello(expected)
+        finally:
+            self._connecting[expected] -= 1
+            if not self._connecting[expected]:
+                del self._connecting[expected]
+
+    async def _wait_for_hello(self, expected: NodeId) -> NodeId:
         # Return once the peer's hello (record, topics) is in, so callers can rely on it.
         # If both sides dialed at once, the connection we waited on may lose the tie-break
         # to the other one: then wait on the survivor.
@@ -280,6 +335,48 @@ class Host:
         if peer is not None:
             peer.close()
 
+    def _count_outbound(self) -> int:
+        return self._dialing + sum(1 for p in self._peers.values() if p.outbound and not p.closed)
+
+    def _open_outbound(self) -> int:
+        """Take a dial's slot under `max_outbound` and its share of the connection pool
+        (returned: the cost), closing the least recently used idle connection a lookup
+        opened while that makes room; `OutboundLimitReached` when nothing can."""
+        cost = self.transport.connection_bytes
+        while not (self._count_outbound() < self.config.max_outbound and self.budget.try_open_connection(cost)):
+            idle = self._get_idle_lookup_peers()
+            if not idle:
+                self.metrics["outbound_refused"] += 1
+                raise OutboundLimitReached(
+                    f"{self._count_outbound()} outbound connections (max {self.config.max_outbound}), "
+                    f"{self.budget.connections} of {self.budget.conn_limit} connection bytes, none idle to close")
+            self.metrics["lookup_closed"] += 1
+            self._remove_peer(idle[0])  # gone from `peers` at once: nobody may ask it meanwhile
+        self._dialing += 1
+        return cost
+
+    def _get_idle_lookup_peers(self) -> list[Peer]:
+        """Connections a lookup opened (not kept) with no request of ours waiting on them
+        (nor their dialer on their hello), least recently used first."""
+        busy = {node for node, _ in self._pending.values()} | set(self._connecting)
+        idle = [p for p in self._peers.values() if p.outbound and not p.kept and not p.closed and p.id not in busy]
+        return sorted(idle, key=lambda p: p.last_used)
+
+    def close_idle_connections(self) -> int:
+        """Close the connections a lookup opened that nobody used for `lookup_idle_s`;
+        return how many (the host also does this on its own, every half of that time)."""
+        cutoff = self.clock.now() - self.config.lookup_idle_s
+        idle = [p for p in self._get_idle_lookup_peers() if p.last_used <= cutoff]
+        for peer in idle:
+            self._remove_peer(peer)
+        self.metrics["lookup_closed"] += len(idle)
+        return len(idle)
+
+    async def _close_idle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lookup_idle_s / 2)
+            self.close_idle_connections()
+
     async def _on_inbound(self, stream: ByteStream) -> None:
         inbound = sum(1 for p in self._peers.values() if not p.outbound)
         # Half-open handshakes are capped too, so a swarm of silent sockets cannot pile up,
@@ -291,26 +388,35 @@ class Host:
             self.metrics["refused_inbound"] += 1
             stream.close()
             return
+        # Its buffers come out of the connection pool, leaving room for the dials we may make.
+        cost = self.transport.connection_bytes
+        reserve = max(0, self.config.max_outbound - self._count_outbound()) * cost
+        if not self.budget.try_open_connection(cost, reserve):
+            self.metrics["refused_inbound"] += 1
+            self.metrics["conn_budget_full"] += 1
+            stream.close()
+            return
         self._handshaking += 1
         self._handshaking_from[source] += 1
         try:
             channel = await perform_handshake(
                 stream, self.key, self.config.network_id, None, self.config.handshake_timeout, self.config.max_frame
             )
-        except HandshakeFailed as exc:
+        except (HandshakeFailed, ConnectionClosed) as exc:
             self.metrics["handshake_failures"] += 1
             log.debug("inbound handshake failed: %s", exc)
-            return
-        except ConnectionClosed:
-            self.metrics["handshake_failures"] += 1
             stream.close()
+            self.budget.close_connection(cost)
             return
+        except BaseException:
+            self.budget.close_connection(cost)
+            raise
         finally:
             self._handshaking -= 1
             self._handshaking_from[source] -= 1
             if not self._handshaking_from[source]:
                 del self._handshaking_from[source]
-        self._add_peer(channel, outbound=False)
+        self._add_peer(channel, outbound=False, conn_cost=cost)
 
     def _is_host_full(self, source: str) -> bool:
         """Whether `source` has `max_inbound_per_ip` inbound connections already: keys are
@@ -322,27 +428,33 @@ class Host:
                    if not p.outbound and get_remote_host(p.channel.stream.remote_address) == source
                    ) >= self.config.max_inbound_per_ip
 
-    def _add_peer(self, channel: SecureChannel, outbound: bool) -> None:
+    def _add_peer(self, channel: SecureChannel, outbound: bool, conn_cost: int = 0, keep: bool = True) -> None:
+        """Make an authenticated channel a peer; it takes over `conn_cost` bytes of the
+        connection pool (given back here if the channel is refused)."""
         node = channel.remote_id
-        if self._stopped or self.scores.is_banned(node, self.clock.now()):
-            channel.close()
-            return
-        if not outbound and node not in self._peers and self._is_host_full(get_remote_host(channel.stream.remote_address)):
+        refused = self._stopped or self.scores.is_banned(node, self.clock.now())
+        if not refused and not outbound and node not in self._peers and self._is_host_full(
+                get_remote_host(channel.stream.remote_address)):
             self.metrics["refused_inbound"] += 1  # several handshakes from it finished at once
-            channel.close()
-            return
+            refused = True
         existing = self._peers.get(node)
-        if existing is not None:
+        if not refused and existing is not None:
             # Both sides dialed at once: keep the connection the smaller node id dialed.
             dialer = self.node_id if outbound else node
-            if dialer != min(self.node_id, node):
-                channel.close()
-                return
+            refused = dialer != min(self.node_id, node)
+            keep = keep or existing.kept
+        if refused:
+            channel.close()
+            self.budget.close_connection(conn_cost)
+            return
+        if existing is not None:
             existing.close()
         now = self.clock.now()
         bucket = TokenBucket.full(self.config.rate_per_s, self.config.rate_burst, now)
         pace = TokenBucket.full(self.config.relay_per_s, self.config.relay_burst, now)
         peer = Peer(channel, outbound, bucket, self.config.queue_bytes, pace, self.config.send_timeout, self.budget)
+        peer.recv_bytes = TokenBucket.full(self.config.recv_bytes_per_s, self.config.recv_bytes_burst, now)
+        peer.conn_cost, peer.kept, peer.last_used = conn_cost, keep, now
         peer.account.evict = lambda: self._evict(peer)
         self._peers[node] = peer
         peer.channel.frame_timeout = self.config.send_timeout
@@ -399,13 +511,18 @@ class Host:
         reserve = functools.partial(self._reserve_frame, peer)
         try:
             while not peer.closed:
+                await self._wait_for_recv_bytes(peer)
                 frame = await peer.channel.recv(reserve)
+                size = 4 + len(frame) + TAG_SIZE
                 message: Message | None = None
                 try:
                     message = decode_message(frame)
                 except MalformedMessage as exc:
                     self.metrics["malformed"] += 1
                     self.penalize(peer.id, scoring.PENALTY_MALFORMED, str(exc))
+                if not self._is_solicited(peer, message):
+                    assert peer.recv_bytes is not None
+                    peer.recv_bytes.charge(self.clock.now(), size)
                 del frame  # the message holds its own copy: the plaintext must not wait for the next frame
                 try:
                     if message is not None and not peer.closed:
@@ -423,6 +540,28 @@ class Host:
             pass
         finally:
             self._remove_peer(peer)
+
+    async def _wait_for_recv_bytes(self, peer: Peer) -> None:
+        """The byte rate's back-pressure: while the peer owes bytes we read nothing more
+        from it, so its frames wait in its socket and TCP slows it down. Nothing is dropped
+        (consensus never is) and nobody else waits: each peer has its own reader."""
+        bucket = peer.recv_bytes
+        if bucket is None:
+            return
+        debt = bucket.get_debt(self.clock.now())
+        if debt:
+            self.metrics["recv_throttled"] += 1
+        while debt and not peer.closed:
+            await asyncio.sleep(max(debt / bucket.rate, 0.001))
+            debt = bucket.get_debt(self.clock.now())
+
+    def _is_solicited(self, peer: Peer, message: Message | None) -> bool:
+        """A response to a request of ours waiting on this peer: we chose to receive it
+        (a block range, a content chunk), so it costs the peer nothing of its byte rate."""
+        if not isinstance(message, Response):
+            return False
+        pending = self._pending.get(message.request_id)
+        return pending is not None and pending[0] == peer.id
 
     async def _reserve_frame(self, peer: Peer, length: int) -> None:
         """Charge a frame to the budget before its buffer exists. Over the peer's own
@@ -627,6 +766,7 @@ class Host:
         request_id = next(self._request_ids)
         future: asyncio.Future[tuple[bool, bytes]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = (node, future)
+        peer.last_used = self.clock.now()
         try:
             await peer.send(Request(request_id, protocol, payload), Priority.NORMAL)
             ok, body = await asyncio.wait_for(future, timeout or self.config.request_timeout)
@@ -651,10 +791,12 @@ class Host:
             self.metrics["unsolicited"] += 1
             self.penalize(peer.id, scoring.PENALTY_UNSOLICITED, "response to no request of ours")
             return
+        peer.last_used = self.clock.now()
         if not pending[1].done():
             pending[1].set_result((response.ok, response.payload))
 
     async def _serve_request(self, peer: Peer, request: Request, charge: int = 0) -> None:
+        peer.last_used = self.clock.now()
         try:
             handler = self._handlers.get(request.protocol)
             if handler is None:

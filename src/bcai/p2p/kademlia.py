@@ -157,6 +157,10 @@ class LookupState:
         self.answered.add(node)
         self.process_records(records)
 
+    def process_deferred(self, node: NodeId) -> None:
+        """`node` could not be asked yet (no connection slot free): ask it again later."""
+        self.asked.discard(node)
+
     def process_failure(self, node: NodeId) -> None:
         self.failed.add(node)
         self.candidates.pop(node, None)

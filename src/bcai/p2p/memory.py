@@ -116,6 +116,10 @@ class MemoryTransport(Transport):
         task.add_done_callback(self._network._tasks.discard)
         return ours
 
+    @property
+    def connection_bytes(self) -> int:
+        return 2 * self._network.pipe_limit  # the two pipes play the socket buffers
+
     async def close(self) -> None:
         for bound in self._bound:
             self._network.listeners.pop(bound, None)

@@ -139,6 +139,12 @@ class Peer:
         self.send_timeout = send_timeout
         self.evicted = False  # cut off to keep the host's memory budget
         self.frame_charge = 0  # budget bytes of the frame being read or handled
+        self.recv_bytes: TokenBucket | None = None  # unsolicited bytes it may send us (None: no limit)
+        # Outbound connections a lookup opened are not kept: closed once idle, or to make
+        # room under `max_outbound`; `connect` keeps them (and every other connection).
+        self.kept = True
+        self.last_used = 0.0  # clock time of the last request either way, or answer
+        self.conn_cost = 0  # bytes of the budget's connection pool it holds until closed
 
     async def send(self, message: Message, priority: Priority, drop_when_full: bool = False) -> bool:
         frame = encode_message_parts(message)
@@ -226,4 +232,5 @@ class Peer:
             self.hello_received.set()  # wake anyone waiting for it; they see `closed`
             self.queue.close()
             self.budget.close_account(self.account)
+            self.budget.close_connection(self.conn_cost)
             self.channel.close()

@@ -1,6 +1,8 @@
 """Rate limits, peer scores and bans: pure bookkeeping, the time passed in by the caller.
 
-- `TokenBucket`: `rate` tokens per second up to `burst`; each unsolicited message costs one.
+- `TokenBucket`: `rate` tokens per second up to `burst`; each unsolicited message costs one
+  (the message rate), each unsolicited byte one (the byte rate: charged once a frame is in,
+  the bucket may go into debt, and the reader waits until it is repaid).
 - `PeerScores`: a score per peer, 0 for a well-behaved peer, lowered by penalties and
   drifting back toward 0 at `recovery_per_s`. At or below `ban_threshold` the peer is
   banned until `now + ban_seconds` (the shell then disconnects it and refuses it).
@@ -37,13 +39,27 @@ class TokenBucket:
 
     def take(self, now: float, cost: float = 1.0) -> bool:
         """Spend `cost` tokens if there are enough; refill first by the time elapsed."""
-        elapsed = max(0.0, now - self.updated)
-        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
-        self.updated = now
+        self._refill(now)
         if self.tokens >= cost:
             self.tokens -= cost
             return True
         return False
+
+    def charge(self, now: float, cost: float) -> None:
+        """Spend `cost` tokens whether or not there are enough: the bucket goes into debt,
+        for what has arrived already (a frame is charged once read, when we know its kind)."""
+        self._refill(now)
+        self.tokens -= cost
+
+    def get_debt(self, now: float) -> float:
+        """Tokens owed after refilling (0 when none): the caller waits `debt / rate` s."""
+        self._refill(now)
+        return max(0.0, -self.tokens)
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.updated = now
 
 
 @dataclass(slots=True)

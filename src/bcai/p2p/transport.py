@@ -52,6 +52,12 @@ class Transport(ABC):
     async def close(self) -> None:
         """Stop listening (open streams stay with their owners)."""
 
+    @property
+    @abstractmethod
+    def connection_bytes(self) -> int:
+        """The most one open stream holds in buffers (kernel and our own), whatever the
+        remote end does: what the host charges each connection to its budget."""
+
 
 def split_host_port(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
