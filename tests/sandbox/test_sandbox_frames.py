@@ -48,6 +48,10 @@ def _frame(header: object, payload: bytes = b"") -> bytes:
         _frame({"tensors": [["x", "<f4", [1], 4], ["x", "<f4", [1], 4]]}, b"\0" * 8),
         _frame({"tensors": [["x", "<f4", [True], 4]]}, b"\0" * 4),
         _frame({"tensors": [["x", "<f4"]]}),
+        # empty (0 bytes) but past numpy's size bound: numpy's ValueError once escaped
+        # decode_frame, and with it PythonSandbox.run, into the node
+        _frame({"tensors": [["x", "<f8", [0, 1 << 40, 1 << 40, 1 << 40], 0]]}),
+        _frame({"tensors": [["x", "<f8", [0, (1 << 63) - 1], 0]]}),
         _frame({1: 2}),
         _frame([1, 2]),
     ],
@@ -55,6 +59,11 @@ def _frame(header: object, payload: bytes = b"") -> bytes:
 def test_invalid_frames_are_refused(data):
     with pytest.raises(FrameError):
         decode_frame(data)
+
+
+def test_an_empty_tensor_with_the_largest_numpy_shape_still_decodes():
+    frame = decode_frame(_frame({"tensors": [["x", "|u1", [0, (1 << 63) - 1], 0]]}))
+    assert frame.tensors["x"].shape == (0, (1 << 63) - 1)
 
 
 def test_invalid_tensors_cannot_be_encoded():

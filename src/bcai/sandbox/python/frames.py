@@ -27,6 +27,10 @@ MAX_HEADER_BYTES = 4 * 1024 * 1024
 MAX_TENSORS = 1024
 MAX_NAME_LENGTH = 128
 MAX_NDIM = 32
+#: numpy's bound on an array's byte size, which it applies to the non-zero dimensions
+#: even when another dimension is 0 (an empty array of shape (0, 2**40, 2**40, 2**40)
+#: raises ValueError in numpy, not in our checks).
+MAX_ARRAY_BYTES = (1 << 63) - 1
 
 #: dtypes that may cross the boundary (little-endian, fixed size, no objects).
 ALLOWED_DTYPES = frozenset(
@@ -123,9 +127,12 @@ def _decode_tensor(entry: Any, view: memoryview, offset: int) -> tuple[str, np.n
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
     ):
         raise FrameError(f"tensor {name!r}: shape {shape!r} is not a list of sizes")
-    expected = np.dtype(dtype).itemsize
+    expected = spanned = np.dtype(dtype).itemsize
     for d in shape:
         expected *= d
+        spanned *= d or 1
+    if spanned > MAX_ARRAY_BYTES:
+        raise FrameError(f"tensor {name!r}: shape {shape} is too big for any array, even an empty one")
     if not isinstance(nbytes, int) or nbytes != expected:
         raise FrameError(f"tensor {name!r}: {nbytes!r} bytes do not match shape {shape} of {dtype}")
     if offset + nbytes > len(view):
