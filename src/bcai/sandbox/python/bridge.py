@@ -57,6 +57,10 @@ _BOOT = (
 )
 _SRC_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 _REAP_GRACE_S = 10.0
+#: Error kinds a child's result frame may report. `time_limit` is the bridge's verdict
+#: alone (its clock, the child's wait status): a program that forged it in its own frame
+#: would pass a refusal or a crash off as "the node was too slow".
+CHILD_ERROR_KINDS = PYTHON_ERROR_KINDS - {"time_limit"}
 #: How often the bridge counts the entries of a running job's work dir (file budget).
 WORKDIR_CHECK_S = 0.05
 
@@ -409,7 +413,7 @@ def _classify(
     log = raw_log[: constraints.max_log_bytes] if isinstance(raw_log, str) else ""
     if header.get("status") == "error":
         kind, message = header.get("kind"), header.get("message")
-        if kind not in PYTHON_ERROR_KINDS or not isinstance(message, str):
+        if kind not in CHILD_ERROR_KINDS or not isinstance(message, str):
             return compute_error("output_invalid", "the result frame reports an unknown error", metrics, log)
         return compute_error(kind, message, metrics, log)
     if header.get("status") != "ok" or frame.header.keys() - {"status", "log"}:
