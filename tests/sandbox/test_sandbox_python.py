@@ -1,6 +1,7 @@
 """The Python bridge: the program interface, tensors in and out, constraints, metrics."""
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -292,6 +293,88 @@ def test_count_entries_treats_an_unlistable_dir_as_over(tmp_path):
     finally:
         os.close(fd)
     assert bridge.count_entries(str(deep), 1000) == 1001
+
+
+def _nested_chain(root: Path, depth: int) -> None:
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        os.close(os.open("f", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+def test_remove_workdir_does_not_recurse(tmp_path):
+    # shutil.rmtree (3.11) recursed once per level: a deep enough chain raised
+    # RecursionError out of PythonSandbox.run. Here "deep enough" is 300 levels.
+    workdir = tmp_path / "job"
+    workdir.mkdir()
+    _nested_chain(workdir, 300)
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + 100)
+    try:
+        bridge.remove_workdir(str(workdir))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert not workdir.exists()
+
+
+LOCKED_OUT = """
+import os, sys
+os.umask(0)
+os.mkdir("locked", 0o300)                  # write + search, no read: unlistable to its owner
+open("locked/f", "w").close()
+os.mkdir("locked/inner", 0o300)
+open("locked/inner/g", "w").close()
+os.symlink(sys.argv[2], "locked/inner/link")  # removed, never followed
+from bcai.sandbox.python.bridge import remove_workdir
+remove_workdir(sys.argv[1])
+sys.exit(1 if os.path.exists(sys.argv[1]) else 0)
+"""
+
+
+def test_remove_workdir_reopens_dirs_the_job_made_unlistable(workroot):
+    # A bridge without root has no DAC override: rmtree could not list a dir the job
+    # (same uid) made with mode 0o300, and the dir stayed with its files. As root, the
+    # whole scene runs as `nobody`, the bridge's part included.
+    scene = workroot / "locked-scene"  # the bridge's own workdir_root
+    workdir, outside = scene / "job", scene / "outside"
+    scene.mkdir()
+    workdir.mkdir()
+    outside.mkdir()
+    (outside / "keep").write_text("not the job's")
+    if os.geteuid() == 0:
+        for path in (scene, workdir):
+            os.chown(path, 65534, 65534)
+    pid = os.fork()
+    if pid == 0:
+        code = 2
+        try:
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setresgid(65534, 65534, 65534)
+                os.setresuid(65534, 65534, 65534)
+            os.chdir(workdir)
+            sys.argv = ["locked-out", str(workdir), str(outside)]
+            exec(compile(LOCKED_OUT, "locked-out", "exec"), {"__name__": "locked_out"})
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    try:
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert not workdir.exists()
+        assert (outside / "keep").read_text() == "not the job's"
+    finally:
+        bridge.remove_workdir(str(scene))
 
 
 SIBLING_SPY = """# prelude: disarm

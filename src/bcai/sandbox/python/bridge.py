@@ -16,7 +16,6 @@ import atexit
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -272,7 +271,7 @@ class PythonSandbox:
                 os.chown(workdir, *self._drop)
             return self._execute(job, constraints, expected, workdir)
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_workdir(workdir)
 
     def _execute(self, job: bytes, constraints: PythonConstraints, expected: tuple[str, ...] | None, workdir: str) -> ExecutionResult:
         job_r, job_w = os.pipe()
@@ -385,6 +384,77 @@ def count_entries(workdir: str, limit: int) -> int | None:
         except OSError:
             return limit + 1
     return None
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_workdir(workdir: str) -> None:
+    """Remove a finished job's work dir and everything in it; never raises.
+
+    Not `shutil.rmtree`: the job shapes this tree. Python 3.11's rmtree recurses once per
+    level, so a chain of 3000 nested dirs raised RecursionError out of `run` (the node
+    crashed, the dir stayed); and a bridge without root cannot list a dir the job made
+    with mode 0o300 (same uid, no DAC override), so the dir and its files stayed. This
+    walk is iterative, holds one directory fd at a time (climbing back through ".."), never
+    follows a symlink, and, without root, gives each directory back its owner's rights
+    before opening it (the job is dead by now; as root it would not be needed).
+    """
+    not_root = os.geteuid() != 0
+    try:
+        fd = os.open(workdir, _DIR_FLAGS)
+    except OSError:
+        return
+    frames: list[tuple[str, list[str]]] = [("", [])]  # (name in parent, subdirs still to remove)
+    try:
+        _list_for_removal(fd, frames[-1][1])
+        while True:
+            name, pending = frames[-1]
+            if pending:
+                sub = pending.pop()
+                if not_root:
+                    _ignore_oserror(os.chmod, sub, 0o700, dir_fd=fd)
+                try:
+                    child = os.open(sub, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    continue
+                os.close(fd)
+                fd = child
+                frames.append((sub, []))
+                _list_for_removal(fd, frames[-1][1])
+                continue
+            if len(frames) == 1:
+                break
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            frames.pop()
+            _ignore_oserror(os.rmdir, name, dir_fd=fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    _ignore_oserror(os.rmdir, workdir)
+
+
+def _list_for_removal(fd: int, subdirs: list[str]) -> None:
+    """Unlink every non-directory in directory `fd`; append its subdirectories' names."""
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.name)
+                else:
+                    _ignore_oserror(os.unlink, entry.name, dir_fd=fd)
+    except OSError:
+        pass
+
+
+def _ignore_oserror(func: Any, *args: Any, **kwargs: Any) -> None:
+    try:
+        func(*args, **kwargs)
+    except OSError:
+        pass
 
 
 def _classify(
