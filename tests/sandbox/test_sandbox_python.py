@@ -119,6 +119,21 @@ def test_uncaught_exception_is_a_crash_with_its_message(sandbox):
     assert result.error_kind == "crashed" and "ValueError: bad weights" in result.message
 
 
+FORGED_MESSAGE = """# prelude: disarm
+cbor2 = OS["sys"].modules["cbor2"]
+head = cbor2.dumps({"kind": "crashed", "log": "", "message": "x" * (3 << 20), "status": "error", "tensors": []}, canonical=True)
+OS["write"](4, b"BCSB" + len(head).to_bytes(4, "big") + head)
+OS["_exit"](0)
+"""
+
+
+def test_a_forged_error_message_is_cut_like_the_childs_own(sandbox):
+    # The node keeps (and may log or publish) a result's message: 3 MiB of it came through.
+    code = FORGED_MESSAGE.replace("# prelude: disarm\n", (Path(__file__).parent / "hostile" / "disarm_prelude.txt").read_text())
+    result = sandbox.run(code)
+    assert result.error_kind == "crashed" and result.message == "x" * 2000
+
+
 def test_syntax_error_is_a_crash(sandbox):
     result = sandbox.run("def f(:\n", {}, FAST)
     assert result.error_kind == "crashed" and "compile" in result.message

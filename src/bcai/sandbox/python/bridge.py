@@ -32,6 +32,7 @@ from bcai.errors import ConfigError, SandboxUnavailable
 from bcai.sandbox.python.constraints import PythonConstraints
 from bcai.sandbox.python.frames import (
     MAX_HEADER_BYTES,
+    MAX_MESSAGE_CHARS,
     FrameError,
     decode_frame,
     encode_frame,
@@ -485,7 +486,7 @@ def _classify(
         kind, message = header.get("kind"), header.get("message")
         if kind not in CHILD_ERROR_KINDS or not isinstance(message, str):
             return compute_error("output_invalid", "the result frame reports an unknown error", metrics, log)
-        return compute_error(kind, message, metrics, log)
+        return compute_error(kind, message[:MAX_MESSAGE_CHARS], metrics, log)
     if header.get("status") != "ok" or frame.header.keys() - {"status", "log"}:
         return compute_error("output_invalid", "the result frame has an unexpected header", metrics, log)
     size = sum(array.nbytes for array in frame.tensors.values())

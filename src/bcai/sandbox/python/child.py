@@ -41,7 +41,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from bcai.sandbox.python import landlock, privileges, seccomp_filter
-from bcai.sandbox.python.frames import Frame, FrameError, decode_frame, encode_frame
+from bcai.sandbox.python.frames import MAX_MESSAGE_CHARS, Frame, FrameError, decode_frame, encode_frame
 
 JOB_FD = 3
 RESULT_FD = 4
@@ -277,7 +277,7 @@ def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, in
 
 
 def _error_frame(kind: str, message: str, log: str = "") -> bytes:
-    return encode_frame({"status": "error", "kind": kind, "message": message[:2000], "log": log}, {})
+    return encode_frame({"status": "error", "kind": kind, "message": message[:MAX_MESSAGE_CHARS], "log": log}, {})
 
 
 def _classify(exc: BaseException) -> str:
