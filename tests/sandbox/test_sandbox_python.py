@@ -431,6 +431,58 @@ def test_a_job_cannot_find_a_neighbours_work_dir_through_proc(workroot, mode):
     assert bool(result.outputs["sees_itself"]) and int(result.outputs["found"]) == 0
 
 
+def _wait_for_locked_child(zygote: int, deadline: float) -> int:
+    """The pid of the zygote's child once its OOM score is set (it is locking down)."""
+    import time
+
+    while time.monotonic() < deadline:
+        for task in os.listdir(f"/proc/{zygote}/task"):
+            with open(f"/proc/{zygote}/task/{task}/children") as f:
+                for pid in f.read().split():
+                    try:
+                        with open(f"/proc/{pid}/oom_score_adj") as score:
+                            if score.read().strip() == "1000":
+                                return int(pid)
+                    except OSError:
+                        pass
+        time.sleep(0.02)
+    raise AssertionError("no child with OOM score 1000 appeared")
+
+
+@pytest.mark.parametrize("mode", ["capabilities", "user"] if os.geteuid() == 0 else ["auto"])
+def test_a_child_is_the_first_oom_victim_and_not_dumpable(workroot, mode):
+    # Not dumpable: no core dump through a core_pattern pipe (which ignores RLIMIT_CORE
+    # 0), and a process of the child's uid without CAP_SYS_PTRACE cannot open its
+    # /proc/<pid>/environ or mem. A uid-0 child without capabilities stayed dumpable.
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bcai.sandbox.python import privileges
+
+    with PythonSandbox(workdir_root=str(workroot), drop_root=mode) as box, ThreadPoolExecutor(max_workers=1) as pool:
+        busy = pool.submit(box.run, "x = 0\nwhile True:\n    x += 1\n", {}, PythonConstraints(max_execution_time_ms=3000))
+        pid = _wait_for_locked_child(box.zygote_pid, time.monotonic() + 2.5)
+        time.sleep(0.3)  # past the lock-down, into the loop
+        helper = os.fork()
+        if helper == 0:
+            code = 2
+            try:
+                if mode == "user":
+                    os.setresgid(65534, 65534, 65534)
+                    os.setresuid(65534, 65534, 65534)
+                elif os.geteuid() == 0:
+                    privileges.drop_capabilities()
+                open(f"/proc/{pid}/environ", "rb").close()
+                code = 1
+            except PermissionError:
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(helper, 0)
+        assert busy.result().error_kind == "time_limit"
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 HOSTILE_HOST = """
 import errno, sys
 import pyseccomp

@@ -4,14 +4,14 @@ Runs in a process forked from the zygote (which never ran untrusted code) and ex
 done; no process is ever reused. Order matters, each step before untrusted code exists:
 
 1. read the whole job frame (code, constraints, inputs) from the job pipe;
-2. move into the private work dir, set rlimits (core 0, open files, file size, CPU time,
+2. OOM score 1000 (the host's first victim); move into the private work dir, set rlimits (core 0, open files, file size, CPU time,
    address space = current size + `max_memory_mb`, 64 queued signals, no real-time or
    raised priority), stdout/stderr to /dev/null;
 3. Landlock: read-only access to the Python installation and system libraries, full
    access to the work dir, nothing else (and no TCP unless granted);
 4. when running as root: drop to `nobody` (no groups) or, where `nobody` cannot read the
    Python installation, keep uid 0 with every capability dropped (`privileges.py`);
-   not root: RLIMIT_NPROC = 0;
+   not root: RLIMIT_NPROC = 0; then not dumpable (no core dump, no same-uid /proc access);
 5. seccomp (see `seccomp_filter.py`);
 6. compile the program (its cost counts against the limits), empty the environment, install the audit hook and the import guard, run the code.
 
@@ -231,7 +231,14 @@ def _vm_size() -> int:
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
+#: The kernel's OOM killer takes the child before anything else on the host (the node
+#: included) when memory runs out; raising one's own score needs no privilege.
+_OOM_SCORE_ADJ = b"1000"
+
+
 def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, int] | None, landlock_required: bool) -> None:
+    with open("/proc/self/oom_score_adj", "wb") as oom:
+        oom.write(_OOM_SCORE_ADJ)
     os.chdir(workdir)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -273,6 +280,7 @@ def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, in
         privileges.drop_capabilities()
     if os.geteuid() != 0:
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    privileges.set_undumpable()
     seccomp_filter.load_filter(os.getpid(), bool(constraints["network_access"]))
 
 
