@@ -471,7 +471,7 @@ def _classify(
         sig = os.WTERMSIG(status)
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and metrics.cpu_time_ms >= limit_ms):
             return compute_error("time_limit", f"the program used its CPU-time limit ({limit_ms} ms)", metrics)
-        return compute_error("crashed", f"the process was killed by {signal.Signals(sig).name}", metrics)
+        return compute_error("crashed", f"the process was killed by {compute_signal_name(sig)}", metrics)
     if not data:
         code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else None
         return compute_error("crashed", f"the process exited (status {code}) without sending a result", metrics)
@@ -500,6 +500,16 @@ def _classify(
         if extra:
             return compute_error("output_invalid", f"the program set unexpected outputs {extra}", metrics, log)
     return compute_ok(frame.tensors, metrics, log)
+
+
+def compute_signal_name(sig: int) -> str:
+    """SIGSEGV, ... or "signal N": `signal.Signals` names only SIGRTMIN and SIGRTMAX of the
+    real-time signals, and a job that killed itself with signal 40 raised ValueError out
+    of `run` (the node crashed)."""
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
 
 
 def _check_expected(expected_outputs: Sequence[str] | None) -> tuple[str, ...] | None:
