@@ -52,6 +52,9 @@ def _frame(header: object, payload: bytes = b"") -> bytes:
         # decode_frame, and with it PythonSandbox.run, into the node
         _frame({"tensors": [["x", "<f8", [0, 1 << 40, 1 << 40, 1 << 40], 0]]}),
         _frame({"tensors": [["x", "<f8", [0, (1 << 63) - 1], 0]]}),
+        # an unhashable dtype: TypeError from the set lookup escaped decode_frame
+        _frame({"tensors": [["x", ["<f4"], [1], 4]]}, b"\0" * 4),
+        _frame({"tensors": [["x", {"a": 1}, [1], 4]]}, b"\0" * 4),
         _frame({1: 2}),
         _frame([1, 2]),
     ],
@@ -79,9 +82,11 @@ def test_the_largest_legitimate_header_fits_the_item_budget():
         b"\xa1\x63log\x9f\xff",  # indefinite length
         b"\x9a\xff\xff\xff\xff",  # claims 4 billion items, holds none
         b"\xbb" + b"\xff" * 8,  # a map claiming 2**64 - 1 entries
+        b"\xa1\x63log\xd8\x23\x63(a)",  # tag 35: cbor2 compiles it as a regular expression
+        b"\xa1\x63log\xd8\x24\x60",  # tag 36: cbor2 parses it as a MIME message
     ],
 )
-def test_headers_past_the_item_budget_are_refused_before_decoding(head):
+def test_headers_past_the_item_budget_or_with_tags_are_refused_before_decoding(head):
     with pytest.raises(FrameError):
         decode_frame(struct.pack(">4sI", MAGIC, len(head)) + head)
 

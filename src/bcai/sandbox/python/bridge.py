@@ -484,7 +484,7 @@ def _classify(
     log = raw_log[: constraints.max_log_bytes] if isinstance(raw_log, str) else ""
     if header.get("status") == "error":
         kind, message = header.get("kind"), header.get("message")
-        if kind not in CHILD_ERROR_KINDS or not isinstance(message, str):
+        if not isinstance(kind, str) or kind not in CHILD_ERROR_KINDS or not isinstance(message, str):
             return compute_error("output_invalid", "the result frame reports an unknown error", metrics, log)
         return compute_error(kind, message[:MAX_MESSAGE_CHARS], metrics, log)
     if header.get("status") != "ok" or frame.header.keys() - {"status", "log"}:
