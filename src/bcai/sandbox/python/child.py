@@ -232,13 +232,18 @@ def _vm_size() -> int:
 
 
 #: The kernel's OOM killer takes the child before anything else on the host (the node
-#: included) when memory runs out; raising one's own score needs no privilege.
+#: included) when memory runs out; raising one's own score needs no privilege. Best
+#: effort: a preference of the OOM killer, not a wall (RLIMIT_AS is the memory bound),
+#: so a host whose /proc refuses the write still runs jobs.
 _OOM_SCORE_ADJ = b"1000"
 
 
 def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, int] | None, landlock_required: bool) -> None:
-    with open("/proc/self/oom_score_adj", "wb") as oom:
-        oom.write(_OOM_SCORE_ADJ)
+    try:
+        with open("/proc/self/oom_score_adj", "wb") as oom:
+            oom.write(_OOM_SCORE_ADJ)
+    except OSError:
+        pass
     os.chdir(workdir)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
