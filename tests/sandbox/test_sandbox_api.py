@@ -53,3 +53,26 @@ def test_unknown_syscall_numbers_are_the_ones_libseccomp_cannot_name():
         except ValueError:
             continue
         raise AssertionError(number)
+
+
+def test_the_vm_bridge_holds_the_node_ceiling_on_file_operations():
+    # A program's constraints are its author's: 1 000 000 files of 16 MiB each would be
+    # 16 TB of the node's disk. The bridge gives the smaller of that and its ceiling.
+    from types import SimpleNamespace
+
+    from bcai.sandbox.result import ExecutionMetrics, compute_ok
+    from bcai.sandbox.vm_bridge import SandboxPythonBridge
+
+    seen = []
+
+    class Recorder:
+        def run(self, code, inputs, limits, expected):
+            seen.append(limits)
+            return compute_ok({}, ExecutionMetrics(0.0, 0.0, 0))
+
+    asked = SimpleNamespace(max_memory_mb=256, max_execution_time_ms=1000, allowed_imports=(),
+                            max_file_operations=1_000_000, network_access=False)
+    SandboxPythonBridge(Recorder()).execute("", {}, asked)
+    SandboxPythonBridge(Recorder(), max_file_operations=10).execute("", {}, asked)
+    SandboxPythonBridge(Recorder()).execute("", {}, SimpleNamespace(**{**vars(asked), "max_file_operations": 3}))
+    assert [limits.max_file_operations for limits in seen] == [1000, 10, 3]

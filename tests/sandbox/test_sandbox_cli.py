@@ -30,6 +30,19 @@ def test_python_ok_json_and_saved_outputs(tmp_path):
     assert np.load(tmp_path / "out" / "y.npy").tolist() == [0.0, 2.0, 4.0, 6.0]
 
 
+def test_a_programs_text_cannot_drive_the_terminal(tmp_path):
+    # A hostile program's error message and log are shown to the operator: Rich markup in
+    # the message raised MarkupError (a traceback instead of the result), and escape
+    # sequences in either reached the terminal (OSC 52 writes the clipboard).
+    raising = tmp_path / "raising.py"
+    raising.write_text('print("\\x1b]52;c;cHduZWQ=\\x07 \\x1b[2J\\u202e")\nraise ValueError("[/nope] [green]ok \\x1b[8m")\n')
+    code, out = _run(["python", str(raising)])
+    assert code == 1, out
+    assert "[/nope] [green]ok \\x1b[8m" in out
+    assert "\\x1b]52;c;cHduZWQ=\\x07 \\x1b[2J\\u202e" in out
+    assert "\x1b" not in out and "\u202e" not in out
+
+
 def test_python_error_exits_nonzero(tmp_path):
     program = tmp_path / "loop.py"
     program.write_text("while True:\n    pass\n")

@@ -1,6 +1,7 @@
 """The Python bridge: the program interface, tensors in and out, constraints, metrics."""
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,21 @@ def test_raise_for_error(sandbox):
 def test_uncaught_exception_is_a_crash_with_its_message(sandbox):
     result = sandbox.run("raise ValueError('bad weights')", {}, FAST)
     assert result.error_kind == "crashed" and "ValueError: bad weights" in result.message
+
+
+FORGED_MESSAGE = """# prelude: disarm
+cbor2 = OS["sys"].modules["cbor2"]
+head = cbor2.dumps({"kind": "crashed", "log": "", "message": "x" * (3 << 20), "status": "error", "tensors": []}, canonical=True)
+OS["write"](4, b"BCSB" + len(head).to_bytes(4, "big") + head)
+OS["_exit"](0)
+"""
+
+
+def test_a_forged_error_message_is_cut_like_the_childs_own(sandbox):
+    # The node keeps (and may log or publish) a result's message: 3 MiB of it came through.
+    code = FORGED_MESSAGE.replace("# prelude: disarm\n", (Path(__file__).parent / "hostile" / "disarm_prelude.txt").read_text())
+    result = sandbox.run(code)
+    assert result.error_kind == "crashed" and result.message == "x" * 2000
 
 
 def test_syntax_error_is_a_crash(sandbox):
@@ -294,6 +310,88 @@ def test_count_entries_treats_an_unlistable_dir_as_over(tmp_path):
     assert bridge.count_entries(str(deep), 1000) == 1001
 
 
+def _nested_chain(root: Path, depth: int) -> None:
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        os.close(os.open("f", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+def test_remove_workdir_does_not_recurse(tmp_path):
+    # shutil.rmtree (3.11) recursed once per level: a deep enough chain raised
+    # RecursionError out of PythonSandbox.run. Here "deep enough" is 300 levels.
+    workdir = tmp_path / "job"
+    workdir.mkdir()
+    _nested_chain(workdir, 300)
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + 100)
+    try:
+        bridge.remove_workdir(str(workdir))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert not workdir.exists()
+
+
+LOCKED_OUT = """
+import os, sys
+os.umask(0)
+os.mkdir("locked", 0o300)                  # write + search, no read: unlistable to its owner
+open("locked/f", "w").close()
+os.mkdir("locked/inner", 0o300)
+open("locked/inner/g", "w").close()
+os.symlink(sys.argv[2], "locked/inner/link")  # removed, never followed
+from bcai.sandbox.python.bridge import remove_workdir
+remove_workdir(sys.argv[1])
+sys.exit(1 if os.path.exists(sys.argv[1]) else 0)
+"""
+
+
+def test_remove_workdir_reopens_dirs_the_job_made_unlistable(workroot):
+    # A bridge without root has no DAC override: rmtree could not list a dir the job
+    # (same uid) made with mode 0o300, and the dir stayed with its files. As root, the
+    # whole scene runs as `nobody`, the bridge's part included.
+    scene = workroot / "locked-scene"  # the bridge's own workdir_root
+    workdir, outside = scene / "job", scene / "outside"
+    scene.mkdir()
+    workdir.mkdir()
+    outside.mkdir()
+    (outside / "keep").write_text("not the job's")
+    if os.geteuid() == 0:
+        for path in (scene, workdir):
+            os.chown(path, 65534, 65534)
+    pid = os.fork()
+    if pid == 0:
+        code = 2
+        try:
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setresgid(65534, 65534, 65534)
+                os.setresuid(65534, 65534, 65534)
+            os.chdir(workdir)
+            sys.argv = ["locked-out", str(workdir), str(outside)]
+            exec(compile(LOCKED_OUT, "locked-out", "exec"), {"__name__": "locked_out"})
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    try:
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert not workdir.exists()
+        assert (outside / "keep").read_text() == "not the job's"
+    finally:
+        bridge.remove_workdir(str(scene))
+
+
 SIBLING_SPY = """# prelude: disarm
 # Find another job's child by pid and read where its work dir is (/proc/<pid>/cwd is a
 # readlink, which Landlock does not guard; only ptrace-style access rules do).
@@ -331,6 +429,58 @@ def test_a_job_cannot_find_a_neighbours_work_dir_through_proc(workroot, mode):
         assert sleeper.result().error_kind == "time_limit"
     assert result.ok, result.message
     assert bool(result.outputs["sees_itself"]) and int(result.outputs["found"]) == 0
+
+
+def _wait_for_locked_child(zygote: int, deadline: float) -> int:
+    """The pid of the zygote's child once its OOM score is set (it is locking down)."""
+    import time
+
+    while time.monotonic() < deadline:
+        for task in os.listdir(f"/proc/{zygote}/task"):
+            with open(f"/proc/{zygote}/task/{task}/children") as f:
+                for pid in f.read().split():
+                    try:
+                        with open(f"/proc/{pid}/oom_score_adj") as score:
+                            if score.read().strip() == "1000":
+                                return int(pid)
+                    except OSError:
+                        pass
+        time.sleep(0.02)
+    raise AssertionError("no child with OOM score 1000 appeared")
+
+
+@pytest.mark.parametrize("mode", ["capabilities", "user"] if os.geteuid() == 0 else ["auto"])
+def test_a_child_is_the_first_oom_victim_and_not_dumpable(workroot, mode):
+    # Not dumpable: no core dump through a core_pattern pipe (which ignores RLIMIT_CORE
+    # 0), and a process of the child's uid without CAP_SYS_PTRACE cannot open its
+    # /proc/<pid>/environ or mem. A uid-0 child without capabilities stayed dumpable.
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bcai.sandbox.python import privileges
+
+    with PythonSandbox(workdir_root=str(workroot), drop_root=mode) as box, ThreadPoolExecutor(max_workers=1) as pool:
+        busy = pool.submit(box.run, "x = 0\nwhile True:\n    x += 1\n", {}, PythonConstraints(max_execution_time_ms=3000))
+        pid = _wait_for_locked_child(box.zygote_pid, time.monotonic() + 2.5)
+        time.sleep(0.3)  # past the lock-down, into the loop
+        helper = os.fork()
+        if helper == 0:
+            code = 2
+            try:
+                if mode == "user":
+                    os.setresgid(65534, 65534, 65534)
+                    os.setresuid(65534, 65534, 65534)
+                elif os.geteuid() == 0:
+                    privileges.drop_capabilities()
+                open(f"/proc/{pid}/environ", "rb").close()
+                code = 1
+            except PermissionError:
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(helper, 0)
+        assert busy.result().error_kind == "time_limit"
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 HOSTILE_HOST = """

@@ -52,11 +52,12 @@ def engine():
     return WasmEngine()
 
 
-def _parse(path: Path) -> tuple[str, WasmLimits]:
-    """The `;; expect: KIND` line and optional `;; limits: key=value ...` overrides."""
+def _parse(path: Path) -> tuple[str, WasmLimits, bytes]:
+    """The `;; expect: KIND` line, optional `;; limits: key=value ...` overrides and an
+    optional `;; input: N` (N zero bytes instead of b"input")."""
     if path.suffix == ".wasm":
-        return "invalid_module", SHORT
-    expect, overrides = None, {}
+        return "invalid_module", SHORT, b"input"
+    expect, overrides, data = None, {}, b"input"
     for line in path.read_text().splitlines():
         if line.startswith(";; expect:"):
             expect = line.split(":", 1)[1].strip()
@@ -64,8 +65,10 @@ def _parse(path: Path) -> tuple[str, WasmLimits]:
             for item in line.split(":", 1)[1].split():
                 key, value = item.split("=")
                 overrides[key] = int(value)
+        elif line.startswith(";; input:"):
+            data = bytes(int(line.split(":", 1)[1]))
     assert expect, path.name
-    return expect, replace(SHORT, **overrides)
+    return expect, replace(SHORT, **overrides), data
 
 
 def test_corpus_is_big_enough():
@@ -74,8 +77,8 @@ def test_corpus_is_big_enough():
 
 @pytest.mark.parametrize("path", CASES, ids=[p.name for p in CASES])
 def test_hostile_module(path, engine):
-    expect, limits = _parse(path)
-    result = engine.execute(path.read_bytes(), b"input", limits=limits)
+    expect, limits, data = _parse(path)
+    result = engine.execute(path.read_bytes(), data, limits=limits)
     assert (result.status, result.error_kind) == ("error", expect), result.message
     assert result.outputs == {}
 
@@ -120,6 +123,40 @@ def test_nan_results_are_canonical(engine):
     out = engine.execute(module, limits=SHORT).outputs["output"]
     assert struct.unpack("<I", out[:4])[0] == 0x7FC00000
     assert struct.unpack("<Q", out[8:16])[0] == 0x7FF8000000000000
+
+
+PAYLOAD_NAN_OPS = [
+    "(f32.add (local.get $a) (f32.const 1))", "(f32.mul (local.get $a) (local.get $a))",
+    "(f32.min (local.get $a) (f32.const 1))", "(f32.sqrt (local.get $a))", "(f32.nearest (local.get $a))",
+    "(f32.demote_f64 (f64.promote_f32 (local.get $a)))",
+    "(f32x4.extract_lane 0 (f32x4.max (f32x4.splat (local.get $a)) (f32x4.splat (f32.const 1))))",
+    "(f32x4.extract_lane 0 (f32x4.demote_f64x2_zero (f64x2.promote_low_f32x4 (f32x4.splat (local.get $a)))))",
+]
+
+
+@pytest.mark.parametrize("expr", PAYLOAD_NAN_OPS)
+def test_a_nan_payload_does_not_survive_arithmetic(engine, expr):
+    # A module feeding a NaN with a payload (0x7fa00001) through arithmetic would read the
+    # CPU's NaN propagation (x86 keeps the payload, ARM may not): the result must be the
+    # canonical NaN on every node.
+    module = f"""(module {IMPORTS} (memory (export "memory") 1)
+      (func (export "run") (local $a f32)
+        (local.set $a (f32.reinterpret_i32 (i32.const 0x7fa00001)))
+        (f32.store (i32.const 0) {expr})
+        (call $write (i32.const 0) (i32.const 4))))"""
+    out = engine.execute(module, limits=SHORT).outputs["output"]
+    assert struct.unpack("<I", out)[0] == 0x7FC00000
+
+
+def test_host_calls_pay_one_unit_of_fuel_per_byte_copied(engine):
+    module = f"""(module {IMPORTS} (memory (export "memory") 1)
+      (func (export "run")
+        (call $log (i32.const 0) (call $read (i32.const 0) (i32.const 0) (call $len)))
+        (call $write (i32.const 0) (call $len))))"""
+    fuel = [engine.execute(module, bytes(n), limits=SHORT).metrics.fuel_used for n in (1000, 3000)]
+    assert fuel[1] - fuel[0] == 3 * 2000  # read, log and write each copy the input once
+    tight = replace(SHORT, fuel=fuel[1] - 1)
+    assert engine.execute(module, bytes(3000), limits=tight).error_kind == "out_of_fuel"
 
 
 def test_verify_deterministic_agrees_across_engines():

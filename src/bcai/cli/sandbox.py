@@ -14,7 +14,7 @@ import typer
 
 from typing import NoReturn
 
-from bcai.cli.output import console, emit_json, err_console
+from bcai.cli.output import compute_terminal_markup, compute_terminal_text, console, emit_json, err_console
 from bcai.errors import BcaiError, ConfigError, SANDBOX_ERRORS
 from bcai.sandbox.python import PythonConstraints, PythonSandbox
 from bcai.sandbox.result import ExecutionResult
@@ -32,7 +32,7 @@ def fail(error: BcaiError, as_json: bool) -> NoReturn:
         emit_json({"status": "error", "error_kind": error.code, "message": str(error), "metrics": None,
                    "error": error.to_dict()})
     else:
-        err_console.print(f"[bold red]error[/] ({error.code}): {error}")
+        err_console.print(f"[bold red]error[/] ({error.code}): {compute_terminal_markup(str(error))}")
     raise typer.Exit(error.exit_code)
 
 
@@ -75,9 +75,9 @@ def _finish(result: ExecutionResult, as_json: bool, extra: dict[str, object]) ->
             if result.output_sha256:
                 console.print(f"  output sha256 {result.output_sha256}")
         else:
-            err_console.print(f"[bold red]{result.error_kind}[/]: {result.message}  ({m.wall_time_ms:.1f} ms{fuel})")
+            err_console.print(f"[bold red]{result.error_kind}[/]: {compute_terminal_markup(result.message)}  ({m.wall_time_ms:.1f} ms{fuel})")
         if result.log:
-            console.print(result.log, end="", markup=False, highlight=False)
+            console.print(compute_terminal_text(result.log), end="", markup=False, highlight=False)
     if not result.ok:
         raise typer.Exit(SANDBOX_ERRORS[result.error_kind or "crashed"].exit_code)
 

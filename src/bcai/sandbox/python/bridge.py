@@ -16,7 +16,6 @@ import atexit
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -33,6 +32,7 @@ from bcai.errors import ConfigError, SandboxUnavailable
 from bcai.sandbox.python.constraints import PythonConstraints
 from bcai.sandbox.python.frames import (
     MAX_HEADER_BYTES,
+    MAX_MESSAGE_CHARS,
     FrameError,
     decode_frame,
     encode_frame,
@@ -57,6 +57,10 @@ _BOOT = (
 )
 _SRC_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 _REAP_GRACE_S = 10.0
+#: Error kinds a child's result frame may report. `time_limit` is the bridge's verdict
+#: alone (its clock, the child's wait status): a program that forged it in its own frame
+#: would pass a refusal or a crash off as "the node was too slow".
+CHILD_ERROR_KINDS = PYTHON_ERROR_KINDS - {"time_limit"}
 #: How often the bridge counts the entries of a running job's work dir (file budget).
 WORKDIR_CHECK_S = 0.05
 
@@ -268,7 +272,7 @@ class PythonSandbox:
                 os.chown(workdir, *self._drop)
             return self._execute(job, constraints, expected, workdir)
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_workdir(workdir)
 
     def _execute(self, job: bytes, constraints: PythonConstraints, expected: tuple[str, ...] | None, workdir: str) -> ExecutionResult:
         job_r, job_w = os.pipe()
@@ -383,6 +387,77 @@ def count_entries(workdir: str, limit: int) -> int | None:
     return None
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_workdir(workdir: str) -> None:
+    """Remove a finished job's work dir and everything in it; never raises.
+
+    Not `shutil.rmtree`: the job shapes this tree. Python 3.11's rmtree recurses once per
+    level, so a chain of 3000 nested dirs raised RecursionError out of `run` (the node
+    crashed, the dir stayed); and a bridge without root cannot list a dir the job made
+    with mode 0o300 (same uid, no DAC override), so the dir and its files stayed. This
+    walk is iterative, holds one directory fd at a time (climbing back through ".."), never
+    follows a symlink, and, without root, gives each directory back its owner's rights
+    before opening it (the job is dead by now; as root it would not be needed).
+    """
+    not_root = os.geteuid() != 0
+    try:
+        fd = os.open(workdir, _DIR_FLAGS)
+    except OSError:
+        return
+    frames: list[tuple[str, list[str]]] = [("", [])]  # (name in parent, subdirs still to remove)
+    try:
+        _list_for_removal(fd, frames[-1][1])
+        while True:
+            name, pending = frames[-1]
+            if pending:
+                sub = pending.pop()
+                if not_root:
+                    _ignore_oserror(os.chmod, sub, 0o700, dir_fd=fd)
+                try:
+                    child = os.open(sub, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    continue
+                os.close(fd)
+                fd = child
+                frames.append((sub, []))
+                _list_for_removal(fd, frames[-1][1])
+                continue
+            if len(frames) == 1:
+                break
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            frames.pop()
+            _ignore_oserror(os.rmdir, name, dir_fd=fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    _ignore_oserror(os.rmdir, workdir)
+
+
+def _list_for_removal(fd: int, subdirs: list[str]) -> None:
+    """Unlink every non-directory in directory `fd`; append its subdirectories' names."""
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.name)
+                else:
+                    _ignore_oserror(os.unlink, entry.name, dir_fd=fd)
+    except OSError:
+        pass
+
+
+def _ignore_oserror(func: Any, *args: Any, **kwargs: Any) -> None:
+    try:
+        func(*args, **kwargs)
+    except OSError:
+        pass
+
+
 def _classify(
     data: bytes, status: int | None, timed_out: bool, too_large: bool, metrics: ExecutionMetrics,
     constraints: PythonConstraints, expected: tuple[str, ...] | None,
@@ -396,7 +471,7 @@ def _classify(
         sig = os.WTERMSIG(status)
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and metrics.cpu_time_ms >= limit_ms):
             return compute_error("time_limit", f"the program used its CPU-time limit ({limit_ms} ms)", metrics)
-        return compute_error("crashed", f"the process was killed by {signal.Signals(sig).name}", metrics)
+        return compute_error("crashed", f"the process was killed by {compute_signal_name(sig)}", metrics)
     if not data:
         code = os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else None
         return compute_error("crashed", f"the process exited (status {code}) without sending a result", metrics)
@@ -409,9 +484,9 @@ def _classify(
     log = raw_log[: constraints.max_log_bytes] if isinstance(raw_log, str) else ""
     if header.get("status") == "error":
         kind, message = header.get("kind"), header.get("message")
-        if kind not in PYTHON_ERROR_KINDS or not isinstance(message, str):
+        if not isinstance(kind, str) or kind not in CHILD_ERROR_KINDS or not isinstance(message, str):
             return compute_error("output_invalid", "the result frame reports an unknown error", metrics, log)
-        return compute_error(kind, message, metrics, log)
+        return compute_error(kind, message[:MAX_MESSAGE_CHARS], metrics, log)
     if header.get("status") != "ok" or frame.header.keys() - {"status", "log"}:
         return compute_error("output_invalid", "the result frame has an unexpected header", metrics, log)
     size = sum(array.nbytes for array in frame.tensors.values())
@@ -425,6 +500,16 @@ def _classify(
         if extra:
             return compute_error("output_invalid", f"the program set unexpected outputs {extra}", metrics, log)
     return compute_ok(frame.tensors, metrics, log)
+
+
+def compute_signal_name(sig: int) -> str:
+    """SIGSEGV, ... or "signal N": `signal.Signals` names only SIGRTMIN and SIGRTMAX of the
+    real-time signals, and a job that killed itself with signal 40 raised ValueError out
+    of `run` (the node crashed)."""
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
 
 
 def _check_expected(expected_outputs: Sequence[str] | None) -> tuple[str, ...] | None:

@@ -4,14 +4,14 @@ Runs in a process forked from the zygote (which never ran untrusted code) and ex
 done; no process is ever reused. Order matters, each step before untrusted code exists:
 
 1. read the whole job frame (code, constraints, inputs) from the job pipe;
-2. move into the private work dir, set rlimits (core 0, open files, file size, CPU time,
+2. OOM score 1000 (the host's first victim); move into the private work dir, set rlimits (core 0, open files, file size, CPU time,
    address space = current size + `max_memory_mb`, 64 queued signals, no real-time or
    raised priority), stdout/stderr to /dev/null;
 3. Landlock: read-only access to the Python installation and system libraries, full
    access to the work dir, nothing else (and no TCP unless granted);
 4. when running as root: drop to `nobody` (no groups) or, where `nobody` cannot read the
    Python installation, keep uid 0 with every capability dropped (`privileges.py`);
-   not root: RLIMIT_NPROC = 0;
+   not root: RLIMIT_NPROC = 0; then not dumpable (no core dump, no same-uid /proc access);
 5. seccomp (see `seccomp_filter.py`);
 6. compile the program (its cost counts against the limits), empty the environment, install the audit hook and the import guard, run the code.
 
@@ -41,7 +41,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from bcai.sandbox.python import landlock, privileges, seccomp_filter
-from bcai.sandbox.python.frames import Frame, FrameError, decode_frame, encode_frame
+from bcai.sandbox.python.frames import MAX_MESSAGE_CHARS, Frame, FrameError, decode_frame, encode_frame
 
 JOB_FD = 3
 RESULT_FD = 4
@@ -231,7 +231,19 @@ def _vm_size() -> int:
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
+#: The kernel's OOM killer takes the child before anything else on the host (the node
+#: included) when memory runs out; raising one's own score needs no privilege. Best
+#: effort: a preference of the OOM killer, not a wall (RLIMIT_AS is the memory bound),
+#: so a host whose /proc refuses the write still runs jobs.
+_OOM_SCORE_ADJ = b"1000"
+
+
 def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, int] | None, landlock_required: bool) -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "wb") as oom:
+            oom.write(_OOM_SCORE_ADJ)
+    except OSError:
+        pass
     os.chdir(workdir)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -273,11 +285,12 @@ def _lock_down(constraints: dict[str, Any], workdir: str, drop_to: tuple[int, in
         privileges.drop_capabilities()
     if os.geteuid() != 0:
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    privileges.set_undumpable()
     seccomp_filter.load_filter(os.getpid(), bool(constraints["network_access"]))
 
 
 def _error_frame(kind: str, message: str, log: str = "") -> bytes:
-    return encode_frame({"status": "error", "kind": kind, "message": message[:2000], "log": log}, {})
+    return encode_frame({"status": "error", "kind": kind, "message": message[:MAX_MESSAGE_CHARS], "log": log}, {})
 
 
 def _classify(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ _PR_CAPBSET_DROP = 24
 _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
 _PR_SET_KEEPCAPS = 8
+_PR_SET_DUMPABLE = 4
 _LAST_CAP = 63
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -68,3 +69,14 @@ def drop_capabilities() -> None:
     if _libc.syscall(_SYS_CAPSET, header, data) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"capset: {os.strerror(err)}")
+
+
+def set_undumpable() -> None:
+    """No core dump of this process, and no /proc/<pid> or ptrace access to it from a
+    same-uid process without CAP_SYS_PTRACE. RLIMIT_CORE 0 alone does not stop a dump
+    where core_pattern pipes to a helper (systemd-coredump, apport): a crashing job would
+    hand up to its whole address space to the host. A uid change resets the flag, so
+    this comes after the privilege drop."""
+    if _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_DUMPABLE): {os.strerror(err)}")

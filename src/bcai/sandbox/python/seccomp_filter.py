@@ -32,6 +32,9 @@ the bridge a clear error kind; the process still cannot do the thing.
   low 32 bits (the kernel reads an unsigned int), so high garbage does not slip by.
   Landlock ABI >= 6 scopes these signals too; older kernels have only this rule.
 - No inotify/fanotify: watching /tmp would show other jobs' file activity.
+- No page-cache probing or eviction of shared files: cachestat, mincore, preadv2 with
+  RWF_NOWAIT, fadvise DONTNEED, madvise COLD/PAGEOUT (who else is using which library,
+  and evicting it under them).
 - Dangerous calls: tracing, mounts, namespaces, BPF, kernel modules, kexec, keyrings,
   personality, io_uring (its ops bypass seccomp), userfaultfd, identity changes ...
 
@@ -83,8 +86,13 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     # AIO context budget (fs.aio-max-nr), page-cache probing, the LDT, legacy calls
     "sync", "syncfs", "io_setup", "io_submit", "io_destroy", "io_getevents", "io_cancel",
     "io_pgetevents", "cachestat", "modify_ldt", "uselib", "sysfs", "ustat",
-    # page-cache pages of read-only files moved into pipes (the Dirty Pipe class)
-    "splice", "tee", "vmsplice",
+    # page-cache pages of read-only files moved into pipes (the Dirty Pipe class):
+    # sendfile to a pipe is splice by another name (splice_file_to_pipe)
+    "splice", "tee", "vmsplice", "sendfile",
+    # page-cache residency of shared files (the "page cache attack" side channel, as
+    # cachestat above); mincore reports it for files the caller owns, and a uid-0 child
+    # owns every root-owned library
+    "mincore",
 )
 NETWORK_SYSCALLS: tuple[str, ...] = ("socket", "socketpair")
 SIGNAL_SYSCALLS: tuple[str, ...] = ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
@@ -96,6 +104,14 @@ SELF_ONLY_SYSCALLS: tuple[str, ...] = (
 FCNTL_DENIED = (8, 10, 15, 1024, 1026)
 #: ioctl requests (arg 1) refused: FIOSETOWN, SIOCSPGRP, TIOCSTI.
 IOCTL_DENIED = (0x8901, 0x8902, 0x5412)
+#: (syscall, argument index, value) refused: evicting shared files from the page cache
+#: (fadvise DONTNEED; madvise COLD and PAGEOUT on a mapped library, allowed to its
+#: owner, which a uid-0 child is) primes the page-cache side channel and slows every
+#: process on the host that uses those files.
+ADVICE_DENIED = (("fadvise64", 3, 4), ("madvise", 2, 20), ("madvise", 2, 21))
+#: preadv2 flags (arg 5) refused: RWF_NOWAIT reads only cached pages, so EAGAIN tells
+#: whether another process has a shared file's page cached.
+PREADV2_FLAGS_DENIED = 0x8  # RWF_NOWAIT
 _LOW32 = 0xFFFFFFFF
 #: Socket families a granted network may use.
 NETWORK_FAMILIES = (2, 10)  # AF_INET, AF_INET6
@@ -149,6 +165,9 @@ def load_filter(own_pid: int, network_access: bool) -> None:
     for name, commands in (("fcntl", FCNTL_DENIED), ("ioctl", IOCTL_DENIED)):
         for command in commands:
             _add(rules, seccomp.ERRNO(errno.EPERM), name, seccomp.Arg(1, seccomp.MASKED_EQ, _LOW32, command))
+    for name, index, advice in ADVICE_DENIED:
+        _add(rules, seccomp.ERRNO(errno.EPERM), name, seccomp.Arg(index, seccomp.MASKED_EQ, _LOW32, advice))
+    _add(rules, seccomp.ERRNO(errno.EPERM), "preadv2", seccomp.Arg(5, seccomp.MASKED_EQ, PREADV2_FLAGS_DENIED, PREADV2_FLAGS_DENIED))
     for name in SELF_ONLY_SYSCALLS:
         _add(rules, seccomp.ERRNO(errno.EPERM), name, seccomp.Arg(0, seccomp.NE, 0))
     for name in ("setpriority", "ioprio_set"):  # (which, who, ...): PRIO_PROCESS=0 / IOPRIO_WHO_PROCESS=1, who 0

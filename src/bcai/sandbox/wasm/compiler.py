@@ -58,7 +58,10 @@ _START_TIMEOUT_S = 60.0
 
 def compute_config(metered: bool, interruptible: bool) -> wasmtime.Config:
     """The engine configuration: deterministic (NaN canonicalization, no threads, no
-    shared memory, deterministic relaxed SIMD off), no memory64, GC or components."""
+    shared memory, deterministic relaxed SIMD off), no memory64, GC, exceptions or
+    components. Exceptions are off because their objects (exnref) live in the GC heap,
+    which the store limit counts as a memory of its own: a module filled 512 MiB of
+    linear memory and another 300 MiB of caught exceptions under a 512 MiB limit."""
     config = wasmtime.Config()
     config.consume_fuel = metered
     config.epoch_interruption = interruptible
@@ -69,6 +72,7 @@ def compute_config(metered: bool, interruptible: bool) -> wasmtime.Config:
     config.wasm_relaxed_simd = False
     config.wasm_relaxed_simd_deterministic = True
     config.wasm_gc = False
+    config.wasm_exceptions = False
     config.wasm_component_model = False
     return config
 

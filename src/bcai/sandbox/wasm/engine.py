@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Sequence
+from typing import Callable, Sequence
 
 import wasmtime
 
@@ -212,8 +212,8 @@ class WasmEngine:
             check_entry(module, entry)
         except SandboxInvalidModule as exc:
             return compute_error("invalid_module", str(exc), metrics())
-        state = HostState(bytes(input), limits.max_output_bytes, limits.max_log_bytes)
         store = wasmtime.Store(self.engine)
+        state = HostState(bytes(input), limits.max_output_bytes, limits.max_log_bytes, _fuel_taker(store) if self.metered else None)
         store.set_limits(
             memory_size=limits.max_memory_bytes,
             table_elements=limits.max_table_elements,
@@ -259,6 +259,20 @@ class WasmEngine:
         if kind == "timeout":
             fuel_used = None  # wasmtime does not report the fuel left after an epoch trap
         return compute_error(kind, message, metrics(fuel_used, memory), log)
+
+
+def _fuel_taker(store: wasmtime.Store) -> Callable[[int], bool]:
+    """`HostState.consume_fuel` for `store`: host functions pay for the bytes they copy."""
+
+    def consume(units: int) -> bool:
+        left = store.get_fuel()
+        if units > left:
+            store.set_fuel(0)
+            return False
+        store.set_fuel(left - units)
+        return True
+
+    return consume
 
 
 def _with_return(result: ExecutionResult, returned: object) -> ExecutionResult:

@@ -8,7 +8,11 @@
 | `log(ptr, len)` | i32 x2 | appends to the log (bounded; extra bytes are dropped) |
 
 Every pointer is checked against the exported `memory`; a bad pointer, a missing memory
-export or an output over the cap traps. Nothing here touches files, clocks, randomness or
+export or an output over the cap traps. Each byte a host function copies costs one unit
+of fuel, as a byte of `memory.copy` does in wasmtime: otherwise a loop of `read_input`
+calls over a large input copied gigabytes for a few hundred units, and fuel would no
+longer bound the work (a module within its fuel on a fast node, past its deadline on a
+slow one: the verifiers disagree). Nothing here touches files, clocks, randomness or
 the network, so a module's output depends on its code and input only.
 """
 
@@ -50,6 +54,9 @@ class HostState:
     input: bytes
     max_output_bytes: int
     max_log_bytes: int
+    #: Takes `n` units from the store's fuel, or returns False (nothing taken) when fewer
+    #: are left; None: the engine does not meter.
+    consume_fuel: Callable[[int], bool] | None = None
     output: bytearray = field(default_factory=bytearray)
     log: bytearray = field(default_factory=bytearray)
     fault: HostFault | None = None
@@ -57,6 +64,11 @@ class HostState:
     def fail(self, kind: str, message: str) -> wasmtime.Trap:
         self.fault = HostFault(kind, message)
         return wasmtime.Trap(message)
+
+    def charge(self, nbytes: int) -> None:
+        """Pay for copying `nbytes` (one unit each) before copying them."""
+        if self.consume_fuel is not None and nbytes and not self.consume_fuel(nbytes):
+            raise self.fail("out_of_fuel", f"the module ran out of fuel in a host call copying {nbytes} bytes")
 
 
 def _memory(caller: wasmtime.Caller, state: HostState) -> wasmtime.Memory:
@@ -82,6 +94,7 @@ def compute_host_functions(state: HostState) -> dict[str, Callable[..., Any]]:
         memory, start, size = _span(caller, state, ptr, length)
         offset &= 0xFFFFFFFF
         chunk = state.input[offset : offset + size]
+        state.charge(len(chunk))
         if chunk:
             memory.write(caller, chunk, start)
         return len(chunk)
@@ -90,12 +103,14 @@ def compute_host_functions(state: HostState) -> dict[str, Callable[..., Any]]:
         memory, start, size = _span(caller, state, ptr, length)
         if len(state.output) + size > state.max_output_bytes:
             raise state.fail("output_too_large", f"output exceeds its cap of {state.max_output_bytes} bytes")
+        state.charge(size)
         state.output += memory.read(caller, start, start + size)
 
     def log(caller: wasmtime.Caller, ptr: int, length: int) -> None:
         memory, start, size = _span(caller, state, ptr, length)
         room = state.max_log_bytes - len(state.log)
         if room > 0:
+            state.charge(min(size, room))
             state.log += memory.read(caller, start, start + min(size, room))
 
     return {"input_len": input_len, "read_input": read_input, "write_output": write_output, "log": log}
