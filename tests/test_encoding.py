@@ -107,7 +107,8 @@ def test_invalid_deep_nesting_rejected():
         decode(b"\x81" * 100_000 + b"\x00")
 
 
-@pytest.mark.parametrize("value", [1.5, {1, 2}, 2**64, MIN_INT - 1, {"a": 1, 2: 3}, {-1: 0}, object()])
+@pytest.mark.parametrize("value", [1.5, {1, 2}, 2**64, MIN_INT - 1, {"a": 1, 2: 3}, {-1: 0}, object(),
+                                   "\ud800", {"\udc00": 1}, [b"", "a\udfffb"]])  # lone surrogates: not UTF-8
 def test_invalid_values_refused_on_encode(value):
     with pytest.raises(UnencodableValue):
         encode(value)

@@ -36,7 +36,10 @@ def encode(value: Any) -> bytes:
     problem = _find_problem(value, 0)
     if problem is not None:
         raise UnencodableValue(problem)
-    return cbor2.dumps(value, canonical=True)
+    try:
+        return cbor2.dumps(value, canonical=True)
+    except UnicodeEncodeError:  # checked here, not per string in _find_problem: one pass
+        raise UnencodableValue("text with a lone surrogate is not UTF-8") from None
 
 
 def decode(data: bytes) -> Any:
