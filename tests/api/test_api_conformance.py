@@ -1,6 +1,6 @@
 """A running node's `/metrics` and `/openapi.json` read by the third-party tools that
-consume them: Prometheus' own parser (`prometheus_client.parser`) and
-`openapi-spec-validator`."""
+consume them (Prometheus' own parser, `prometheus_client.parser`, and
+`openapi-spec-validator`), and its error answers against the codes docs/api.md lists."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
+from bcai.errors import InvalidTransaction, MempoolError
 from bcai.node.telemetry import NodeMetrics
 
-from api_support import serving
+from api_support import get_documented_error_codes, serving
 
 METRIC_NAME = re.compile(r"bcai_[a-z0-9_]+")  # the Prometheus name rule, in our lower-case style
 # Prometheus names carry base units (seconds, bytes), never scaled ones.
@@ -76,3 +77,59 @@ def test_openapi_document_is_valid(node_home: Path) -> None:
     document = asyncio.run(scenario())
     assert document["openapi"].startswith("3.1")
     validate(document)  # raises OpenAPIValidationError on any violation of the 3.1 schema
+
+
+JOB = "00" * 32
+# (method, path, request arguments, status, code): one request for each refusal the routes make
+REFUSALS = [
+    ("GET", "/nope", {}, 404, "not_found"),
+    ("DELETE", "/txs", {}, 405, "method_not_allowed"),
+    ("POST", "/txs", {"content": "x", "headers": {"content-type": "text/plain"}}, 415, "unsupported_media_type"),
+    ("POST", "/txs", {"content": "{bad", "headers": {"content-type": "application/json"}}, 422, "invalid_request"),
+    ("POST", "/txs/batch", {"content": b'{"txs": ["\xff"]}', "headers": {"content-type": "application/json"}},
+     422, "invalid_request"),  # not UTF-8: FastAPI's own 400 "error parsing the body", once code http_error
+    ("POST", "/txs", {"json": {"tx": "zz"}}, 400, "bad_hex"),
+    ("POST", "/txs", {"json": {"tx": "00"}}, 400, "tx_malformed"),
+    ("POST", "/txs/batch", {"json": {"txs": ["00"] * 1001}}, 413, "batch_too_large"),
+    ("GET", "/blocks/0", {}, 400, "bad_height"),
+    ("GET", "/blocks/abc", {}, 422, "invalid_request"),
+    ("GET", "/blocks/99999", {}, 404, "not_found"),
+    ("GET", "/txs/00", {}, 400, "bad_hash"),
+    ("GET", "/jobs?limit=0", {}, 400, "bad_limit"),
+    ("GET", "/validators?cursor=zz", {}, 400, "bad_cursor"),
+    ("GET", "/accounts/bcaizz", {}, 400, "invalid_key"),
+    ("GET", f"/jobs/{JOB}/messages?after=-1", {}, 400, "bad_index"),
+    ("POST", f"/jobs/{JOB}/messages", {"content": b"xx"}, 400, "invalid_job_message"),
+    ("GET", "/artifacts/xyz", {}, 400, "invalid_cid"),
+    ("POST", "/artifacts/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", {"content": b"x"},
+     400, "invalid_cid"),
+]
+
+
+def test_each_refusal_answers_a_documented_code(node_home: Path) -> None:
+    async def scenario() -> list[tuple[int, str]]:
+        async with serving(node_home) as (_, client):
+            answers = []
+            for method, path, kwargs, _, _ in REFUSALS:
+                response = await client.request(method, path, **kwargs)
+                answers.append((response.status_code, response.json()["error"]["code"]))
+            return answers
+
+    documented = get_documented_error_codes()
+    for (method, path, _, status, code), answer in zip(REFUSALS, asyncio.run(scenario())):
+        assert answer == (status, code), (method, path)
+        assert code in documented[status], f"docs/api.md lists no {code} under {status}"
+
+
+def test_every_code_a_transaction_can_get_is_documented() -> None:
+    """`POST /txs` answers each ledger or mempool refusal with its class's code and status."""
+    documented = get_documented_error_codes()
+    todo, leaves = [InvalidTransaction, MempoolError], []
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if not cls.__subclasses__():
+            leaves.append(cls)
+    assert len(leaves) >= 20
+    for cls in leaves:
+        assert cls.code in documented.get(cls.http_status, set()), f"{cls.__name__}: {cls.http_status} {cls.code}"
