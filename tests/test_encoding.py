@@ -233,10 +233,12 @@ def test_invalid_shared_reference_bomb_refused_at_once():
 def _reference_encode(value) -> bytes:
     """RFC 8949 section 4.2.1 written out: shortest heads, map keys in bytewise order."""
     def head(major: int, argument: int) -> bytes:
-        for size, limit in ((0, 24), (1, 2**8), (2, 2**16), (4, 2**32), (8, 2**64)):
-            if argument < limit:
-                prefix = bytes([major << 5 | (argument if size == 0 else 23 + size.bit_length())])
-                return prefix + argument.to_bytes(size, "big") if size else prefix
+        if argument < 24:
+            return bytes([major << 5 | argument])
+        # additional information 24, 25, 26, 27: the argument follows in 1, 2, 4, 8 bytes
+        for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+            if argument < 2 ** (8 * size):
+                return bytes([major << 5 | info]) + argument.to_bytes(size, "big")
         raise AssertionError(argument)
 
     if value is False or value is True or value is None:
