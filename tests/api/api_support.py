@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -54,3 +55,11 @@ async def connected_peer(node: Node, holding: tuple[bytes, ...] = ()) -> AsyncIt
         yield peer
     finally:
         await peer.stop()
+
+
+def get_documented_error_codes() -> dict[int, set[str]]:
+    """docs/api.md's error table (section "## Errors"): status -> the codes it lists."""
+    text = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    section = text.split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\d{3}) \| (.*) \|$", section, re.MULTILINE)
+    return {int(status): set(re.findall(r"`([a-z_]+)`", codes)) for status, codes in rows}

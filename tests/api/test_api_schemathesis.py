@@ -32,6 +32,8 @@ from bcai.api import create_app
 from bcai.node import Node, init_home
 from bcai.node.config import ApiConfig, P2PConfig
 
+from api_support import get_documented_error_codes
+
 T = TypeVar("T")
 # Every route declares its 4xx answers (`bcai.api.app.error_responses`), so a status the
 # schema does not list for that operation is a failure too.
@@ -47,6 +49,7 @@ class NodeHarness:
         self.thread.start()
         self.node, self.app, self.client = self.run(self._start(home))
         self.statuses: dict[int, int] = {}  # status code -> responses seen
+        self.error_codes: set[tuple[int, str]] = set()  # (status, machine-readable code) seen
 
     def run(self, coroutine: Awaitable[T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)  # type: ignore[arg-type]
@@ -77,6 +80,8 @@ class NodeHarness:
         kwargs.pop("cookies", None)
         response = self.run(self.client.request(**kwargs))
         self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+        if response.status_code >= 400:
+            self.error_codes.add((response.status_code, response.json()["error"]["code"]))
         return response
 
 
@@ -134,6 +139,9 @@ def test_every_operation_conforms_and_never_fails_with_5xx(harness: NodeHarness)
     # both accepted and refused requests reached the app (the generator is not one-sided)
     assert any(200 <= code < 300 for code in harness.statuses), harness.statuses
     assert any(400 <= code < 500 for code in harness.statuses), harness.statuses
+    documented = get_documented_error_codes()
+    for status, code in harness.error_codes:
+        assert code in documented.get(status, set()), f"{status} {code} is not in docs/api.md's error table"
 
 
 @pytest.mark.slow

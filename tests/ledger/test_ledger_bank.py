@@ -11,6 +11,8 @@ from bcai.errors import (
 from bcai.ledger import Burn, Transfer, compute_total_supply, decode_tx
 from bcai.ledger.params import MAX_AMOUNT
 
+ED25519_ORDER = 2**252 + 27742317777372353535851937790883648493  # L, RFC 8032 section 5.1
+
 
 def test_transfer_moves_amount_and_takes_fee(chain):
     supply = chain.state.supply
@@ -103,6 +105,14 @@ def test_invalid_bad_signature(chain):
     payload, sig = decode(chain.sign("alice", Transfer(chain.addr("bob"), 1)))
     forged = encode([payload, bytes([sig[0] ^ 1]) + sig[1:]])
     chain.reject(forged, error=BadTransactionSignature)
+
+
+def test_invalid_malleated_signature(chain):
+    # S + L verifies under the bare group equation; RFC 8032 (and libsodium) require S < L,
+    # so one transaction cannot be given a second signature, and so a second hash
+    payload, sig = decode(chain.sign("alice", Transfer(chain.addr("bob"), 1)))
+    s = int.from_bytes(sig[32:], "little") + ED25519_ORDER
+    chain.reject(encode([payload, sig[:32] + s.to_bytes(32, "little")]), error=BadTransactionSignature)
 
 
 def test_invalid_signature_by_other_key(chain):

@@ -1,9 +1,10 @@
 """Hostile bytes: decoding and applying arbitrary or mutated tx bytes only ever raises InvalidTransaction."""
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from bcai.crypto import PrivateKey
-from bcai.encoding import decode as reference_decode
+from bcai.encoding import decode as reference_decode, encode
 from bcai.errors import InvalidTransaction
 from bcai.ledger import PostJob, Transfer, decode_tx, encode_tx, process_tx
 from bcai.crypto import Cid
@@ -52,3 +53,15 @@ def test_mutated_transactions_are_rejected_or_identical(raw, flips, cut):
         process_tx(CHAIN.state, data)
     except InvalidTransaction:
         assert CHAIN.state.root() == before
+
+
+def test_shared_reference_bomb_in_a_payload_is_rejected_at_once():
+    """Tags 28/29 (shared values) nest a tree of 2**60 nodes into 400 payload bytes; a
+    decoder that accepted them and re-encoded the payload to check it would never return."""
+    bomb = b"\xd8\x1c" + encode([0])  # 28([0]); level k is 28([level k-1, 29(index of level k-1)])
+    for level in range(1, 61):
+        bomb = b"\xd8\x1c\x82" + bomb + b"\xd8\x1d" + encode(61 - level)
+    payload = bytes.fromhex("a163666565") + bomb  # {"fee": bomb}
+    data = bytes.fromhex("8259") + len(payload).to_bytes(2, "big") + payload + bytes.fromhex("5840") + bytes(64)
+    with pytest.raises(InvalidTransaction, match="tags"):
+        decode_tx(data, 1 << 16)

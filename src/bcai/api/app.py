@@ -402,6 +402,8 @@ def create_app(service: NodeService, config: ApiConfig = ApiConfig()) -> FastAPI
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": JSON that is not UTF-8
+            return _error(ApiError("invalid_request", f"body: {exc.detail}", 422))  # as undecodable JSON is
         codes = {404: "not_found", 405: "method_not_allowed"}
         return _error(ApiError(codes.get(exc.status_code, "http_error"), str(exc.detail), exc.status_code))
 

@@ -49,7 +49,7 @@ class Cid:
             raise InvalidCid(f"unsupported codec 0x{self.codec:x}")
         if self.multihash not in _HASHES:
             raise InvalidCid(f"unsupported multihash 0x{self.multihash:x} (sha2-256 or blake3)")
-        if len(self.digest) != _DIGEST_SIZE:
+        if type(self.digest) is not bytes or len(self.digest) != _DIGEST_SIZE:
             raise InvalidCid("a digest must be 32 bytes")
 
     @classmethod
@@ -62,6 +62,8 @@ class Cid:
     @classmethod
     def from_bytes(cls, data: bytes) -> Cid:
         """Parse the binary form (as carried in blocks and messages)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidCid(f"a binary CID is bytes, got {type(data).__name__}")
         if len(data) != 4 + _DIGEST_SIZE:
             raise InvalidCid(f"binary CID must be {4 + _DIGEST_SIZE} bytes, got {len(data)}")
         kind = _PREFIXES.get(bytes(data[:4]))

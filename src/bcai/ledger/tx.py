@@ -31,8 +31,8 @@ from typing import Any, Callable, ClassVar, NamedTuple
 import cbor2
 
 from bcai.crypto import Address, Cid, PrivateKey, PublicKey
-from bcai.encoding import encode
-from bcai.errors import InvalidCid, MalformedTransaction, TransactionTooLarge
+from bcai.encoding import decode, encode
+from bcai.errors import EncodingError, InvalidCid, MalformedTransaction, TransactionTooLarge
 from bcai.ledger.params import BPS, MAX_AMOUNT
 from bcai.ledger.types import Amount, Bps, Height, JobId
 
@@ -528,18 +528,12 @@ def decode_tx(data: bytes, max_bytes: int) -> SignedTx:
     if len(data) > max_bytes:
         raise TransactionTooLarge(f"transaction of {len(data)} bytes exceeds {max_bytes}")
     payload, signature = _split_outer(data)
-    # Every field below is checked for its exact Python type, so the value-model walk of
-    # `bcai.encoding.decode` is not needed here. Canonical form = cbor2's plain re-encoding
-    # gives the same bytes (shortest heads, definite lengths, no duplicate keys; about 5x
-    # cheaper than its canonical mode), and every map's keys come in canonical order (checked
-    # below, in one list comparison for the fixed-field maps).
+    # The strict reader, never a general CBOR library: one with tags would let a 200-byte
+    # payload of shared references (tags 28/29) expand into 2**30 nodes when re-encoded.
     try:
-        fields = cbor2.loads(payload)
-        canonical = cbor2.dumps(fields) == payload
-    except Exception as exc:  # cbor2 raises several types (decode, value, overflow...)
-        raise _bad(f"transaction payload is not valid CBOR: {exc}") from None
-    if not canonical:
-        raise _bad("transaction payload is not canonical CBOR")
+        fields = decode(payload)
+    except EncodingError as exc:
+        raise _bad(f"transaction payload is not canonical CBOR: {exc}") from None
     if type(fields) is not dict or list(fields) != _PAYLOAD_ORDER:
         raise _bad(f"payload needs exactly the fields {_PAYLOAD_ORDER}, in that (canonical) order")
     sender = fields["sender"]
