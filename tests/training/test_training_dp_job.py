@@ -317,3 +317,50 @@ def test_a_spec_without_checkpoints_keeps_its_encoding_and_one_spelling() -> Non
     with pytest.raises(InvalidJobDocument, match="needs the fields"):
         JobSpec.from_bytes(encode({k: v for k, v in value.items() if k != "rounds"}))
 
+
+
+def _die_halfway_through_a_message(conn: Any) -> None:
+    """A rank killed while sending a checkpoint: the length of a 1 MiB message, part of it, gone."""
+    os.write(conn.fileno(), (1 << 20).to_bytes(4, "big") + b"x" * 1000)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_rank_killed_halfway_through_an_event_reads_as_its_end_not_a_wait() -> None:
+    """The killed-rank e2e test once hung for ever in the parent: the rank died halfway
+    through a checkpoint on a queue whose other write end the parent held, so the reader
+    waited for the rest. Now its pipe has one writer, the child, and the torn event ends in
+    EOFError (then RankFailed)."""
+    import multiprocessing as mp
+
+    from bcai.training.dp_job import receive_event
+
+    ctx = mp.get_context("spawn")
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_die_halfway_through_a_message, args=(writer,))
+    proc.start()
+    writer.close()
+    proc.join(60)
+    assert proc.exitcode == -signal.SIGKILL
+
+    async def read() -> Any:
+        return await asyncio.wait_for(asyncio.to_thread(receive_event, reader, 5.0), 20)
+
+    with pytest.raises(EOFError):
+        asyncio.run(read())
+    reader.close()
+
+
+def test_receive_event_says_none_when_the_child_is_quiet_and_delivers_what_it_sent() -> None:
+    import multiprocessing as mp
+
+    from bcai.training.dp_job import receive_event
+
+    reader, writer = mp.get_context("spawn").Pipe(duplex=False)
+    assert receive_event(reader, 0.01) is None
+    writer.send(("alive",))
+    writer.send(("checkpoint", 5, b"state", 320))
+    writer.close()
+    assert receive_event(reader, 1.0) == ("alive",)
+    assert receive_event(reader, 1.0) == ("checkpoint", 5, b"state", 320)
+    with pytest.raises(EOFError):
+        receive_event(reader, 1.0)

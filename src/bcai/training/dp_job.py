@@ -47,6 +47,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from multiprocessing.connection import Connection
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
@@ -271,8 +272,49 @@ class RankTask:
     timeout_s: float
 
 
-def _rank_main(task: RankTask, events: Any) -> None:
-    """The child: join the group through the store, train, report on `events`."""
+class _EventPipe:
+    """The child's end of its one-way pipe to the parent. Events are sent by one thread, in
+    order: the trainer and the heartbeat both report, and a send blocks while the parent is
+    busy (uploading a checkpoint), which the trainer must not. `close` flushes them."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._pending: queue_module.SimpleQueue[tuple[Any, ...] | None] = queue_module.SimpleQueue()
+        self._sender = threading.Thread(target=self._send_all, daemon=True)
+        self._sender.start()
+
+    def put(self, event: tuple[Any, ...]) -> None:
+        self._pending.put(event)
+
+    def _send_all(self) -> None:
+        while (event := self._pending.get()) is not None:
+            try:
+                self._conn.send(event)
+            except OSError:  # the parent is gone: nobody to tell
+                return
+
+    def close(self) -> None:
+        self._pending.put(None)
+        self._sender.join()
+        self._conn.close()
+
+
+def receive_event(reader: Connection, timeout_s: float) -> Any:
+    """The child's next event, or None when none came within `timeout_s`. Raises EOFError
+    once the child is gone, also when it died halfway through sending one: its pipe has
+    no other writer, so the rest of a torn message reads as the end (a queue shared with
+    the parent, as before, waited for the missing bytes for ever)."""
+    if not reader.poll(timeout_s):
+        return None
+    try:
+        return reader.recv()
+    except OSError as exc:  # "got end of file during message"
+        raise EOFError(f"the child's pipe ended halfway through an event ({exc})") from None
+
+
+def _rank_main(task: RankTask, conn: Connection) -> None:
+    """The child: join the group through the store, train, report on `conn`."""
+    events = _EventPipe(conn)
     try:
         import torch.distributed as dist
 
@@ -313,9 +355,11 @@ def _rank_main(task: RankTask, events: Any) -> None:
         events.put(("error", exc.code, str(exc)))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises RankFailed
         events.put(("error", "internal", f"{type(exc).__name__}: {exc}"))
+    finally:
+        events.close()
 
 
-def _beat(events: Any, stop: threading.Event) -> None:
+def _beat(events: _EventPipe, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
         events.put(("alive",))
 
@@ -523,32 +567,30 @@ async def _run_rank(task: RankTask, gen: _Generation, board: DpBoard, key: Priva
     first (then our child is stopped at once instead of waiting out its collective
     timeout, so the survivors rejoin together). Anything else raises."""
     ctx = mp.get_context("spawn")
-    events = ctx.Queue()
-    proc = ctx.Process(target=_rank_main, args=(task, events), daemon=True, name=f"bcai-dp-rank{task.rank}")
+    events, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_rank_main, args=(task, writer), daemon=True, name=f"bcai-dp-rank{task.rank}")
     proc.start()
+    writer.close()  # the child holds the only write end: its death reads as the pipe's end
     note("dp_rank_started", {"generation": gen.index, "rank": task.rank, "pid": proc.pid})
     outcome = _RankOutcome(None)
     idle_limit = STARTUP_S + task.timeout_s  # then, once it has joined: `get_silence_limit`
     last = time.monotonic()
     try:
         while True:
-            try:
-                event = await asyncio.to_thread(events.get, True, 0.2)
-            except queue_module.Empty:
-                if proc.exitcode is not None:  # first: our own child's death fails this worker
-                    try:  # its last words may still be in the pipe
-                        event = await asyncio.to_thread(events.get, True, 1.0)
-                    except queue_module.Empty:
-                        raise RankFailed(f"rank {task.rank}'s training process died (exit code {proc.exitcode}) "
-                                         f"in generation {gen.index}") from None
-                elif time.monotonic() - last > idle_limit:
+            try:  # its last words come first: the end shows only after them
+                event = await asyncio.to_thread(receive_event, events, 0.2)
+            except EOFError:  # first: our own child's death fails this worker
+                await asyncio.to_thread(proc.join, 5)
+                raise RankFailed(f"rank {task.rank}'s training process died (exit code {proc.exitcode}) "
+                                 f"in generation {gen.index}") from None
+            if event is None:
+                if time.monotonic() - last > idle_limit:
                     raise RankFailed(f"rank {task.rank}'s training process reported nothing for {idle_limit:.0f} s")
-                else:
-                    moved = _get_moved_on(board, gen, key.address)
-                    if moved:
-                        outcome.lost = f"{moved} moved on to generation {gen.index + 1}"
-                        return outcome
-                    continue
+                moved = _get_moved_on(board, gen, key.address)
+                if moved:
+                    outcome.lost = f"{moved} moved on to generation {gen.index + 1}"
+                    return outcome
+                continue
             last = time.monotonic()
             if event[0] == "started":
                 idle_limit = get_silence_limit(task.timeout_s)
@@ -570,7 +612,6 @@ async def _run_rank(task: RankTask, gen: _Generation, board: DpBoard, key: Priva
             proc.kill()
         await asyncio.to_thread(proc.join, 10)
         events.close()
-        events.cancel_join_thread()
 
 
 def _get_moved_on(board: DpBoard, gen: _Generation, me: Address) -> str:
