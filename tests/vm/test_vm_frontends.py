@@ -464,3 +464,57 @@ def test_bml_dataset_cid_is_carried():
     program = from_bml(f"bml: 1\nmodel: {{template: mlp, input_shape: [4], num_classes: 2}}\n"
                        f"training: {{epochs: 1, batch_size: 2, dataset: {cid}}}\n")
     assert program.training.dataset == cid
+
+
+def test_onnx_range_folds_and_hostile_ranges_are_refused_before_allocating():
+    def range_model(start, limit, delta, dtype=np.int64):
+        inits = [numpy_helper.from_array(np.array(v, dtype), n) for n, v in (("s", start), ("l", limit), ("d", delta))]
+        return make_model([helper.make_node("Range", ["s", "l", "d"], ["y"])], [], [vi("y", ["n"], TensorProto.INT64
+                                                                                          if dtype == np.int64 else TensorProto.FLOAT)], inits)
+
+    np.testing.assert_array_equal(run_forward(from_onnx(range_model(10, 1, -3)))["y"].numpy(), [10, 7, 4])
+    np.testing.assert_array_equal(run_forward(from_onnx(range_model(1, 10, -3)))["y"].numpy(), np.zeros(0))
+    got = run_forward(from_onnx(range_model(0.5, 2.0, 0.5, np.float32)))["y"].numpy()
+    np.testing.assert_array_equal(got, np.array([0.5, 1.0, 1.5], np.float32))
+    with pytest.raises(InvalidModel, match="over the program's memory limit"):
+        from_onnx(range_model(0, 2**62, 1))
+    with pytest.raises(InvalidModel, match="no finite count"):
+        from_onnx(range_model(0, 5, 0))
+    with pytest.raises(InvalidModel, match="no finite count"):
+        from_onnx(range_model(0.0, np.inf, 1.0, np.float32))
+
+
+def test_onnx_refusals_of_new_operator_forms():
+    """Forms of the newly supported operators that the VM cannot express exactly or that are
+    malformed give bcai errors naming them."""
+    x = vi("x", [2, 3], TensorProto.INT64)
+    l2 = helper.make_node("ReduceL2", ["x"], ["y"], keepdims=0)
+    with pytest.raises(UnsupportedOperators, match="ReduceL2 on int64"):
+        from_onnx(make_model([l2], [x], [vi("y", [], TensorProto.INT64)]))
+    size = helper.make_node("Size", ["x"], ["y"])
+    with pytest.raises(UnsupportedOperators, match="Size of 'x', whose shape is not static"):
+        from_onnx(make_model([size], [vi("x", ["n", 3])], [vi("y", [], TensorProto.INT64)]))
+    axis = numpy_helper.from_array(np.array(5, np.int64), "axis")
+    cumsum = helper.make_node("CumSum", ["x", "axis"], ["y"])
+    with pytest.raises(InvalidModel, match="axis 5 is out of range for rank 2"):
+        from_onnx(make_model([cumsum], [vi("x", [2, 3])], [vi("y", [2, 3])], [axis]))
+    shift = helper.make_node("BitShift", ["x", "x"], ["y"], direction="UP")
+    u8 = vi("x", [2], TensorProto.UINT8)
+    with pytest.raises(InvalidModel):
+        from_onnx(make_model([shift], [u8], [vi("y", [2], TensorProto.UINT8)]))
+
+
+@pytest.mark.parametrize("reverse", [0, 1])
+@pytest.mark.parametrize("exclusive", [0, 1])
+def test_onnx_cumsum_directions_match_the_reference(reverse, exclusive):
+    from onnx.reference import ReferenceEvaluator
+
+    x = np.arange(1, 25, dtype=np.int32).reshape(2, 3, 4)
+    axis = numpy_helper.from_array(np.array(-2, np.int64), "axis")
+    node = helper.make_node("CumSum", ["x", "axis"], ["y"], reverse=reverse, exclusive=exclusive)
+    model = make_model([node], [vi("x", [2, 3, 4], TensorProto.INT32)], [vi("y", [2, 3, 4], TensorProto.INT32)],
+                       [axis])
+    (expected,) = ReferenceEvaluator(model).run(None, {"x": x})
+    got = run_forward(from_onnx(model), x=torch.from_numpy(x))["y"].numpy()
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, expected)

@@ -66,6 +66,18 @@ MUST_PASS = (
     "test_reduce_max_empty_set", "test_reshape_negative_dim", "test_reshape_reordered_all_dims", "test_slice_neg_steps",
     "test_slice_negative_axes", "test_squeeze_negative_axes", "test_unsqueeze_negative_axes",
     "test_dropout_default_mask", "test_split_variable_parts_1d_opset18",
+    "test_sin", "test_acosh_example", "test_atanh", "test_tan", "test_round", "test_isnan",
+    "test_isinf_negative", "test_isinf_positive", "test_not_3d", "test_and_bcast4v3d", "test_or_bcast3v1d",
+    "test_xor4d", "test_bitwise_and_ui8_bcast_4v3d", "test_bitwise_not_2d", "test_bitwise_xor_i32_2d",
+    "test_bitshift_left_uint8", "test_bitshift_right_int32_shift_ge_width", "test_less_equal_bcast",
+    "test_greater_equal_uint8", "test_mod_mixed_sign_int32", "test_mod_int64_fmod", "test_mod_fmod_0_signed_zero_float32",
+    "test_mod_float_edge_cases_fmod_0_float64", "test_castlike_FLOAT_to_BFLOAT16", "test_size_example",
+    "test_range_int32_type_negative_delta", "test_triu_neg", "test_tril_out_pos", "test_gather_elements_negative_indices",
+    "test_cumsum_1d_reverse_exclusive", "test_cumsum_2d_negative_axis", "test_reduce_l1_empty_set",
+    "test_reduce_l2_negative_axes_keep_dims_random", "test_reduce_log_sum_desc_axes",
+    "test_reduce_log_sum_exp_empty_set", "test_reduce_log_sum_exp_do_not_keepdims_random",
+    "test_reduce_sum_square_default_axes_keepdims_random", "test_layer_normalization_4d_axis2_expanded_ver18",
+    "test_nllloss_NCd1d2d3_none_no_weight_negative_ii_expanded", "test_rms_normalization_3d_axis1_epsilon_expanded",
 )
 
 
@@ -211,7 +223,7 @@ def test_pass_counts_per_suite(cases, outcomes, capsys):
               f"{node_passed} of {len(supported)} with supported operators pass "
               f"({len(node_like)} generated in all)")
     if onnx.__version__.startswith("1.23."):
-        assert node_passed >= 517
+        assert node_passed >= 829
 
 
 def test_onnx_backend_test_runner_drives_bcai():

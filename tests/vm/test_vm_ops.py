@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vm_harness import TOLERANCES, reference_grads, run_instruction
 
+from bcai.errors import DtypeMismatch, ExecutionFailed, MalformedProgram, ShapeMismatch
 from bcai.vm import isa
 
 SETTINGS = settings(max_examples=4, deadline=None, derandomize=True)
@@ -86,6 +87,109 @@ def test_integer_division_truncates_and_integral_scalars_keep_integers():
 def test_unary_ops(dtype, op, data, shape):
     x = _randn(data, tuple(shape), dtype, positive=op in ("log", "sqrt", "reciprocal"))
     check(isa.TensorOp(op, ("x",), "out"), {"x": x}, lambda x: getattr(torch, op)(x))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", isa.FLOAT_UNARY_OPS)
+@SETTINGS
+@given(data=st.data(), shape=st.lists(dims, min_size=1, max_size=3))
+def test_trigonometric_and_hyperbolic_ops(dtype, op, data, shape):
+    x = torch.tanh(_randn(data, tuple(shape), dtype)) * 0.9  # inside (-1, 1): asin, acos, atanh are defined
+    if op == "acosh":
+        x = x.abs() + 1.5
+    check(isa.TensorOp(op, ("x",), "out"), {"x": x}, lambda x: getattr(torch, op)(x))
+
+
+def test_rounding_nan_inf_and_logical_unary_ops():
+    x = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, 2.4, float("nan"), float("inf"), -float("inf")], dtype=torch.float64)
+    got = {op: run_instruction(isa.TensorOp(op, ("x",), "out"), {"x": x}, ["out"])[0]["out"]
+           for op in ("round", "isnan", "isinf")}
+    assert got["round"][:6].tolist() == [0.0, 2.0, 2.0, -0.0, -2.0, 2.0]  # half to even
+    assert got["isnan"].tolist() == [False] * 6 + [True, False, False]
+    assert got["isinf"].tolist() == [False] * 7 + [True, True]
+    b = torch.tensor([True, False])
+    assert run_instruction(isa.TensorOp("logical_not", ("b",), "out"), {"b": b}, ["out"])[0]["out"].tolist() == [False, True]
+    i = torch.tensor([0, 5, -1], dtype=torch.int8)
+    out = run_instruction(isa.TensorOp("bitwise_not", ("i",), "out"), {"i": i}, ["out"])[0]["out"]
+    assert out.dtype == torch.int8 and out.tolist() == [-1, -6, 0]
+
+
+def test_comparison_mod_logical_bitwise_and_shift_ops():
+    a = torch.tensor([-7, 7, -7, 7, 0, 3], dtype=torch.int16)
+    b = torch.tensor([2, -2, -2, 2, 3, 3], dtype=torch.int16)
+
+    def run(op, x, y):
+        return run_instruction(isa.TensorOp(op, ("x", "y"), "out"), {"x": x, "y": y}, ["out"])[0]["out"]
+
+    assert run("mod", a, b).tolist() == [1, -1, -1, 1, 0, 0]  # the divisor's sign (Python %)
+    assert run("fmod", a, b).tolist() == [-1, 1, -1, 1, 0, 0]  # the dividend's sign (C fmod)
+    assert run("le", a, b).tolist() == [True, False, True, False, True, True]
+    assert run("ge", a, b).tolist() == [False, True, False, True, False, True]
+    zeros = torch.tensor([0.0, -0.0, 5.5, -5.5], dtype=torch.float64)
+    divisors = torch.tensor([-2.0, 2.0, -2.0, 2.0], dtype=torch.float64)
+    got = run("mod", zeros, divisors)
+    assert got.tolist() == [-0.0, 0.0, -0.5, 0.5] and torch.signbit(got).tolist() == [True, False, True, False]
+    p, q = torch.tensor([True, True, False, False]), torch.tensor([True, False, True, False])
+    assert run("logical_and", p, q).tolist() == [True, False, False, False]
+    assert run("logical_or", p, q).tolist() == [True, True, True, False]
+    assert run("logical_xor", p, q).tolist() == [False, True, True, False]
+    u, v = torch.tensor([0b1100, 0b1010, 255], dtype=torch.uint8), torch.tensor([0b1010, 1, 9], dtype=torch.uint8)
+    assert run("bitwise_and", u, v).tolist() == [0b1000, 0, 9]
+    assert run("bitwise_or", u, v).tolist() == [0b1110, 0b1011, 255]
+    assert run("bitwise_xor", u, v).tolist() == [0b0110, 0b1011, 246]
+    assert run("shift_left", u, v).tolist() == [0, 0b10100, 0]  # bits shifted past the width are gone
+    assert run("shift_right", u, v).tolist() == [0, 0b101, 0]
+
+
+def test_cumsum_triu_tril_gather_elements_logsumexp():
+    x = torch.arange(12, dtype=torch.int32).reshape(3, 4)
+    got = run_instruction(isa.TensorOp("cumsum", ("x",), "out", dims=(1,)), {"x": x}, ["out"])[0]["out"]
+    assert got.dtype == torch.int32 and torch.equal(got, torch.cumsum(x, 1).int())  # not widened to int64
+    f = torch.randn(3, 4, 5, dtype=torch.float64)
+    check(isa.TensorOp("cumsum", ("f",), "out", dims=(-1,)), {"f": f}, lambda f: torch.cumsum(f, -1))
+    for op, k in (("triu", 1), ("tril", -1), ("triu", -7), ("tril", 2**62)):
+        check(isa.TensorOp(op, ("f",), "out", dims=(k,)), {"f": f}, lambda f: getattr(torch, op)(f, k))
+    idx = torch.tensor([[[0, -1], [4, 2]]])
+    check(isa.TensorOp("gather_elements", ("f", "idx"), "out", dims=(2,)), {"f": f, "idx": idx},
+          lambda f, idx: torch.gather(f, 2, torch.tensor([[[0, 4], [4, 2]]])), wrt=("f",))
+    check(isa.TensorOp("logsumexp", ("f",), "out", dims=(0, 2), keepdim=True), {"f": f},
+          lambda f: torch.logsumexp(f, (0, 2), keepdim=True))
+    check(isa.TensorOp("logsumexp", ("f",), "out"), {"f": f}, lambda f: torch.logsumexp(f, (0, 1, 2)))
+    empty = torch.zeros(0, 3, dtype=torch.float64)
+    got = run_instruction(isa.TensorOp("logsumexp", ("e",), "out", dims=(0,)), {"e": empty}, ["out"])[0]["out"]
+    assert got.tolist() == [-float("inf")] * 3
+
+
+def test_invalid_new_tensor_ops_give_vm_errors():
+    """Wrong dtypes are refused at load (planning), a bad index when it is met, a missing
+    axis when the instruction is built."""
+    f, i = torch.randn(2, 3), torch.ones(2, 3, dtype=torch.int64)
+    for op, inputs in (("bitwise_and", {"a": f, "b": f}), ("logical_or", {"a": i, "b": i}),
+                       ("shift_left", {"a": i, "b": i.int()}), ("sin", {"a": i}), ("logsumexp", {"a": i}),
+                       ("gather_elements", {"a": f, "b": f})):
+        with pytest.raises(DtypeMismatch, match=f"instruction 0 \\(TensorOp\\)"):
+            run_instruction(isa.TensorOp(op, tuple(inputs), "out", dims=(0,) if op == "gather_elements" else ()),
+                            inputs, ["out"])
+    with pytest.raises(ShapeMismatch, match="Dimension out of range"):
+        run_instruction(isa.TensorOp("cumsum", ("a",), "out", dims=(5,)), {"a": f}, ["out"])
+    with pytest.raises(ShapeMismatch):
+        run_instruction(isa.TensorOp("triu", ("a",), "out", dims=(0,)), {"a": torch.ones(3)}, ["out"])
+    with pytest.raises(ExecutionFailed, match="out of bounds"):
+        run_instruction(isa.TensorOp("gather_elements", ("a", "b"), "out", dims=(1,)), {"a": f, "b": i * 3}, ["out"])
+    with pytest.raises(MalformedProgram, match="needs dims"):
+        isa.TensorOp("cumsum", ("a",), "out")
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16])
+def test_small_integer_dtypes(dtype):
+    a = torch.tensor([100, -100, 7], dtype=dtype)
+    b = torch.tensor([100, -100, -2], dtype=dtype)
+    got = run_instruction(isa.TensorOp("add", ("a", "b"), "out"), {"a": a, "b": b}, ["out"])[0]["out"]
+    assert got.dtype == dtype and torch.equal(got, a + b)  # wraps around as numpy's int8 does
+    got = run_instruction(isa.TensorOp("div_trunc", ("a", "b"), "out"), {"a": a, "b": b}, ["out"])[0]["out"]
+    assert got.tolist() == [1, 1, -3]
+    got = run_instruction(isa.Cast("a", "out", "float32"), {"a": a}, ["out"])[0]["out"]
+    assert got.tolist() == [100.0, -100.0, 7.0]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

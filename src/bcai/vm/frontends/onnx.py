@@ -41,11 +41,20 @@ _ONNX_DTYPES: dict[int, str] = {
 }
 _UNARY = {"Relu": isa.ReLU, "Sigmoid": isa.Sigmoid, "Tanh": isa.Tanh, "Softsign": isa.Softsign}
 _TENSOR_UNARY = {"Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Neg": "neg", "Abs": "abs", "Erf": "erf",
-                 "Reciprocal": "reciprocal", "Floor": "floor", "Ceil": "ceil", "Sign": "sign"}
+                 "Reciprocal": "reciprocal", "Floor": "floor", "Ceil": "ceil", "Sign": "sign", "Round": "round",
+                 "IsNaN": "isnan", "Not": "logical_not", "BitwiseNot": "bitwise_not",
+                 **{op.capitalize(): op for op in isa.FLOAT_UNARY_OPS}}
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "MatMul": "matmul",
-           "Max": "maximum", "Min": "minimum", "Equal": "eq", "Less": "lt", "Greater": "gt"}
-_INT_DTYPES = ("int64", "int32", "uint8")
-_REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min", "ReduceProd": "prod"}
+           "Max": "maximum", "Min": "minimum", "Equal": "eq", "Less": "lt", "Greater": "gt", "LessOrEqual": "le",
+           "GreaterOrEqual": "ge", "And": "logical_and", "Or": "logical_or", "Xor": "logical_xor",
+           "BitwiseAnd": "bitwise_and", "BitwiseOr": "bitwise_or", "BitwiseXor": "bitwise_xor"}
+_INT_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
+_FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+# Reduce<X> = post(reduce(pre(x))), as the ONNX function bodies define them; "square" is x * x.
+_REDUCE = {"ReduceSum": (None, "sum", None), "ReduceMean": (None, "mean", None), "ReduceMax": (None, "max", None),
+           "ReduceMin": (None, "min", None), "ReduceProd": (None, "prod", None), "ReduceL1": ("abs", "sum", None),
+           "ReduceL2": ("square", "sum", "sqrt"), "ReduceSumSquare": ("square", "sum", None),
+           "ReduceLogSum": (None, "sum", "log"), "ReduceLogSumExp": (None, "logsumexp", None)}
 _ID_BAD = re.compile(r"[^A-Za-z0-9_.:/\-\[\]]")
 
 
@@ -72,7 +81,7 @@ class _Graph:
         if name in self.ids:
             return self.ids[name]
         if name in self.consts:
-            arr = np.ascontiguousarray(self.consts[name])
+            arr = np.ascontiguousarray(self.consts[name]).reshape(self.consts[name].shape)  # keeps a 0-d array 0-d
             dtype = _np_dtype_name(arr)
             ident = self._fresh_id(name)
             if dtype.startswith("float"):
@@ -158,7 +167,13 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         else:
             raise UnsupportedOperators("Constant (sparse or string value)")
         return True
-    if op == "Shape" and (ins[0] in g.shapes or ins[0] in g.consts):
+    if op in ("Shape", "Size") and (ins[0] in g.shapes or ins[0] in g.consts):
+        if op == "Size":
+            dims = g.shape(ins[0])
+            if all(d is not None for d in dims):
+                g.consts[node.output[0]] = np.array(math.prod(dims), dtype=np.int64)  # type: ignore[arg-type]
+                return True
+            return False
         # start/end (opset 15) slice the shape with Python's clamping, as the spec says.
         dims = g.shape(ins[0])[a.get("start", 0):a.get("end")]
         if all(d is not None for d in dims):
@@ -177,6 +192,10 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         r = c[0]
     elif op == "Cast":
         r = c[0].astype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))
+    elif op == "CastLike":
+        r = c[0].astype(c[1].dtype)
+    elif op == "Range":
+        r = _fold_range(g, node, c[0], c[1], c[2])
     elif op in ("Add", "Sub", "Mul") and all(x.dtype.kind in "iu" for x in c):
         r = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](c[0], c[1])
     elif op in ("Max", "Min") and all(x is not None and x.dtype.kind in "iu" for x in c):
@@ -215,6 +234,15 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         return False
     g.consts[node.output[0]] = np.asarray(r)
     return True
+
+
+def _fold_range(g: _Graph, node: onnx.NodeProto, start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Range: start, start + delta, ... before limit: max(ceil((limit - start) / delta), 0) elements."""
+    span = (float(limit) - float(start)) / float(delta) if float(delta) else math.nan
+    if not math.isfinite(span):
+        raise InvalidModel(f"Range node {node.name!r}: start {start}, limit {limit}, delta {delta} give no finite count")
+    _check_const_size(g, node, (max(math.ceil(span), 0),), start.dtype)
+    return np.arange(start, limit, delta).astype(start.dtype)  # type: ignore[call-overload]
 
 
 def _needs_constant(op: str, name: str) -> ConstantInputNeeded:
@@ -343,8 +371,10 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         emit(lambda o: _UNARY[op](x, o))
     elif op in _TENSOR_UNARY:
         emit(lambda o: isa.TensorOp(_TENSOR_UNARY[op], (x,), o))
-    elif op in _BINARY or op in ("Sum", "Mean"):
-        _elementwise(g, node, x)
+    elif op in _BINARY or op in ("Sum", "Mean", "Mod", "BitShift"):
+        _elementwise(g, node, a, x)
+    elif op == "IsInf":
+        _is_inf(g, node, a, x)
     elif op == "LeakyRelu":
         emit(lambda o: isa.LeakyReLU(x, o, a.get("alpha", 0.01)))
     elif op == "Elu":
@@ -472,6 +502,24 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         emit(lambda o: isa.Cast(x, o, dtype))
     elif op == "Clip":
         _clip(g, node, a, x)
+    elif op == "CastLike":
+        like = g.dtype(ins[1])
+        if like is None:
+            raise UnsupportedOperators(f"CastLike to ONNX type {_type_name(g.elem_types.get(ins[1], 0))}")
+        emit(lambda o: isa.Cast(x, o, like))
+    elif op == "Trilu":
+        offset = const(1)
+        diagonal = 0 if offset is None else int(offset.reshape(-1)[0])
+        emit(lambda o: isa.TensorOp("triu" if a.get("upper", 1) else "tril", (x,), o, dims=(diagonal,)))
+    elif op == "GatherElements":
+        idx = g.id(ins[1])
+        emit(lambda o: isa.TensorOp("gather_elements", (x, idx), o, dims=(a.get("axis", 0),)))
+    elif op == "CumSum":
+        _cumsum(g, node, a, x, int(const(1).reshape(-1)[0]))  # type: ignore[union-attr]
+    elif op == "Range":  # not folded: a bound is computed
+        raise _needs_constant(op, next(i for i in ins if i not in g.consts))
+    elif op == "Size":  # not folded: the shape is dynamic
+        raise UnsupportedOperators(f"Size of {ins[0]!r}, whose shape is not static")
     elif op == "Where":
         c, y = g.id(ins[1]), g.id(ins[2])
         emit(lambda o: isa.TensorOp("where", (x, c, y), o))
@@ -504,16 +552,25 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         raise UnsupportedOperators(op)
 
 
-def _elementwise(g: _Graph, node: onnx.NodeProto, x: str) -> None:
+def _elementwise(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
     """Binary ops with numpy broadcasting; Max/Min/Sum/Mean take 1..N inputs. Integer Div
-    truncates; Pow keeps the base's dtype (an integer base with a float exponent)."""
+    truncates; Pow keeps the base's dtype (an integer base with a float exponent); Mod is
+    Python's % (the divisor's sign) unless fmod=1 (C fmod, the dividend's sign)."""
     op, ins, b = node.op_type, list(node.input), g.b
     dtype = g.dtype(ins[0])
-    kind = {"Sum": "add", "Mean": "add"}.get(op) or _BINARY[op]
+    if op == "Mod":
+        kind = "fmod" if a.get("fmod", 0) else "mod"
+    elif op == "BitShift":
+        direction = _decode(a.get("direction", ""))
+        if direction not in ("LEFT", "RIGHT"):
+            raise InvalidModel(f"BitShift node {node.name!r}: direction must be LEFT or RIGHT, not {direction!r}")
+        kind = "shift_left" if direction == "LEFT" else "shift_right"
+    else:
+        kind = {"Sum": "add", "Mean": "add"}.get(op) or _BINARY[op]
     if op == "Div" and dtype in _INT_DTYPES:
         kind = "div_trunc"
     operands = [x] + [g.id(i) for i in ins[1:]]
-    if op in ("Equal", "Less", "Greater", "MatMul", "Pow", "Add", "Sub", "Mul", "Div") and len(operands) != 2:
+    if op not in ("Max", "Min", "Sum", "Mean") and len(operands) != 2:
         raise InvalidModel(f"{op} takes 2 inputs, got {len(operands)}")
     acc = operands[0]
     for y in operands[1:]:
@@ -529,6 +586,43 @@ def _elementwise(g: _Graph, node: onnx.NodeProto, x: str) -> None:
         b.emit(isa.Cast(acc, nxt, dtype))  # type: ignore[arg-type]
         acc = nxt
     _finish(g, node.output[0], acc)
+
+
+def _cumsum(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, axis: int) -> None:
+    """CumSum: `reverse` sums from the end (flip, sum, flip back); `exclusive` leaves each
+    element out (the input shifted by one along the axis, a zero first)."""
+    b, rank = g.b, g.rank(node.input[0])
+    if not -rank <= axis < rank:
+        raise InvalidModel(f"CumSum node {node.name!r}: axis {axis} is out of range for rank {rank}")
+    axis %= rank
+    acc = x
+    if a.get("reverse", 0):
+        flipped = b.fresh("cumsum_flip")
+        b.emit(isa.Slice(acc, flipped, (axis,), (-1,), (-(2**62),), (-1,)))
+        acc = flipped
+    if a.get("exclusive", 0):
+        shifted = b.fresh("cumsum_shift")
+        b.emit(isa.Pad(acc, shifted, (0, 0) * (rank - 1 - axis) + (1, -1)))  # a negative pad crops
+        acc = shifted
+    summed = b.fresh("cumsum")
+    b.emit(isa.TensorOp("cumsum", (acc,), summed, dims=(axis,)))
+    if a.get("reverse", 0):
+        back = b.fresh("cumsum_flip")
+        b.emit(isa.Slice(summed, back, (axis,), (-1,), (-(2**62),), (-1,)))
+        summed = back
+    _finish(g, node.output[0], summed)
+
+
+def _is_inf(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    """IsInf; detect_positive / detect_negative = 0 drop that sign (x == +inf or x == -inf)."""
+    positive, negative = a.get("detect_positive", 1), a.get("detect_negative", 1)
+    out = g.out(node.output[0])
+    if positive and negative:
+        g.b.emit(isa.TensorOp("isinf", (x,), out))
+    elif positive or negative:
+        g.b.emit(isa.TensorOp("eq", (x,), out, value="inf" if positive else "-inf"))
+    else:
+        g.b.emit(isa.TensorOp("lt", (x,), out, value="-inf"))  # nothing is below -inf: all False
 
 
 def _finish(g: _Graph, name: str, result: str) -> None:
@@ -620,30 +714,36 @@ def _axes_of(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> list[int] | 
 
 def _reduce(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
     op, b = node.op_type, g.b
+    pre, kind, post = _REDUCE[op]
+    dtype = g.dtype(node.input[0])
+    if (kind in ("mean", "logsumexp") or post is not None) and dtype not in _FLOAT_DTYPES:
+        raise UnsupportedOperators(f"{op} on {dtype or 'an unknown dtype'}")
+    if pre is not None:
+        mapped = b.fresh(pre)
+        b.emit(isa.TensorOp("mul", (x, x), mapped) if pre == "square" else isa.TensorOp(pre, (x,), mapped))
+        x = mapped
     axes = _axes_of(g, node, a)
-    if not axes and a.get("noop_with_empty_axes", 0):
-        g.ids[node.output[0]] = x
-        return
     keep = bool(a.get("keepdims", 1))
     rank = g.rank(node.input[0])
     dims = tuple(axes) if axes else tuple(range(rank))  # no axes: all of them (keepdims applies)
-    dtype = g.dtype(node.input[0])
-    kind = _REDUCE[op]
-    if kind == "mean" and dtype not in ("float32", "float64", "float16", "bfloat16"):
-        raise UnsupportedOperators(f"{op} on {dtype or 'an unknown dtype'}")
-    if rank == 0:
-        g.ids[node.output[0]] = x
-        return
     shape = g.shape(node.input[0])
-    if kind in ("max", "min") and any(shape[d] == 0 for d in dims):
+    if (not axes and a.get("noop_with_empty_axes", 0)) or rank == 0:
+        reduced = x
+    elif kind in ("max", "min") and any(shape[d] == 0 for d in dims):
         _fold_empty_extreme(g, node, shape, dims, keep, kind)
         return
-    if kind in ("sum", "prod") and dtype in ("int32", "uint8", "bool"):  # torch widens these to int64
-        wide = b.fresh(kind)
-        b.emit(isa.TensorOp(kind, (x,), wide, dims=dims, keepdim=keep))
-        b.emit(isa.Cast(wide, g.out(node.output[0]), dtype))
-        return
-    b.emit(isa.TensorOp(kind, (x,), g.out(node.output[0]), dims=dims, keepdim=keep))
+    else:
+        reduced = b.fresh(kind)
+        b.emit(isa.TensorOp(kind, (x,), reduced, dims=dims, keepdim=keep))
+        if kind in ("sum", "prod") and dtype in ("int32", "int16", "int8", "uint8", "bool"):
+            narrowed = b.fresh("narrow")  # torch widens these to int64
+            b.emit(isa.Cast(reduced, narrowed, dtype))  # type: ignore[arg-type]
+            reduced = narrowed
+    if post is not None:
+        mapped = b.fresh(post)
+        b.emit(isa.TensorOp(post, (reduced,), mapped))
+        reduced = mapped
+    _finish(g, node.output[0], reduced)
 
 
 def _fold_empty_extreme(g: _Graph, node: onnx.NodeProto, shape: tuple[int | None, ...], dims: tuple[int, ...],
@@ -940,7 +1040,8 @@ SUPPORTED_OPS = frozenset(
      "Gelu", "Softmax", "LogSoftmax", "Gemm", "Conv", "ConvTranspose", "MaxPool", "AveragePool",
      "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Reshape", "Flatten",
      "Transpose", "Concat", "Split", "Pad", "ArgMax", "ArgMin", "Gather", "Squeeze", "Unsqueeze", "Cast", "Clip",
-     "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean"] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
+     "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean", "Mod", "BitShift", "IsInf", "CastLike",
+     "Trilu", "GatherElements", "CumSum", "Range", "Size"] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
 
 
 def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
