@@ -518,3 +518,51 @@ def test_onnx_cumsum_directions_match_the_reference(reverse, exclusive):
     got = run_forward(from_onnx(model), x=torch.from_numpy(x))["y"].numpy()
     assert got.dtype == np.int32
     np.testing.assert_array_equal(got, expected)
+
+
+def test_onnx_integer_and_bool_constants_fold_and_hostile_broadcasts_are_refused():
+    """Masks and shape arithmetic on constants (Equal, Not, Where, Mod, Neg ...) fold at
+    compile time; a broadcast of constants larger than the memory limit is refused first."""
+    heads = numpy_helper.from_array(np.array([4], np.int64), "heads")
+    kv = numpy_helper.from_array(np.array([2], np.int64), "kv")
+    one = numpy_helper.from_array(np.array([1], np.int64), "one")
+    nodes = [helper.make_node("Equal", ["heads", "kv"], ["same"]), helper.make_node("Not", ["same"], ["grouped"]),
+             helper.make_node("Mod", ["kv", "heads"], ["rem"]), helper.make_node("Neg", ["one"], ["neg"]),
+             helper.make_node("Where", ["grouped", "heads", "one"], ["rows"]),
+             helper.make_node("Concat", ["rows", "neg", "rem"], ["shape"], axis=0),  # [4, -1, 2]
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    model = make_model(nodes, [vi("x", [2, 4])], [vi("y", [4, 1, 2])], [heads, kv, one])
+    program = from_onnx(model)
+    assert [type(i).__name__ for i in program.entries[0].body] == ["TensorOp"]  # only the reshape is left
+    x = torch.arange(8, dtype=torch.float32).reshape(2, 4)
+    assert torch.equal(run_forward(program, x=x)["y"], x.reshape(4, 1, 2))
+    column = numpy_helper.from_array(np.zeros((100, 1), np.int64), "c")
+    row = numpy_helper.from_array(np.zeros((1, 100), np.int64), "r")
+    wide = make_model([helper.make_node("Equal", ["c", "r"], ["y"])], [], [vi("y", [100, 100], TensorProto.BOOL)],
+                      [column, row])
+    with pytest.raises(InvalidModel, match="over the program's memory limit"):
+        from_onnx(wide, limits=Limits(max_memory_bytes=40_000))
+
+
+def test_onnx_float16_softmax_is_its_function_body_in_float16():
+    """Softmax on float16 is ONNX's function body, Exp(x - ReduceMax) / ReduceSum, each op
+    rounded to float16 (as the reference computes it; torch's fused kernel rounds once and
+    lands an ulp away). Sums accumulate in float32, as numpy's do over the last axis."""
+    elem, dtype = TensorProto.FLOAT16, torch.float16
+    from onnx.backend.test.runner import Runner
+    from onnx.reference import ReferenceEvaluator
+
+    x = (np.random.default_rng(3).standard_normal((4, 7, 6)) * 4).astype(np.float32)
+    cast = helper.make_node("Cast", ["x"], ["h"], to=elem)
+    softmax = helper.make_node("Softmax", ["h"], ["s"], axis=1)
+    back = helper.make_node("Cast", ["s"], ["y"], to=TensorProto.FLOAT)
+    model = make_model([cast, softmax, back], [vi("x", [4, 7, 6])], [vi("y", [4, 7, 6])], opset=18)
+    got = run_forward(from_onnx(model), x=torch.from_numpy(x))["y"]
+    h = torch.from_numpy(x).to(dtype)
+    exps = torch.exp(h - h.amax(1, keepdim=True))
+    assert torch.equal(got, (exps / exps.sum(1, keepdim=True)).float())
+    last = make_model([cast, helper.make_node("Softmax", ["h"], ["s"], axis=-1), back], [vi("x", [4, 7, 6])],
+                      [vi("y", [4, 7, 6])], opset=18)
+    (expected,) = ReferenceEvaluator(last).run(None, {"x": x})
+    got = run_forward(from_onnx(last), x=torch.from_numpy(x))["y"].numpy()
+    Runner.assert_similar_outputs([expected], [got], 1e-3, 1e-7)

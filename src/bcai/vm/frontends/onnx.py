@@ -37,7 +37,8 @@ from bcai.vm.program import Entry, Limits, Program
 _ONNX_DTYPES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.BFLOAT16: "bfloat16", onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32",
-    onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.BOOL: "bool",
+    onnx.TensorProto.INT16: "int16", onnx.TensorProto.INT8: "int8", onnx.TensorProto.UINT8: "uint8",
+    onnx.TensorProto.BOOL: "bool",
 }
 _UNARY = {"Relu": isa.ReLU, "Sigmoid": isa.Sigmoid, "Tanh": isa.Tanh, "Softsign": isa.Softsign}
 _TENSOR_UNARY = {"Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Neg": "neg", "Abs": "abs", "Erf": "erf",
@@ -131,7 +132,8 @@ class _Graph:
 
 _NP_DTYPES: dict[np.dtype, str] = {
     np.dtype(np.float32): "float32", np.dtype(np.float64): "float64", np.dtype(np.float16): "float16",
-    np.dtype(np.int64): "int64", np.dtype(np.int32): "int32", np.dtype(np.uint8): "uint8", np.dtype(np.bool_): "bool",
+    np.dtype(np.int64): "int64", np.dtype(np.int32): "int32", np.dtype(np.int16): "int16", np.dtype(np.int8): "int8",
+    np.dtype(np.uint8): "uint8", np.dtype(np.bool_): "bool",
 }
 _VM_TO_NP: dict[str, np.dtype] = {name: dt for dt, name in _NP_DTYPES.items()}
 
@@ -196,8 +198,11 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         r = c[0].astype(c[1].dtype)
     elif op == "Range":
         r = _fold_range(g, node, c[0], c[1], c[2])
-    elif op in ("Add", "Sub", "Mul") and all(x.dtype.kind in "iu" for x in c):
-        r = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](c[0], c[1])
+    elif op in _FOLD_ELEMENTWISE and all(x is not None and x.dtype.kind in "iub" for x in c):
+        _check_const_size(g, node, np.broadcast_shapes(*(x.shape for x in c)), np.dtype(np.int64))
+        r = _FOLD_ELEMENTWISE[op](*c)
+    elif op == "Mod" and all(x.dtype.kind in "iu" for x in c) and np.all(c[1] != 0):
+        r = (np.fmod if a.get("fmod", 0) else np.mod)(c[0], c[1])
     elif op in ("Max", "Min") and all(x is not None and x.dtype.kind in "iu" for x in c):
         r = (np.maximum if op == "Max" else np.minimum).reduce(np.broadcast_arrays(*c))
     elif op == "Div" and all(x.dtype.kind in "iu" for x in c) and np.all(c[1] != 0):
@@ -234,6 +239,15 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         return False
     g.consts[node.output[0]] = np.asarray(r)
     return True
+
+
+# Element-wise operators folded on integer and bool constants (shape arithmetic, masks).
+_FOLD_ELEMENTWISE: dict[str, Callable[..., Any]] = {
+    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Neg": np.negative, "Abs": np.abs, "Sign": np.sign,
+    "Equal": np.equal, "Less": np.less, "Greater": np.greater, "LessOrEqual": np.less_equal,
+    "GreaterOrEqual": np.greater_equal, "Not": np.logical_not, "And": np.logical_and, "Or": np.logical_or,
+    "Xor": np.logical_xor, "Where": np.where,
+}
 
 
 def _fold_range(g: _Graph, node: onnx.NodeProto, start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> np.ndarray:
@@ -685,11 +699,16 @@ def _softmax(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None
     1) and normalised over the flattened trailing dims; the VM reshapes when that differs
     from the last axis."""
     op, b = node.op_type, g.b
-    cls = isa.Softmax if op == "Softmax" else isa.LogSoftmax
+    if op == "Softmax" and g.dtype(node.input[0]) == "float16":
+        def emit(x: str, out: str, axis: int) -> None:
+            _softmax_steps(g, x, out, axis)
+    else:
+        def emit(x: str, out: str, axis: int) -> None:
+            b.emit((isa.Softmax if op == "Softmax" else isa.LogSoftmax)(x, out, axis))
     rank = g.rank(node.input[0])
     axis = a.get("axis", -1 if g.opset >= 13 else 1)
     if g.opset >= 13 or (axis % max(rank, 1)) == rank - 1:
-        b.emit(cls(x, g.out(node.output[0]), axis))
+        emit(x, g.out(node.output[0]), axis)
         return
     shape = g.shape(node.input[0])
     axis %= rank
@@ -697,8 +716,22 @@ def _softmax(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None
         raise UnsupportedOperators(f"{op} (opset < 13) over axis {axis} of a dynamic shape")
     flat, normed = b.fresh("softmax_2d"), b.fresh("softmax")
     b.emit(isa.TensorOp("reshape", (x,), flat, dims=(math.prod(shape[:axis]), -1)))  # type: ignore[arg-type]
-    b.emit(cls(flat, normed, -1))
+    emit(flat, normed, -1)
     b.emit(isa.TensorOp("reshape", (normed,), g.out(node.output[0]), dims=tuple(shape)))  # type: ignore[arg-type]
+
+
+def _softmax_steps(g: _Graph, x: str, out: str, axis: int) -> None:
+    """Softmax in float16 as its ONNX function body, Exp(x - ReduceMax) / ReduceSum, each step
+    rounded to float16 as the ONNX reference computes it (torch's fused kernel computes in
+    float32 and rounds once, an ulp away from the reference). Not for bfloat16: the reference
+    sums bfloat16 in bfloat16, which no float32-accumulating kernel reproduces."""
+    b = g.b
+    peak, shifted, exps, total = (b.fresh(n) for n in ("softmax_max", "softmax_shift", "softmax_exp", "softmax_sum"))
+    b.emit(isa.TensorOp("max", (x,), peak, dims=(axis,), keepdim=True))
+    b.emit(isa.TensorOp("sub", (x, peak), shifted))
+    b.emit(isa.TensorOp("exp", (shifted,), exps))
+    b.emit(isa.TensorOp("sum", (exps,), total, dims=(axis,), keepdim=True))
+    b.emit(isa.TensorOp("div", (exps, total), out))
 
 
 def _axes_of(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> list[int] | None:
