@@ -566,3 +566,24 @@ def test_onnx_float16_softmax_is_its_function_body_in_float16():
     (expected,) = ReferenceEvaluator(last).run(None, {"x": x})
     got = run_forward(from_onnx(last), x=torch.from_numpy(x))["y"].numpy()
     Runner.assert_similar_outputs([expected], [got], 1e-3, 1e-7)
+
+
+@pytest.mark.parametrize("op,attrs,opset", [("MeanVarianceNormalization", {}, 13), ("ThresholdedRelu", {"alpha": 0.5}, 22),
+                                            ("Shrink", {"lambd": 0.7, "bias": 0.2}, 18), ("Mish", {}, 22)])
+def test_onnx_function_ops_run_as_their_function_body(op, attrs, opset):
+    """Operators without a VM lowering of their own run as the schema's function body; the
+    body reads defaulted attributes (MeanVarianceNormalization's axes) by reference."""
+    from onnx.reference import ReferenceEvaluator
+
+    x = np.random.default_rng(5).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    model = make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [vi("x", [2, 3, 4, 5])], [vi("y", [2, 3, 4, 5])],
+                       opset=opset)
+    program = from_onnx(model)
+    (expected,) = ReferenceEvaluator(model).run(None, {"x": x})
+    np.testing.assert_allclose(run_forward(program, x=torch.from_numpy(x))["y"].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_onnx_function_op_without_a_body_at_the_model_opset_is_refused():
+    model = make_model([helper.make_node("Shrink", ["x"], ["y"])], [vi("x", [3])], [vi("y", [3])], opset=9)
+    with pytest.raises(UnsupportedOperators, match="Shrink at opset 9"):
+        from_onnx(model)

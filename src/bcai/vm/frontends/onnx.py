@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import onnx
+import onnx.inliner
 from onnx import numpy_helper, shape_inference
 
 from bcai.errors import ConstantInputNeeded, InvalidFeed, InvalidModel, UnsupportedOperators
@@ -1068,13 +1069,20 @@ def _reverse_time(x: str, out: str) -> isa.Instruction:
     return isa.Slice(x, out, (0,), (-1,), (-(2**62),), (-1,))
 
 
+# Operators the VM runs as their ONNX function body: the schema defines them in terms of
+# other operators (Attention as MatMul, Softmax, masks ...), and onnx's inliner expands them.
+FUNCTION_OPS = frozenset(
+    ["Attention", "RMSNormalization", "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss", "CausalConvWithState",
+     "SpaceToDepth", "DepthToSpace", "Celu", "ThresholdedRelu", "Shrink", "BlackmanWindow", "HammingWindow",
+     "HannWindow", "GroupNormalization", "MeanVarianceNormalization", "HardSwish", "Mish", "Swish", "SwiGLU"])
+
 SUPPORTED_OPS = frozenset(
     ["Identity", "Dropout", "Constant", "Shape", "LeakyRelu", "Elu", "Selu", "PRelu", "Softplus", "HardSigmoid",
      "Gelu", "Softmax", "LogSoftmax", "Gemm", "Conv", "ConvTranspose", "MaxPool", "AveragePool",
      "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Reshape", "Flatten",
      "Transpose", "Concat", "Split", "Pad", "ArgMax", "ArgMin", "Gather", "Squeeze", "Unsqueeze", "Cast", "Clip",
      "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean", "Mod", "BitShift", "IsInf", "CastLike",
-     "Trilu", "GatherElements", "CumSum", "Range", "Size"] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
+     "Trilu", "GatherElements", "CumSum", "Range", "Size", *FUNCTION_OPS] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
 
 
 def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
@@ -1099,9 +1107,10 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
         # Operators first, before shape inference: the VM refuses these anyway, and ONNX
         # shape inference crashes the process on some hostile attributes of operators the
         # VM has no use for (fuzzing onnx 1.23: GatherND with batch_dims=-9 segfaults).
-        problems = sorted({r for n in model.graph.node if (r := _unsupported_reason(n, _attrs(n))) is not None})
+        problems = _unsupported_problems(model.graph)
         if problems:
             raise UnsupportedOperators(f"the ONNX graph uses operators the VM cannot express: {', '.join(problems)}")
+        model = inline_function_ops(model)
         _refuse_inference_crashers(model.graph)
         if bind:
             _bind_inputs(model, bind)
@@ -1118,6 +1127,48 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
         # What the checker lets through but cannot be built (inconsistent shapes or
         # attributes); a compile error, not a crash.
         raise InvalidModel(f"the ONNX graph is inconsistent: {type(exc).__name__}: {exc}") from None
+
+
+def _unsupported_problems(graph: onnx.GraphProto) -> list[str]:
+    return sorted({r for n in graph.node if (r := _unsupported_reason(n, _attrs(n))) is not None})
+
+
+def inline_function_ops(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` with its FUNCTION_OPS nodes replaced by their ONNX function bodies
+    (the schema's definition at the model's opset, recursively); refuses a body that uses
+    what the VM lacks, naming both."""
+    used = sorted({n.op_type for n in model.graph.node if n.op_type in FUNCTION_OPS and n.domain in ("", "ai.onnx")})
+    if not used:
+        return model
+    model = _copy(model)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    for node in (n for n in model.graph.node if n.op_type in used):
+        # The bodies read attributes by reference (ReduceMean <axes = @axes>); the inliner
+        # leaves an absent one absent, so the schema's defaults are written out first.
+        given = {a.name for a in node.attribute}
+        for name, attr in onnx.defs.get_schema(node.op_type, opset).attributes.items():
+            if name not in given and attr.default_value.type != onnx.AttributeProto.UNDEFINED:
+                node.attribute.append(attr.default_value)
+    try:
+        inlined = onnx.inliner.inline_selected_functions(model, [("", op) for op in FUNCTION_OPS],
+                                                         inline_schema_functions=True)
+    except Exception as exc:  # the inliner asserts (C++) on forms it cannot expand, e.g. an omitted optional input
+        raise UnsupportedOperators(f"{', '.join(used)} in a form onnx cannot expand into its function body "
+                                   f"({str(exc).strip()[:200]})") from None
+    left = sorted({n.op_type for n in inlined.graph.node if n.op_type in FUNCTION_OPS})
+    if left:
+        raise UnsupportedOperators(f"{', '.join(left)} at opset {opset} (ONNX defines no function body for it there)")
+    problems = _unsupported_problems(inlined.graph)
+    if problems:
+        raise UnsupportedOperators(f"the ONNX function body of {', '.join(used)} uses operators the VM cannot "
+                                   f"express: {', '.join(problems)}")
+    return inlined
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    copied = onnx.ModelProto()
+    copied.CopyFrom(model)
+    return copied
 
 
 def _refuse_inference_crashers(graph: onnx.GraphProto) -> None:
