@@ -255,8 +255,8 @@ def test_onnx_constant_folding_of_shape_chains():
 
 
 def test_invalid_onnx_unsupported_operators_listed_together():
-    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Hardmax", ["a"], ["b"]),
-             helper.make_node("Einsum", ["b"], ["y"], equation="ij->ji"),
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Unique", ["a"], ["b"]),
+             helper.make_node("Det", ["b"], ["y"]),
              helper.make_node("AveragePool", ["x"], ["z"], kernel_shape=[1], dilations=[2])]
     graph = helper.make_graph(nodes, "g", [vi("x", [2, 2])], [vi("y", [2, 2]), vi("z", [2, 2])],
                               [numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.float32), "w")])
@@ -264,7 +264,7 @@ def test_invalid_onnx_unsupported_operators_listed_together():
     with pytest.raises(UnsupportedOperators) as info:
         from_onnx(model.SerializeToString())
     message = str(info.value)
-    assert "Hardmax" in message and "Einsum" in message and "AveragePool(dilations)" in message
+    assert "Unique" in message and "Det" in message and "AveragePool(dilations)" in message
 
 
 def test_invalid_onnx_bytes_and_paths(tmp_path):
@@ -587,3 +587,41 @@ def test_onnx_function_op_without_a_body_at_the_model_opset_is_refused():
     model = make_model([helper.make_node("Shrink", ["x"], ["y"])], [vi("x", [3])], [vi("y", [3])], opset=9)
     with pytest.raises(UnsupportedOperators, match="Shrink at opset 9"):
         from_onnx(model)
+
+
+@pytest.mark.parametrize("opset,axis", [(11, 1), (11, -1), (13, 1), (13, 0)])
+def test_onnx_hardmax_marks_the_first_maximum(opset, axis):
+    """Along the axis from opset 13; before, over the input coerced to 2-D at the axis (the
+    spec's Hardmax-11, which onnx's ReferenceEvaluator does not implement)."""
+    x = np.random.default_rng(6).integers(0, 3, (2, 3, 4)).astype(np.float32)  # ties on purpose
+    model = make_model([helper.make_node("Hardmax", ["x"], ["y"], axis=axis)], [vi("x", [2, 3, 4])],
+                       [vi("y", [2, 3, 4])], opset=opset)
+    rows = x.reshape(int(np.prod(x.shape[:axis % 3])), -1) if opset < 13 else np.moveaxis(x, axis, -1)
+    first = np.eye(rows.shape[-1], dtype=np.float32)[rows.argmax(-1)]  # argmax picks the first maximum
+    expected = first.reshape(x.shape) if opset < 13 else np.moveaxis(first, -1, axis)
+    np.testing.assert_array_equal(run_forward(from_onnx(model), x=torch.from_numpy(x))["y"].numpy(), expected)
+
+
+def test_onnx_one_hot_eye_like_compress_lp_normalization_refusals():
+    """Hostile sizes are refused before allocating; malformed attributes are InvalidModel; a
+    Compress condition computed at run time is a constant the model must be bound to."""
+    idx = vi("i", [3], TensorProto.INT64)
+    values = numpy_helper.from_array(np.array([0.0, 1.0], np.float32), "v")
+    for depth, error in ((2**40, "over the program's memory limit"), (0, "depth 0")):
+        d = numpy_helper.from_array(np.array(depth, np.int64), "d")
+        model = make_model([helper.make_node("OneHot", ["i", "d", "v"], ["y"])], [idx], [vi("y", [3, "n"])], [d, values])
+        with pytest.raises(InvalidModel, match=error):
+            from_onnx(model)
+    big = make_model([helper.make_node("EyeLike", ["x"], ["y"])], [vi("x", [10**6, 10**6])], [vi("y", [10**6, 10**6])])
+    with pytest.raises(InvalidModel, match="over the program's memory limit"):
+        from_onnx(big)
+    lp = make_model([helper.make_node("LpNormalization", ["x"], ["y"], p=3)], [vi("x", [2, 3])], [vi("y", [2, 3])])
+    with pytest.raises(InvalidModel, match="p must be 1 or 2"):
+        from_onnx(lp)
+    compress = make_model([helper.make_node("Compress", ["x", "c"], ["y"], axis=1)],
+                          [vi("x", [2, 3]), vi("c", [3], TensorProto.BOOL)], [vi("y", [2, "n"])])
+    with pytest.raises(ConstantInputNeeded, match="Compress"):
+        from_onnx(compress)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    program = from_onnx(compress, bind={"c": np.array([True, False, True])})
+    np.testing.assert_array_equal(run_forward(program, x=torch.from_numpy(x))["y"].numpy(), x[:, [0, 2]])

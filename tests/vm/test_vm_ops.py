@@ -141,12 +141,15 @@ def test_comparison_mod_logical_bitwise_and_shift_ops():
     assert run("shift_right", u, v).tolist() == [0, 0b101, 0]
 
 
-def test_cumsum_triu_tril_gather_elements_logsumexp():
+def test_cumsum_cumprod_triu_tril_gather_elements_logsumexp():
     x = torch.arange(12, dtype=torch.int32).reshape(3, 4)
     got = run_instruction(isa.TensorOp("cumsum", ("x",), "out", dims=(1,)), {"x": x}, ["out"])[0]["out"]
     assert got.dtype == torch.int32 and torch.equal(got, torch.cumsum(x, 1).int())  # not widened to int64
+    got = run_instruction(isa.TensorOp("cumprod", ("x",), "out", dims=(0,)), {"x": x}, ["out"])[0]["out"]
+    assert got.dtype == torch.int32 and torch.equal(got, torch.cumprod(x, 0).int())
     f = torch.randn(3, 4, 5, dtype=torch.float64)
     check(isa.TensorOp("cumsum", ("f",), "out", dims=(-1,)), {"f": f}, lambda f: torch.cumsum(f, -1))
+    check(isa.TensorOp("cumprod", ("f",), "out", dims=(1,)), {"f": f}, lambda f: torch.cumprod(f, 1))
     for op, k in (("triu", 1), ("tril", -1), ("triu", -7), ("tril", 2**62)):
         check(isa.TensorOp(op, ("f",), "out", dims=(k,)), {"f": f}, lambda f: getattr(torch, op)(f, k))
     idx = torch.tensor([[[0, -1], [4, 2]]])

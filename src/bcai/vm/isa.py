@@ -144,8 +144,8 @@ BINARY_OPS = ("add", "sub", "mul", "div", "div_trunc", "pow", "maximum", "minimu
               "mod", "fmod") + LOGICAL_OPS + BITWISE_OPS
 SHAPE_OPS = ("reshape", "transpose", "permute", "squeeze", "unsqueeze", "expand")
 REDUCE_OPS = ("sum", "mean", "max", "min", "prod", "argmax", "argmin", "logsumexp")
-TENSOR_OPS = UNARY_OPS + BINARY_OPS + SHAPE_OPS + REDUCE_OPS + ("matmul", "concat", "where", "cumsum", "triu", "tril",
-                                                                 "gather_elements")
+TENSOR_OPS = UNARY_OPS + BINARY_OPS + SHAPE_OPS + REDUCE_OPS + ("matmul", "concat", "where", "cumsum", "cumprod",
+                                                                 "triu", "tril", "gather_elements")
 
 
 @instruction
@@ -154,7 +154,7 @@ class TensorOp(Instruction):
     inferred and 0 copies the input's size at that index, as in ONNX; expand),
     the two swapped axes (transpose), the permutation (permute), the axes (squeeze,
     unsqueeze, reductions; empty = all: for squeeze every size-1 dim), `(axis,)` (concat,
-    cumsum, gather_elements) or `(k,)`, the diagonal offset (triu, tril). A binary op with one input
+    cumsum, cumprod, gather_elements) or `(k,)`, the diagonal offset (triu, tril). A binary op with one input
     uses the scalar `value` as its second operand. `div` is true division (torch `/`), `div_trunc`
     rounds the quotient toward zero (ONNX Div on integers); `mod` takes the divisor's sign
     (Python `%`), `fmod` the dividend's (C fmod). `round` rounds half to even. Logical ops take
@@ -179,7 +179,7 @@ class TensorOp(Instruction):
             arity: tuple[int, ...] = (1,) if self.value is not None else (2,)
         else:
             arity = {"matmul": (2,), "where": (3,), "gather_elements": (2,)}.get(self.op, (1,))
-        if self.op in ("cumsum", "triu", "tril", "gather_elements") and len(self.dims) != 1:
+        if self.op in ("cumsum", "cumprod", "triu", "tril", "gather_elements") and len(self.dims) != 1:
             raise MalformedProgram(f"TensorOp {self.op}: needs dims=(axis,) or (k,)")
         if self.op == "concat":
             if len(self.inputs) < 1 or len(self.dims) != 1:

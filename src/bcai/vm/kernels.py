@@ -172,8 +172,9 @@ def _tensor_op(i: isa.TensorOp, ctx: KernelContext) -> Kernel:
         return lambda c, a, b: torch.where(c.to(torch.bool), a, b)
     if op == "concat":
         return lambda *xs: torch.cat(xs, dim=dims[0])
-    if op == "cumsum":
-        return lambda x: torch.cumsum(x, dims[0], dtype=x.dtype)  # torch would widen integers to int64
+    if op in ("cumsum", "cumprod"):
+        cumulative = torch.cumsum if op == "cumsum" else torch.cumprod
+        return lambda x: cumulative(x, dims[0], dtype=x.dtype)  # torch would widen integers to int64
     if op in ("triu", "tril"):
         return lambda x: getattr(torch, op)(x, dims[0])
     if op == "gather_elements":

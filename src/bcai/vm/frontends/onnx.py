@@ -170,6 +170,14 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         else:
             raise UnsupportedOperators("Constant (sparse or string value)")
         return True
+    if op == "EyeLike" and (ins[0] in g.shapes or ins[0] in g.consts):
+        dims = g.shape(ins[0])
+        if len(dims) != 2 or None in dims:
+            return False
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(a.get("dtype", g.elem_types.get(ins[0], onnx.TensorProto.FLOAT)))
+        _check_const_size(g, node, dims, dtype)  # type: ignore[arg-type]
+        g.consts[node.output[0]] = np.eye(dims[0], dims[1], a.get("k", 0), dtype=dtype)  # type: ignore[arg-type]
+        return True
     if op in ("Shape", "Size") and (ins[0] in g.shapes or ins[0] in g.consts):
         if op == "Size":
             dims = g.shape(ins[0])
@@ -529,8 +537,19 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
     elif op == "GatherElements":
         idx = g.id(ins[1])
         emit(lambda o: isa.TensorOp("gather_elements", (x, idx), o, dims=(a.get("axis", 0),)))
-    elif op == "CumSum":
-        _cumsum(g, node, a, x, int(const(1).reshape(-1)[0]))  # type: ignore[union-attr]
+    elif op in ("CumSum", "CumProd"):
+        _cumulative(g, node, a, x, int(const(1).reshape(-1)[0]))  # type: ignore[union-attr]
+    elif op == "Hardmax":
+        _hardmax(g, node, a, x)
+    elif op == "OneHot":
+        depth = const(1)
+        _one_hot(g, node, a, x, int(depth.reshape(-1)[0]))  # type: ignore[union-attr]
+    elif op == "LpNormalization":
+        _lp_normalization(g, node, a, x)
+    elif op == "Compress":
+        _compress(g, node, a, x, const(1))  # type: ignore[arg-type]
+    elif op == "EyeLike":  # not folded: the shape is dynamic
+        raise UnsupportedOperators(f"EyeLike of {ins[0]!r}, whose shape is not static")
     elif op == "Range":  # not folded: a bound is computed
         raise _needs_constant(op, next(i for i in ins if i not in g.consts))
     elif op == "Size":  # not folded: the shape is dynamic
@@ -603,12 +622,13 @@ def _elementwise(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> 
     _finish(g, node.output[0], acc)
 
 
-def _cumsum(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, axis: int) -> None:
-    """CumSum: `reverse` sums from the end (flip, sum, flip back); `exclusive` leaves each
-    element out (the input shifted by one along the axis, a zero first)."""
+def _cumulative(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, axis: int) -> None:
+    """CumSum / CumProd: `reverse` runs from the end (flip, accumulate, flip back); `exclusive`
+    leaves each element out (the input shifted by one along the axis, the identity first)."""
     b, rank = g.b, g.rank(node.input[0])
+    kind = "cumsum" if node.op_type == "CumSum" else "cumprod"
     if not -rank <= axis < rank:
-        raise InvalidModel(f"CumSum node {node.name!r}: axis {axis} is out of range for rank {rank}")
+        raise InvalidModel(f"{node.op_type} node {node.name!r}: axis {axis} is out of range for rank {rank}")
     axis %= rank
     acc = x
     if a.get("reverse", 0):
@@ -617,15 +637,110 @@ def _cumsum(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, axis: in
         acc = flipped
     if a.get("exclusive", 0):
         shifted = b.fresh("cumsum_shift")
-        b.emit(isa.Pad(acc, shifted, (0, 0) * (rank - 1 - axis) + (1, -1)))  # a negative pad crops
+        identity = 0.0 if kind == "cumsum" else 1.0
+        b.emit(isa.Pad(acc, shifted, (0, 0) * (rank - 1 - axis) + (1, -1), value=identity))  # a negative pad crops
         acc = shifted
-    summed = b.fresh("cumsum")
-    b.emit(isa.TensorOp("cumsum", (acc,), summed, dims=(axis,)))
+    summed = b.fresh(kind)
+    b.emit(isa.TensorOp(kind, (acc,), summed, dims=(axis,)))
     if a.get("reverse", 0):
         back = b.fresh("cumsum_flip")
         b.emit(isa.Slice(summed, back, (axis,), (-1,), (-(2**62),), (-1,)))
         summed = back
     _finish(g, node.output[0], summed)
+
+
+def _hardmax(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    """Hardmax: 1 at the first maximum along the axis (argmax), 0 elsewhere. Before opset 13
+    the input is coerced to 2-D at `axis` (default 1), as for Softmax."""
+    b, shape = g.b, g.shape(node.input[0])
+    rank, dtype = len(shape), g.dtype(node.input[0])
+    axis = a.get("axis", -1 if g.opset >= 13 else 1)
+    if not -rank <= axis < rank:
+        raise InvalidModel(f"Hardmax node {node.name!r}: axis {axis} is out of range for rank {rank}")
+    axis %= rank
+    if dtype is None or shape[axis] is None or (g.opset < 13 and None in shape):
+        raise UnsupportedOperators("Hardmax over a dynamic axis")
+    if 0 in shape:
+        g.ids[node.output[0]] = x  # nothing to mark
+        return
+    xin, size, trailing = x, shape[axis], rank - 1 - axis
+    if g.opset < 13:
+        xin, size, trailing = b.fresh("hardmax_2d"), math.prod(shape[axis:]), 0  # type: ignore[arg-type]
+        b.emit(isa.TensorOp("reshape", (x,), xin, dims=(math.prod(shape[:axis]), -1)))  # type: ignore[arg-type]
+        axis = 1
+    positions = f"{node.output[0]}#positions"
+    g.consts[positions] = np.arange(size, dtype=np.int64).reshape((size,) + (1,) * trailing)
+    top, hit, marked = b.fresh("hardmax_argmax"), b.fresh("hardmax_hit"), b.fresh("hardmax")
+    b.emit(isa.TensorOp("argmax", (xin,), top, dims=(axis,), keepdim=True))
+    b.emit(isa.TensorOp("eq", (top, g.id(positions)), hit))
+    b.emit(isa.Cast(hit, marked, dtype))
+    if g.opset < 13:
+        reshaped = b.fresh("hardmax_nd")
+        b.emit(isa.TensorOp("reshape", (marked,), reshaped, dims=tuple(shape)))  # type: ignore[arg-type]
+        marked = reshaped
+    _finish(g, node.output[0], marked)
+
+
+def _one_hot(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, depth: int) -> None:
+    """OneHot as the reference computes it: negative indices wrap once (index + depth), other
+    out-of-range ones match nothing; y = hit * (on - off) + off in the values' dtype."""
+    b, ins = g.b, list(node.input)
+    rank, idx_dtype = g.rank(ins[0]), g.dtype(ins[0])
+    axis = a.get("axis", -1)
+    if not -rank - 1 <= axis <= rank:
+        raise InvalidModel(f"OneHot node {node.name!r}: axis {axis} is out of range for rank {rank}")
+    axis %= rank + 1
+    if depth < 1 or idx_dtype is None:
+        raise InvalidModel(f"OneHot node {node.name!r}: depth {depth} (must be positive) of {idx_dtype} indices")
+    positions = f"{node.output[0]}#positions"
+    _check_const_size(g, node, (depth,), np.dtype(np.int64))
+    g.consts[positions] = np.arange(depth).astype(_VM_TO_NP[idx_dtype]).reshape((depth,) + (1,) * (rank - axis))
+    negative, shifted, wrapped, column, hit = (b.fresh(n) for n in ("onehot_neg", "onehot_shift", "onehot_wrap",
+                                                                     "onehot_col", "onehot_hit"))
+    b.emit(isa.TensorOp("lt", (x,), negative, value=0))
+    b.emit(isa.TensorOp("add", (x,), shifted, value=depth))
+    b.emit(isa.TensorOp("where", (negative, shifted, x), wrapped))
+    b.emit(isa.TensorOp("unsqueeze", (wrapped,), column, dims=(axis,)))
+    b.emit(isa.TensorOp("eq", (g.id(positions), column), hit))
+    values, values_dtype = g.id(ins[2]), g.dtype(ins[2])
+    off, on, spread, hits, scaled = (b.fresh(n) for n in ("onehot_off", "onehot_on", "onehot_spread", "onehot_cast",
+                                                          "onehot_scaled"))
+    b.emit(isa.Slice(values, off, (0,), (0,), (1,)))
+    b.emit(isa.Slice(values, on, (0,), (1,), (2,)))
+    b.emit(isa.TensorOp("sub", (on, off), spread))
+    b.emit(isa.Cast(hit, hits, values_dtype))  # type: ignore[arg-type]
+    b.emit(isa.TensorOp("mul", (hits, spread), scaled))
+    b.emit(isa.TensorOp("add", (scaled, off), g.out(node.output[0])))
+
+
+def _lp_normalization(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    """LpNormalization: x / ||x||_p along the axis (p = 1 or 2), 0 where the norm is 0."""
+    b, p, axis = g.b, a.get("p", 2), a.get("axis", -1)
+    if p not in (1, 2):
+        raise InvalidModel(f"LpNormalization node {node.name!r}: p must be 1 or 2, not {p}")
+    mapped, norm, scaled, empty, out = (b.fresh(n) for n in ("lp_map", "lp_norm", "lp_div", "lp_zero", "lp"))
+    b.emit(isa.TensorOp("abs", (x,), mapped) if p == 1 else isa.TensorOp("mul", (x, x), mapped))
+    b.emit(isa.TensorOp("sum", (mapped,), norm, dims=(axis,), keepdim=True))
+    if p == 2:
+        root = b.fresh("lp_sqrt")
+        b.emit(isa.TensorOp("sqrt", (norm,), root))
+        norm = root
+    b.emit(isa.TensorOp("div", (x, norm), scaled))
+    b.emit(isa.TensorOp("eq", (norm,), empty, value=0))
+    b.emit(isa.TensorOp("where", (empty, norm, scaled), g.out(node.output[0])))  # norm is 0 there
+
+
+def _compress(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, condition: np.ndarray) -> None:
+    """Compress with a constant condition: a Gather of the selected positions (of the
+    flattened input without an axis)."""
+    b = g.b
+    picked = f"{node.output[0]}#picked"
+    g.consts[picked] = np.nonzero(condition.reshape(-1))[0].astype(np.int64)
+    if "axis" not in a:
+        flat = b.fresh("compress_flat")
+        b.emit(isa.TensorOp("reshape", (x,), flat, dims=(-1,)))
+        x = flat
+    b.emit(isa.Gather(x, g.id(picked), g.out(node.output[0]), a.get("axis", 0)))
 
 
 def _is_inf(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
@@ -1082,7 +1197,8 @@ SUPPORTED_OPS = frozenset(
      "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Reshape", "Flatten",
      "Transpose", "Concat", "Split", "Pad", "ArgMax", "ArgMin", "Gather", "Squeeze", "Unsqueeze", "Cast", "Clip",
      "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean", "Mod", "BitShift", "IsInf", "CastLike",
-     "Trilu", "GatherElements", "CumSum", "Range", "Size", *FUNCTION_OPS] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
+     "Trilu", "GatherElements", "CumSum", "CumProd", "Range", "Size", "Hardmax", "OneHot", "LpNormalization",
+     "Compress", "EyeLike", *FUNCTION_OPS] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
 
 
 def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
