@@ -625,3 +625,12 @@ def test_onnx_one_hot_eye_like_compress_lp_normalization_refusals():
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     program = from_onnx(compress, bind={"c": np.array([True, False, True])})
     np.testing.assert_array_equal(run_forward(program, x=torch.from_numpy(x))["y"].numpy(), x[:, [0, 2]])
+
+
+@pytest.mark.parametrize("k", [-1, 5])
+def test_onnx_top_k_out_of_range_is_invalid(k):
+    kk = numpy_helper.from_array(np.array([k], np.int64), "k")
+    node = helper.make_node("TopK", ["x", "k"], ["v", "i"])
+    model = make_model([node], [vi("x", [2, 4])], [vi("v", [2, "n"]), vi("i", [2, "n"], TensorProto.INT64)], [kk])
+    with pytest.raises(InvalidModel, match=f"k={k} for an axis of size 4"):
+        from_onnx(model)

@@ -93,6 +93,8 @@ MUST_PASS = (
     "test_onehot_negative_indices", "test_onehot_out_of_range_indices", "test_onehot_with_negative_axis",
     "test_l1normalization_axis_last", "test_lpnormalization_default", "test_compress_default_axis",
     "test_compress_negative_axis", "test_eyelike_populate_off_main_diagonal", "test_eyelike_with_dtype",
+    "test_top_k_same_values_largest", "test_top_k_smallest", "test_top_k_negative_axis", "test_einsum_batch_diagonal",
+    "test_einsum_batch_matmul", "test_einsum_inner_prod", "test_einsum_scalar", "test_einsum_sum_bfloat16",
 )
 
 
@@ -238,7 +240,7 @@ def test_pass_counts_per_suite(cases, outcomes, capsys):
               f"{node_passed} of {len(supported)} with supported operators pass "
               f"({len(node_like)} generated in all)")
     if onnx.__version__.startswith("1.23."):
-        assert node_passed >= 1236
+        assert node_passed >= 1251
 
 
 def test_onnx_backend_test_runner_drives_bcai():

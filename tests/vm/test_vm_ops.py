@@ -183,6 +183,36 @@ def test_invalid_new_tensor_ops_give_vm_errors():
         isa.TensorOp("cumsum", ("a",), "out")
 
 
+def test_sort_is_stable_and_einsum_matches_torch():
+    x = torch.tensor([[1.0, 3.0, 3.0, 2.0, float("nan"), 3.0], [0.0, -1.0, 0.0, 5.0, 5.0, -2.0]], dtype=torch.float64)
+    for descending in (False, True):
+        got, _, _ = run_instruction(isa.Sort("x", "v", "i", 1, descending), {"x": x}, ["v", "i"])
+        values, indices = torch.sort(x, dim=1, descending=descending, stable=True)
+        assert torch.equal(got["i"], indices) and torch.allclose(got["v"], values, equal_nan=True)
+    assert got["i"][0].tolist() == [4, 1, 2, 5, 3, 0]  # NaN first when descending, then ties by index
+    y = torch.randn(3, 4, 5, dtype=torch.float64)
+    check(isa.Sort("y", "v", "i", 0, True), {"y": y}, lambda y: tuple(torch.sort(y, dim=0, descending=True, stable=True)),
+          outputs=("v", "i"))
+    a, b = torch.randn(2, 3, 4, dtype=torch.float64), torch.randn(2, 4, 5, dtype=torch.float64)
+    check(isa.Einsum(("a", "b"), "out", "bij,bjk->bik"), {"a": a, "b": b}, lambda a, b: torch.einsum("bij,bjk->bik", a, b))
+    d = torch.randn(2, 3, 3, dtype=torch.float64)
+    check(isa.Einsum(("d",), "out", "...ii->...i"), {"d": d}, lambda d: torch.einsum("...ii->...i", d))
+
+
+def test_sort_and_einsum_costs_and_bad_equations():
+    from bcai.vm.gas import compute_einsum_volume, compute_flops
+
+    assert compute_einsum_volume("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]) == 2 * 3 * 4 * 5
+    assert compute_einsum_volume("...ii->...i", [(7, 1, 3, 3)]) == 7 * 3
+    assert compute_einsum_volume("...i,...i->...", [(5, 1, 2), (1, 6, 2)]) == 5 * 6 * 2
+    assert compute_flops(isa.Einsum(("a", "b"), "o", "ij,jk->ik"), [(8, 16), (16, 4)], [(8, 4)], 0) == 2 * 8 * 16 * 4
+    assert compute_flops(isa.Sort("x", "v", "i", 1), [(3, 1000)], [(3, 1000), (3, 1000)], 0) == 3000 * 10
+    with pytest.raises(ShapeMismatch):
+        run_instruction(isa.Einsum(("a",), "out", "ij,jk->ik"), {"a": torch.ones(2, 2)}, ["out"])
+    with pytest.raises(ShapeMismatch):
+        run_instruction(isa.Sort("a", "v", "i", 3), {"a": torch.ones(2, 2)}, ["v", "i"])
+
+
 @pytest.mark.parametrize("dtype", [torch.int8, torch.int16])
 def test_small_integer_dtypes(dtype):
     a = torch.tensor([100, -100, 7], dtype=dtype)

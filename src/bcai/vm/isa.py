@@ -189,6 +189,30 @@ class TensorOp(Instruction):
 
 
 @instruction
+class Sort(Instruction):
+    """Stable sort of `input` along `axis`: the sorted `values` and their int64 `indices` in
+    the input (equal elements keep their order, so the lower index comes first; NaN sorts as
+    the largest)."""
+
+    input: Id
+    values: Id
+    indices: Id
+    axis: Int = -1
+    descending: Bool = False
+    writes = ("values", "indices")
+
+
+@instruction
+class Einsum(Instruction):
+    """Einstein summation of `inputs` by `equation` (numpy/torch einsum notation)."""
+
+    inputs: Ids
+    output: Id
+    equation: Str
+    reads = ("inputs",)
+
+
+@instruction
 class Split(Instruction):
     """Split `input` along `axis` into pieces of `sizes` (one per output)."""
 

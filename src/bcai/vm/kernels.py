@@ -225,6 +225,16 @@ def _tensor_op(i: isa.TensorOp, ctx: KernelContext) -> Kernel:
     raise AssertionError(op)
 
 
+def _sort(i: isa.Sort, ctx: KernelContext) -> Kernel:
+    axis, descending = i.axis, i.descending
+    return lambda x: tuple(torch.sort(x, dim=axis, descending=descending, stable=True))
+
+
+def _einsum(i: isa.Einsum, ctx: KernelContext) -> Kernel:
+    equation = i.equation
+    return lambda *xs: torch.einsum(equation, *xs)
+
+
 def _split(i: isa.Split, ctx: KernelContext) -> Kernel:
     sizes, axis = list(i.sizes), i.axis
     if len(sizes) != len(i.outputs):
@@ -586,7 +596,7 @@ def _python_execute(i: isa.PythonExecute, ctx: KernelContext) -> Kernel:
 
 _FACTORIES: dict[type, Callable[[Any, KernelContext], Kernel]] = {
     isa.TensorCreate: _tensor_create, isa.Cast: _cast, isa.ToGPU: _to_gpu, isa.ToCPU: _to_cpu,
-    isa.TensorOp: _tensor_op, isa.Split: _split, isa.Slice: _slice, isa.Gather: _gather, isa.Pad: _pad,
+    isa.TensorOp: _tensor_op, isa.Sort: _sort, isa.Einsum: _einsum, isa.Split: _split, isa.Slice: _slice, isa.Gather: _gather, isa.Pad: _pad,
     isa.Clamp: _clamp, isa.Flatten: _flatten, isa.Linear: _linear,
     isa.Conv1D: _conv, isa.Conv2D: _conv, isa.Conv3D: _conv,
     isa.ConvTranspose1D: _conv_t, isa.ConvTranspose2D: _conv_t, isa.ConvTranspose3D: _conv_t,

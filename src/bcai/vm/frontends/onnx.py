@@ -541,6 +541,11 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         _cumulative(g, node, a, x, int(const(1).reshape(-1)[0]))  # type: ignore[union-attr]
     elif op == "Hardmax":
         _hardmax(g, node, a, x)
+    elif op == "TopK":
+        _top_k(g, node, a, x, int(a["k"]) if g.opset < 10 else int(const(1).reshape(-1)[0]))  # type: ignore[union-attr]
+    elif op == "Einsum":
+        operands = tuple(g.id(i) for i in ins)
+        emit(lambda o: isa.Einsum(operands, o, _decode(a["equation"])))
     elif op == "OneHot":
         depth = const(1)
         _one_hot(g, node, a, x, int(depth.reshape(-1)[0]))  # type: ignore[union-attr]
@@ -679,6 +684,22 @@ def _hardmax(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None
         b.emit(isa.TensorOp("reshape", (marked,), reshaped, dims=tuple(shape)))  # type: ignore[arg-type]
         marked = reshaped
     _finish(g, node.output[0], marked)
+
+
+def _top_k(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, k: int) -> None:
+    """TopK: a stable sort (ties keep the lower index first, as the spec asks), then the first k."""
+    b, shape = g.b, g.shape(node.input[0])
+    axis = a.get("axis", -1)
+    if not -len(shape) <= axis < len(shape):
+        raise InvalidModel(f"TopK node {node.name!r}: axis {axis} is out of range for rank {len(shape)}")
+    size = shape[axis]
+    if k < 0 or (size is not None and k > size):
+        raise InvalidModel(f"TopK node {node.name!r}: k={k} for an axis of size {size}")
+    values, indices = b.fresh("topk_values"), b.fresh("topk_indices")
+    b.emit(isa.Sort(x, values, indices, axis, bool(a.get("largest", 1))))
+    for sorted_id, name in zip((values, indices), node.output):
+        if name:
+            b.emit(isa.Slice(sorted_id, g.out(name), (axis,), (0,), (k,)))
 
 
 def _one_hot(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, depth: int) -> None:
@@ -1198,7 +1219,7 @@ SUPPORTED_OPS = frozenset(
      "Transpose", "Concat", "Split", "Pad", "ArgMax", "ArgMin", "Gather", "Squeeze", "Unsqueeze", "Cast", "Clip",
      "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean", "Mod", "BitShift", "IsInf", "CastLike",
      "Trilu", "GatherElements", "CumSum", "CumProd", "Range", "Size", "Hardmax", "OneHot", "LpNormalization",
-     "Compress", "EyeLike", *FUNCTION_OPS] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
+     "Compress", "EyeLike", "TopK", "Einsum", *FUNCTION_OPS] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
 
 
 def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
