@@ -634,3 +634,59 @@ def test_onnx_top_k_out_of_range_is_invalid(k):
     model = make_model([node], [vi("x", [2, 4])], [vi("v", [2, "n"]), vi("i", [2, "n"], TensorProto.INT64)], [kk])
     with pytest.raises(InvalidModel, match=f"k={k} for an axis of size 4"):
         from_onnx(model)
+
+
+def _resize_model(attrs, roi=None, scales=None, sizes=None, shape=(1, 2, 5, 6), opset=19):
+    inits, names = [], ["x"]
+    for name, value, dtype in (("roi", roi, np.float32), ("scales", scales, np.float32), ("sizes", sizes, np.int64)):
+        names.append(name if value is not None else "")
+        if value is not None:
+            inits.append(numpy_helper.from_array(np.array(value, dtype), name))
+    while names[-1] == "":
+        names.pop()
+    node = helper.make_node("Resize", names, ["y"], **attrs)
+    return make_model([node], [vi("x", list(shape))], [vi("y", ["a", "b", "c", "d"])], inits, opset=opset)
+
+
+@pytest.mark.parametrize("attrs,inputs", [
+    ({"mode": "nearest", "coordinate_transformation_mode": "tf_crop_and_resize"},
+     {"roi": [0, 0, -0.2, 0.3, 1, 1, 0.9, 1.4], "sizes": [1, 2, 4, 7]}),  # extrapolated samples are 0
+    ({"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize", "extrapolation_value": -3.0},
+     {"roi": [0.1, -0.5, 1.2, 0.8], "sizes": [3, 9], "axes": [2, 3]}),
+    ({"mode": "cubic", "exclude_outside": 1, "cubic_coeff_a": -0.5}, {"scales": [1, 1, 1.7, 0.6]}),
+    ({"mode": "linear", "antialias": 1}, {"sizes": [2, 3], "axes": [3, 2]}),
+    ({"mode": "nearest", "nearest_mode": "ceil", "coordinate_transformation_mode": "asymmetric"},
+     {"scales": [1, 1, 2.5, 0.5]}),
+])
+def test_onnx_resize_matches_the_reference(attrs, inputs):
+    from onnx.reference import ReferenceEvaluator
+
+    inputs = dict(inputs)
+    if "axes" in inputs:
+        attrs = {**attrs, "axes": inputs.pop("axes")}
+    model = _resize_model(attrs, **inputs)
+    x = np.random.default_rng(8).standard_normal((1, 2, 5, 6)).astype(np.float32)
+    (expected,) = ReferenceEvaluator(model).run(None, {"x": x})
+    got = run_forward(from_onnx(model), x=torch.from_numpy(x))["y"].numpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_resize_refusals():
+    with pytest.raises(InvalidModel, match=r"a 100000 x 5 interpolation matrix is over the program's memory limit"):
+        from_onnx(_resize_model({"mode": "linear"}, sizes=[1, 2, 10**5, 10**5]), limits=Limits(max_memory_bytes=10**6))
+    with pytest.raises(InvalidModel, match="positive and finite"):
+        from_onnx(_resize_model({"mode": "linear"}, scales=[1, 1, -2, 2]))
+    with pytest.raises(InvalidModel, match="exactly one of scales and sizes"):
+        from_onnx(_resize_model({"mode": "linear"}, scales=[1, 1, 2, 2], sizes=[1, 2, 10, 12]))
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")
+    resize10 = make_model([helper.make_node("Resize", ["x", "s"], ["y"])], [vi("x", [1, 1, 2, 2])],
+                          [vi("y", [1, 1, 4, 4])], [scales], opset=10)
+    with pytest.raises(UnsupportedOperators, match="before opset 11"):
+        from_onnx(resize10)
+    with pytest.raises(UnsupportedOperators, match="static float tensors"):
+        from_onnx(_resize_model({"mode": "nearest"}, scales=[1, 1, 2, 2], shape=("n", 2, 5, 6)))
+    computed = make_model([helper.make_node("Resize", ["x", "", "s"], ["y"])],
+                          [vi("x", [1, 1, 2, 2]), vi("s", [4])], [vi("y", ["a", "b", "c", "d"])], opset=19)
+    with pytest.raises(ConstantInputNeeded):
+        from_onnx(computed)

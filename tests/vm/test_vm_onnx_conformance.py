@@ -95,6 +95,11 @@ MUST_PASS = (
     "test_compress_negative_axis", "test_eyelike_populate_off_main_diagonal", "test_eyelike_with_dtype",
     "test_top_k_same_values_largest", "test_top_k_smallest", "test_top_k_negative_axis", "test_einsum_batch_diagonal",
     "test_einsum_batch_matmul", "test_einsum_inner_prod", "test_einsum_scalar", "test_einsum_sum_bfloat16",
+    "test_resize_upsample_scales_nearest", "test_resize_downsample_sizes_nearest_not_smaller",
+    "test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric", "test_resize_upsample_scales_linear_align_corners",
+    "test_resize_downsample_scales_linear_half_pixel_symmetric", "test_resize_downsample_sizes_linear_pytorch_half_pixel",
+    "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside", "test_resize_downsample_sizes_cubic_antialias",
+    "test_resize_tf_crop_and_resize_extrapolation_value", "test_resize_tf_crop_and_resize_axes_3_2",
 )
 
 
@@ -240,7 +245,7 @@ def test_pass_counts_per_suite(cases, outcomes, capsys):
               f"{node_passed} of {len(supported)} with supported operators pass "
               f"({len(node_like)} generated in all)")
     if onnx.__version__.startswith("1.23."):
-        assert node_passed >= 1251
+        assert node_passed >= 1290
 
 
 def test_onnx_backend_test_runner_drives_bcai():

@@ -33,6 +33,7 @@ from onnx import numpy_helper, shape_inference
 from bcai.errors import ConstantInputNeeded, InvalidFeed, InvalidModel, UnsupportedOperators
 from bcai.vm import isa
 from bcai.vm.frontends.builder import ProgramBuilder
+from bcai.vm.frontends.onnx_resize import compute_resize_plan
 from bcai.vm.program import Entry, Limits, Program
 
 _ONNX_DTYPES: dict[int, str] = {
@@ -543,6 +544,8 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         _hardmax(g, node, a, x)
     elif op == "TopK":
         _top_k(g, node, a, x, int(a["k"]) if g.opset < 10 else int(const(1).reshape(-1)[0]))  # type: ignore[union-attr]
+    elif op == "Resize":
+        _resize(g, node, a, x, [const(k) for k in (1, 2, 3)])
     elif op == "Einsum":
         operands = tuple(g.id(i) for i in ins)
         emit(lambda o: isa.Einsum(operands, o, _decode(a["equation"])))
@@ -700,6 +703,45 @@ def _top_k(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, k: int) -
     for sorted_id, name in zip((values, indices), node.output):
         if name:
             b.emit(isa.Slice(sorted_id, g.out(name), (axis,), (0,), (k,)))
+
+
+_RESIZE_DEFAULTS = {"antialias": 0, "axes": (), "coordinate_transformation_mode": "half_pixel", "cubic_coeff_a": -0.75,
+                    "exclude_outside": 0, "extrapolation_value": 0.0, "keep_aspect_ratio_policy": "stretch",
+                    "mode": "nearest", "nearest_mode": "round_prefer_floor"}
+
+
+def _resize(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, inputs: list[np.ndarray | None]) -> None:
+    """Resize (opset 11+), one resized axis at a time (see onnx_resize.py): nearest gathers the
+    chosen rows, linear and cubic multiply by the axis's interpolation matrix (an Einsum);
+    tf_crop_and_resize's samples outside the input take `extrapolation_value`."""
+    b, shape, dtype = g.b, g.shape(node.input[0]), g.dtype(node.input[0])
+    if g.opset < 11:
+        raise UnsupportedOperators("Resize before opset 11 (other coordinate rules)")
+    if None in shape or dtype not in _FLOAT_DTYPES or len(shape) > 25:
+        raise UnsupportedOperators(f"Resize of {dtype} {list(shape)} (static float tensors of rank <= 25)")
+    attrs = {k: _decode(a.get(k, v)) for k, v in _RESIZE_DEFAULTS.items()}
+    roi, scales, sizes = inputs
+    plan = compute_resize_plan(tuple(shape), attrs, roi, scales, sizes, g.max_const_bytes)  # type: ignore[arg-type]
+    letters = "abcdefghijklmnopqrstuvwxy"[:len(shape)]
+    acc = x
+    for axis, weights, outside in plan:
+        base = f"{node.output[0]}#resize{axis}"
+        resized = b.fresh("resize")
+        if attrs["mode"] == "nearest":  # one 1 per row: a gather copies the chosen rows exactly
+            g.consts[base] = weights.argmax(axis=1).astype(np.int64)
+            b.emit(isa.Gather(acc, g.id(base), resized, axis))
+        else:
+            g.consts[base] = weights.astype(_VM_TO_NP[dtype])  # type: ignore[index]
+            equation = f"{letters},z{letters[axis]}->{letters[:axis]}z{letters[axis + 1:]}"
+            b.emit(isa.Einsum((acc, g.id(base)), resized, equation))
+        if outside is not None:
+            g.consts[f"{base}#outside"] = outside.reshape(outside.shape + (1,) * (len(shape) - 1 - axis))
+            g.consts[f"{base}#value"] = np.array(attrs["extrapolation_value"], dtype=_VM_TO_NP[dtype])  # type: ignore[index]
+            inside = resized
+            resized = b.fresh("resize_extrapolated")
+            b.emit(isa.TensorOp("where", (g.id(f"{base}#outside"), g.id(f"{base}#value"), inside), resized))
+        acc = resized
+    _finish(g, node.output[0], acc)
 
 
 def _one_hot(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, depth: int) -> None:
@@ -1219,7 +1261,7 @@ SUPPORTED_OPS = frozenset(
      "Transpose", "Concat", "Split", "Pad", "ArgMax", "ArgMin", "Gather", "Squeeze", "Unsqueeze", "Cast", "Clip",
      "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean", "Mod", "BitShift", "IsInf", "CastLike",
      "Trilu", "GatherElements", "CumSum", "CumProd", "Range", "Size", "Hardmax", "OneHot", "LpNormalization",
-     "Compress", "EyeLike", "TopK", "Einsum", *FUNCTION_OPS] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
+     "Compress", "EyeLike", "TopK", "Einsum", "Resize", *FUNCTION_OPS] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
 
 
 def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
