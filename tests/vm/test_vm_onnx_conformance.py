@@ -100,6 +100,8 @@ MUST_PASS = (
     "test_resize_downsample_scales_linear_half_pixel_symmetric", "test_resize_downsample_sizes_linear_pytorch_half_pixel",
     "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside", "test_resize_downsample_sizes_cubic_antialias",
     "test_resize_tf_crop_and_resize_extrapolation_value", "test_resize_tf_crop_and_resize_axes_3_2",
+    "test_scatter_elements_with_duplicate_indices", "test_scatter_elements_with_negative_indices",
+    "test_scatter_elements_with_reduction_mul", "test_scatter_with_axis",
 )
 
 
@@ -245,7 +247,7 @@ def test_pass_counts_per_suite(cases, outcomes, capsys):
               f"{node_passed} of {len(supported)} with supported operators pass "
               f"({len(node_like)} generated in all)")
     if onnx.__version__.startswith("1.23."):
-        assert node_passed >= 1290
+        assert node_passed >= 1299
 
 
 def test_onnx_backend_test_runner_drives_bcai():

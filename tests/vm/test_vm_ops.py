@@ -548,3 +548,30 @@ def test_tensor_create_inits_match_torch_generators():
     assert torch.equal(state["f"], torch.full((2, 2), 3.5, dtype=torch.float64))
     assert torch.equal(state["o"], torch.ones(3, dtype=torch.int64))
     assert state["d"].tolist() == [7, -1] and state["d"].dtype == torch.int32
+
+
+@pytest.mark.parametrize("reduction,torch_reduce", [("add", "sum"), ("mul", "prod"), ("max", "amax"), ("min", "amin")])
+def test_scatter_elements_reductions_match_torch(reduction, torch_reduce):
+    x = torch.randn(3, 4, dtype=torch.float64)
+    idx = torch.tensor([[0, -1, 1], [2, 2, 0]])  # duplicates combine through the reduction
+    upd = torch.randn(2, 3, dtype=torch.float64)
+    positive = torch.where(idx < 0, idx + 4, idx)
+    check(isa.ScatterElements("x", "i", "u", "out", 1, reduction), {"x": x, "i": idx, "u": upd},
+          lambda x, i, u: torch.scatter_reduce(x, 1, positive, u, torch_reduce, include_self=True), wrt=())
+
+
+def test_scatter_elements_replaces_and_refuses_duplicates_and_bad_indices():
+    x = torch.zeros(2, 3, dtype=torch.float64)
+    idx = torch.tensor([[2, 0], [-1, 1]])
+    upd = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    got = run_instruction(isa.ScatterElements("x", "i", "u", "out", 1), {"x": x, "i": idx, "u": upd}, ["out"])[0]["out"]
+    assert got.tolist() == [[2.0, 0.0, 1.0], [0.0, 4.0, 3.0]]
+    with pytest.raises(ExecutionFailed, match="two updates of one position"):
+        run_instruction(isa.ScatterElements("x", "i", "u", "out", 1), {"x": x, "i": torch.tensor([[1, 1]]),
+                                                                       "u": upd[:1]}, ["out"])
+    with pytest.raises(ExecutionFailed):
+        run_instruction(isa.ScatterElements("x", "i", "u", "out", 1), {"x": x, "i": idx * 5, "u": upd}, ["out"])
+    with pytest.raises(DtypeMismatch):
+        run_instruction(isa.ScatterElements("x", "i", "u", "out", 1), {"x": x, "i": upd, "u": upd}, ["out"])
+    with pytest.raises(MalformedProgram, match="unknown reduction"):
+        isa.ScatterElements("x", "i", "u", "out", 1, "mean")

@@ -202,6 +202,30 @@ class Sort(Instruction):
     writes = ("values", "indices")
 
 
+SCATTER_REDUCTIONS = ("none", "add", "mul", "max", "min")
+
+
+@instruction
+class ScatterElements(Instruction):
+    """A copy of `input` with `updates` written at `indices` along `axis` (ONNX
+    ScatterElements; negative indices count from the end); `reduction` combines each update
+    with the value there (add, mul, max, min) instead of replacing it. Two updates of one
+    position without a reduction are refused at run time (ONNX leaves them undefined)."""
+
+    input: Id
+    indices: Id
+    updates: Id
+    output: Id
+    axis: Int = 0
+    reduction: Str = "none"
+    reads = ("input", "indices", "updates")
+
+    def __post_init__(self) -> None:
+        Instruction.__post_init__(self)
+        if self.reduction not in SCATTER_REDUCTIONS:
+            raise MalformedProgram(f"ScatterElements: unknown reduction {self.reduction!r}")
+
+
 @instruction
 class Einsum(Instruction):
     """Einstein summation of `inputs` by `equation` (numpy/torch einsum notation)."""

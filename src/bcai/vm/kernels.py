@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.optim.adam import adam as _adam
 from torch.optim.sgd import sgd as _sgd
 
-from bcai.errors import PythonBridgeUnavailable, ShapeMismatch
+from bcai.errors import ExecutionFailed, PythonBridgeUnavailable, ShapeMismatch
 from bcai.vm import isa
 
 Kernel = Callable[..., Any]
@@ -228,6 +228,29 @@ def _tensor_op(i: isa.TensorOp, ctx: KernelContext) -> Kernel:
 def _sort(i: isa.Sort, ctx: KernelContext) -> Kernel:
     axis, descending = i.axis, i.descending
     return lambda x: tuple(torch.sort(x, dim=axis, descending=descending, stable=True))
+
+
+_SCATTER_REDUCE = {"mul": "prod", "max": "amax", "min": "amin"}
+
+
+def _scatter_elements(i: isa.ScatterElements, ctx: KernelContext) -> Kernel:
+    axis, reduction = i.axis, i.reduction
+
+    def run(x: torch.Tensor, idx: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        idx = idx.long()
+        idx = torch.where(idx < 0, idx + x.shape[axis], idx)
+        if reduction == "none" and not ctx.meta and idx.numel():
+            # Two updates of one position have no defined order in ONNX: count the writes.
+            writes = torch.zeros(x.shape, dtype=torch.int64, device=x.device).scatter_add_(axis, idx, torch.ones_like(idx))
+            if int(writes.max()) > 1:
+                raise ExecutionFailed("ScatterElements: two updates of one position without a reduction")
+        if reduction == "none":
+            return torch.scatter(x, axis, idx, updates)
+        if reduction == "add":
+            return torch.scatter_add(x, axis, idx, updates)
+        return torch.scatter_reduce(x, axis, idx, updates, _SCATTER_REDUCE[reduction], include_self=True)
+
+    return run
 
 
 def _einsum(i: isa.Einsum, ctx: KernelContext) -> Kernel:
@@ -596,7 +619,7 @@ def _python_execute(i: isa.PythonExecute, ctx: KernelContext) -> Kernel:
 
 _FACTORIES: dict[type, Callable[[Any, KernelContext], Kernel]] = {
     isa.TensorCreate: _tensor_create, isa.Cast: _cast, isa.ToGPU: _to_gpu, isa.ToCPU: _to_cpu,
-    isa.TensorOp: _tensor_op, isa.Sort: _sort, isa.Einsum: _einsum, isa.Split: _split, isa.Slice: _slice, isa.Gather: _gather, isa.Pad: _pad,
+    isa.TensorOp: _tensor_op, isa.Sort: _sort, isa.Einsum: _einsum, isa.ScatterElements: _scatter_elements, isa.Split: _split, isa.Slice: _slice, isa.Gather: _gather, isa.Pad: _pad,
     isa.Clamp: _clamp, isa.Flatten: _flatten, isa.Linear: _linear,
     isa.Conv1D: _conv, isa.Conv2D: _conv, isa.Conv3D: _conv,
     isa.ConvTranspose1D: _conv_t, isa.ConvTranspose2D: _conv_t, isa.ConvTranspose3D: _conv_t,

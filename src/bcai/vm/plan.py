@@ -185,6 +185,10 @@ def check_dtypes(instr: isa.Instruction, ins: list[Any]) -> None:
         if not x.is_floating_point() or (target.dtype != torch.int64 and target.dtype != x.dtype):
             raise DtypeMismatch(f"logits must be floating and targets int64 (or class probabilities of the "
                                 f"logits' dtype), got {names([x, target])}")
+    elif isinstance(instr, isa.ScatterElements):
+        x, idx, updates = ins
+        if idx.dtype not in _INT_DTYPES or updates.dtype != x.dtype:
+            raise DtypeMismatch(f"integer indices and updates of the input's dtype, got {names([x, idx, updates])}")
     elif isinstance(instr, (isa.Embedding, isa.Gather)):
         idx, table = (ins[0], ins[1]) if isinstance(instr, isa.Embedding) else (ins[1], ins[0])
         if idx.dtype not in _INT_DTYPES:

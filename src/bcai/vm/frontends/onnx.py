@@ -544,6 +544,10 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         _hardmax(g, node, a, x)
     elif op == "TopK":
         _top_k(g, node, a, x, int(a["k"]) if g.opset < 10 else int(const(1).reshape(-1)[0]))  # type: ignore[union-attr]
+    elif op in ("ScatterElements", "Scatter"):  # Scatter: ScatterElements' name before opset 11
+        idx, updates = g.id(ins[1]), g.id(ins[2])
+        reduction = _decode(a.get("reduction", "none"))
+        emit(lambda o: isa.ScatterElements(x, idx, updates, o, a.get("axis", 0), reduction))
     elif op == "Resize":
         _resize(g, node, a, x, [const(k) for k in (1, 2, 3)])
     elif op == "Einsum":
@@ -1261,7 +1265,7 @@ SUPPORTED_OPS = frozenset(
      "Transpose", "Concat", "Split", "Pad", "ArgMax", "ArgMin", "Gather", "Squeeze", "Unsqueeze", "Cast", "Clip",
      "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean", "Mod", "BitShift", "IsInf", "CastLike",
      "Trilu", "GatherElements", "CumSum", "CumProd", "Range", "Size", "Hardmax", "OneHot", "LpNormalization",
-     "Compress", "EyeLike", "TopK", "Einsum", "Resize", *FUNCTION_OPS] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
+     "Compress", "EyeLike", "TopK", "Einsum", "Resize", "ScatterElements", "Scatter", *FUNCTION_OPS] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
 
 
 def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
