@@ -132,6 +132,8 @@ _UNARY: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "logical_not": torch.logical_not, "bitwise_not": torch.bitwise_not,
     **{op: getattr(torch, op) for op in isa.FLOAT_UNARY_OPS},
 }
+
+
 def _python_mod(a: torch.Tensor, b: Any) -> torch.Tensor:
     """Python's (and numpy's) %: the divisor's sign, a zero result included (torch gives 0.0 % -2.0 as +0.0)."""
     r = torch.remainder(a, b)
@@ -241,7 +243,8 @@ def _scatter_elements(i: isa.ScatterElements, ctx: KernelContext) -> Kernel:
         idx = torch.where(idx < 0, idx + x.shape[axis], idx)
         if reduction == "none" and not ctx.meta and idx.numel():
             # Two updates of one position have no defined order in ONNX: count the writes.
-            writes = torch.zeros(x.shape, dtype=torch.int64, device=x.device).scatter_add_(axis, idx, torch.ones_like(idx))
+            writes = torch.zeros(x.shape, dtype=torch.int64, device=x.device)
+            writes.scatter_add_(axis, idx, torch.ones_like(idx))
             if int(writes.max()) > 1:
                 raise ExecutionFailed("ScatterElements: two updates of one position without a reduction")
         if reduction == "none":
@@ -619,7 +622,8 @@ def _python_execute(i: isa.PythonExecute, ctx: KernelContext) -> Kernel:
 
 _FACTORIES: dict[type, Callable[[Any, KernelContext], Kernel]] = {
     isa.TensorCreate: _tensor_create, isa.Cast: _cast, isa.ToGPU: _to_gpu, isa.ToCPU: _to_cpu,
-    isa.TensorOp: _tensor_op, isa.Sort: _sort, isa.Einsum: _einsum, isa.ScatterElements: _scatter_elements, isa.Split: _split, isa.Slice: _slice, isa.Gather: _gather, isa.Pad: _pad,
+    isa.TensorOp: _tensor_op, isa.Sort: _sort, isa.Einsum: _einsum, isa.ScatterElements: _scatter_elements,
+    isa.Split: _split, isa.Slice: _slice, isa.Gather: _gather, isa.Pad: _pad,
     isa.Clamp: _clamp, isa.Flatten: _flatten, isa.Linear: _linear,
     isa.Conv1D: _conv, isa.Conv2D: _conv, isa.Conv3D: _conv,
     isa.ConvTranspose1D: _conv_t, isa.ConvTranspose2D: _conv_t, isa.ConvTranspose3D: _conv_t,

@@ -1265,7 +1265,8 @@ SUPPORTED_OPS = frozenset(
      "Transpose", "Concat", "Split", "Pad", "ArgMax", "ArgMin", "Gather", "Squeeze", "Unsqueeze", "Cast", "Clip",
      "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean", "Mod", "BitShift", "IsInf", "CastLike",
      "Trilu", "GatherElements", "CumSum", "CumProd", "Range", "Size", "Hardmax", "OneHot", "LpNormalization",
-     "Compress", "EyeLike", "TopK", "Einsum", "Resize", "ScatterElements", "Scatter", *FUNCTION_OPS] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
+     "Compress", "EyeLike", "TopK", "Einsum", "Resize", "ScatterElements", "Scatter", *FUNCTION_OPS]
+    + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
 
 
 def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
