@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vm_harness import TOLERANCES, reference_grads, run_instruction
 
+from bcai.errors import DtypeMismatch, ExecutionFailed, MalformedProgram, ShapeMismatch
 from bcai.vm import isa
 
 SETTINGS = settings(max_examples=4, deadline=None, derandomize=True)
@@ -86,6 +87,142 @@ def test_integer_division_truncates_and_integral_scalars_keep_integers():
 def test_unary_ops(dtype, op, data, shape):
     x = _randn(data, tuple(shape), dtype, positive=op in ("log", "sqrt", "reciprocal"))
     check(isa.TensorOp(op, ("x",), "out"), {"x": x}, lambda x: getattr(torch, op)(x))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", isa.FLOAT_UNARY_OPS)
+@SETTINGS
+@given(data=st.data(), shape=st.lists(dims, min_size=1, max_size=3))
+def test_trigonometric_and_hyperbolic_ops(dtype, op, data, shape):
+    x = torch.tanh(_randn(data, tuple(shape), dtype)) * 0.9  # inside (-1, 1): asin, acos, atanh are defined
+    if op == "acosh":
+        x = x.abs() + 1.5
+    check(isa.TensorOp(op, ("x",), "out"), {"x": x}, lambda x: getattr(torch, op)(x))
+
+
+def test_rounding_nan_inf_and_logical_unary_ops():
+    x = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, 2.4, float("nan"), float("inf"), -float("inf")], dtype=torch.float64)
+    got = {op: run_instruction(isa.TensorOp(op, ("x",), "out"), {"x": x}, ["out"])[0]["out"]
+           for op in ("round", "isnan", "isinf")}
+    assert got["round"][:6].tolist() == [0.0, 2.0, 2.0, -0.0, -2.0, 2.0]  # half to even
+    assert got["isnan"].tolist() == [False] * 6 + [True, False, False]
+    assert got["isinf"].tolist() == [False] * 7 + [True, True]
+    b = torch.tensor([True, False])
+    assert run_instruction(isa.TensorOp("logical_not", ("b",), "out"), {"b": b}, ["out"])[0]["out"].tolist() == [False, True]
+    i = torch.tensor([0, 5, -1], dtype=torch.int8)
+    out = run_instruction(isa.TensorOp("bitwise_not", ("i",), "out"), {"i": i}, ["out"])[0]["out"]
+    assert out.dtype == torch.int8 and out.tolist() == [-1, -6, 0]
+
+
+def test_comparison_mod_logical_bitwise_and_shift_ops():
+    a = torch.tensor([-7, 7, -7, 7, 0, 3], dtype=torch.int16)
+    b = torch.tensor([2, -2, -2, 2, 3, 3], dtype=torch.int16)
+
+    def run(op, x, y):
+        return run_instruction(isa.TensorOp(op, ("x", "y"), "out"), {"x": x, "y": y}, ["out"])[0]["out"]
+
+    assert run("mod", a, b).tolist() == [1, -1, -1, 1, 0, 0]  # the divisor's sign (Python %)
+    assert run("fmod", a, b).tolist() == [-1, 1, -1, 1, 0, 0]  # the dividend's sign (C fmod)
+    assert run("le", a, b).tolist() == [True, False, True, False, True, True]
+    assert run("ge", a, b).tolist() == [False, True, False, True, False, True]
+    zeros = torch.tensor([0.0, -0.0, 5.5, -5.5], dtype=torch.float64)
+    divisors = torch.tensor([-2.0, 2.0, -2.0, 2.0], dtype=torch.float64)
+    got = run("mod", zeros, divisors)
+    assert got.tolist() == [-0.0, 0.0, -0.5, 0.5] and torch.signbit(got).tolist() == [True, False, True, False]
+    p, q = torch.tensor([True, True, False, False]), torch.tensor([True, False, True, False])
+    assert run("logical_and", p, q).tolist() == [True, False, False, False]
+    assert run("logical_or", p, q).tolist() == [True, True, True, False]
+    assert run("logical_xor", p, q).tolist() == [False, True, True, False]
+    u, v = torch.tensor([0b1100, 0b1010, 255], dtype=torch.uint8), torch.tensor([0b1010, 1, 9], dtype=torch.uint8)
+    assert run("bitwise_and", u, v).tolist() == [0b1000, 0, 9]
+    assert run("bitwise_or", u, v).tolist() == [0b1110, 0b1011, 255]
+    assert run("bitwise_xor", u, v).tolist() == [0b0110, 0b1011, 246]
+    assert run("shift_left", u, v).tolist() == [0, 0b10100, 0]  # bits shifted past the width are gone
+    assert run("shift_right", u, v).tolist() == [0, 0b101, 0]
+
+
+def test_cumsum_cumprod_triu_tril_gather_elements_logsumexp():
+    x = torch.arange(12, dtype=torch.int32).reshape(3, 4)
+    got = run_instruction(isa.TensorOp("cumsum", ("x",), "out", dims=(1,)), {"x": x}, ["out"])[0]["out"]
+    assert got.dtype == torch.int32 and torch.equal(got, torch.cumsum(x, 1).int())  # not widened to int64
+    got = run_instruction(isa.TensorOp("cumprod", ("x",), "out", dims=(0,)), {"x": x}, ["out"])[0]["out"]
+    assert got.dtype == torch.int32 and torch.equal(got, torch.cumprod(x, 0).int())
+    f = torch.randn(3, 4, 5, dtype=torch.float64)
+    check(isa.TensorOp("cumsum", ("f",), "out", dims=(-1,)), {"f": f}, lambda f: torch.cumsum(f, -1))
+    check(isa.TensorOp("cumprod", ("f",), "out", dims=(1,)), {"f": f}, lambda f: torch.cumprod(f, 1))
+    for op, k in (("triu", 1), ("tril", -1), ("triu", -7), ("tril", 2**62)):
+        check(isa.TensorOp(op, ("f",), "out", dims=(k,)), {"f": f}, lambda f: getattr(torch, op)(f, k))
+    idx = torch.tensor([[[0, -1], [4, 2]]])
+    check(isa.TensorOp("gather_elements", ("f", "idx"), "out", dims=(2,)), {"f": f, "idx": idx},
+          lambda f, idx: torch.gather(f, 2, torch.tensor([[[0, 4], [4, 2]]])), wrt=("f",))
+    check(isa.TensorOp("logsumexp", ("f",), "out", dims=(0, 2), keepdim=True), {"f": f},
+          lambda f: torch.logsumexp(f, (0, 2), keepdim=True))
+    check(isa.TensorOp("logsumexp", ("f",), "out"), {"f": f}, lambda f: torch.logsumexp(f, (0, 1, 2)))
+    empty = torch.zeros(0, 3, dtype=torch.float64)
+    got = run_instruction(isa.TensorOp("logsumexp", ("e",), "out", dims=(0,)), {"e": empty}, ["out"])[0]["out"]
+    assert got.tolist() == [-float("inf")] * 3
+
+
+def test_invalid_new_tensor_ops_give_vm_errors():
+    """Wrong dtypes are refused at load (planning), a bad index when it is met, a missing
+    axis when the instruction is built."""
+    f, i = torch.randn(2, 3), torch.ones(2, 3, dtype=torch.int64)
+    for op, inputs in (("bitwise_and", {"a": f, "b": f}), ("logical_or", {"a": i, "b": i}),
+                       ("shift_left", {"a": i, "b": i.int()}), ("sin", {"a": i}), ("logsumexp", {"a": i}),
+                       ("gather_elements", {"a": f, "b": f})):
+        with pytest.raises(DtypeMismatch, match=f"instruction 0 \\(TensorOp\\)"):
+            run_instruction(isa.TensorOp(op, tuple(inputs), "out", dims=(0,) if op == "gather_elements" else ()),
+                            inputs, ["out"])
+    with pytest.raises(ShapeMismatch, match="Dimension out of range"):
+        run_instruction(isa.TensorOp("cumsum", ("a",), "out", dims=(5,)), {"a": f}, ["out"])
+    with pytest.raises(ShapeMismatch):
+        run_instruction(isa.TensorOp("triu", ("a",), "out", dims=(0,)), {"a": torch.ones(3)}, ["out"])
+    with pytest.raises(ExecutionFailed, match="out of bounds"):
+        run_instruction(isa.TensorOp("gather_elements", ("a", "b"), "out", dims=(1,)), {"a": f, "b": i * 3}, ["out"])
+    with pytest.raises(MalformedProgram, match="needs dims"):
+        isa.TensorOp("cumsum", ("a",), "out")
+
+
+def test_sort_is_stable_and_einsum_matches_torch():
+    x = torch.tensor([[1.0, 3.0, 3.0, 2.0, float("nan"), 3.0], [0.0, -1.0, 0.0, 5.0, 5.0, -2.0]], dtype=torch.float64)
+    for descending in (False, True):
+        got, _, _ = run_instruction(isa.Sort("x", "v", "i", 1, descending), {"x": x}, ["v", "i"])
+        values, indices = torch.sort(x, dim=1, descending=descending, stable=True)
+        assert torch.equal(got["i"], indices) and torch.allclose(got["v"], values, equal_nan=True)
+    assert got["i"][0].tolist() == [4, 1, 2, 5, 3, 0]  # NaN first when descending, then ties by index
+    y = torch.randn(3, 4, 5, dtype=torch.float64)
+    check(isa.Sort("y", "v", "i", 0, True), {"y": y}, lambda y: tuple(torch.sort(y, dim=0, descending=True, stable=True)),
+          outputs=("v", "i"))
+    a, b = torch.randn(2, 3, 4, dtype=torch.float64), torch.randn(2, 4, 5, dtype=torch.float64)
+    check(isa.Einsum(("a", "b"), "out", "bij,bjk->bik"), {"a": a, "b": b}, lambda a, b: torch.einsum("bij,bjk->bik", a, b))
+    d = torch.randn(2, 3, 3, dtype=torch.float64)
+    check(isa.Einsum(("d",), "out", "...ii->...i"), {"d": d}, lambda d: torch.einsum("...ii->...i", d))
+
+
+def test_sort_and_einsum_costs_and_bad_equations():
+    from bcai.vm.gas import compute_einsum_volume, compute_flops
+
+    assert compute_einsum_volume("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]) == 2 * 3 * 4 * 5
+    assert compute_einsum_volume("...ii->...i", [(7, 1, 3, 3)]) == 7 * 3
+    assert compute_einsum_volume("...i,...i->...", [(5, 1, 2), (1, 6, 2)]) == 5 * 6 * 2
+    assert compute_flops(isa.Einsum(("a", "b"), "o", "ij,jk->ik"), [(8, 16), (16, 4)], [(8, 4)], 0) == 2 * 8 * 16 * 4
+    assert compute_flops(isa.Sort("x", "v", "i", 1), [(3, 1000)], [(3, 1000), (3, 1000)], 0) == 3000 * 10
+    with pytest.raises(ShapeMismatch):
+        run_instruction(isa.Einsum(("a",), "out", "ij,jk->ik"), {"a": torch.ones(2, 2)}, ["out"])
+    with pytest.raises(ShapeMismatch):
+        run_instruction(isa.Sort("a", "v", "i", 3), {"a": torch.ones(2, 2)}, ["v", "i"])
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16])
+def test_small_integer_dtypes(dtype):
+    a = torch.tensor([100, -100, 7], dtype=dtype)
+    b = torch.tensor([100, -100, -2], dtype=dtype)
+    got = run_instruction(isa.TensorOp("add", ("a", "b"), "out"), {"a": a, "b": b}, ["out"])[0]["out"]
+    assert got.dtype == dtype and torch.equal(got, a + b)  # wraps around as numpy's int8 does
+    got = run_instruction(isa.TensorOp("div_trunc", ("a", "b"), "out"), {"a": a, "b": b}, ["out"])[0]["out"]
+    assert got.tolist() == [1, 1, -3]
+    got = run_instruction(isa.Cast("a", "out", "float32"), {"a": a}, ["out"])[0]["out"]
+    assert got.tolist() == [100.0, -100.0, 7.0]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -411,3 +548,30 @@ def test_tensor_create_inits_match_torch_generators():
     assert torch.equal(state["f"], torch.full((2, 2), 3.5, dtype=torch.float64))
     assert torch.equal(state["o"], torch.ones(3, dtype=torch.int64))
     assert state["d"].tolist() == [7, -1] and state["d"].dtype == torch.int32
+
+
+@pytest.mark.parametrize("reduction,torch_reduce", [("add", "sum"), ("mul", "prod"), ("max", "amax"), ("min", "amin")])
+def test_scatter_elements_reductions_match_torch(reduction, torch_reduce):
+    x = torch.randn(3, 4, dtype=torch.float64)
+    idx = torch.tensor([[0, -1, 1], [2, 2, 0]])  # duplicates combine through the reduction
+    upd = torch.randn(2, 3, dtype=torch.float64)
+    positive = torch.where(idx < 0, idx + 4, idx)
+    check(isa.ScatterElements("x", "i", "u", "out", 1, reduction), {"x": x, "i": idx, "u": upd},
+          lambda x, i, u: torch.scatter_reduce(x, 1, positive, u, torch_reduce, include_self=True), wrt=())
+
+
+def test_scatter_elements_replaces_and_refuses_duplicates_and_bad_indices():
+    x = torch.zeros(2, 3, dtype=torch.float64)
+    idx = torch.tensor([[2, 0], [-1, 1]])
+    upd = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64)
+    got = run_instruction(isa.ScatterElements("x", "i", "u", "out", 1), {"x": x, "i": idx, "u": upd}, ["out"])[0]["out"]
+    assert got.tolist() == [[2.0, 0.0, 1.0], [0.0, 4.0, 3.0]]
+    with pytest.raises(ExecutionFailed, match="two updates of one position"):
+        run_instruction(isa.ScatterElements("x", "i", "u", "out", 1), {"x": x, "i": torch.tensor([[1, 1]]),
+                                                                       "u": upd[:1]}, ["out"])
+    with pytest.raises(ExecutionFailed):
+        run_instruction(isa.ScatterElements("x", "i", "u", "out", 1), {"x": x, "i": idx * 5, "u": upd}, ["out"])
+    with pytest.raises(DtypeMismatch):
+        run_instruction(isa.ScatterElements("x", "i", "u", "out", 1), {"x": x, "i": upd, "u": upd}, ["out"])
+    with pytest.raises(MalformedProgram, match="unknown reduction"):
+        isa.ScatterElements("x", "i", "u", "out", 1, "mean")

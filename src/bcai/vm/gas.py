@@ -10,6 +10,8 @@ FLOPs are counted from shapes (multiply and add count as two):
 | ConvND | 2 * out_elements * (C_in / groups) * kernel_volume (+ bias) |
 | ConvTransposeND | 2 * in_elements * (C_out / groups) * kernel_volume |
 | pooling | out_elements * kernel_volume |
+| Sort | input_elements * ceil(log2(axis size)) (at least 1 per element) |
+| Einsum | inputs * the product of every index's size (each index once; `...` dims broadcast) |
 | LSTM | per step, layer, direction: 2 * 4H * (I + H) * batch + 10 * H * batch |
 | Attention | projections 2*B*L*E*(3E) + 2*B*L*E*E, scores and mixing 4*B*L*S*E, softmax 5*B*h*L*S |
 | Softmax, LogSoftmax, norms, losses | 5 * input_elements |
@@ -47,6 +49,26 @@ def is_view(instr: isa.Instruction) -> bool:
     return isinstance(instr, isa.Flatten) or (isinstance(instr, isa.TensorOp) and instr.op in VIEW_OPS)
 
 
+def compute_einsum_volume(equation: str, shapes: Sequence[Shape]) -> int:
+    """The product of the sizes of every index of an einsum (each counted once), times the
+    broadcast size of the `...` dims: how many multiply-adds a plain loop nest would do."""
+    terms = equation.replace(" ", "").split("->")[0].split(",")
+    sizes: dict[str, int] = {}
+    spans: list[Shape] = []
+    for term, shape in zip(terms, shapes):
+        letters = term.replace("...", "")
+        if "..." in term:
+            head, covered = term.index("..."), len(shape) - len(letters)
+            spans.append(shape[head:head + covered])
+            shape = shape[:head] + shape[head + covered:]
+        for letter, size in zip(letters, shape):
+            sizes[letter] = max(sizes.get(letter, 1), size)
+    width = max((len(span) for span in spans), default=0)
+    padded = [(1,) * (width - len(span)) + tuple(span) for span in spans]
+    broadcast = [max(dims) for dims in zip(*padded)]  # valid shapes broadcast to the largest size per dim
+    return math.prod(broadcast) * math.prod(sizes.values())
+
+
 def compute_flops(instr: isa.Instruction, ins: Sequence[Shape | None], outs: Sequence[Shape | None],
                   flops_before: int) -> int:
     """FLOPs of one instruction given its input and output shapes (None = absent)."""
@@ -61,6 +83,11 @@ def compute_flops(instr: isa.Instruction, ins: Sequence[Shape | None], outs: Seq
         if instr.op in isa.REDUCE_OPS:
             return n_in
         return n_out
+    if isinstance(instr, isa.Sort):
+        n = first_in[instr.axis] if first_in else 1
+        return n_in * max(1, math.ceil(math.log2(max(n, 1))))
+    if isinstance(instr, isa.Einsum):
+        return len(ins) * compute_einsum_volume(instr.equation, [s or () for s in ins])
     if isinstance(instr, isa.Linear):
         k = first_in[-1] if first_in else 1
         return 2 * n_out * k + (n_out if instr.bias is not None else 0)

@@ -135,11 +135,17 @@ class ToCPU(Instruction):
 
 # --- generic tensor ops ------------------------------------------------------------------
 
-UNARY_OPS = ("neg", "exp", "log", "sqrt", "abs", "erf", "reciprocal", "sign", "floor", "ceil")
-BINARY_OPS = ("add", "sub", "mul", "div", "div_trunc", "pow", "maximum", "minimum", "eq", "lt", "gt")
+FLOAT_UNARY_OPS = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")
+UNARY_OPS = ("neg", "exp", "log", "sqrt", "abs", "erf", "reciprocal", "sign", "floor", "ceil", "round", "isnan",
+             "isinf", "logical_not", "bitwise_not") + FLOAT_UNARY_OPS
+LOGICAL_OPS = ("logical_and", "logical_or", "logical_xor")
+BITWISE_OPS = ("bitwise_and", "bitwise_or", "bitwise_xor", "shift_left", "shift_right")
+BINARY_OPS = ("add", "sub", "mul", "div", "div_trunc", "pow", "maximum", "minimum", "eq", "lt", "gt", "le", "ge",
+              "mod", "fmod") + LOGICAL_OPS + BITWISE_OPS
 SHAPE_OPS = ("reshape", "transpose", "permute", "squeeze", "unsqueeze", "expand")
-REDUCE_OPS = ("sum", "mean", "max", "min", "prod", "argmax", "argmin")
-TENSOR_OPS = UNARY_OPS + BINARY_OPS + SHAPE_OPS + REDUCE_OPS + ("matmul", "concat", "where")
+REDUCE_OPS = ("sum", "mean", "max", "min", "prod", "argmax", "argmin", "logsumexp")
+TENSOR_OPS = UNARY_OPS + BINARY_OPS + SHAPE_OPS + REDUCE_OPS + ("matmul", "concat", "where", "cumsum", "cumprod",
+                                                                 "triu", "tril", "gather_elements")
 
 
 @instruction
@@ -147,10 +153,15 @@ class TensorOp(Instruction):
     """A generic op on `inputs` (see TENSOR_OPS). `dims` is the new shape (reshape: -1 is
     inferred and 0 copies the input's size at that index, as in ONNX; expand),
     the two swapped axes (transpose), the permutation (permute), the axes (squeeze,
-    unsqueeze, reductions; empty = all: for squeeze every size-1 dim) or `(axis,)` (concat). A binary op with one input
+    unsqueeze, reductions; empty = all: for squeeze every size-1 dim), `(axis,)` (concat,
+    cumsum, cumprod, gather_elements) or `(k,)`, the diagonal offset (triu, tril). A binary op with one input
     uses the scalar `value` as its second operand. `div` is true division (torch `/`), `div_trunc`
-    rounds the quotient toward zero (ONNX Div on integers). `expand` broadcasts to `dims` by numpy
-    rules; `where` selects between inputs 2 and 3 by the condition in input 1."""
+    rounds the quotient toward zero (ONNX Div on integers); `mod` takes the divisor's sign
+    (Python `%`), `fmod` the dividend's (C fmod). `round` rounds half to even. Logical ops take
+    bool, bitwise and shift ops integers; the trigonometric and hyperbolic ops take floats.
+    `expand` broadcasts to `dims` by numpy rules; `where` selects between inputs 2 and 3 by the
+    condition in input 1; `gather_elements` takes input 1 at the indices of input 2 along the
+    axis (ONNX GatherElements, negative indices count from the end)."""
 
     op: Str
     inputs: Ids
@@ -167,12 +178,62 @@ class TensorOp(Instruction):
         if self.op in BINARY_OPS:
             arity: tuple[int, ...] = (1,) if self.value is not None else (2,)
         else:
-            arity = {"matmul": (2,), "where": (3,)}.get(self.op, (1,))
+            arity = {"matmul": (2,), "where": (3,), "gather_elements": (2,)}.get(self.op, (1,))
+        if self.op in ("cumsum", "cumprod", "triu", "tril", "gather_elements") and len(self.dims) != 1:
+            raise MalformedProgram(f"TensorOp {self.op}: needs dims=(axis,) or (k,)")
         if self.op == "concat":
             if len(self.inputs) < 1 or len(self.dims) != 1:
                 raise MalformedProgram("TensorOp concat: needs >= 1 input and dims=(axis,)")
         elif len(self.inputs) not in arity:
             raise MalformedProgram(f"TensorOp {self.op}: expected {arity[0]} input(s), got {len(self.inputs)}")
+
+
+@instruction
+class Sort(Instruction):
+    """Stable sort of `input` along `axis`: the sorted `values` and their int64 `indices` in
+    the input (equal elements keep their order, so the lower index comes first; NaN sorts as
+    the largest)."""
+
+    input: Id
+    values: Id
+    indices: Id
+    axis: Int = -1
+    descending: Bool = False
+    writes = ("values", "indices")
+
+
+SCATTER_REDUCTIONS = ("none", "add", "mul", "max", "min")
+
+
+@instruction
+class ScatterElements(Instruction):
+    """A copy of `input` with `updates` written at `indices` along `axis` (ONNX
+    ScatterElements; negative indices count from the end); `reduction` combines each update
+    with the value there (add, mul, max, min) instead of replacing it. Two updates of one
+    position without a reduction are refused at run time (ONNX leaves them undefined)."""
+
+    input: Id
+    indices: Id
+    updates: Id
+    output: Id
+    axis: Int = 0
+    reduction: Str = "none"
+    reads = ("input", "indices", "updates")
+
+    def __post_init__(self) -> None:
+        Instruction.__post_init__(self)
+        if self.reduction not in SCATTER_REDUCTIONS:
+            raise MalformedProgram(f"ScatterElements: unknown reduction {self.reduction!r}")
+
+
+@instruction
+class Einsum(Instruction):
+    """Einstein summation of `inputs` by `equation` (numpy/torch einsum notation)."""
+
+    inputs: Ids
+    output: Id
+    equation: Str
+    reads = ("inputs",)
 
 
 @instruction

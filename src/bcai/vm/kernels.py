@@ -22,15 +22,15 @@ import torch.nn.functional as F
 from torch.optim.adam import adam as _adam
 from torch.optim.sgd import sgd as _sgd
 
-from bcai.errors import PythonBridgeUnavailable, ShapeMismatch
+from bcai.errors import ExecutionFailed, PythonBridgeUnavailable, ShapeMismatch
 from bcai.vm import isa
 
 Kernel = Callable[..., Any]
 
 TORCH_DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
-    "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32,
-    "uint8": torch.uint8, "bool": torch.bool,
+    "bfloat16": torch.bfloat16, "int64": torch.int64, "int32": torch.int32, "int16": torch.int16,
+    "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
 }
 DTYPE_NAMES: dict[torch.dtype, str] = {v: k for k, v in TORCH_DTYPES.items()}
 
@@ -128,12 +128,25 @@ def _to_cpu(i: isa.ToCPU, ctx: KernelContext) -> Kernel:
 _UNARY: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "neg": torch.neg, "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "abs": torch.abs,
     "erf": torch.erf, "reciprocal": torch.reciprocal, "sign": torch.sign, "floor": torch.floor,
-    "ceil": torch.ceil,
+    "ceil": torch.ceil, "round": torch.round, "isnan": torch.isnan, "isinf": torch.isinf,
+    "logical_not": torch.logical_not, "bitwise_not": torch.bitwise_not,
+    **{op: getattr(torch, op) for op in isa.FLOAT_UNARY_OPS},
 }
+
+
+def _python_mod(a: torch.Tensor, b: Any) -> torch.Tensor:
+    """Python's (and numpy's) %: the divisor's sign, a zero result included (torch gives 0.0 % -2.0 as +0.0)."""
+    r = torch.remainder(a, b)
+    return torch.where(r == 0, torch.copysign(r, torch.as_tensor(b, dtype=r.dtype)), r) if r.is_floating_point() else r
+
+
 _BINARY: dict[str, Callable[[Any, Any], torch.Tensor]] = {
     "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "pow": torch.pow,
     "div_trunc": lambda a, b: torch.div(a, b, rounding_mode="trunc"),
     "maximum": torch.maximum, "minimum": torch.minimum, "eq": torch.eq, "lt": torch.lt, "gt": torch.gt,
+    "le": torch.le, "ge": torch.ge, "mod": _python_mod, "fmod": torch.fmod,
+    "shift_left": torch.bitwise_left_shift, "shift_right": torch.bitwise_right_shift,
+    **{op: getattr(torch, op) for op in isa.LOGICAL_OPS + ("bitwise_and", "bitwise_or", "bitwise_xor")},
 }
 
 
@@ -161,6 +174,16 @@ def _tensor_op(i: isa.TensorOp, ctx: KernelContext) -> Kernel:
         return lambda c, a, b: torch.where(c.to(torch.bool), a, b)
     if op == "concat":
         return lambda *xs: torch.cat(xs, dim=dims[0])
+    if op in ("cumsum", "cumprod"):
+        cumulative = torch.cumsum if op == "cumsum" else torch.cumprod
+        return lambda x: cumulative(x, dims[0], dtype=x.dtype)  # torch would widen integers to int64
+    if op in ("triu", "tril"):
+        return lambda x: getattr(torch, op)(x, dims[0])
+    if op == "gather_elements":
+        def gather_elements(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            idx = idx.long()
+            return torch.gather(x, dims[0], torch.where(idx < 0, idx + x.shape[dims[0]], idx))
+        return gather_elements
     if op == "reshape":
         if 0 in dims:  # 0 copies the input's size at that index (ONNX Reshape semantics)
             return lambda x: x.reshape([x.shape[k] if d == 0 else d for k, d in enumerate(dims)])
@@ -194,12 +217,48 @@ def _tensor_op(i: isa.TensorOp, ctx: KernelContext) -> Kernel:
     if op in ("max", "min"):
         extreme: Any = torch.amax if op == "max" else torch.amin
         return (lambda x: extreme(x, dims, keepdim=keep)) if dims else (lambda x: extreme(x))
+    if op == "logsumexp":
+        return lambda x: torch.logsumexp(x, dims or tuple(range(x.dim())), keepdim=keep)
     if op in ("argmax", "argmin"):
         fn = torch.argmax if op == "argmax" else torch.argmin
         if len(dims) > 1:
             raise ShapeMismatch(f"TensorOp {op}: dims must be () or (axis,)")
         return (lambda x: fn(x, dims[0], keepdim=keep)) if dims else (lambda x: fn(x))
     raise AssertionError(op)
+
+
+def _sort(i: isa.Sort, ctx: KernelContext) -> Kernel:
+    axis, descending = i.axis, i.descending
+    return lambda x: tuple(torch.sort(x, dim=axis, descending=descending, stable=True))
+
+
+_SCATTER_REDUCE = {"mul": "prod", "max": "amax", "min": "amin"}
+
+
+def _scatter_elements(i: isa.ScatterElements, ctx: KernelContext) -> Kernel:
+    axis, reduction = i.axis, i.reduction
+
+    def run(x: torch.Tensor, idx: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        idx = idx.long()
+        idx = torch.where(idx < 0, idx + x.shape[axis], idx)
+        if reduction == "none" and not ctx.meta and idx.numel():
+            # Two updates of one position have no defined order in ONNX: count the writes.
+            writes = torch.zeros(x.shape, dtype=torch.int64, device=x.device)
+            writes.scatter_add_(axis, idx, torch.ones_like(idx))
+            if int(writes.max()) > 1:
+                raise ExecutionFailed("ScatterElements: two updates of one position without a reduction")
+        if reduction == "none":
+            return torch.scatter(x, axis, idx, updates)
+        if reduction == "add":
+            return torch.scatter_add(x, axis, idx, updates)
+        return torch.scatter_reduce(x, axis, idx, updates, _SCATTER_REDUCE[reduction], include_self=True)
+
+    return run
+
+
+def _einsum(i: isa.Einsum, ctx: KernelContext) -> Kernel:
+    equation = i.equation
+    return lambda *xs: torch.einsum(equation, *xs)
 
 
 def _split(i: isa.Split, ctx: KernelContext) -> Kernel:
@@ -563,7 +622,8 @@ def _python_execute(i: isa.PythonExecute, ctx: KernelContext) -> Kernel:
 
 _FACTORIES: dict[type, Callable[[Any, KernelContext], Kernel]] = {
     isa.TensorCreate: _tensor_create, isa.Cast: _cast, isa.ToGPU: _to_gpu, isa.ToCPU: _to_cpu,
-    isa.TensorOp: _tensor_op, isa.Split: _split, isa.Slice: _slice, isa.Gather: _gather, isa.Pad: _pad,
+    isa.TensorOp: _tensor_op, isa.Sort: _sort, isa.Einsum: _einsum, isa.ScatterElements: _scatter_elements,
+    isa.Split: _split, isa.Slice: _slice, isa.Gather: _gather, isa.Pad: _pad,
     isa.Clamp: _clamp, isa.Flatten: _flatten, isa.Linear: _linear,
     isa.Conv1D: _conv, isa.Conv2D: _conv, isa.Conv3D: _conv,
     isa.ConvTranspose1D: _conv_t, isa.ConvTranspose2D: _conv_t, isa.ConvTranspose3D: _conv_t,

@@ -154,7 +154,14 @@ def _classify(label: str, exc: Exception) -> BcaiError:
 _FLOAT_ONLY = (isa.Linear, isa._ConvBase, isa._PoolBase, isa.BatchNorm, isa.LayerNorm, isa.LSTM, isa.Attention,
                isa.ReLU, isa.GELU, isa.Sigmoid, isa.Tanh, isa.SiLU, isa.Softsign, isa.SELU, isa.LeakyReLU, isa.ELU,
                isa.Softplus, isa.HardSigmoid, isa.Softmax, isa.LogSoftmax, isa.PReLU, isa.MSELoss, isa.Dropout)
-_INT_DTYPES = (torch.int64, torch.int32, torch.uint8)
+_INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+# TensorOp ops whose operands torch would silently convert or that meta tensors do not check.
+_OPERAND_DTYPES: dict[str, tuple[tuple[torch.dtype, ...], str]] = {
+    **{op: (_FLOATS, "floats") for op in isa.FLOAT_UNARY_OPS + ("logsumexp",)},
+    **{op: ((torch.bool,), "bools") for op in isa.LOGICAL_OPS + ("logical_not",)},
+    **{op: (_INT_DTYPES, "integers") for op in isa.BITWISE_OPS + ("bitwise_not",)},
+}
 
 
 def check_dtypes(instr: isa.Instruction, ins: list[Any]) -> None:
@@ -163,7 +170,14 @@ def check_dtypes(instr: isa.Instruction, ins: list[Any]) -> None:
         return ", ".join(str(t.dtype).removeprefix("torch.") for t in ts)
 
     tensors = [t for t in ins if isinstance(t, torch.Tensor)]
-    if isinstance(instr, _FLOAT_ONLY) or (isinstance(instr, isa.TensorOp) and instr.op == "matmul"):
+    op = instr.op if isinstance(instr, isa.TensorOp) else None
+    if op in _OPERAND_DTYPES:
+        allowed, what = _OPERAND_DTYPES[op]
+        if not all(t.dtype in allowed for t in tensors) or len({t.dtype for t in tensors}) > 1:
+            raise DtypeMismatch(f"TensorOp {op} takes {what} of one dtype, got {names(tensors)}")
+    elif op == "gather_elements" and tensors[1].dtype not in _INT_DTYPES:
+        raise DtypeMismatch(f"indices must be an integer dtype, got {names(tensors[1:])}")
+    elif isinstance(instr, _FLOAT_ONLY) or op == "matmul":
         if not all(t.is_floating_point() for t in tensors) or len({t.dtype for t in tensors}) > 1:
             raise DtypeMismatch(f"inputs must share one floating dtype, got {names(tensors)}")
     elif isinstance(instr, isa.CrossEntropyLoss):
@@ -171,6 +185,10 @@ def check_dtypes(instr: isa.Instruction, ins: list[Any]) -> None:
         if not x.is_floating_point() or (target.dtype != torch.int64 and target.dtype != x.dtype):
             raise DtypeMismatch(f"logits must be floating and targets int64 (or class probabilities of the "
                                 f"logits' dtype), got {names([x, target])}")
+    elif isinstance(instr, isa.ScatterElements):
+        x, idx, updates = ins
+        if idx.dtype not in _INT_DTYPES or updates.dtype != x.dtype:
+            raise DtypeMismatch(f"integer indices and updates of the input's dtype, got {names([x, idx, updates])}")
     elif isinstance(instr, (isa.Embedding, isa.Gather)):
         idx, table = (ins[0], ins[1]) if isinstance(instr, isa.Embedding) else (ins[1], ins[0])
         if idx.dtype not in _INT_DTYPES:

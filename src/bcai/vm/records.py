@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Optional, Union
 
 from bcai.errors import MalformedProgram
 
-DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "uint8", "bool")
+DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
 FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
 _ID_RE = re.compile(r"^[A-Za-z0-9_.:/\-\[\]]{1,128}$")
 

@@ -27,25 +27,37 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import onnx
+import onnx.inliner
 from onnx import numpy_helper, shape_inference
 
 from bcai.errors import ConstantInputNeeded, InvalidFeed, InvalidModel, UnsupportedOperators
 from bcai.vm import isa
 from bcai.vm.frontends.builder import ProgramBuilder
+from bcai.vm.frontends.onnx_resize import compute_resize_plan
 from bcai.vm.program import Entry, Limits, Program
 
 _ONNX_DTYPES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.FLOAT16: "float16",
     onnx.TensorProto.BFLOAT16: "bfloat16", onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32",
-    onnx.TensorProto.UINT8: "uint8", onnx.TensorProto.BOOL: "bool",
+    onnx.TensorProto.INT16: "int16", onnx.TensorProto.INT8: "int8", onnx.TensorProto.UINT8: "uint8",
+    onnx.TensorProto.BOOL: "bool",
 }
 _UNARY = {"Relu": isa.ReLU, "Sigmoid": isa.Sigmoid, "Tanh": isa.Tanh, "Softsign": isa.Softsign}
 _TENSOR_UNARY = {"Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Neg": "neg", "Abs": "abs", "Erf": "erf",
-                 "Reciprocal": "reciprocal", "Floor": "floor", "Ceil": "ceil", "Sign": "sign"}
+                 "Reciprocal": "reciprocal", "Floor": "floor", "Ceil": "ceil", "Sign": "sign", "Round": "round",
+                 "IsNaN": "isnan", "Not": "logical_not", "BitwiseNot": "bitwise_not",
+                 **{op.capitalize(): op for op in isa.FLOAT_UNARY_OPS}}
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "MatMul": "matmul",
-           "Max": "maximum", "Min": "minimum", "Equal": "eq", "Less": "lt", "Greater": "gt"}
-_INT_DTYPES = ("int64", "int32", "uint8")
-_REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min", "ReduceProd": "prod"}
+           "Max": "maximum", "Min": "minimum", "Equal": "eq", "Less": "lt", "Greater": "gt", "LessOrEqual": "le",
+           "GreaterOrEqual": "ge", "And": "logical_and", "Or": "logical_or", "Xor": "logical_xor",
+           "BitwiseAnd": "bitwise_and", "BitwiseOr": "bitwise_or", "BitwiseXor": "bitwise_xor"}
+_INT_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
+_FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")
+# Reduce<X> = post(reduce(pre(x))), as the ONNX function bodies define them; "square" is x * x.
+_REDUCE = {"ReduceSum": (None, "sum", None), "ReduceMean": (None, "mean", None), "ReduceMax": (None, "max", None),
+           "ReduceMin": (None, "min", None), "ReduceProd": (None, "prod", None), "ReduceL1": ("abs", "sum", None),
+           "ReduceL2": ("square", "sum", "sqrt"), "ReduceSumSquare": ("square", "sum", None),
+           "ReduceLogSum": (None, "sum", "log"), "ReduceLogSumExp": (None, "logsumexp", None)}
 _ID_BAD = re.compile(r"[^A-Za-z0-9_.:/\-\[\]]")
 
 
@@ -72,7 +84,7 @@ class _Graph:
         if name in self.ids:
             return self.ids[name]
         if name in self.consts:
-            arr = np.ascontiguousarray(self.consts[name])
+            arr = np.ascontiguousarray(self.consts[name]).reshape(self.consts[name].shape)  # keeps a 0-d array 0-d
             dtype = _np_dtype_name(arr)
             ident = self._fresh_id(name)
             if dtype.startswith("float"):
@@ -122,7 +134,8 @@ class _Graph:
 
 _NP_DTYPES: dict[np.dtype, str] = {
     np.dtype(np.float32): "float32", np.dtype(np.float64): "float64", np.dtype(np.float16): "float16",
-    np.dtype(np.int64): "int64", np.dtype(np.int32): "int32", np.dtype(np.uint8): "uint8", np.dtype(np.bool_): "bool",
+    np.dtype(np.int64): "int64", np.dtype(np.int32): "int32", np.dtype(np.int16): "int16", np.dtype(np.int8): "int8",
+    np.dtype(np.uint8): "uint8", np.dtype(np.bool_): "bool",
 }
 _VM_TO_NP: dict[str, np.dtype] = {name: dt for dt, name in _NP_DTYPES.items()}
 
@@ -158,7 +171,21 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         else:
             raise UnsupportedOperators("Constant (sparse or string value)")
         return True
-    if op == "Shape" and (ins[0] in g.shapes or ins[0] in g.consts):
+    if op == "EyeLike" and (ins[0] in g.shapes or ins[0] in g.consts):
+        dims = g.shape(ins[0])
+        if len(dims) != 2 or None in dims:
+            return False
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(a.get("dtype", g.elem_types.get(ins[0], onnx.TensorProto.FLOAT)))
+        _check_const_size(g, node, dims, dtype)  # type: ignore[arg-type]
+        g.consts[node.output[0]] = np.eye(dims[0], dims[1], a.get("k", 0), dtype=dtype)  # type: ignore[arg-type]
+        return True
+    if op in ("Shape", "Size") and (ins[0] in g.shapes or ins[0] in g.consts):
+        if op == "Size":
+            dims = g.shape(ins[0])
+            if all(d is not None for d in dims):
+                g.consts[node.output[0]] = np.array(math.prod(dims), dtype=np.int64)  # type: ignore[arg-type]
+                return True
+            return False
         # start/end (opset 15) slice the shape with Python's clamping, as the spec says.
         dims = g.shape(ins[0])[a.get("start", 0):a.get("end")]
         if all(d is not None for d in dims):
@@ -177,8 +204,15 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         r = c[0]
     elif op == "Cast":
         r = c[0].astype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))
-    elif op in ("Add", "Sub", "Mul") and all(x.dtype.kind in "iu" for x in c):
-        r = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](c[0], c[1])
+    elif op == "CastLike":
+        r = c[0].astype(c[1].dtype)
+    elif op == "Range":
+        r = _fold_range(g, node, c[0], c[1], c[2])
+    elif op in _FOLD_ELEMENTWISE and all(x is not None and x.dtype.kind in "iub" for x in c):
+        _check_const_size(g, node, np.broadcast_shapes(*(x.shape for x in c)), np.dtype(np.int64))
+        r = _FOLD_ELEMENTWISE[op](*c)
+    elif op == "Mod" and all(x.dtype.kind in "iu" for x in c) and np.all(c[1] != 0):
+        r = (np.fmod if a.get("fmod", 0) else np.mod)(c[0], c[1])
     elif op in ("Max", "Min") and all(x is not None and x.dtype.kind in "iu" for x in c):
         r = (np.maximum if op == "Max" else np.minimum).reduce(np.broadcast_arrays(*c))
     elif op == "Div" and all(x.dtype.kind in "iu" for x in c) and np.all(c[1] != 0):
@@ -215,6 +249,24 @@ def _fold(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> bool:
         return False
     g.consts[node.output[0]] = np.asarray(r)
     return True
+
+
+# Element-wise operators folded on integer and bool constants (shape arithmetic, masks).
+_FOLD_ELEMENTWISE: dict[str, Callable[..., Any]] = {
+    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Neg": np.negative, "Abs": np.abs, "Sign": np.sign,
+    "Equal": np.equal, "Less": np.less, "Greater": np.greater, "LessOrEqual": np.less_equal,
+    "GreaterOrEqual": np.greater_equal, "Not": np.logical_not, "And": np.logical_and, "Or": np.logical_or,
+    "Xor": np.logical_xor, "Where": np.where,
+}
+
+
+def _fold_range(g: _Graph, node: onnx.NodeProto, start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Range: start, start + delta, ... before limit: max(ceil((limit - start) / delta), 0) elements."""
+    span = (float(limit) - float(start)) / float(delta) if float(delta) else math.nan
+    if not math.isfinite(span):
+        raise InvalidModel(f"Range node {node.name!r}: start {start}, limit {limit}, delta {delta} give no finite count")
+    _check_const_size(g, node, (max(math.ceil(span), 0),), start.dtype)
+    return np.arange(start, limit, delta).astype(start.dtype)  # type: ignore[call-overload]
 
 
 def _needs_constant(op: str, name: str) -> ConstantInputNeeded:
@@ -343,8 +395,10 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         emit(lambda o: _UNARY[op](x, o))
     elif op in _TENSOR_UNARY:
         emit(lambda o: isa.TensorOp(_TENSOR_UNARY[op], (x,), o))
-    elif op in _BINARY or op in ("Sum", "Mean"):
-        _elementwise(g, node, x)
+    elif op in _BINARY or op in ("Sum", "Mean", "Mod", "BitShift"):
+        _elementwise(g, node, a, x)
+    elif op == "IsInf":
+        _is_inf(g, node, a, x)
     elif op == "LeakyRelu":
         emit(lambda o: isa.LeakyReLU(x, o, a.get("alpha", 0.01)))
     elif op == "Elu":
@@ -472,6 +526,46 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         emit(lambda o: isa.Cast(x, o, dtype))
     elif op == "Clip":
         _clip(g, node, a, x)
+    elif op == "CastLike":
+        like = g.dtype(ins[1])
+        if like is None:
+            raise UnsupportedOperators(f"CastLike to ONNX type {_type_name(g.elem_types.get(ins[1], 0))}")
+        emit(lambda o: isa.Cast(x, o, like))
+    elif op == "Trilu":
+        offset = const(1)
+        diagonal = 0 if offset is None else int(offset.reshape(-1)[0])
+        emit(lambda o: isa.TensorOp("triu" if a.get("upper", 1) else "tril", (x,), o, dims=(diagonal,)))
+    elif op == "GatherElements":
+        idx = g.id(ins[1])
+        emit(lambda o: isa.TensorOp("gather_elements", (x, idx), o, dims=(a.get("axis", 0),)))
+    elif op in ("CumSum", "CumProd"):
+        _cumulative(g, node, a, x, int(const(1).reshape(-1)[0]))  # type: ignore[union-attr]
+    elif op == "Hardmax":
+        _hardmax(g, node, a, x)
+    elif op == "TopK":
+        _top_k(g, node, a, x, int(a["k"]) if g.opset < 10 else int(const(1).reshape(-1)[0]))  # type: ignore[union-attr]
+    elif op in ("ScatterElements", "Scatter"):  # Scatter: ScatterElements' name before opset 11
+        idx, updates = g.id(ins[1]), g.id(ins[2])
+        reduction = _decode(a.get("reduction", "none"))
+        emit(lambda o: isa.ScatterElements(x, idx, updates, o, a.get("axis", 0), reduction))
+    elif op == "Resize":
+        _resize(g, node, a, x, [const(k) for k in (1, 2, 3)])
+    elif op == "Einsum":
+        operands = tuple(g.id(i) for i in ins)
+        emit(lambda o: isa.Einsum(operands, o, _decode(a["equation"])))
+    elif op == "OneHot":
+        depth = const(1)
+        _one_hot(g, node, a, x, int(depth.reshape(-1)[0]))  # type: ignore[union-attr]
+    elif op == "LpNormalization":
+        _lp_normalization(g, node, a, x)
+    elif op == "Compress":
+        _compress(g, node, a, x, const(1))  # type: ignore[arg-type]
+    elif op == "EyeLike":  # not folded: the shape is dynamic
+        raise UnsupportedOperators(f"EyeLike of {ins[0]!r}, whose shape is not static")
+    elif op == "Range":  # not folded: a bound is computed
+        raise _needs_constant(op, next(i for i in ins if i not in g.consts))
+    elif op == "Size":  # not folded: the shape is dynamic
+        raise UnsupportedOperators(f"Size of {ins[0]!r}, whose shape is not static")
     elif op == "Where":
         c, y = g.id(ins[1]), g.id(ins[2])
         emit(lambda o: isa.TensorOp("where", (x, c, y), o))
@@ -504,16 +598,25 @@ def _lower(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> None:
         raise UnsupportedOperators(op)
 
 
-def _elementwise(g: _Graph, node: onnx.NodeProto, x: str) -> None:
+def _elementwise(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
     """Binary ops with numpy broadcasting; Max/Min/Sum/Mean take 1..N inputs. Integer Div
-    truncates; Pow keeps the base's dtype (an integer base with a float exponent)."""
+    truncates; Pow keeps the base's dtype (an integer base with a float exponent); Mod is
+    Python's % (the divisor's sign) unless fmod=1 (C fmod, the dividend's sign)."""
     op, ins, b = node.op_type, list(node.input), g.b
     dtype = g.dtype(ins[0])
-    kind = {"Sum": "add", "Mean": "add"}.get(op) or _BINARY[op]
+    if op == "Mod":
+        kind = "fmod" if a.get("fmod", 0) else "mod"
+    elif op == "BitShift":
+        direction = _decode(a.get("direction", ""))
+        if direction not in ("LEFT", "RIGHT"):
+            raise InvalidModel(f"BitShift node {node.name!r}: direction must be LEFT or RIGHT, not {direction!r}")
+        kind = "shift_left" if direction == "LEFT" else "shift_right"
+    else:
+        kind = {"Sum": "add", "Mean": "add"}.get(op) or _BINARY[op]
     if op == "Div" and dtype in _INT_DTYPES:
         kind = "div_trunc"
     operands = [x] + [g.id(i) for i in ins[1:]]
-    if op in ("Equal", "Less", "Greater", "MatMul", "Pow", "Add", "Sub", "Mul", "Div") and len(operands) != 2:
+    if op not in ("Max", "Min", "Sum", "Mean") and len(operands) != 2:
         raise InvalidModel(f"{op} takes 2 inputs, got {len(operands)}")
     acc = operands[0]
     for y in operands[1:]:
@@ -529,6 +632,194 @@ def _elementwise(g: _Graph, node: onnx.NodeProto, x: str) -> None:
         b.emit(isa.Cast(acc, nxt, dtype))  # type: ignore[arg-type]
         acc = nxt
     _finish(g, node.output[0], acc)
+
+
+def _cumulative(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, axis: int) -> None:
+    """CumSum / CumProd: `reverse` runs from the end (flip, accumulate, flip back); `exclusive`
+    leaves each element out (the input shifted by one along the axis, the identity first)."""
+    b, rank = g.b, g.rank(node.input[0])
+    kind = "cumsum" if node.op_type == "CumSum" else "cumprod"
+    if not -rank <= axis < rank:
+        raise InvalidModel(f"{node.op_type} node {node.name!r}: axis {axis} is out of range for rank {rank}")
+    axis %= rank
+    acc = x
+    if a.get("reverse", 0):
+        flipped = b.fresh("cumsum_flip")
+        b.emit(isa.Slice(acc, flipped, (axis,), (-1,), (-(2**62),), (-1,)))
+        acc = flipped
+    if a.get("exclusive", 0):
+        shifted = b.fresh("cumsum_shift")
+        identity = 0.0 if kind == "cumsum" else 1.0
+        b.emit(isa.Pad(acc, shifted, (0, 0) * (rank - 1 - axis) + (1, -1), value=identity))  # a negative pad crops
+        acc = shifted
+    summed = b.fresh(kind)
+    b.emit(isa.TensorOp(kind, (acc,), summed, dims=(axis,)))
+    if a.get("reverse", 0):
+        back = b.fresh("cumsum_flip")
+        b.emit(isa.Slice(summed, back, (axis,), (-1,), (-(2**62),), (-1,)))
+        summed = back
+    _finish(g, node.output[0], summed)
+
+
+def _hardmax(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    """Hardmax: 1 at the first maximum along the axis (argmax), 0 elsewhere. Before opset 13
+    the input is coerced to 2-D at `axis` (default 1), as for Softmax."""
+    b, shape = g.b, g.shape(node.input[0])
+    rank, dtype = len(shape), g.dtype(node.input[0])
+    axis = a.get("axis", -1 if g.opset >= 13 else 1)
+    if not -rank <= axis < rank:
+        raise InvalidModel(f"Hardmax node {node.name!r}: axis {axis} is out of range for rank {rank}")
+    axis %= rank
+    if dtype is None or shape[axis] is None or (g.opset < 13 and None in shape):
+        raise UnsupportedOperators("Hardmax over a dynamic axis")
+    if 0 in shape:
+        g.ids[node.output[0]] = x  # nothing to mark
+        return
+    xin, size, trailing = x, shape[axis], rank - 1 - axis
+    if g.opset < 13:
+        xin, size, trailing = b.fresh("hardmax_2d"), math.prod(shape[axis:]), 0  # type: ignore[arg-type]
+        b.emit(isa.TensorOp("reshape", (x,), xin, dims=(math.prod(shape[:axis]), -1)))  # type: ignore[arg-type]
+        axis = 1
+    positions = f"{node.output[0]}#positions"
+    g.consts[positions] = np.arange(size, dtype=np.int64).reshape((size,) + (1,) * trailing)
+    top, hit, marked = b.fresh("hardmax_argmax"), b.fresh("hardmax_hit"), b.fresh("hardmax")
+    b.emit(isa.TensorOp("argmax", (xin,), top, dims=(axis,), keepdim=True))
+    b.emit(isa.TensorOp("eq", (top, g.id(positions)), hit))
+    b.emit(isa.Cast(hit, marked, dtype))
+    if g.opset < 13:
+        reshaped = b.fresh("hardmax_nd")
+        b.emit(isa.TensorOp("reshape", (marked,), reshaped, dims=tuple(shape)))  # type: ignore[arg-type]
+        marked = reshaped
+    _finish(g, node.output[0], marked)
+
+
+def _top_k(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, k: int) -> None:
+    """TopK: a stable sort (ties keep the lower index first, as the spec asks), then the first k."""
+    b, shape = g.b, g.shape(node.input[0])
+    axis = a.get("axis", -1)
+    if not -len(shape) <= axis < len(shape):
+        raise InvalidModel(f"TopK node {node.name!r}: axis {axis} is out of range for rank {len(shape)}")
+    size = shape[axis]
+    if k < 0 or (size is not None and k > size):
+        raise InvalidModel(f"TopK node {node.name!r}: k={k} for an axis of size {size}")
+    values, indices = b.fresh("topk_values"), b.fresh("topk_indices")
+    b.emit(isa.Sort(x, values, indices, axis, bool(a.get("largest", 1))))
+    for sorted_id, name in zip((values, indices), node.output):
+        if name:
+            b.emit(isa.Slice(sorted_id, g.out(name), (axis,), (0,), (k,)))
+
+
+_RESIZE_DEFAULTS = {"antialias": 0, "axes": (), "coordinate_transformation_mode": "half_pixel", "cubic_coeff_a": -0.75,
+                    "exclude_outside": 0, "extrapolation_value": 0.0, "keep_aspect_ratio_policy": "stretch",
+                    "mode": "nearest", "nearest_mode": "round_prefer_floor"}
+
+
+def _resize(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, inputs: list[np.ndarray | None]) -> None:
+    """Resize (opset 11+), one resized axis at a time (see onnx_resize.py): nearest gathers the
+    chosen rows, linear and cubic multiply by the axis's interpolation matrix (an Einsum);
+    tf_crop_and_resize's samples outside the input take `extrapolation_value`."""
+    b, shape, dtype = g.b, g.shape(node.input[0]), g.dtype(node.input[0])
+    if g.opset < 11:
+        raise UnsupportedOperators("Resize before opset 11 (other coordinate rules)")
+    if None in shape or dtype not in _FLOAT_DTYPES or len(shape) > 25:
+        raise UnsupportedOperators(f"Resize of {dtype} {list(shape)} (static float tensors of rank <= 25)")
+    attrs = {k: _decode(a.get(k, v)) for k, v in _RESIZE_DEFAULTS.items()}
+    roi, scales, sizes = inputs
+    plan = compute_resize_plan(tuple(shape), attrs, roi, scales, sizes, g.max_const_bytes)  # type: ignore[arg-type]
+    letters = "abcdefghijklmnopqrstuvwxy"[:len(shape)]
+    acc = x
+    for axis, weights, outside in plan:
+        base = f"{node.output[0]}#resize{axis}"
+        resized = b.fresh("resize")
+        if attrs["mode"] == "nearest":  # one 1 per row: a gather copies the chosen rows exactly
+            g.consts[base] = weights.argmax(axis=1).astype(np.int64)
+            b.emit(isa.Gather(acc, g.id(base), resized, axis))
+        else:
+            g.consts[base] = weights.astype(_VM_TO_NP[dtype])  # type: ignore[index]
+            equation = f"{letters},z{letters[axis]}->{letters[:axis]}z{letters[axis + 1:]}"
+            b.emit(isa.Einsum((acc, g.id(base)), resized, equation))
+        if outside is not None:
+            g.consts[f"{base}#outside"] = outside.reshape(outside.shape + (1,) * (len(shape) - 1 - axis))
+            g.consts[f"{base}#value"] = np.array(attrs["extrapolation_value"], dtype=_VM_TO_NP[dtype])  # type: ignore[index]
+            inside = resized
+            resized = b.fresh("resize_extrapolated")
+            b.emit(isa.TensorOp("where", (g.id(f"{base}#outside"), g.id(f"{base}#value"), inside), resized))
+        acc = resized
+    _finish(g, node.output[0], acc)
+
+
+def _one_hot(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, depth: int) -> None:
+    """OneHot as the reference computes it: negative indices wrap once (index + depth), other
+    out-of-range ones match nothing; y = hit * (on - off) + off in the values' dtype."""
+    b, ins = g.b, list(node.input)
+    rank, idx_dtype = g.rank(ins[0]), g.dtype(ins[0])
+    axis = a.get("axis", -1)
+    if not -rank - 1 <= axis <= rank:
+        raise InvalidModel(f"OneHot node {node.name!r}: axis {axis} is out of range for rank {rank}")
+    axis %= rank + 1
+    if depth < 1 or idx_dtype is None:
+        raise InvalidModel(f"OneHot node {node.name!r}: depth {depth} (must be positive) of {idx_dtype} indices")
+    positions = f"{node.output[0]}#positions"
+    _check_const_size(g, node, (depth,), np.dtype(np.int64))
+    g.consts[positions] = np.arange(depth).astype(_VM_TO_NP[idx_dtype]).reshape((depth,) + (1,) * (rank - axis))
+    negative, shifted, wrapped, column, hit = (b.fresh(n) for n in ("onehot_neg", "onehot_shift", "onehot_wrap",
+                                                                     "onehot_col", "onehot_hit"))
+    b.emit(isa.TensorOp("lt", (x,), negative, value=0))
+    b.emit(isa.TensorOp("add", (x,), shifted, value=depth))
+    b.emit(isa.TensorOp("where", (negative, shifted, x), wrapped))
+    b.emit(isa.TensorOp("unsqueeze", (wrapped,), column, dims=(axis,)))
+    b.emit(isa.TensorOp("eq", (g.id(positions), column), hit))
+    values, values_dtype = g.id(ins[2]), g.dtype(ins[2])
+    off, on, spread, hits, scaled = (b.fresh(n) for n in ("onehot_off", "onehot_on", "onehot_spread", "onehot_cast",
+                                                          "onehot_scaled"))
+    b.emit(isa.Slice(values, off, (0,), (0,), (1,)))
+    b.emit(isa.Slice(values, on, (0,), (1,), (2,)))
+    b.emit(isa.TensorOp("sub", (on, off), spread))
+    b.emit(isa.Cast(hit, hits, values_dtype))  # type: ignore[arg-type]
+    b.emit(isa.TensorOp("mul", (hits, spread), scaled))
+    b.emit(isa.TensorOp("add", (scaled, off), g.out(node.output[0])))
+
+
+def _lp_normalization(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    """LpNormalization: x / ||x||_p along the axis (p = 1 or 2), 0 where the norm is 0."""
+    b, p, axis = g.b, a.get("p", 2), a.get("axis", -1)
+    if p not in (1, 2):
+        raise InvalidModel(f"LpNormalization node {node.name!r}: p must be 1 or 2, not {p}")
+    mapped, norm, scaled, empty, out = (b.fresh(n) for n in ("lp_map", "lp_norm", "lp_div", "lp_zero", "lp"))
+    b.emit(isa.TensorOp("abs", (x,), mapped) if p == 1 else isa.TensorOp("mul", (x, x), mapped))
+    b.emit(isa.TensorOp("sum", (mapped,), norm, dims=(axis,), keepdim=True))
+    if p == 2:
+        root = b.fresh("lp_sqrt")
+        b.emit(isa.TensorOp("sqrt", (norm,), root))
+        norm = root
+    b.emit(isa.TensorOp("div", (x, norm), scaled))
+    b.emit(isa.TensorOp("eq", (norm,), empty, value=0))
+    b.emit(isa.TensorOp("where", (empty, norm, scaled), g.out(node.output[0])))  # norm is 0 there
+
+
+def _compress(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str, condition: np.ndarray) -> None:
+    """Compress with a constant condition: a Gather of the selected positions (of the
+    flattened input without an axis)."""
+    b = g.b
+    picked = f"{node.output[0]}#picked"
+    g.consts[picked] = np.nonzero(condition.reshape(-1))[0].astype(np.int64)
+    if "axis" not in a:
+        flat = b.fresh("compress_flat")
+        b.emit(isa.TensorOp("reshape", (x,), flat, dims=(-1,)))
+        x = flat
+    b.emit(isa.Gather(x, g.id(picked), g.out(node.output[0]), a.get("axis", 0)))
+
+
+def _is_inf(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
+    """IsInf; detect_positive / detect_negative = 0 drop that sign (x == +inf or x == -inf)."""
+    positive, negative = a.get("detect_positive", 1), a.get("detect_negative", 1)
+    out = g.out(node.output[0])
+    if positive and negative:
+        g.b.emit(isa.TensorOp("isinf", (x,), out))
+    elif positive or negative:
+        g.b.emit(isa.TensorOp("eq", (x,), out, value="inf" if positive else "-inf"))
+    else:
+        g.b.emit(isa.TensorOp("lt", (x,), out, value="-inf"))  # nothing is below -inf: all False
 
 
 def _finish(g: _Graph, name: str, result: str) -> None:
@@ -591,11 +882,16 @@ def _softmax(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None
     1) and normalised over the flattened trailing dims; the VM reshapes when that differs
     from the last axis."""
     op, b = node.op_type, g.b
-    cls = isa.Softmax if op == "Softmax" else isa.LogSoftmax
+    if op == "Softmax" and g.dtype(node.input[0]) == "float16":
+        def emit(x: str, out: str, axis: int) -> None:
+            _softmax_steps(g, x, out, axis)
+    else:
+        def emit(x: str, out: str, axis: int) -> None:
+            b.emit((isa.Softmax if op == "Softmax" else isa.LogSoftmax)(x, out, axis))
     rank = g.rank(node.input[0])
     axis = a.get("axis", -1 if g.opset >= 13 else 1)
     if g.opset >= 13 or (axis % max(rank, 1)) == rank - 1:
-        b.emit(cls(x, g.out(node.output[0]), axis))
+        emit(x, g.out(node.output[0]), axis)
         return
     shape = g.shape(node.input[0])
     axis %= rank
@@ -603,8 +899,22 @@ def _softmax(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None
         raise UnsupportedOperators(f"{op} (opset < 13) over axis {axis} of a dynamic shape")
     flat, normed = b.fresh("softmax_2d"), b.fresh("softmax")
     b.emit(isa.TensorOp("reshape", (x,), flat, dims=(math.prod(shape[:axis]), -1)))  # type: ignore[arg-type]
-    b.emit(cls(flat, normed, -1))
+    emit(flat, normed, -1)
     b.emit(isa.TensorOp("reshape", (normed,), g.out(node.output[0]), dims=tuple(shape)))  # type: ignore[arg-type]
+
+
+def _softmax_steps(g: _Graph, x: str, out: str, axis: int) -> None:
+    """Softmax in float16 as its ONNX function body, Exp(x - ReduceMax) / ReduceSum, each step
+    rounded to float16 as the ONNX reference computes it (torch's fused kernel computes in
+    float32 and rounds once, an ulp away from the reference). Not for bfloat16: the reference
+    sums bfloat16 in bfloat16, which no float32-accumulating kernel reproduces."""
+    b = g.b
+    peak, shifted, exps, total = (b.fresh(n) for n in ("softmax_max", "softmax_shift", "softmax_exp", "softmax_sum"))
+    b.emit(isa.TensorOp("max", (x,), peak, dims=(axis,), keepdim=True))
+    b.emit(isa.TensorOp("sub", (x, peak), shifted))
+    b.emit(isa.TensorOp("exp", (shifted,), exps))
+    b.emit(isa.TensorOp("sum", (exps,), total, dims=(axis,), keepdim=True))
+    b.emit(isa.TensorOp("div", (exps, total), out))
 
 
 def _axes_of(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> list[int] | None:
@@ -620,30 +930,36 @@ def _axes_of(g: _Graph, node: onnx.NodeProto, a: dict[str, Any]) -> list[int] | 
 
 def _reduce(g: _Graph, node: onnx.NodeProto, a: dict[str, Any], x: str) -> None:
     op, b = node.op_type, g.b
+    pre, kind, post = _REDUCE[op]
+    dtype = g.dtype(node.input[0])
+    if (kind in ("mean", "logsumexp") or post is not None) and dtype not in _FLOAT_DTYPES:
+        raise UnsupportedOperators(f"{op} on {dtype or 'an unknown dtype'}")
+    if pre is not None:
+        mapped = b.fresh(pre)
+        b.emit(isa.TensorOp("mul", (x, x), mapped) if pre == "square" else isa.TensorOp(pre, (x,), mapped))
+        x = mapped
     axes = _axes_of(g, node, a)
-    if not axes and a.get("noop_with_empty_axes", 0):
-        g.ids[node.output[0]] = x
-        return
     keep = bool(a.get("keepdims", 1))
     rank = g.rank(node.input[0])
     dims = tuple(axes) if axes else tuple(range(rank))  # no axes: all of them (keepdims applies)
-    dtype = g.dtype(node.input[0])
-    kind = _REDUCE[op]
-    if kind == "mean" and dtype not in ("float32", "float64", "float16", "bfloat16"):
-        raise UnsupportedOperators(f"{op} on {dtype or 'an unknown dtype'}")
-    if rank == 0:
-        g.ids[node.output[0]] = x
-        return
     shape = g.shape(node.input[0])
-    if kind in ("max", "min") and any(shape[d] == 0 for d in dims):
+    if (not axes and a.get("noop_with_empty_axes", 0)) or rank == 0:
+        reduced = x
+    elif kind in ("max", "min") and any(shape[d] == 0 for d in dims):
         _fold_empty_extreme(g, node, shape, dims, keep, kind)
         return
-    if kind in ("sum", "prod") and dtype in ("int32", "uint8", "bool"):  # torch widens these to int64
-        wide = b.fresh(kind)
-        b.emit(isa.TensorOp(kind, (x,), wide, dims=dims, keepdim=keep))
-        b.emit(isa.Cast(wide, g.out(node.output[0]), dtype))
-        return
-    b.emit(isa.TensorOp(kind, (x,), g.out(node.output[0]), dims=dims, keepdim=keep))
+    else:
+        reduced = b.fresh(kind)
+        b.emit(isa.TensorOp(kind, (x,), reduced, dims=dims, keepdim=keep))
+        if kind in ("sum", "prod") and dtype in ("int32", "int16", "int8", "uint8", "bool"):
+            narrowed = b.fresh("narrow")  # torch widens these to int64
+            b.emit(isa.Cast(reduced, narrowed, dtype))  # type: ignore[arg-type]
+            reduced = narrowed
+    if post is not None:
+        mapped = b.fresh(post)
+        b.emit(isa.TensorOp(post, (reduced,), mapped))
+        reduced = mapped
+    _finish(g, node.output[0], reduced)
 
 
 def _fold_empty_extreme(g: _Graph, node: onnx.NodeProto, shape: tuple[int | None, ...], dims: tuple[int, ...],
@@ -935,12 +1251,22 @@ def _reverse_time(x: str, out: str) -> isa.Instruction:
     return isa.Slice(x, out, (0,), (-1,), (-(2**62),), (-1,))
 
 
+# Operators the VM runs as their ONNX function body: the schema defines them in terms of
+# other operators (Attention as MatMul, Softmax, masks ...), and onnx's inliner expands them.
+FUNCTION_OPS = frozenset(
+    ["Attention", "RMSNormalization", "NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss", "CausalConvWithState",
+     "SpaceToDepth", "DepthToSpace", "Celu", "ThresholdedRelu", "Shrink", "BlackmanWindow", "HammingWindow",
+     "HannWindow", "GroupNormalization", "MeanVarianceNormalization", "HardSwish", "Mish", "Swish", "SwiGLU"])
+
 SUPPORTED_OPS = frozenset(
     ["Identity", "Dropout", "Constant", "Shape", "LeakyRelu", "Elu", "Selu", "PRelu", "Softplus", "HardSigmoid",
      "Gelu", "Softmax", "LogSoftmax", "Gemm", "Conv", "ConvTranspose", "MaxPool", "AveragePool",
      "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Reshape", "Flatten",
      "Transpose", "Concat", "Split", "Pad", "ArgMax", "ArgMin", "Gather", "Squeeze", "Unsqueeze", "Cast", "Clip",
-     "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean"] + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
+     "Where", "Slice", "LSTM", "Expand", "ConstantOfShape", "Sum", "Mean", "Mod", "BitShift", "IsInf", "CastLike",
+     "Trilu", "GatherElements", "CumSum", "CumProd", "Range", "Size", "Hardmax", "OneHot", "LpNormalization",
+     "Compress", "EyeLike", "TopK", "Einsum", "Resize", "ScatterElements", "Scatter", *FUNCTION_OPS]
+    + list(_UNARY) + list(_TENSOR_UNARY) + list(_BINARY) + list(_REDUCE))
 
 
 def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
@@ -965,9 +1291,10 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
         # Operators first, before shape inference: the VM refuses these anyway, and ONNX
         # shape inference crashes the process on some hostile attributes of operators the
         # VM has no use for (fuzzing onnx 1.23: GatherND with batch_dims=-9 segfaults).
-        problems = sorted({r for n in model.graph.node if (r := _unsupported_reason(n, _attrs(n))) is not None})
+        problems = _unsupported_problems(model.graph)
         if problems:
             raise UnsupportedOperators(f"the ONNX graph uses operators the VM cannot express: {', '.join(problems)}")
+        model = inline_function_ops(model)
         _refuse_inference_crashers(model.graph)
         if bind:
             _bind_inputs(model, bind)
@@ -984,6 +1311,48 @@ def from_onnx(source: str | Path | bytes, *, limits: Limits | None = None,
         # What the checker lets through but cannot be built (inconsistent shapes or
         # attributes); a compile error, not a crash.
         raise InvalidModel(f"the ONNX graph is inconsistent: {type(exc).__name__}: {exc}") from None
+
+
+def _unsupported_problems(graph: onnx.GraphProto) -> list[str]:
+    return sorted({r for n in graph.node if (r := _unsupported_reason(n, _attrs(n))) is not None})
+
+
+def inline_function_ops(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` with its FUNCTION_OPS nodes replaced by their ONNX function bodies
+    (the schema's definition at the model's opset, recursively); refuses a body that uses
+    what the VM lacks, naming both."""
+    used = sorted({n.op_type for n in model.graph.node if n.op_type in FUNCTION_OPS and n.domain in ("", "ai.onnx")})
+    if not used:
+        return model
+    model = _copy(model)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    for node in (n for n in model.graph.node if n.op_type in used):
+        # The bodies read attributes by reference (ReduceMean <axes = @axes>); the inliner
+        # leaves an absent one absent, so the schema's defaults are written out first.
+        given = {a.name for a in node.attribute}
+        for name, attr in onnx.defs.get_schema(node.op_type, opset).attributes.items():
+            if name not in given and attr.default_value.type != onnx.AttributeProto.UNDEFINED:
+                node.attribute.append(attr.default_value)
+    try:
+        inlined = onnx.inliner.inline_selected_functions(model, [("", op) for op in FUNCTION_OPS],
+                                                         inline_schema_functions=True)
+    except Exception as exc:  # the inliner asserts (C++) on forms it cannot expand, e.g. an omitted optional input
+        raise UnsupportedOperators(f"{', '.join(used)} in a form onnx cannot expand into its function body "
+                                   f"({str(exc).strip()[:200]})") from None
+    left = sorted({n.op_type for n in inlined.graph.node if n.op_type in FUNCTION_OPS})
+    if left:
+        raise UnsupportedOperators(f"{', '.join(left)} at opset {opset} (ONNX defines no function body for it there)")
+    problems = _unsupported_problems(inlined.graph)
+    if problems:
+        raise UnsupportedOperators(f"the ONNX function body of {', '.join(used)} uses operators the VM cannot "
+                                   f"express: {', '.join(problems)}")
+    return inlined
+
+
+def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    copied = onnx.ModelProto()
+    copied.CopyFrom(model)
+    return copied
 
 
 def _refuse_inference_crashers(graph: onnx.GraphProto) -> None:

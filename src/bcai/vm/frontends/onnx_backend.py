@@ -29,7 +29,7 @@ import torch
 from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict
 
 from bcai.errors import ConstantInputNeeded, InvalidFeed, InvalidModel
-from bcai.vm.frontends.onnx import from_onnx
+from bcai.vm.frontends.onnx import from_onnx, inline_function_ops
 from bcai.vm.interpreter import VM, Session
 from bcai.vm.program import Program
 from bcai.vm.kernels import TORCH_DTYPES
@@ -171,10 +171,11 @@ class BcaiBackend(Backend):
         output_names = [o.name for o in proto.graph.output]
         if program is not None:
             return BcaiBackendRep(data, input_names, output_names, VM("cpu").load(program))
-        sources = find_constant_sources(proto.graph, needed.value, input_names)
+        graph = inline_function_ops(proto).graph  # the constant needed may be inside a function body
+        sources = find_constant_sources(graph, needed.value, input_names)
         if not sources:
             raise needed
-        return BcaiBackendRep(data, input_names, output_names, None, sorted(sources), proto.graph)
+        return BcaiBackendRep(data, input_names, output_names, None, sorted(sources), graph)
 
     @classmethod
     def run_model(cls, model: onnx.ModelProto, inputs: Any, device: str = "CPU", **kwargs: Any) -> tuple[Any, ...]:
