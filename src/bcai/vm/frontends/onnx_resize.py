@@ -24,6 +24,10 @@ try:  # the reference implementation ships with onnx; its helpers are private
     from onnx.reference.ops import op_resize as _reference
 except ImportError:  # pragma: no cover - an onnx without it
     _reference = None  # type: ignore[assignment]
+_HELPERS = ("_nearest_coeffs", "_linear_coeffs", "_linear_coeffs_antialias", "_cubic_coeffs",
+            "_cubic_coeffs_antialias", "_interpolate_1d_along_axis")
+if _reference is not None and not all(hasattr(_reference, name) for name in _HELPERS):  # pragma: no cover
+    _reference = None  # type: ignore[assignment]  # private helpers renamed: refuse Resize, do not crash
 
 AxisPlan = tuple[int, np.ndarray, np.ndarray | None]  # axis, W, the rows outside the input (or None)
 
