@@ -359,6 +359,9 @@ def _run(frame: Frame) -> bytes:
     except (SyntaxError, ValueError, RecursionError) as exc:
         return _error_frame("crashed", f"program does not compile: {exc}")
     os.environ.clear()
+    # The CBOR encoder imports two modules on its first use; have that happen now, while
+    # imports are free, rather than under the guard at the first frame anyone writes.
+    encode_frame({"status": "ok", "log": ""}, {})
     guard = _Guard(constraints, workdir, get_trusted_prefixes())
     program: dict[str, Any] = {"__name__": "__sandbox__", "inputs": inputs, "outputs": {}}
     guarded = _make_import(guard, builtins.__import__, program)
