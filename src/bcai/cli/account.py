@@ -21,7 +21,7 @@ JsonOption = typer.Option(False, "--json", help="Print one JSON object.")
 def resolve_url(url: Optional[str]) -> str:
     from bcai.cli.devnet import get_default_url
 
-    return url or get_default_url()
+    return url if url is not None else get_default_url()
 
 
 def load_signing_key(name: str, home: Optional[Path]) -> PrivateKey:

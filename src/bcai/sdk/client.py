@@ -24,7 +24,7 @@ import httpx
 
 from bcai.crypto import CODEC_DAG_CBOR, CODEC_RAW, Address, Cid, PrivateKey, PublicKey, sha256
 from bcai.crypto.objects import DEFAULT_CHUNK_SIZE, Manifest, compute_chunks
-from bcai.errors import BcaiError, ClientError, InvalidCid, InvalidManifest, NodeUnreachable, TxDropped, TxTimeout
+from bcai.errors import BcaiError, ClientError, ConfigError, InvalidCid, InvalidManifest, NodeUnreachable, TxDropped, TxTimeout
 from bcai.ledger.types import Amount, Bps, JobId
 from bcai.ledger import (
     Attest, Bond, Capabilities, PostJob, RecordCheckpoint, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, TxBody, Unbond,
@@ -85,9 +85,21 @@ class TxOutcome:
         return self.error is None
 
 
+def check_node_url(url: str) -> str:
+    """`url` without a trailing slash; `ConfigError` unless it is http(s)://HOST[:PORT][/PATH]."""
+    try:
+        parsed = httpx.URL(url)
+        port_ok = parsed.port is None or 0 < parsed.port < 65536
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"bad node URL {url!r}: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host or not port_ok:
+        raise ConfigError(f"bad node URL {url!r}: expected http://HOST:PORT, e.g. http://127.0.0.1:26657")
+    return url.rstrip("/")
+
+
 class Client:
     def __init__(self, url: str, key: PrivateKey | None = None, timeout_s: float = 10.0) -> None:
-        self.url = url.rstrip("/")
+        self.url = check_node_url(url)
         self.key = key
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
         self._chain_id: str | None = None
