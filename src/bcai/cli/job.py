@@ -33,6 +33,7 @@ this process holds those keys, so it must stay up until they are released.
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ import yaml
 from rich.table import Table
 
 from bcai.cli.account import HomeOption, JsonOption, UrlOption, load_signing_key, resolve_url
+from bcai.cli.files import write_file
 from bcai.cli.output import console, emit_json, fail
 from bcai.encoding.documents import load_yaml
 from bcai.errors import BcaiError, InvalidJobDocument, WrongState
@@ -117,6 +119,8 @@ def load_job_file(path: Path) -> JobFile:
         doc = load_yaml(path.read_text())
     except OSError as exc:
         raise InvalidJobDocument(f"cannot read job file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidJobDocument(f"job file {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise InvalidJobDocument(f"job file {path} is not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
@@ -164,6 +168,8 @@ def load_job_file(path: Path) -> JobFile:
         bml = bml_path.read_text()
     except OSError as exc:
         raise InvalidJobDocument(f"cannot read the BML file {bml_path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidJobDocument(f"the BML file {bml_path} is not UTF-8 text") from None
     from_bml(bml)  # raises InvalidBml with the BML's own message
     name = doc.get("name", load_yaml(bml).get("name") or path.stem)
     if not isinstance(name, str) or not name:
@@ -286,7 +292,9 @@ def result(job_id: str = typer.Argument(..., help="The job id (hex)."),
         with Client(resolve_url(url)) as client:
             model_cid = get_accepted_model(client.job(job_id))
             tensors = decode_tensors(client.download(model_cid))  # checked against its CID
-        torch.save(dict(tensors), output)
+        buffer = io.BytesIO()
+        torch.save(dict(tensors), buffer)
+        write_file(output, buffer.getvalue())
     except BcaiError as exc:
         fail(exc, as_json)
     view = {"job_id": job_id, "model_cid": model_cid, "output": str(output),

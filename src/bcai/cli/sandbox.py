@@ -14,7 +14,10 @@ import typer
 
 from typing import NoReturn
 
-from bcai.cli.output import console, emit_json, err_console
+from rich.markup import escape
+
+from bcai.cli.files import write_file, write_npy
+from bcai.cli.output import console, emit_json, err_console, print_error
 from bcai.errors import BcaiError, ConfigError, SANDBOX_ERRORS
 from bcai.sandbox.python import PythonConstraints, PythonSandbox
 from bcai.sandbox.result import ExecutionResult
@@ -32,7 +35,7 @@ def fail(error: BcaiError, as_json: bool) -> NoReturn:
         emit_json({"status": "error", "error_kind": error.code, "message": str(error), "metrics": None,
                    "error": error.to_dict()})
     else:
-        err_console.print(f"[bold red]error[/] ({error.code}): {error}")
+        print_error(error)
     raise typer.Exit(error.exit_code)
 
 
@@ -64,18 +67,21 @@ def _parse_inputs(specs: List[str]) -> dict[str, np.ndarray]:
 
 def _finish(result: ExecutionResult, as_json: bool, extra: dict[str, object]) -> None:
     if as_json:
-        emit_json({**result.to_dict(), **extra})
+        # a failed run also carries the `error` object every other command's JSON failure has
+        error = {} if result.ok else {"error": {"code": SANDBOX_ERRORS[result.error_kind or "crashed"].code,
+                                                "message": result.message}}
+        emit_json({**result.to_dict(), **extra, **error})
     else:
         m = result.metrics
         fuel = f", fuel {m.fuel_used}" if m.fuel_used is not None else ""
         if result.ok:
-            console.print(f"[bold green]ok[/] in {m.wall_time_ms:.1f} ms (cpu {m.cpu_time_ms:.1f} ms, peak {m.peak_memory_bytes >> 20} MiB{fuel})")
+            console.print(f"ok in {m.wall_time_ms:.1f} ms (cpu {m.cpu_time_ms:.1f} ms, peak {m.peak_memory_bytes >> 20} MiB{fuel})")
             for name, value in result.to_dict()["outputs"].items():
                 console.print(f"  {name}: {value}")
             if result.output_sha256:
                 console.print(f"  output sha256 {result.output_sha256}")
         else:
-            err_console.print(f"[bold red]{result.error_kind}[/]: {result.message}  ({m.wall_time_ms:.1f} ms{fuel})")
+            err_console.print(f"[bold red]{result.error_kind}[/]: {escape(result.message)}  ({m.wall_time_ms:.1f} ms{fuel})")
         if result.log:
             console.print(result.log, end="", markup=False, highlight=False)
     if not result.ok:
@@ -113,7 +119,7 @@ def python(
         if output_dir is not None and result.ok:
             output_dir.mkdir(parents=True, exist_ok=True)
             for name, value in result.outputs.items():
-                np.save(output_dir / f"{name}.npy", value, allow_pickle=False)
+                write_npy(output_dir / f"{name}.npy", value)
     except UnicodeDecodeError:
         fail(ConfigError(f"program {file} is not UTF-8 text"), as_json)
     except BcaiError as exc:
@@ -145,7 +151,7 @@ def wasm(
         data = _read_file(input, "input", limits.max_input_bytes) if input is not None else b""
         result = WasmEngine().execute(source, data, entry=entry, limits=limits)
         if output is not None and result.ok:
-            output.write_bytes(result.outputs["output"])
+            write_file(output, result.outputs["output"])
     except BcaiError as exc:
         fail(exc, as_json)
     _finish(result, as_json, {"preset": preset, "output_bytes": len(result.outputs.get("output", b""))})
