@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,38 @@ def test_bad_node_url_is_named(capsys, url):
         code, doc = run_json(capsys, args)
         assert code == 2 and doc["error"]["code"] == "config_invalid", doc
         assert repr(url) in doc["error"]["message"]
+
+
+@pytest.fixture
+def fieldless_node():
+    """A node that answers every GET with 200 and `{}`: a JSON object without the fields the API promises."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.parametrize("args", [["status"], ["account", ADDRESS], ["job", "status", "ab" * 32],
+                                  ["job", "result", "ab" * 32, "-o", "model.pt"]])
+def test_node_answer_without_its_fields_is_bad_reply(capsys, tmp_path, monkeypatch, fieldless_node, args):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_human(capsys, [*args, "--url", fieldless_node])
+    assert code == 1 and err.startswith("error (bad_reply): ")
+    assert not (tmp_path / "model.pt").exists()
 
 
 def test_brackets_in_names_are_printed_not_read_as_markup(capsys, tmp_path):

@@ -11,6 +11,7 @@ from rich.table import Table
 from bcai.cli.output import console, emit_json, fail
 from bcai.crypto import PrivateKey
 from bcai.errors import BcaiError, ConfigError, KeyStoreError
+from bcai.sdk.client import node_answer
 
 UrlOption = typer.Option(None, "--url", help="Node API URL (default: the running devnet's first node).")
 KeyOption = typer.Option(None, "--key", help="Name of a key in HOME/keys (or in the devnet home).")
@@ -66,4 +67,5 @@ def account(address: Optional[str] = typer.Argument(None, help="bcai... address"
     if as_json:
         emit_json(view)
     else:
-        print_view(f"account {view['address']}", view)
+        with node_answer():
+            print_view(f"account {view['address']}", view)

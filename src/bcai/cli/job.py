@@ -48,6 +48,7 @@ from bcai.cli.files import write_file
 from bcai.cli.output import console, emit_json, fail
 from bcai.encoding.documents import load_yaml
 from bcai.errors import BcaiError, InvalidJobDocument, WrongState
+from bcai.sdk.client import node_answer
 
 app = typer.Typer(help="Post training jobs, follow them, fetch their models.", no_args_is_help=True)
 
@@ -236,9 +237,10 @@ def list_jobs(url: Optional[str] = UrlOption, as_json: bool = JsonOption,
     table = Table(title=f"{len(jobs)} job(s)")
     for column in ("job id", "state", "budget", "workers", "results", "deadline"):
         table.add_column(column)
-    for job in jobs:
-        table.add_row(job["job_id"][:16] + "...", job["state"], str(job["budget"]), str(len(job["workers"])),
-                      str(len(job["results"])), str(job["deadline_height"]))
+    with node_answer():
+        for job in jobs:
+            table.add_row(job["job_id"][:16] + "...", job["state"], str(job["budget"]), str(len(job["workers"])),
+                          str(len(job["results"])), str(job["deadline_height"]))
     console.print(table)
 
 
@@ -259,7 +261,8 @@ def status(job_id: str = typer.Argument(..., help="The job id (hex, the PostJob 
     if as_json:
         emit_json(view)
     else:
-        _show_job(view)
+        with node_answer():
+            _show_job(view)
 
 
 def get_accepted_model(view: dict[str, Any]) -> str:
@@ -290,7 +293,8 @@ def result(job_id: str = typer.Argument(..., help="The job id (hex)."),
 
     try:
         with Client(resolve_url(url)) as client:
-            model_cid = get_accepted_model(client.job(job_id))
+            with node_answer():
+                model_cid = get_accepted_model(client.job(job_id))
             tensors = decode_tensors(client.download(model_cid))  # checked against its CID
         buffer = io.BytesIO()
         torch.save(dict(tensors), buffer)

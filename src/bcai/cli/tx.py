@@ -10,6 +10,7 @@ import typer
 from bcai.cli.account import HomeOption, JsonOption, UrlOption, load_signing_key, print_view, resolve_url
 from bcai.cli.output import console, emit_json, fail
 from bcai.errors import BcaiError
+from bcai.sdk.client import node_answer
 
 app = typer.Typer(help="Sign and submit transactions (the key never leaves this machine).", no_args_is_help=True)
 
@@ -32,7 +33,8 @@ def _submit(send: Callable[..., str], key: str, url: Optional[str], home: Option
     if as_json:
         emit_json(receipt)
     else:
-        console.print(f"tx {tx_hash} {receipt['status']}" + (f" at height {receipt['height']}" if wait else ""))
+        with node_answer():
+            console.print(f"tx {tx_hash} {receipt['status']}" + (f" at height {receipt['height']}" if wait else ""))
         if wait:
             print_view("transaction", receipt)
 

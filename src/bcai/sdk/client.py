@@ -49,6 +49,16 @@ def _bad_reply(what: str) -> ClientError:
     return ClientError("bad_reply", f"the node's answer is not what the API promises: {what}", 0)
 
 
+@contextlib.contextmanager
+def node_answer() -> Iterator[None]:
+    """Reading fields out of a node's answer (a job view, an account): a missing or mistyped
+    one is the node's `bad_reply`, not a KeyError or TypeError of the caller."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise _bad_reply(f"{type(exc).__name__}: {exc}") from None
+
+
 def _field(body: Any, key: str, kind: type[T]) -> T:
     """`body[key]` of a node's JSON answer, checked to be a `kind` (a broken or hostile node
     gets a `ClientError("bad_reply")`, never a KeyError or TypeError out of the SDK)."""
