@@ -134,7 +134,8 @@ def test_keys_list_refuses_a_file_as_home(capsys, tmp_path):
     assert code == 1 and doc["error"]["code"] == "file_access"
 
 
-@pytest.mark.parametrize("option", [["--roles", "bogus"], ["--p2p-port", "70000"], ["--chain-id", ""]])
+@pytest.mark.parametrize("option", [["--roles", "bogus"], ["--p2p-port", "70000"], ["--chain-id", ""], ["--name", ""],
+                                    ["--name", "a\nb"], ["--name", "x" * 65]])
 def test_failed_node_init_leaves_nothing_and_can_be_retried(capsys, tmp_path, option):
     home = tmp_path / "node"
     code, doc = run_json(capsys, ["node", "init", "--home", str(home), *option])
