@@ -51,9 +51,13 @@ def run_human(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int,
     (["tx", "bond", "1.5", "--key", "k"], "amount"),
     (["tx", "transfer", ADDRESS, str(2**64), "--key", "k"], "18446744073709551615"),
     (["devnet", "up", "-n", "abc"], "nodes"),
+    (["devnet", "up", "-n", "1", "--wait", "nan", "--home", "unused"], "positive number of seconds"),
+    (["devnet", "up", "-n", "1", "--wait", "-1", "--home", "unused"], "positive number of seconds"),
+    (["job", "submit", "job.yaml", "--key", "k", "--timeout", "inf"], "positive number of seconds"),
     (["no-such-command"], "no-such-command"),
 ])
-def test_usage_errors_are_config_invalid_in_json_and_one_line(capsys, args, needle):
+def test_usage_errors_are_config_invalid_in_json_and_one_line(capsys, monkeypatch, tmp_path, args, needle):
+    monkeypatch.chdir(tmp_path)  # had a devnet started, it would be here
     code, doc = run_json(capsys, args)
     assert code == 2 and doc["status"] == "error" and doc["error"]["code"] == "config_invalid"
     assert needle.lower() in doc["error"]["message"].lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,6 +18,13 @@ UrlOption = typer.Option(None, "--url", help="Node API URL (default: the running
 KeyOption = typer.Option(None, "--key", help="Name of a key in HOME/keys (or in the devnet home).")
 HomeOption = typer.Option(None, "--home", help="bcai home holding keys/ (default: $BCAI_HOME or the user data dir).")
 JsonOption = typer.Option(False, "--json", help="Print one JSON object.")
+
+
+def check_seconds(value: float) -> float:
+    """A typer callback for a wait option: `nan`, `inf` and values <= 0 would wait forever or not at all."""
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"must be a positive number of seconds, got {value}")
+    return value
 
 
 def resolve_url(url: Optional[str]) -> str:

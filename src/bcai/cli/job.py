@@ -43,7 +43,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from bcai.cli.account import HomeOption, JsonOption, UrlOption, load_signing_key, resolve_url
+from bcai.cli.account import HomeOption, JsonOption, UrlOption, check_seconds, load_signing_key, resolve_url
 from bcai.cli.files import write_file
 from bcai.cli.output import console, emit_json, fail
 from bcai.encoding.documents import load_yaml
@@ -357,7 +357,8 @@ async def _submit(client: Any, job: JobFile, watch: bool, timeout_s: float, say:
 def submit(job_file: Path = typer.Argument(..., help="The job file (YAML), see `bcai job --help`."),
            key: str = typer.Option(..., "--key", help="The client's key (HOME/keys or the devnet home)."),
            watch: bool = typer.Option(False, "--watch", help="Stay until the job ends, printing state changes."),
-           timeout_s: float = typer.Option(3600.0, "--timeout", help="Seconds to wait for each step."),
+           timeout_s: float = typer.Option(3600.0, "--timeout", callback=check_seconds,
+                                           help="Seconds to wait for each step."),
            url: Optional[str] = UrlOption, home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
     """Post a training job and release its data keys when it is assigned (this process holds them).
 
