@@ -1,5 +1,5 @@
 """`python -m bcai ...` is the same as the `bcai` console script."""
 
-from bcai.cli.app import main
+from bcai.cli import main
 
 main()

@@ -1020,6 +1020,44 @@ class TxTimeout(NodeError):
     retryable = True
 
 
+# --- command line ---------------------------------------------------------------------
+
+
+class CliError(BcaiError):
+    """Base for how a `bcai` command can end other than with its result."""
+
+    code = "cli"
+
+
+class FileAccessError(CliError):
+    """Raised when a file or directory a command reads or writes cannot be used (missing, a
+    file where a directory should be, no permission, a read-only or full disk)."""
+
+    code = "file_access"
+
+
+class OutputFailed(CliError):
+    """Raised when a command cannot write its result to stdout (closed, a full disk, or a
+    reader such as `head` that left); the message goes to stderr instead."""
+
+    code = "output_failed"
+
+
+class Interrupted(CliError):
+    """Raised when the user interrupts a command (Ctrl-C); files it was writing are either
+    complete or removed."""
+
+    code = "interrupted"
+    exit_code = 130
+
+
+class InternalError(CliError):
+    """Raised when a command fails in a way bcai did not foresee (a bug); `BCAI_TRACEBACK=1`
+    shows where."""
+
+    code = "internal_error"
+
+
 # --- jobs (training runner, evaluation, job flow) --------------------------------------
 
 

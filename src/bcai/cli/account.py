@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Optional
 
@@ -11,6 +12,7 @@ from rich.table import Table
 from bcai.cli.output import console, emit_json, fail
 from bcai.crypto import PrivateKey
 from bcai.errors import BcaiError, ConfigError, KeyStoreError
+from bcai.sdk.client import node_answer
 
 UrlOption = typer.Option(None, "--url", help="Node API URL (default: the running devnet's first node).")
 KeyOption = typer.Option(None, "--key", help="Name of a key in HOME/keys (or in the devnet home).")
@@ -18,10 +20,17 @@ HomeOption = typer.Option(None, "--home", help="bcai home holding keys/ (default
 JsonOption = typer.Option(False, "--json", help="Print one JSON object.")
 
 
+def check_seconds(value: float) -> float:
+    """A typer callback for a wait option: `nan`, `inf` and values <= 0 would wait forever or not at all."""
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"must be a positive number of seconds, got {value}")
+    return value
+
+
 def resolve_url(url: Optional[str]) -> str:
     from bcai.cli.devnet import get_default_url
 
-    return url or get_default_url()
+    return url if url is not None else get_default_url()
 
 
 def load_signing_key(name: str, home: Optional[Path]) -> PrivateKey:
@@ -66,4 +75,5 @@ def account(address: Optional[str] = typer.Argument(None, help="bcai... address"
     if as_json:
         emit_json(view)
     else:
-        print_view(f"account {view['address']}", view)
+        with node_answer():
+            print_view(f"account {view['address']}", view)

@@ -31,9 +31,9 @@ def demo(
             console.print(f"  round {data['round']}: loss {data['loss']:.4f}  shard accuracy {data['accuracy']:.3f}"
                           f"  workers {data['workers']}  checkpoint {data['checkpoint'][:16]}…", soft_wrap=True)
         elif kind in ("devnet", "setup"):
-            console.print(f"[bold]{kind}[/]: {data['message']}")
+            console.print(f"{kind}: {data['message']}")
         elif kind == "posted":
-            console.print(f"[bold]job posted[/] {data['job_id'][:16]}... at height {data.get('height')}")
+            console.print(f"job posted {data['job_id'][:16]}... at height {data.get('height')}")
         elif kind == "checkpoint":
             console.print(f"  round {data['round'] + 1} checkpoint {str(data['cid'])[:16]}… recorded on chain",
                           soft_wrap=True)
@@ -42,7 +42,7 @@ def demo(
             extra = f" accuracy {data['accuracy_bps'] / 100:.2f}% accept={data['accept']}" if kind == "attested" else ""
             console.print(f"  {kind}: {who[:14]}... at height {data.get('height')}{extra}")
         else:
-            console.print(f"[bold]{kind}[/]")
+            console.print(kind, style="bold")
 
     try:
         result = run_demo(home, progress, keep=keep)
@@ -52,7 +52,7 @@ def demo(
         emit_json(result.to_dict())
         return
     console.print()
-    console.print(f"[bold green]job {result.state}[/]  test accuracy {result.accuracy * 100:.2f}%  "
+    console.print(f"job {result.state}  test accuracy {result.accuracy * 100:.2f}%  "
                   f"model {result.model_cid}")
     steps: dict[str, list[int]] = {}
     for step, height in result.job_blocks.items():

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from bcai.cli.account import check_seconds
 from bcai.cli.output import console, emit_json, fail
 from bcai.errors import BcaiError, DevnetNotFound
 
@@ -41,7 +42,7 @@ def get_default_url() -> str:
 def up(n: int = typer.Option(4, "-n", "--nodes", min=1, max=32, help="Number of validator nodes."),
        home: Optional[Path] = HomeOption,
        fresh: bool = typer.Option(False, "--fresh", help="Discard an existing stopped devnet and start a new chain."),
-       wait: float = typer.Option(60.0, "--wait", help="Seconds to wait for the first commit."),
+       wait: float = typer.Option(60.0, "--wait", callback=check_seconds, help="Seconds to wait for the first commit."),
        as_json: bool = JsonOption) -> None:
     """Generate genesis and keys for N nodes (and a funded key `client`), start them as
     separate processes and wait until they commit. A stopped devnet of the same size is

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from bcai.cli.files import write_file
 from bcai.cli.output import console, emit_json, fail
 from bcai.errors import BcaiError, InvalidGenesis
 from bcai.ledger import compute_genesis_state, compute_validator_set, load_genesis, parse_genesis
@@ -49,7 +50,7 @@ def new(
         genesis = parse_genesis(doc)
         if out.exists():
             raise InvalidGenesis(f"{out} already exists; not overwriting it")
-        out.write_text(json.dumps(genesis.to_dict(), indent=2) + "\n")
+        write_file(out, (json.dumps(genesis.to_dict(), indent=2) + "\n").encode(), overwrite=False)
     except BcaiError as exc:
         fail(exc, as_json)
     root = compute_genesis_state(genesis).root().hex()

@@ -33,6 +33,7 @@ this process holds those keys, so it must stay up until they are released.
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +43,12 @@ import typer
 import yaml
 from rich.table import Table
 
-from bcai.cli.account import HomeOption, JsonOption, UrlOption, load_signing_key, resolve_url
+from bcai.cli.account import HomeOption, JsonOption, UrlOption, check_seconds, load_signing_key, resolve_url
+from bcai.cli.files import write_file
 from bcai.cli.output import console, emit_json, fail
 from bcai.encoding.documents import load_yaml
 from bcai.errors import BcaiError, InvalidJobDocument, WrongState
+from bcai.sdk.client import node_answer
 
 app = typer.Typer(help="Post training jobs, follow them, fetch their models.", no_args_is_help=True)
 
@@ -117,6 +120,8 @@ def load_job_file(path: Path) -> JobFile:
         doc = load_yaml(path.read_text())
     except OSError as exc:
         raise InvalidJobDocument(f"cannot read job file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidJobDocument(f"job file {path} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise InvalidJobDocument(f"job file {path} is not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
@@ -164,6 +169,8 @@ def load_job_file(path: Path) -> JobFile:
         bml = bml_path.read_text()
     except OSError as exc:
         raise InvalidJobDocument(f"cannot read the BML file {bml_path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidJobDocument(f"the BML file {bml_path} is not UTF-8 text") from None
     from_bml(bml)  # raises InvalidBml with the BML's own message
     name = doc.get("name", load_yaml(bml).get("name") or path.stem)
     if not isinstance(name, str) or not name:
@@ -230,9 +237,10 @@ def list_jobs(url: Optional[str] = UrlOption, as_json: bool = JsonOption,
     table = Table(title=f"{len(jobs)} job(s)")
     for column in ("job id", "state", "budget", "workers", "results", "deadline"):
         table.add_column(column)
-    for job in jobs:
-        table.add_row(job["job_id"][:16] + "...", job["state"], str(job["budget"]), str(len(job["workers"])),
-                      str(len(job["results"])), str(job["deadline_height"]))
+    with node_answer():
+        for job in jobs:
+            table.add_row(job["job_id"][:16] + "...", job["state"], str(job["budget"]), str(len(job["workers"])),
+                          str(len(job["results"])), str(job["deadline_height"]))
     console.print(table)
 
 
@@ -253,7 +261,8 @@ def status(job_id: str = typer.Argument(..., help="The job id (hex, the PostJob 
     if as_json:
         emit_json(view)
     else:
-        _show_job(view)
+        with node_answer():
+            _show_job(view)
 
 
 def get_accepted_model(view: dict[str, Any]) -> str:
@@ -284,9 +293,12 @@ def result(job_id: str = typer.Argument(..., help="The job id (hex)."),
 
     try:
         with Client(resolve_url(url)) as client:
-            model_cid = get_accepted_model(client.job(job_id))
+            with node_answer():
+                model_cid = get_accepted_model(client.job(job_id))
             tensors = decode_tensors(client.download(model_cid))  # checked against its CID
-        torch.save(dict(tensors), output)
+        buffer = io.BytesIO()
+        torch.save(dict(tensors), buffer)
+        write_file(output, buffer.getvalue())
     except BcaiError as exc:
         fail(exc, as_json)
     view = {"job_id": job_id, "model_cid": model_cid, "output": str(output),
@@ -345,7 +357,8 @@ async def _submit(client: Any, job: JobFile, watch: bool, timeout_s: float, say:
 def submit(job_file: Path = typer.Argument(..., help="The job file (YAML), see `bcai job --help`."),
            key: str = typer.Option(..., "--key", help="The client's key (HOME/keys or the devnet home)."),
            watch: bool = typer.Option(False, "--watch", help="Stay until the job ends, printing state changes."),
-           timeout_s: float = typer.Option(3600.0, "--timeout", help="Seconds to wait for each step."),
+           timeout_s: float = typer.Option(3600.0, "--timeout", callback=check_seconds,
+                                           help="Seconds to wait for each step."),
            url: Optional[str] = UrlOption, home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
     """Post a training job and release its data keys when it is assigned (this process holds them).
 

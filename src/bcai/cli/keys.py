@@ -10,7 +10,7 @@ from rich.table import Table
 
 from bcai.cli.output import console, emit_json, fail
 from bcai.crypto.keystore import KeyStore
-from bcai.errors import BcaiError
+from bcai.errors import BcaiError, FileAccessError
 from bcai.home import default_home
 
 app = typer.Typer(help="Manage ed25519 keys (stored under HOME/keys with mode 0600).", no_args_is_help=True)
@@ -20,7 +20,10 @@ JsonOption = typer.Option(False, "--json", help="Print one JSON object.")
 
 
 def _store(home: Optional[Path]) -> KeyStore:
-    return KeyStore(home or default_home())
+    home = home or default_home()
+    if home.exists() and not home.is_dir():  # else `list` would find no keys/ and print none
+        raise FileAccessError(f"home {home} is not a directory")
+    return KeyStore(home)
 
 
 def _describe(name: str, store: KeyStore) -> dict[str, str]:
@@ -44,7 +47,7 @@ def new(name: str, home: Optional[Path] = HomeOption, as_json: bool = JsonOption
     if as_json:
         emit_json(info)
     else:
-        console.print(f"created key [bold]{name}[/]  address {info['address']}\n  file {info['path']}")
+        console.print(f"created key {name}  address {info['address']}\n  file {info['path']}")
 
 
 @app.command("show")

@@ -47,7 +47,7 @@ def init(
     if as_json:
         emit_json(info)
     else:
-        console.print(f"initialized node [bold]{name}[/] in {home}\n  chain {config.chain_id}, roles "
+        console.print(f"initialized node {name} in {home}\n  chain {config.chain_id}, roles "
                       f"{', '.join(config.roles)}\n  run it: bcai node run --home {home}")
 
 
@@ -71,7 +71,7 @@ def run(home: Optional[Path] = typer.Option(None, "--home", help="Node home (def
     setup_logging(home, node.config.log_level, node.config.log_max_bytes, node.config.log_backups)
     if not as_json:
         api = node.config.api
-        console.print(f"node [bold]{node.config.name}[/] starting: API http://{api.host}:{api.port}, "
+        console.print(f"node {node.config.name} starting: API http://{api.host}:{api.port}, "
                       f"logs {home / 'logs' / 'node.log'}")
     try:
         asyncio.run(node.run())

@@ -1,4 +1,9 @@
-"""Printing results: a Rich table/text for people, one JSON object with `--json`."""
+"""Printing results: a Rich table/text for people, one JSON object with `--json`.
+
+`console` does not read Rich markup: the names, paths and node answers it prints may hold
+brackets (`[/x]`), which markup would take for tags (and fail on). Errors are one line on
+stderr, never wrapped, with the message escaped.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from bcai.errors import BcaiError
+from bcai.errors import BcaiError, OutputFailed
 
-console = Console()
+console = Console(markup=False)
 err_console = Console(stderr=True)
 
 
@@ -36,13 +41,28 @@ def compute_terminal_markup(text: str) -> str:
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, sort_keys=True, default=str) + "\n")
-    sys.stdout.flush()
+    text = json.dumps(obj, sort_keys=True, default=str) + "\n"
+    if sys.stdout is None:  # started with stdout closed (`bcai ... >&-`)
+        raise OutputFailed("cannot write the result: stdout is closed")
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError) as exc:  # a reader that left (EPIPE), a full disk, a closed file
+        raise OutputFailed(f"cannot write the result to stdout: {getattr(exc, 'strerror', None) or exc}") from exc
 
 
-def fail(error: BcaiError, as_json: bool) -> NoReturn:
+def print_error(error: BcaiError) -> None:
+    err_console.print(f"[bold red]error[/] ({error.code}): {compute_terminal_markup(str(error))}", soft_wrap=True)
+
+
+def report(error: BcaiError, as_json: bool) -> int:
+    """Print `error` as one JSON object on stdout (`--json`) or one line on stderr; its exit code."""
     if as_json:
         emit_json({"status": "error", "error": error.to_dict()})
     else:
-        err_console.print(f"[bold red]error[/] ({error.code}): {compute_terminal_markup(str(error))}")
-    raise typer.Exit(error.exit_code)
+        print_error(error)
+    return error.exit_code
+
+
+def fail(error: BcaiError, as_json: bool) -> NoReturn:
+    raise typer.Exit(report(error, as_json))

@@ -14,7 +14,8 @@ import typer
 
 from typing import NoReturn
 
-from bcai.cli.output import compute_terminal_markup, compute_terminal_text, console, emit_json, err_console
+from bcai.cli.files import write_file, write_npy
+from bcai.cli.output import compute_terminal_markup, compute_terminal_text, console, emit_json, err_console, print_error
 from bcai.errors import BcaiError, ConfigError, SANDBOX_ERRORS
 from bcai.sandbox.python import PythonConstraints, PythonSandbox
 from bcai.sandbox.result import ExecutionResult
@@ -32,7 +33,7 @@ def fail(error: BcaiError, as_json: bool) -> NoReturn:
         emit_json({"status": "error", "error_kind": error.code, "message": str(error), "metrics": None,
                    "error": error.to_dict()})
     else:
-        err_console.print(f"[bold red]error[/] ({error.code}): {compute_terminal_markup(str(error))}")
+        print_error(error)
     raise typer.Exit(error.exit_code)
 
 
@@ -64,12 +65,15 @@ def _parse_inputs(specs: List[str]) -> dict[str, np.ndarray]:
 
 def _finish(result: ExecutionResult, as_json: bool, extra: dict[str, object]) -> None:
     if as_json:
-        emit_json({**result.to_dict(), **extra})
+        # a failed run also carries the `error` object every other command's JSON failure has
+        error = {} if result.ok else {"error": {"code": SANDBOX_ERRORS[result.error_kind or "crashed"].code,
+                                                "message": result.message}}
+        emit_json({**result.to_dict(), **extra, **error})
     else:
         m = result.metrics
         fuel = f", fuel {m.fuel_used}" if m.fuel_used is not None else ""
         if result.ok:
-            console.print(f"[bold green]ok[/] in {m.wall_time_ms:.1f} ms (cpu {m.cpu_time_ms:.1f} ms, peak {m.peak_memory_bytes >> 20} MiB{fuel})")
+            console.print(f"ok in {m.wall_time_ms:.1f} ms (cpu {m.cpu_time_ms:.1f} ms, peak {m.peak_memory_bytes >> 20} MiB{fuel})")
             for name, value in result.to_dict()["outputs"].items():
                 console.print(f"  {name}: {value}")
             if result.output_sha256:
@@ -113,7 +117,7 @@ def python(
         if output_dir is not None and result.ok:
             output_dir.mkdir(parents=True, exist_ok=True)
             for name, value in result.outputs.items():
-                np.save(output_dir / f"{name}.npy", value, allow_pickle=False)
+                write_npy(output_dir / f"{name}.npy", value)
     except UnicodeDecodeError:
         fail(ConfigError(f"program {file} is not UTF-8 text"), as_json)
     except BcaiError as exc:
@@ -145,7 +149,7 @@ def wasm(
         data = _read_file(input, "input", limits.max_input_bytes) if input is not None else b""
         result = WasmEngine().execute(source, data, entry=entry, limits=limits)
         if output is not None and result.ok:
-            output.write_bytes(result.outputs["output"])
+            write_file(output, result.outputs["output"])
     except BcaiError as exc:
         fail(exc, as_json)
     _finish(result, as_json, {"preset": preset, "output_bytes": len(result.outputs.get("output", b""))})

@@ -9,6 +9,7 @@ import typer
 from bcai.cli.account import JsonOption, UrlOption, print_view, resolve_url
 from bcai.cli.output import emit_json, fail
 from bcai.errors import BcaiError
+from bcai.sdk.client import node_answer
 
 def status(url: Optional[str] = UrlOption, as_json: bool = JsonOption) -> None:
     """Show the status of the node at --url (default: the running devnet's first node).
@@ -25,4 +26,5 @@ def status(url: Optional[str] = UrlOption, as_json: bool = JsonOption) -> None:
     if as_json:
         emit_json(view)
     else:
-        print_view(f"node {view['name']} ({view['chain_id']})", view)
+        with node_answer():
+            print_view(f"node {view['name']} ({view['chain_id']})", view)

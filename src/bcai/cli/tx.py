@@ -10,11 +10,13 @@ import typer
 from bcai.cli.account import HomeOption, JsonOption, UrlOption, load_signing_key, print_view, resolve_url
 from bcai.cli.output import console, emit_json, fail
 from bcai.errors import BcaiError
+from bcai.sdk.client import node_answer
 
 app = typer.Typer(help="Sign and submit transactions (the key never leaves this machine).", no_args_is_help=True)
 
 KeyOption = typer.Option(..., "--key", help="Name of the signing key (HOME/keys or the devnet home).")
-FeeOption = typer.Option(None, "--fee", min=0, help="Fee (default: the chain's minimum).")
+MAX_AMOUNT = 2**64 - 1  # amounts and fees are unsigned 64-bit on chain
+FeeOption = typer.Option(None, "--fee", min=0, max=MAX_AMOUNT, help="Fee (default: the chain's minimum).")
 WaitOption = typer.Option(True, "--wait/--no-wait", help="Wait until the tx is committed.")
 
 
@@ -31,14 +33,15 @@ def _submit(send: Callable[..., str], key: str, url: Optional[str], home: Option
     if as_json:
         emit_json(receipt)
     else:
-        console.print(f"tx {tx_hash} {receipt['status']}" + (f" at height {receipt['height']}" if wait else ""))
+        with node_answer():
+            console.print(f"tx {tx_hash} {receipt['status']}" + (f" at height {receipt['height']}" if wait else ""))
         if wait:
             print_view("transaction", receipt)
 
 
 @app.command("transfer")
 def transfer(to: str = typer.Argument(..., help="Recipient address (bcai...)."),
-             amount: int = typer.Argument(..., min=1, help="Amount in base units."),
+             amount: int = typer.Argument(..., min=1, max=MAX_AMOUNT, help="Amount in base units."),
              key: str = KeyOption, fee: Optional[int] = FeeOption, wait: bool = WaitOption,
              url: Optional[str] = UrlOption, home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
     """Transfer AMOUNT to TO.
@@ -51,7 +54,7 @@ def transfer(to: str = typer.Argument(..., help="Recipient address (bcai...)."),
 
 
 @app.command("bond")
-def bond(amount: int = typer.Argument(..., min=1, help="Stake to bond."), key: str = KeyOption,
+def bond(amount: int = typer.Argument(..., min=1, max=MAX_AMOUNT, help="Stake to bond."), key: str = KeyOption,
          fee: Optional[int] = FeeOption, wait: bool = WaitOption, url: Optional[str] = UrlOption,
          home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
     """Bond AMOUNT of the key's balance as validator stake.
@@ -64,7 +67,7 @@ def bond(amount: int = typer.Argument(..., min=1, help="Stake to bond."), key: s
 
 
 @app.command("unbond")
-def unbond(amount: int = typer.Argument(..., min=1, help="Stake to unbond."), key: str = KeyOption,
+def unbond(amount: int = typer.Argument(..., min=1, max=MAX_AMOUNT, help="Stake to unbond."), key: str = KeyOption,
            fee: Optional[int] = FeeOption, wait: bool = WaitOption, url: Optional[str] = UrlOption,
            home: Optional[Path] = HomeOption, as_json: bool = JsonOption) -> None:
     """Start unbonding AMOUNT of stake (paid back after the unbonding period).

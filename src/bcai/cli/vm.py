@@ -11,6 +11,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from bcai.cli.files import write_file, write_npy
 from bcai.cli.output import console, emit_json, fail
 from bcai.errors import BcaiError, ConfigError, InvalidModel
 
@@ -79,7 +80,7 @@ def compile_cmd(
     try:
         program = _compile(onnx_file, bml_file, torch_factory, example_shape)
         data = encode_program(program)
-        output.write_bytes(data)
+        write_file(output, data)
     except BcaiError as e:
         fail(e, as_json)
     except OSError as e:
@@ -138,7 +139,7 @@ def run_cmd(
             out.mkdir(parents=True, exist_ok=True)
             for name, tensor in outputs.items():
                 path = out / f"{name.replace('/', '_')}.npy"
-                np.save(path, tensor.cpu().numpy(), allow_pickle=False)
+                write_npy(path, tensor.cpu().numpy())
                 written[name] = str(path)
     except BcaiError as e:
         fail(e, as_json)

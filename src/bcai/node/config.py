@@ -134,6 +134,9 @@ class NodeConfig:
     capabilities: Capabilities = field(default_factory=Capabilities)
 
     def __post_init__(self) -> None:
+        if not 0 < len(self.name) <= 64 or not self.name.isprintable() or self.name != self.name.strip():
+            raise ConfigError(f"name must be 1 to 64 printable characters without leading or trailing spaces, "
+                              f"got {self.name!r}")
         unknown = [r for r in self.roles if r not in ROLES]
         if unknown or not self.roles:
             raise ConfigError(f"roles must be a non-empty subset of {ROLES}, got {list(self.roles)}")

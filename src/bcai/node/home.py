@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from bcai.crypto.keystore import KeyStore
 from bcai.errors import ConfigError
 from bcai.crypto import Address
 from bcai.ledger import Genesis
-from bcai.node.chainspec import ChainSpec, save_chain_spec
+from bcai.node.chainspec import CONSENSUS_FILE, GENESIS_FILE, ChainSpec, save_chain_spec
 from bcai.node.config import ApiConfig, NodeConfig, P2PConfig, save_config
 
 DEFAULT_CHAIN_ID = "bcai-devnet"
@@ -57,17 +58,31 @@ def make_genesis(chain_id: str, validators: list[PublicKey], accounts: list[tupl
 def init_home(home: Path, name: str, roles: tuple[str, ...] = ("validator",), chain_id: str = DEFAULT_CHAIN_ID,
               spec: ChainSpec | None = None, p2p: P2PConfig = P2PConfig(), api: ApiConfig = ApiConfig(),
               key: PrivateKey | None = None) -> NodeConfig:
-    """Create a node home. Without `spec`, a one-validator chain of this node is generated."""
+    """Create a node home. Without `spec`, a one-validator chain of this node is generated.
+
+    Everything is checked before anything is written, and a failed or interrupted init
+    removes what it wrote: a second `init` would otherwise trip over the first one's key.
+    """
     home = Path(home)
     if (home / "config.toml").exists():
         raise ConfigError(f"{home} already holds a node (config.toml exists)")
-    home.mkdir(parents=True, exist_ok=True)
-    key = KeyStore(home).create("node", key)
+    key = key or PrivateKey.generate()
     if spec is None:
         genesis = make_genesis(chain_id, [key.public_key], [(key.address, NODE_BALANCE)])
         spec = ChainSpec(genesis, compute_local_params(chain_id), int(time.time() * 1000))
     config = NodeConfig(name=name, chain_id=spec.chain_id, roles=roles, p2p=p2p, api=api)
-    save_chain_spec(spec, home)
-    save_config(config, home / "config.toml")
-    (home / "logs").mkdir(exist_ok=True)
+    written = [home, home / "keys", home / "keys" / "node.json", home / GENESIS_FILE, home / CONSENSUS_FILE,
+               home / "config.toml", home / "logs"]
+    written = [path for path in written if not path.exists() and not path.is_symlink()]
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        KeyStore(home).create("node", key)
+        save_chain_spec(spec, home)
+        save_config(config, home / "config.toml")
+        (home / "logs").mkdir(exist_ok=True)
+    except BaseException:
+        for path in reversed(written):  # files before the folders that hold them
+            with contextlib.suppress(OSError):
+                path.rmdir() if path.is_dir() else path.unlink()
+        raise
     return config

@@ -24,7 +24,7 @@ import httpx
 
 from bcai.crypto import CODEC_DAG_CBOR, CODEC_RAW, Address, Cid, PrivateKey, PublicKey, sha256
 from bcai.crypto.objects import DEFAULT_CHUNK_SIZE, Manifest, compute_chunks
-from bcai.errors import BcaiError, ClientError, InvalidCid, InvalidManifest, NodeUnreachable, TxDropped, TxTimeout
+from bcai.errors import BcaiError, ClientError, ConfigError, InvalidCid, InvalidManifest, NodeUnreachable, TxDropped, TxTimeout
 from bcai.ledger.types import Amount, Bps, JobId
 from bcai.ledger import (
     Attest, Bond, Capabilities, PostJob, RecordCheckpoint, RegisterEvaluator, RegisterWorker, SubmitResult, Transfer, TxBody, Unbond,
@@ -47,6 +47,16 @@ T = TypeVar("T")
 
 def _bad_reply(what: str) -> ClientError:
     return ClientError("bad_reply", f"the node's answer is not what the API promises: {what}", 0)
+
+
+@contextlib.contextmanager
+def node_answer() -> Iterator[None]:
+    """Reading fields out of a node's answer (a job view, an account): a missing or mistyped
+    one is the node's `bad_reply`, not a KeyError or TypeError of the caller."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise _bad_reply(f"{type(exc).__name__}: {exc}") from None
 
 
 def _field(body: Any, key: str, kind: type[T]) -> T:
@@ -85,9 +95,21 @@ class TxOutcome:
         return self.error is None
 
 
+def check_node_url(url: str) -> str:
+    """`url` without a trailing slash; `ConfigError` unless it is http(s)://HOST[:PORT][/PATH]."""
+    try:
+        parsed = httpx.URL(url)
+        port_ok = parsed.port is None or 0 < parsed.port < 65536
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"bad node URL {url!r}: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host or not port_ok:
+        raise ConfigError(f"bad node URL {url!r}: expected http://HOST:PORT, e.g. http://127.0.0.1:26657")
+    return url.rstrip("/")
+
+
 class Client:
     def __init__(self, url: str, key: PrivateKey | None = None, timeout_s: float = 10.0) -> None:
-        self.url = url.rstrip("/")
+        self.url = check_node_url(url)
         self.key = key
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
         self._chain_id: str | None = None
