@@ -311,6 +311,42 @@ def test_keystore_files_are_private(tmp_path):
         store.load("alice")
 
 
+def test_a_key_write_that_fails_halfway_leaves_no_key_file(tmp_path, monkeypatch):
+    """A Ctrl-C or a full disk while a key is written used to leave a truncated NAME.json
+    that every later `create` of the name refused; now the name appears whole or not at all."""
+    import bcai.crypto.keystore as keystore_module
+
+    store = KeyStore(tmp_path)
+    real_fsync = os.fsync
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keystore_module.os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        store.create("alice")
+    monkeypatch.setattr(keystore_module.os, "fsync", real_fsync)
+    assert list((tmp_path / "keys").iterdir()) == []  # no key, no temp file
+    key = store.create("alice")
+    assert store.load("alice").seed == key.seed
+    assert store.names() == ["alice"]
+
+
+def test_keystore_never_replaces_a_key_even_when_it_appears_mid_create(tmp_path, monkeypatch):
+    import bcai.crypto.keystore as keystore_module
+
+    store = KeyStore(tmp_path)
+    first = store.create("bob")
+    path = tmp_path / "keys" / "bob.json"
+    original = path.read_bytes()
+    monkeypatch.setattr(keystore_module.Path, "exists", lambda self: False)  # the race: checked before it existed
+    with pytest.raises(KeyStoreError, match="already exists"):
+        store.create("bob")
+    monkeypatch.undo()
+    assert path.read_bytes() == original and store.load("bob").seed == first.seed
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["bob.json"]
+
+
 def test_invalid_keystore_corrupt_file(tmp_path):
     store = KeyStore(tmp_path)
     store.create("k")

@@ -1,7 +1,8 @@
 """Named ed25519 keys on disk, one JSON file each under `<home>/keys/`.
 
 Files are created with mode 0600 inside a 0700 directory (never through a umask race:
-the file is opened with O_EXCL and the mode at creation). A key file that others can
+the file is opened with O_EXCL and the mode at creation), written whole to a temp file
+and then linked to their name, so a key file is complete or absent. A key file that others can
 read is refused, as ssh refuses a private key with open permissions.
 """
 
@@ -18,6 +19,15 @@ from bcai.encoding.documents import load_json, read_utf8
 from bcai.errors import InvalidKey, KeyStoreError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a new name in `directory` durable (the file's own fsync does not cover it)."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class KeyStore:
@@ -41,15 +51,25 @@ class KeyStore:
             "public_key": key.public_key.hex(),
             "seed": key.seed.hex(),
         }
+        if path.exists():
+            raise KeyStoreError(f"key {name!r} already exists at {path}")
+        # Written whole to a temp file, then linked to its name (link never replaces an
+        # existing file): a Ctrl-C or a full disk mid-write leaves no truncated key under
+        # the name, which would refuse every later `create` of it.
+        tmp = self.directory / f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f, indent=2)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, path)
         except FileExistsError:
             raise KeyStoreError(f"key {name!r} already exists at {path}") from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_directory(self.directory)
         return key
 
     def load(self, name: str) -> PrivateKey:
